@@ -1,0 +1,73 @@
+"""torch.distributed helpers: who am I, which samples are mine, and gathering per-sample results.
+
+Everything works without torch.distributed (a world of one). Under ``torchrun`` hardmine reads the rank and world
+size from the initialised default process group.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+__all__ = ["all_gather_concat", "get_rank", "get_world_size", "is_distributed", "is_main_process", "shard_bounds"]
+
+
+def is_distributed() -> bool:
+    """True when torch.distributed is available, initialised, and has more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def get_world_size() -> int:
+    """Number of processes in the default group (1 without torch.distributed)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def get_rank() -> int:
+    """This process's rank in the default group (0 without torch.distributed)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main_process() -> bool:
+    """True on rank 0, and always without torch.distributed."""
+    return get_rank() == 0
+
+
+def shard_bounds(num_samples: int, num_replicas: int, rank: int) -> tuple[int, int]:
+    """The contiguous ``[start, stop)`` share of ``range(num_samples)`` that ``rank`` scores, with no padding.
+
+    Shares differ in length by at most one sample, so every sample is scored exactly once (unlike
+    ``DistributedSampler``, which pads with repeated samples).
+
+    Example:
+        >>> [shard_bounds(10, 3, r) for r in range(3)]
+        [(0, 4), (4, 7), (7, 10)]
+    """
+    if num_replicas < 1 or not 0 <= rank < num_replicas:
+        raise ValueError(f"Expected 0 <= rank < num_replicas, but got rank={rank}, num_replicas={num_replicas}.")
+    base, extra = divmod(num_samples, num_replicas)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def all_gather_concat(tensor: Tensor) -> Tensor:
+    """Concatenate every rank's ``tensor`` along dim 0, in rank order; ranks may hold different lengths.
+
+    Without torch.distributed this returns ``tensor`` itself. With the gloo backend tensors are gathered on the CPU;
+    with NCCL on the current CUDA device.
+    """
+    if not is_distributed():
+        return tensor
+    world = dist.get_world_size()
+    comm_device = torch.device("cpu") if dist.get_backend() == "gloo" else tensor.device
+    local = tensor.to(comm_device)
+    size = torch.tensor([local.shape[0]], device=comm_device, dtype=torch.int64)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    lengths = [int(s.item()) for s in sizes]
+    longest = max(lengths)
+    padded = local.new_zeros((longest, *local.shape[1:]))
+    padded[: local.shape[0]] = local
+    out = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(out, padded)
+    return torch.cat([o[:n] for o, n in zip(out, lengths)]).to(tensor.device)
