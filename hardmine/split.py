@@ -1,0 +1,212 @@
+"""Positive/negative by ground truth, easy/hard by a threshold on a score.
+
+Polarity depends only on the ground-truth label; difficulty depends on the model's score and changes as it trains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from hardmine.table import categorical, harder_when
+
+__all__ = ["positive_classes", "split"]
+
+ThresholdArg = float | Literal["per_class"] | None
+_DEFAULT_THRESHOLDS: dict[str, float] = {"label_prob": 0.5, "confidence": 0.5, "margin": 0.0}
+
+
+def split(
+    scores: pd.DataFrame,
+    threshold: ThresholdArg = None,
+    *,
+    by: str = "label_prob",
+    hard_fraction: float | None = None,
+    positive: int | Iterable[int] | None = None,
+    hard_when: Literal["lower", "higher"] | None = None,
+) -> pd.DataFrame:
+    """Add ``polarity``, ``difficulty`` and ``group`` columns to a score table.
+
+    - ``polarity``: ``"positive"`` when the ground-truth ``label`` is one of the ``positive`` classes, else
+      ``"negative"`` (one-vs-rest for multi-class tasks). It never depends on the model.
+    - ``difficulty``: ``"hard"`` or ``"easy"`` by the score column ``by``. For ``label_prob``, ``confidence``,
+      ``margin`` (and ``aum``, ``correctness`` and columns hardmine does not know) lower is harder: a sample is hard
+      when its score is **below** the threshold. For ``loss`` and ``entropy`` (and ``variability``, ``forgetting``)
+      higher is harder: hard when the score is **above** it. A score equal to the threshold is easy. ``hard_when``
+      overrides the direction.
+    - ``group``: ``hard_positive``, ``easy_positive``, ``hard_negative`` or ``easy_negative``.
+
+    Exactly one way of setting the threshold applies:
+
+    - ``threshold=<float>``: a fixed value inside the score's range (``[0, 1]`` for probabilities, ``[-1, 1]`` for
+      margin, ``[0, inf)`` for loss, ``[0, log C]`` for entropy). Defaults to 0.5 for ``label_prob`` and
+      ``confidence`` and 0 for ``margin`` (a wrong prediction) when neither option is given.
+    - ``hard_fraction=q``: the hardest ``round(q * N)`` samples are hard (ties broken by dataset index).
+    - ``threshold="per_class"``: each class's own threshold is the mean score of the samples labelled with it, as
+      confident learning sets per-class thresholds on self-confidence.
+
+    Why ``label_prob`` and not ``confidence`` by default: ``confidence`` is the probability of the *predicted* class,
+    the classic tutorial definition, and it is high for a confidently wrong prediction. A mislabelled sample that the
+    model classifies "correctly" (as its true class) gets a high confidence and a low ``label_prob``: on digits with
+    10% flipped labels, ranking by ``label_prob`` finds the flipped samples with AUROC about 0.98 while max-softmax
+    confidence is at chance. Pass ``by="confidence"`` for the classic definition.
+
+    Args:
+        scores: a table from :func:`hardmine.score` (or any table with ``label`` and the ``by`` column).
+        threshold: a float, ``"per_class"``, or ``None`` for the default of ``by``.
+        by: the score column that decides difficulty.
+        hard_fraction: the fraction of samples to call hard, in ``[0, 1]``.
+        positive: the class (or classes) of interest. Defaults to 1 for binary tasks (labels in ``{0, 1}``);
+            required for multi-class tasks.
+        hard_when: ``"lower"`` or ``"higher"``: which direction of ``by`` is hard, when the default is not right.
+
+    Returns:
+        A copy of ``scores`` with categorical ``polarity``, ``difficulty`` and ``group`` columns; the settings used
+        are in ``table.attrs["hardmine"]`` (``by``, ``threshold``, ``hard_when``, ``positive``, ...).
+
+    Raises:
+        ValueError: for a missing column, NaN scores (naming the rows), a threshold outside the score's range, a
+            ``hard_fraction`` outside ``[0, 1]``, both or an invalid threshold option, or a multi-class table without
+            ``positive``.
+        TypeError: when ``scores`` is not a DataFrame.
+
+    Example:
+        >>> scores = pd.DataFrame({"index": [0, 1, 2, 3], "label": [1, 1, 0, 0],
+        ...                        "label_prob": [0.9, 0.4, 0.8, 0.6]})
+        >>> split(scores, threshold=0.7)["group"].tolist()
+        ['easy_positive', 'hard_positive', 'easy_negative', 'hard_negative']
+        >>> split(scores, hard_fraction=0.25)["difficulty"].tolist()
+        ['easy', 'hard', 'easy', 'easy']
+    """
+    if not isinstance(scores, pd.DataFrame):
+        raise TypeError(f"Expected argument `scores` to be a pandas DataFrame (from hm.score), but got "
+                        f"{type(scores).__name__}.")
+    for col in ("label", by):
+        if col not in scores.columns:
+            raise ValueError(f"Expected a `{col}` column in `scores`, but the columns are {list(scores.columns)}.")
+    if hard_when is None:
+        direction = harder_when(by)
+    elif hard_when in ("lower", "higher"):
+        direction = hard_when
+    else:
+        raise ValueError(f"Expected argument `hard_when` to be 'lower' or 'higher', but got {hard_when!r}.")
+    values = scores[by].to_numpy(dtype=np.float64)
+    nan = np.isnan(values)
+    if nan.any():
+        rows = np.flatnonzero(nan)[:10].tolist()
+        raise ValueError(f"Column `{by}` has {int(nan.sum())} NaN value(s), in rows {rows}: score them again or drop "
+                         "them explicitly before hm.split.")
+    labels = scores["label"].to_numpy()
+    classes = positive_classes(scores, positive)
+    settings: dict[str, Any] = {"by": by, "hard_when": direction, "positive": classes}
+
+    if hard_fraction is not None:
+        if threshold is not None:
+            raise ValueError("Expected only one of `threshold` and `hard_fraction`, but got both "
+                             f"(threshold={threshold!r}, hard_fraction={hard_fraction!r}).")
+        hard = _hardest(values, hard_fraction, direction)
+        settings["hard_fraction"] = float(hard_fraction)
+        settings["threshold"] = None
+    elif isinstance(threshold, str):
+        if threshold != "per_class":
+            raise ValueError(f"Expected argument `threshold` to be a float or 'per_class', but got {threshold!r}.")
+        per_class = {int(c): float(values[labels == c].mean()) for c in np.unique(labels)}
+        cut = np.vectorize(per_class.__getitem__, otypes=[np.float64])(labels) if len(labels) else values
+        hard = values < cut if direction == "lower" else values > cut
+        settings["threshold"] = "per_class"
+        settings["per_class_thresholds"] = per_class
+    else:
+        if threshold is None:
+            if by not in _DEFAULT_THRESHOLDS:
+                raise ValueError(f"Column `{by}` has no default threshold: pass `threshold=` or `hard_fraction=`.")
+            threshold = _DEFAULT_THRESHOLDS[by]
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+            raise TypeError(f"Expected argument `threshold` to be a float or 'per_class', but got "
+                            f"{type(threshold).__name__}.")
+        t = float(threshold)
+        _check_range(t, by, scores)
+        hard = values < t if direction == "lower" else values > t
+        settings["threshold"] = t
+
+    is_pos = np.isin(labels, classes)
+    table = scores.copy()
+    table["polarity"] = categorical(np.where(is_pos, 0, 1).astype(np.int8), "polarity")
+    table["difficulty"] = categorical(np.where(hard, 0, 1).astype(np.int8), "difficulty")
+    # GROUPS order: hard_positive, easy_positive, hard_negative, easy_negative.
+    codes = np.where(is_pos, 0, 2) + np.where(hard, 0, 1)
+    table["group"] = categorical(codes.astype(np.int8), "group")
+    table.attrs["hardmine"] = {**scores.attrs.get("hardmine", {}), **settings}
+    return table
+
+
+def positive_classes(table: pd.DataFrame, positive: int | Iterable[int] | None = None) -> list[int]:
+    """The positive class list: ``positive`` itself, else the table's split settings, else 1 for binary labels.
+
+    Example:
+        >>> positive_classes(pd.DataFrame({"label": [0, 1, 1]}))
+        [1]
+        >>> positive_classes(pd.DataFrame({"label": [0, 5]}), [5, 3])
+        [3, 5]
+    """
+    if positive is None:
+        settings = table.attrs.get("hardmine", {})
+        if settings.get("positive") is not None:
+            return list(settings["positive"])
+        if "polarity" in table.columns:
+            labels = table.loc[table["polarity"] == "positive", "label"]
+            if len(labels):
+                return sorted(int(c) for c in pd.unique(labels))
+        labels = table["label"].to_numpy()
+        num_classes = settings.get("num_classes")
+        if (num_classes is None or num_classes <= 2) and np.isin(labels, (0, 1)).all():
+            return [1]
+        found = sorted(int(c) for c in pd.unique(labels))
+        raise ValueError(
+            f"This is a multi-class table (labels {found[:10]}{' ...' if len(found) > 10 else ''}): name the class "
+            "or classes of interest with `positive=` (one-vs-rest), e.g. positive=3 or positive=[3, 5]."
+        )
+    items = [positive] if isinstance(positive, (int, np.integer)) else list(positive)
+    if not items:
+        raise ValueError("Expected argument `positive` to name at least one class, but got an empty list.")
+    for c in items:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+            raise TypeError(f"Expected argument `positive` to be a class index or a list of them, but got {c!r}.")
+    return sorted({int(c) for c in items})
+
+
+def _hardest(values: np.ndarray, fraction: float, direction: str) -> np.ndarray:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 <= fraction <= 1:
+        raise ValueError(f"Expected argument `hard_fraction` to be a float in the [0, 1] range, but got {fraction!r}.")
+    k = int(round(fraction * len(values)))
+    order = np.argsort(values if direction == "lower" else -values, kind="stable")
+    hard = np.zeros(len(values), dtype=bool)
+    hard[order[:k]] = True
+    return hard
+
+
+def _check_range(t: float, by: str, scores: pd.DataFrame) -> None:
+    if not math.isfinite(t):
+        raise ValueError(f"Expected argument `threshold` to be a finite number, but got {t}.")
+    num_classes = scores.attrs.get("hardmine", {}).get("num_classes")
+    ranges: dict[str, tuple[float, float]] = {
+        "label_prob": (0.0, 1.0),
+        "confidence": (0.0, 1.0),
+        "correctness": (0.0, 1.0),
+        "margin": (-1.0, 1.0),
+        "loss": (0.0, math.inf),
+        "entropy": (0.0, math.log(num_classes) if num_classes else math.inf),
+        "variability": (0.0, math.inf),
+        "forgetting": (0.0, math.inf),
+    }
+    if by.startswith("prob_"):
+        ranges[by] = (0.0, 1.0)
+    if by in ranges:
+        lo, hi = ranges[by]
+        if not lo <= t <= hi:
+            raise ValueError(
+                f"Expected argument `threshold` to be in the range of `{by}`, [{lo}, {hi}], but got {t}."
+            )

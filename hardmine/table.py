@@ -1,0 +1,116 @@
+"""The per-sample table: column names, dtypes and categories, shared by scoring, split, metrics and io.
+
+hardmine's user-facing unit is a pandas DataFrame with one row per sample, in dataset index order. This module is
+the one place that says what its columns are, so that every part builds, checks and restores them the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from hardmine.measures import HARDER_WHEN, MEASURES
+
+__all__ = [
+    "DIFFICULTIES",
+    "FLOAT_COLUMNS",
+    "GROUPS",
+    "INT_COLUMNS",
+    "POLARITIES",
+    "SCORE_COLUMNS",
+    "SPLIT_COLUMNS",
+    "build_table",
+    "harder_when",
+    "prob_columns",
+    "restore_dtypes",
+]
+
+#: Columns of every table that :func:`hardmine.score` returns, in order.
+SCORE_COLUMNS: tuple[str, ...] = ("index", "id", "label", "pred", *MEASURES)
+#: Columns that :func:`hardmine.split` adds.
+SPLIT_COLUMNS: tuple[str, ...] = ("polarity", "difficulty", "group")
+POLARITIES: tuple[str, ...] = ("positive", "negative")
+DIFFICULTIES: tuple[str, ...] = ("hard", "easy")
+GROUPS: tuple[str, ...] = ("hard_positive", "easy_positive", "hard_negative", "easy_negative")
+
+#: Integer columns hardmine writes (int64).
+INT_COLUMNS: tuple[str, ...] = ("index", "label", "pred", "suggested_label", "forgetting", "epochs")
+#: Float columns hardmine writes as float32 (the score measures and class probabilities).
+FLOAT_COLUMNS: tuple[str, ...] = MEASURES
+
+_CATEGORIES: dict[str, tuple[str, ...]] = {"polarity": POLARITIES, "difficulty": DIFFICULTIES, "group": GROUPS}
+
+#: Direction of hardness for score columns beyond the measures (training dynamics and label-issue scores).
+_EXTRA_HARDER_WHEN: dict[str, Literal["lower", "higher"]] = {
+    "aum": "lower",
+    "correctness": "lower",
+    "variability": "higher",
+    "forgetting": "higher",
+}
+
+
+def harder_when(column: str) -> Literal["lower", "higher"]:
+    """Which direction of ``column`` means harder: ``"lower"`` for probabilities and margins, ``"higher"`` for loss.
+
+    Columns hardmine does not know (your own scores) are read as probability-like: lower is harder.
+
+    Example:
+        >>> harder_when("label_prob"), harder_when("loss"), harder_when("my_score")
+        ('lower', 'higher', 'lower')
+    """
+    if column in HARDER_WHEN:
+        return HARDER_WHEN[column]
+    return _EXTRA_HARDER_WHEN.get(column, "lower")
+
+
+def prob_columns(table: pd.DataFrame) -> list[str]:
+    """The ``prob_<class>`` columns of ``table`` (from ``hm.score(..., keep_probs=True)``), ordered by class."""
+    cols = [c for c in table.columns if isinstance(c, str) and c.startswith("prob_") and c[5:].isdigit()]
+    return sorted(cols, key=lambda c: int(c[5:]))
+
+
+def build_table(columns: Mapping[str, np.ndarray], ids: Sequence[Any] | np.ndarray | None) -> pd.DataFrame:
+    """Build the score table from per-sample numpy arrays (dataset order), once, at the edge.
+
+    Args:
+        columns: ``index`` (int64), ``label``, ``pred`` (int64), the measures (float32) and optional ``probs``
+            (float32, ``(N, C)``).
+        ids: per-sample ids (length ``N``) or ``None`` for the index as a string.
+
+    Returns:
+        A DataFrame with :data:`SCORE_COLUMNS` (and ``prob_0 .. prob_{C-1}``), a ``RangeIndex``.
+    """
+    index = columns["index"]
+    id_col = index.astype(str).astype(object) if ids is None else np.asarray([str(i) for i in ids], dtype=object)
+    data: dict[str, Any] = {"index": index.astype(np.int64), "id": id_col}
+    data["label"] = columns["label"].astype(np.int64)
+    data["pred"] = columns["pred"].astype(np.int64)
+    for name in MEASURES:
+        data[name] = columns[name].astype(np.float32, copy=False)
+    probs = columns.get("probs")
+    if probs is not None:
+        for c in range(probs.shape[1]):
+            data[f"prob_{c}"] = probs[:, c].astype(np.float32, copy=False)
+    return pd.DataFrame(data, copy=False)
+
+
+def restore_dtypes(table: pd.DataFrame) -> pd.DataFrame:
+    """Give hardmine's known columns their dtypes (after a CSV round trip, say); other columns are left alone."""
+    for col in table.columns:
+        if col == "id":
+            table[col] = table[col].astype(str).astype(object)
+        elif col in INT_COLUMNS:
+            table[col] = table[col].astype(np.int64)
+        elif col in FLOAT_COLUMNS or col in prob_columns(table):
+            table[col] = table[col].astype(np.float32)
+        elif col in _CATEGORIES:
+            table[col] = pd.Categorical(table[col], categories=list(_CATEGORIES[col]))
+    return table
+
+
+def categorical(values: np.ndarray, column: str) -> pd.Categorical:
+    """A categorical with hardmine's fixed category order for ``column`` (polarity, difficulty or group)."""
+    return pd.Categorical.from_codes(values, categories=list(_CATEGORIES[column]))
