@@ -150,7 +150,10 @@ def read_csv(path: PathLike) -> pd.DataFrame:
     if not p.is_file():
         raise FileNotFoundError(f"No such file: {str(p)!r}.")
     try:
-        table = pd.read_csv(p, dtype={"id": str}, keep_default_na=False, na_values=[""])
+        header = pd.read_csv(p, nrows=0).columns
+        # Empty cells are missing values, except in `id`, where an empty string is a valid id.
+        na_values = {c: [""] for c in header if c != "id"}
+        table = pd.read_csv(p, dtype={"id": str}, keep_default_na=False, na_values=na_values)
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"{str(p)!r} is empty, not a hardmine table.") from err
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
@@ -162,7 +165,8 @@ def _check_table(table: pd.DataFrame, where: str) -> pd.DataFrame:
     cols = list(table.columns)
     if "index" not in cols:
         raise ValueError(f"{where} is not a hardmine table: it has no `index` column (its columns are {cols[:20]}).")
-    if any(c in cols for c in SCORE_COLUMNS[2:]) and "label_prob" in cols:
+    # A score table: it has label_prob, or pred next to one of the measures (a dynamics summary has no pred).
+    if "label_prob" in cols or ("pred" in cols and any(c in cols for c in SCORE_COLUMNS[4:])):
         missing = [c for c in SCORE_COLUMNS if c not in cols]
         if missing:
             raise ValueError(f"{where} is not a complete hardmine score table: columns {missing} are missing.")
@@ -175,7 +179,7 @@ def _check_table(table: pd.DataFrame, where: str) -> pd.DataFrame:
             values = table[col].astype(str)
             bad = ~values.isin(allowed)
             if bad.any():
-                rows = list(bad.to_numpy().nonzero()[0][:5])
+                rows = bad.to_numpy().nonzero()[0][:5].tolist()  # plain ints, not np.int64(3) in the message
                 raise ValueError(f"{where}: column `{col}` has values {values[bad].unique()[:5].tolist()} (rows "
                                  f"{rows}) outside {list(allowed)}.")
     for col in ("index", "label", "pred"):

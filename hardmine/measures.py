@@ -264,22 +264,27 @@ def loss_score(logits: Tensor, labels: Tensor) -> Tensor:
         tensor([0.6931])
     """
     z, y = _prepare(logits, labels)
-    _check_labels(y, z.shape[1])
+    _check_labels(y, z.shape[1], labels)
     return F.cross_entropy(z, y, reduction="none")
 
 
-def _check_labels(labels: Tensor, num_classes: int) -> None:
+def _check_labels(labels: Tensor, num_classes: int, original: Tensor | None = None) -> None:
     # The functional API validates eagerly (one sync per call); hm.score defers the check to the end of the pass.
     bad = (labels < 0) | (labels >= num_classes)
+    shown = labels
+    if original is not None and original.is_floating_point():
+        # Float labels must hold whole numbers: 2.7 would otherwise be read as class 2 without a word.
+        shown = original.reshape(-1).to(labels.device)
+        bad |= shown != labels.to(shown.dtype)
     if bool(bad.any()):
         idx = bad.nonzero()[:, 0][:10].tolist()
         raise ValueError(
             f"Expected `labels` to be class indices in [0, {num_classes}), but samples {idx} have labels "
-            f"{labels[idx].tolist()}."
+            f"{shown[idx].tolist()}."
         )
 
 
 def _checked(logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
     z, y = _prepare(logits, labels)
-    _check_labels(y, z.shape[1])
+    _check_labels(y, z.shape[1], labels)
     return compute_measures(z, y)

@@ -244,6 +244,8 @@ class Summary:
 
     def _settings_line(self) -> str:
         s = self.settings
+        if "by" not in s:  # a table read back from CSV keeps its columns but not how it was split
+            return f"split settings not recorded (a CSV keeps no settings); positive class(es) = {s.get('positive')}"
         parts = [f"hard = {s.get('by', '?')} {'below' if s.get('hard_when', 'lower') == 'lower' else 'above'} "]
         if s.get("hard_fraction") is not None:
             parts[0] = f"hard = the {s['hard_fraction']:.0%} with the {'lowest' if s.get('hard_when') == 'lower' else 'highest'} {s.get('by')}"

@@ -84,8 +84,15 @@ def build_table(columns: Mapping[str, np.ndarray], ids: Sequence[Any] | np.ndarr
         A DataFrame with :data:`SCORE_COLUMNS` (and ``prob_0 .. prob_{C-1}``), a ``RangeIndex``.
     """
     index = columns["index"]
-    id_col = index.astype(str).astype(object) if ids is None else np.asarray([str(i) for i in ids], dtype=object)
-    data: dict[str, Any] = {"index": index.astype(np.int64), "id": id_col}
+    if ids is None:
+        # str objects made straight from Python ints: about 1.5-2x faster than numpy's astype(str).astype(object),
+        # which goes through a fixed-width unicode copy (80 bytes a row), at 10**7 rows.
+        id_col = np.fromiter(map(str, index.tolist()), dtype=object, count=len(index))
+    else:
+        id_col = np.asarray([str(i) for i in ids], dtype=object)
+    # An explicit object Series: pandas >= 3 would infer its `str` dtype from a bare array, and the table would not
+    # compare equal to itself after a CSV round trip (restore_dtypes gives object, as dynamics and labels do).
+    data: dict[str, Any] = {"index": index.astype(np.int64), "id": pd.Series(id_col, dtype=object, copy=False)}
     data["label"] = columns["label"].astype(np.int64)
     data["pred"] = columns["pred"].astype(np.int64)
     for name in MEASURES:

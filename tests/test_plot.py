@@ -1,0 +1,304 @@
+"""hardmine.plot: each function returns a figure whose artists carry exactly the table's numbers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from matplotlib.figure import Figure
+from numpy.testing import assert_allclose, assert_array_equal
+
+import hardmine.plot as hp
+from hardmine.dynamics import Dynamics, dynamics_regions
+from hardmine.metrics import confusion, threshold_sweep
+from hardmine.split import split
+from hardmine.table import GROUPS
+
+matplotlib.use("Agg")
+
+
+def _scores(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    """A binary score table like hm.score's: labels 0/1, label_prob, predictions consistent with it."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, n)
+    label_prob = rng.uniform(0.02, 0.98, n).astype(np.float32)
+    pred = np.where(label_prob >= 0.5, label, 1 - label)
+    conf = np.maximum(label_prob, 1 - label_prob)
+    return pd.DataFrame({
+        "index": np.arange(n, dtype=np.int64), "id": [str(i) for i in range(n)], "label": label.astype(np.int64),
+        "pred": pred.astype(np.int64), "confidence": conf.astype(np.float32), "label_prob": label_prob,
+        "margin": (2 * label_prob - 1).astype(np.float32), "entropy": np.zeros(n, np.float32),
+        "loss": (-np.log(label_prob)).astype(np.float32),
+    })
+
+
+@pytest.fixture
+def table() -> pd.DataFrame:
+    return split(_scores(), threshold=0.6)
+
+
+# ---------------------------------------------------------------- confidence_histogram
+def test_histogram_bars_per_group_equal_counts(table):
+    fig = hp.confidence_histogram(table, bins=10)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    edges = np.linspace(0.0, 1.0, 11)
+    drawn = [g for g in GROUPS if (table["group"] == g).any()]
+    assert len(ax.containers) == len(drawn) == 4
+    for group, bars in zip(drawn, ax.containers, strict=True):
+        assert len(bars) == 10
+        expected, _ = np.histogram(table.loc[table["group"] == group, "label_prob"], bins=edges)
+        assert_array_equal([b.get_height() for b in bars], expected)
+        assert bars.patches[0].get_label() == f"{group} ({(table['group'] == group).sum()})"
+        assert matplotlib.colors.to_hex(bars[0].get_facecolor()) == hp.GROUP_COLORS[group]
+    (line,) = ax.lines
+    assert_array_equal(line.get_xdata(), [0.6, 0.6])
+    assert ax.get_yscale() == "log"
+
+
+def test_histogram_unsplit_table_one_histogram_and_explicit_threshold():
+    scores = _scores(40)
+    fig = hp.confidence_histogram(scores, by="loss", bins=5, threshold=1.0, log=False)
+    ax = fig.axes[0]
+    (bars,) = ax.containers
+    expected, _ = np.histogram(scores["loss"], bins=5, range=(scores["loss"].min(), scores["loss"].max()))
+    assert_array_equal([b.get_height() for b in bars], expected)
+    assert_array_equal(ax.lines[0].get_xdata(), [1.0, 1.0])
+    assert "above" in ax.get_xlabel()  # loss: hard when above the threshold
+    assert ax.get_yscale() == "linear"
+
+
+def test_histogram_no_threshold_line_for_hard_fraction():
+    fig = hp.confidence_histogram(split(_scores(), hard_fraction=0.2))
+    assert len(fig.axes[0].lines) == 0
+
+
+@settings(deadline=None, max_examples=15)
+@given(st.lists(st.floats(0.0, 1.0, width=32), min_size=1, max_size=40), st.floats(0.05, 0.95), st.integers(1, 12))
+def test_histogram_counts_every_sample_once(probs, threshold, bins):
+    n = len(probs)
+    t = split(pd.DataFrame({"index": range(n), "label": [i % 2 for i in range(n)], "label_prob": probs}),
+              threshold=threshold)
+    ax = hp.confidence_histogram(t, bins=bins, log=False).axes[0]
+    present = [g for g in GROUPS if (t["group"] == g).any()]
+    assert len(ax.containers) == len(present)
+    for group, bars in zip(present, ax.containers, strict=True):
+        assert sum(b.get_height() for b in bars) == (t["group"] == group).sum()
+
+
+def test_histogram_errors(table):
+    with pytest.raises(ValueError, match="`bins`"):
+        hp.confidence_histogram(table, bins=0)
+    with pytest.raises(ValueError, match="columns"):
+        hp.confidence_histogram(table, by="nope")
+    with pytest.raises(TypeError, match="DataFrame"):
+        hp.confidence_histogram([0.1, 0.2])
+
+
+def test_draws_on_given_ax(table):
+    fig = Figure()
+    ax = fig.add_subplot(1, 2, 2)
+    assert hp.confidence_histogram(table, ax=ax) is fig
+    assert fig.axes == [ax] and len(ax.containers) == 4
+    assert hp.pr_curve(table, ax=fig.add_subplot(1, 2, 1)) is fig
+    sub = Figure().subfigures(1, 2)[0]
+    assert hp.data_map(pd.DataFrame({"confidence": [0.5], "variability": [0.1], "correctness": [1.0]}),
+                       ax=sub.add_subplot()) is sub.figure
+    with pytest.raises(TypeError, match="`ax`"):
+        hp.confusion(table, ax="left")
+
+
+# ---------------------------------------------------------------- pr_curve
+@pytest.mark.parametrize("kind", ["threshold", "pr"])
+def test_pr_curve_best_point_is_the_sweeps_best_row(table, kind):
+    sweep = threshold_sweep(table)
+    best = sweep[sweep["best"]].iloc[0]
+    ax = hp.pr_curve(table, kind=kind).axes[0]
+    (point,) = [ln for ln in ax.lines if ln.get_label() == "best F1"]
+    expected = (best["threshold"], best["f1"]) if kind == "threshold" else (best["recall"], best["precision"])
+    assert_allclose(point.get_xydata(), [expected])
+    curves = {ln.get_label(): ln for ln in ax.lines}
+    if kind == "threshold":
+        for name, col in (("precision", "precision"), ("recall", "recall"), ("F1", "f1")):
+            assert_allclose(curves[name].get_xdata(), sweep["threshold"])
+            assert_allclose(curves[name].get_ydata(), sweep[col])
+    else:
+        called = sweep[sweep["tp"] + sweep["fp"] > 0]
+        assert len(called) < len(sweep)  # the highest thresholds call nothing positive: no precision to draw
+        assert_allclose(curves["precision-recall"].get_xydata(), called[["recall", "precision"]].to_numpy())
+    assert f"{best['f1']:.3f}" in ax.texts[0].get_text()
+
+
+def test_pr_curve_accepts_a_sweep_and_multiclass_probs():
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(3), 50).astype(np.float32)
+    scores = pd.DataFrame({"label": rng.integers(0, 3, 50), "pred": probs.argmax(1)})
+    for c in range(3):
+        scores[f"prob_{c}"] = probs[:, c]
+    sweep = threshold_sweep(scores, positive=2, thresholds=11)
+    best = sweep[sweep["best"]].iloc[0]
+    for source in (sweep, scores):
+        ax = hp.pr_curve(source, positive=2, thresholds=11).axes[0]
+        (point,) = [ln for ln in ax.lines if ln.get_label() == "best F1"]
+        assert_allclose(point.get_xydata(), [[best["threshold"], best["f1"]]])
+        assert "[2]" in ax.get_title()
+
+
+def test_pr_curve_errors(table):
+    with pytest.raises(ValueError, match="`kind`"):
+        hp.pr_curve(table, kind="roc")
+    with pytest.raises(ValueError, match="multi-class"):
+        hp.pr_curve(pd.DataFrame({"label": [0, 3], "label_prob": [0.5, 0.5]}))
+
+
+# ---------------------------------------------------------------- confusion
+@pytest.mark.parametrize("by_class", [False, True], ids=["positive", "by_class"])
+def test_confusion_heat_map_matches_counts(by_class):
+    rng = np.random.default_rng(2)
+    t = pd.DataFrame({"label": rng.integers(0, 4, 80), "pred": rng.integers(0, 4, 80)})
+    mat = confusion(t, positive=3, by_class=by_class)
+    ax = hp.confusion(t, positive=3, by_class=by_class).axes[0]
+    (image,) = ax.images
+    assert_array_equal(image.get_array(), mat.to_numpy())
+    texts = {(round(x.get_position()[1]), round(x.get_position()[0])): x.get_text() for x in ax.texts}
+    assert texts == {(i, j): str(v) for (i, j), v in np.ndenumerate(mat.to_numpy())}
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(c) for c in mat.columns]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [str(c) for c in mat.index]
+    assert ax.get_xlabel() == "predicted" and ax.get_ylabel() == "ground truth"
+
+
+def test_confusion_error():
+    with pytest.raises(ValueError, match="pred"):
+        hp.confusion(pd.DataFrame({"label": [0, 1]}))
+
+
+# ---------------------------------------------------------------- gallery
+def _hardest(table: pd.DataFrame, group: str, n: int) -> pd.DataFrame:
+    rows = table[table["group"] == group]
+    return rows.sort_values(["label_prob", "index"], kind="stable").head(n)
+
+
+def test_gallery_hardest_first_with_label_pred_score(table):
+    images = torch.rand(len(table), 1, 6, 5, generator=torch.Generator().manual_seed(0))
+    dataset = [(images[i], int(table["label"].iloc[i])) for i in range(len(table))]
+    n_hard_neg = int((table["group"] == "hard_negative").sum())
+    n = min(5, n_hard_neg)
+    fig = hp.gallery(table, dataset, group="hard_negative", n=n, ncols=3)
+    expected = _hardest(table, "hard_negative", n)
+    assert len(fig.axes) == n
+    for ax, row in zip(fig.axes, expected.itertuples(), strict=True):
+        title = ax.get_title()
+        assert title == f"#{row.index} label {row.label} pred {row.pred}\nlabel_prob {row.label_prob:.2f}"
+        assert_allclose(ax.images[0].get_array(), images[row.index, 0].numpy())
+    assert "hard_negative" in fig._suptitle.get_text()
+
+
+def test_gallery_fewer_rows_than_n_and_class_names(table):
+    dataset = [(torch.zeros(3, 4, 4), 0)] * len(table)
+    k = int((table["group"] == "hard_positive").sum())
+    fig = hp.gallery(table, dataset, n=k + 10, classes=["cat", "dog"])
+    assert len(fig.axes) == k
+    assert all("label dog" in ax.get_title() for ax in fig.axes)  # hard positives are class 1
+    assert fig.axes[0].images[0].get_array().shape == (4, 4, 3)
+
+
+def test_gallery_pil_numpy_and_normalised_images():
+    from PIL import Image
+
+    t = split(pd.DataFrame({"index": [0, 1, 2], "label": [1, 1, 1], "pred": [0, 0, 0],
+                            "label_prob": [0.00012, 0.2, 0.3]}), threshold=0.5)
+    pixels = np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5
+    normalised = torch.linspace(-2.0, 2.0, 16).reshape(1, 4, 4).to(torch.bfloat16)
+    dataset = [Image.fromarray(pixels).convert("P"), {"image": pixels[..., 0]}, (normalised, 1)]
+    fig = hp.gallery(t, dataset, n=3)
+    assert fig.axes[0].get_title().endswith("label_prob 0.00012")  # not "0.00"
+    arrays = [ax.images[0].get_array() for ax in fig.axes]
+    assert_allclose(arrays[0], np.asarray(Image.fromarray(pixels).convert("P").convert("RGB")) / 255.0)
+    assert_allclose(arrays[1], pixels[..., 0] / 255.0)
+    assert_allclose(arrays[2], ((normalised[0].float() + 2) / 4).numpy(), atol=1e-6)
+
+
+def test_gallery_opens_id_paths(tmp_path):
+    from PIL import Image
+
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"img_{i}.png"
+        Image.fromarray(np.full((5, 5), 40 * i, dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    t = split(pd.DataFrame({"index": [0, 1, 2], "id": paths, "label": [0, 0, 0], "pred": [1, 1, 1],
+                            "loss": [0.5, 2.0, 1.0]}), threshold=0.1, by="loss", positive=1)
+    fig = hp.gallery(t, group="hard", n=2)
+    assert [ax.get_title().split()[0] for ax in fig.axes] == ["#1", "#2"]  # loss: highest first
+    assert_allclose(fig.axes[0].images[0].get_array(), np.full((5, 5), 40 / 255.0))
+    with pytest.raises(ValueError, match="`id`"):
+        hp.gallery(t.drop(columns="id"), group="hard")
+
+
+def test_gallery_empty_group_and_errors(table):
+    t = split(_scores(), threshold=0.0)  # nothing is hard
+    fig = hp.gallery(t, [None] * len(t), group="hard")
+    assert len(fig.axes) == 1 and "no samples" in fig.axes[0].texts[0].get_text()
+    with pytest.raises(ValueError, match="`n`"):
+        hp.gallery(table, [], n=0)
+    with pytest.raises(ValueError, match="`only`"):
+        hp.gallery(table, [], group="very_hard")
+    with pytest.raises(ValueError, match="shape"):
+        hp.gallery(table, [(torch.zeros(2, 2, 2, 2), 0)] * len(table), group="hard")
+
+
+# ---------------------------------------------------------------- data_map
+def test_data_map_offsets_and_colours():
+    t = pd.DataFrame({"index": [0, 1, 2, 3], "confidence": [0.9, 0.4, np.nan, 0.1],
+                      "variability": [0.05, 0.3, np.nan, 0.02], "correctness": [1.0, 0.5, np.nan, 0.0],
+                      "aum": [2.0, 0.1, np.nan, -1.0], "forgetting": [0, 2, 0, 0]})
+    fig = hp.data_map(t)
+    ax = fig.axes[0]
+    (dots,) = ax.collections
+    seen = t.dropna()
+    assert_allclose(dots.get_offsets(), seen[["variability", "confidence"]].to_numpy())
+    assert_allclose(dots.get_array(), seen["correctness"].to_numpy())
+    assert dots.get_clim() == (0.0, 1.0)
+    assert len(ax.lines) == 0
+    assert len(fig.axes) == 2  # the colour bar
+
+
+def test_data_map_from_dynamics_with_region_lines():
+    dyn = Dynamics(num_samples=4)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        dyn.update(torch.arange(4), torch.randn(4, 3, generator=g), torch.tensor([0, 1, 2, 0]))
+        dyn.end_epoch()
+    summary = dyn.summary()
+    ax = hp.data_map(dynamics_regions(summary, confidence_threshold=0.4, variability_threshold=0.1)).axes[0]
+    assert_allclose(ax.collections[0].get_offsets(), summary[["variability", "confidence"]].to_numpy())
+    xs = sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_xdata()[0] == ln.get_xdata()[1])
+    ys = sorted(ln.get_ydata()[0] for ln in ax.lines if ln.get_ydata()[0] == ln.get_ydata()[1])
+    assert xs == [0.1] and ys == [0.4]
+
+
+def test_data_map_error():
+    with pytest.raises(ValueError, match="correctness"):
+        hp.data_map(pd.DataFrame({"confidence": [0.5], "variability": [0.1]}))
+
+
+# ---------------------------------------------------------------- the optional extra
+@pytest.mark.slow  # a fresh interpreter imports torch: several seconds on 2 busy cores
+def test_core_never_imports_matplotlib():
+    code = ("import sys, hardmine, hardmine.plot, hardmine.miner, hardmine.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_missing_matplotlib_names_the_extra(table, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"pip install 'hardmine\[plot\]'"):
+        hp.confidence_histogram(table)
