@@ -17,7 +17,13 @@ from hardmine.table import categorical, harder_when
 __all__ = ["positive_classes", "split"]
 
 ThresholdArg = float | Literal["per_class"] | None
-_DEFAULT_THRESHOLDS: dict[str, float] = {"label_prob": 0.5, "confidence": 0.5, "margin": 0.0}
+_DEFAULT_THRESHOLDS: dict[str, float] = {
+    "label_prob": 0.5,
+    "confidence": 0.5,
+    "margin": 0.0,
+    "mean_label_prob": 0.5,  # training dynamics (hm.Dynamics)
+    "aum": 0.0,  # area under the margin: negative means the label lost to another class on average
+}
 
 
 def split(
@@ -196,6 +202,7 @@ def _check_range(t: float, by: str, scores: pd.DataFrame) -> None:
         "label_prob": (0.0, 1.0),
         "confidence": (0.0, 1.0),
         "correctness": (0.0, 1.0),
+        "mean_label_prob": (0.0, 1.0),
         "margin": (-1.0, 1.0),
         "loss": (0.0, math.inf),
         "entropy": (0.0, math.log(num_classes) if num_classes else math.inf),

@@ -37,7 +37,9 @@ DIFFICULTIES: tuple[str, ...] = ("hard", "easy")
 GROUPS: tuple[str, ...] = ("hard_positive", "easy_positive", "hard_negative", "easy_negative")
 
 #: Integer columns hardmine writes (int64).
-INT_COLUMNS: tuple[str, ...] = ("index", "label", "pred", "suggested_label", "forgetting", "epochs")
+INT_COLUMNS: tuple[str, ...] = (
+    "index", "label", "pred", "suggested_label", "runner_up", "fold", "forgetting", "epochs"
+)
 #: Float columns hardmine writes as float32 (the score measures and class probabilities).
 FLOAT_COLUMNS: tuple[str, ...] = MEASURES
 
@@ -46,6 +48,7 @@ _CATEGORIES: dict[str, tuple[str, ...]] = {"polarity": POLARITIES, "difficulty":
 #: Direction of hardness for score columns beyond the measures (training dynamics and label-issue scores).
 _EXTRA_HARDER_WHEN: dict[str, Literal["lower", "higher"]] = {
     "aum": "lower",
+    "mean_label_prob": "lower",
     "correctness": "lower",
     "variability": "higher",
     "forgetting": "higher",

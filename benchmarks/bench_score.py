@@ -1,0 +1,246 @@
+"""How close is ``hm.score`` to a bare forward pass, and how far ahead of the per-sample tutorial loop?
+
+For the same model and the same loader in one run, three timings:
+
+- ``bare``: ``with torch.inference_mode(): for x, y in loader: model(x)`` over a sequential loader with the same
+  dataset, batch size, workers and pinning as the one ``hm.score`` rebuilds (``hm.score`` always scores in dataset
+  order, so the floor must iterate in order too). Inputs are moved to the device the same way (``non_blocking`` when
+  the loader pins), and under ``--amp`` / ``--channels-last`` the bare loop uses the same autocast and memory format.
+- ``hm.score``: ``hardmine.scoring.score(model, loader, progress=False)``: the forward pass plus the per-sample
+  measures (confidence, label probability, margin, entropy, loss), the index/id bookkeeping and the pandas table.
+- ``per-sample``: the tutorial loop, one sample at a time: ``model(x.unsqueeze(0))``, softmax, ``.item()`` for the
+  confidence and the label probability. It is timed on the first ``--per-sample-n`` samples (it is slow) and reported
+  as samples per second.
+
+Each timing is the median of ``--repeats`` runs, interleaved (bare, score, bare, score, ...) so that noise from other
+jobs hits both alike; one warm-up pass of each (not timed) comes first. The model is in eval mode throughout. Besides
+wall-clock throughput the table gives the same ratios in process CPU time (``time.process_time``), which other jobs on
+a shared machine disturb far less; on a CPU with ``--threads 1`` and ``--workers 0`` all the work is in this process,
+so the CPU-time ratio is the honest one there. On a GPU read the wall-clock ratios.
+
+Cases: ``resnet18`` (torchvision ``resnet18(weights=None, num_classes=10)`` on random 3x32x32 images: the forward
+pass dominates, as it does for real image models) and ``mlp`` (a 64-256-256-10 MLP on random features: a tiny
+model where any per-batch overhead of the scoring loop shows).
+
+Run ``python benchmarks/bench_score.py`` (CPU), ``python benchmarks/bench_score.py --device cuda`` on a GPU, or
+``--quick`` for a smoke run of a few seconds. Results go to ``benchmarks/results/bench_score.{json,md}`` (or
+``--out DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from hardmine.scoring import score
+
+CASES = ("resnet18", "mlp")
+
+
+def make_case(name: str, n: int, *, seed: int = 0) -> tuple[nn.Module, TensorDataset]:
+    """A model (eval mode) and a dataset of ``n`` random samples with labels in ``[0, 10)``."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    if name == "resnet18":
+        from torchvision.models import resnet18
+
+        model: nn.Module = resnet18(weights=None, num_classes=10)
+        x = torch.randn(n, 3, 32, 32, generator=g)
+    elif name == "mlp":
+        model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+        x = torch.randn(n, 64, generator=g)
+    else:
+        raise ValueError(f"Expected argument `case` to be one of {CASES}, but got {name!r}.")
+    y = torch.randint(0, 10, (n,), generator=g)
+    return model.eval(), TensorDataset(x, y)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(amp: str | None, device: torch.device) -> Any:
+    if amp is None:
+        return torch.autocast(device_type=device.type, enabled=False)
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def bare_loop(model: nn.Module, loader: DataLoader, device: torch.device, *, amp: str | None,
+              channels_last: bool) -> tuple[float, float]:
+    """The floor: a plain inference loop over the loader, nothing kept. Returns (wall, CPU) seconds."""
+    non_blocking = bool(loader.pin_memory) and device.type == "cuda"
+    _sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with torch.inference_mode(), _autocast(amp, device):
+        for x, _y in loader:
+            x = x.to(device, non_blocking=non_blocking)
+            if channels_last and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            model(x)
+    _sync(device)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def score_pass(model: nn.Module, loader: DataLoader, device: torch.device, *, amp: str | None,
+               channels_last: bool) -> tuple[float, float]:
+    """``hm.score`` over the loader, table included. Returns (wall, CPU) seconds."""
+    _sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    table = score(model, loader, device=device, amp=amp or False, progress=False, channels_last=channels_last)
+    _sync(device)
+    elapsed = time.perf_counter() - t0, time.process_time() - c0
+    if len(table) != len(loader.dataset):  # type: ignore[arg-type]
+        raise RuntimeError(f"hm.score returned {len(table)} rows for {len(loader.dataset)} samples.")  # type: ignore[arg-type]
+    return elapsed
+
+
+def per_sample_loop(model: nn.Module, dataset: TensorDataset, count: int, device: torch.device) -> tuple[float, float]:
+    """The tutorial loop: one sample at a time, softmax, ``.item()``. Returns (wall, CPU) seconds for ``count``."""
+    confidences: list[float] = []
+    label_probs: list[float] = []
+    _sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with torch.no_grad():
+        for i in range(count):
+            x, y = dataset[i]
+            out = model(x.unsqueeze(0).to(device))
+            probs = torch.softmax(out, dim=1)
+            confidences.append(probs.max().item())
+            label_probs.append(probs[0, int(y)].item())
+    _sync(device)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def run_case(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """All three timings for one case; returns a result row."""
+    n = args.n if args.n is not None else (args.quick_n if args.quick else {"resnet18": 4000, "mlp": 100_000}[name])
+    model, dataset = make_case(name, n)
+    model.to(device)
+    if args.channels_last and name == "resnet18":
+        model.to(memory_format=torch.channels_last)
+    pin = device.type == "cuda"
+    # The user's training loader (shuffled) goes to hm.score; the bare loop gets the sequential loader that hm.score
+    # rebuilds from it: same dataset, batch size, workers, pinning.
+    train_loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
+                              pin_memory=pin)
+    seq_loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
+                            pin_memory=pin)
+    amp = args.amp
+    opts = {"amp": amp, "channels_last": args.channels_last}
+    # Warm-up (not timed): one pass of each, so allocator, kernels and caches are hot for both.
+    bare_loop(model, seq_loader, device, **opts)
+    score_pass(model, train_loader, device, **opts)
+    bare_times: list[tuple[float, float]] = []
+    score_times: list[tuple[float, float]] = []
+    for _ in range(args.repeats):
+        bare_times.append(bare_loop(model, seq_loader, device, **opts))
+        score_times.append(score_pass(model, train_loader, device, **opts))
+    ps_count = min(n, args.per_sample_n)
+    per_sample_loop(model, dataset, min(ps_count, 10), device)  # warm-up
+    ps_times = [per_sample_loop(model, dataset, ps_count, device) for _ in range(max(1, min(args.repeats, 3)))]
+    def med(times: list[tuple[float, float]], which: int) -> float:
+        return statistics.median(t[which] for t in times)
+
+    bare_t, score_t, ps_t = med(bare_times, 0), med(score_times, 0), med(ps_times, 0)
+    bare_rate, score_rate, ps_rate = n / bare_t, n / score_t, ps_count / ps_t
+    bare_cpu, score_cpu, ps_cpu = med(bare_times, 1), med(score_times, 1), med(ps_times, 1)
+    return {
+        "case": name,
+        "n": n,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "amp": amp or "off",
+        "bare_s": bare_t,
+        "score_s": score_t,
+        "bare_per_s": bare_rate,
+        "score_per_s": score_rate,
+        "per_sample_per_s": ps_rate,
+        "per_sample_n": ps_count,
+        "score_vs_bare": score_rate / bare_rate,
+        "score_vs_per_sample": score_rate / ps_rate,
+        "bare_cpu_s": bare_cpu,
+        "score_cpu_s": score_cpu,
+        "per_sample_cpu_s": ps_cpu,
+        "score_vs_bare_cpu": bare_cpu / score_cpu,
+        "score_vs_per_sample_cpu": (ps_cpu / ps_count) / (score_cpu / n),
+        "bare_times": bare_times,
+        "score_times": score_times,
+    }
+
+
+def machine(device: torch.device) -> str:
+    """A one-line description of where the numbers came from."""
+    cpu = f"{torch.get_num_threads()} torch threads, {platform.machine()} {platform.processor() or ''}".strip()
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, host {cpu}"
+    return f"CPU ({cpu}), torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def markdown(rows: list[dict[str, Any]], where: str) -> str:
+    """The result table as Markdown."""
+    lines = [
+        f"Machine: {where}",
+        "",
+        "| case | N | batch | amp | bare loop (samples/s) | hm.score (samples/s) | per-sample loop (samples/s) "
+        "| hm.score / bare | hm.score / per-sample | CPU-time ratios: hm.score / bare, / per-sample |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['n']} | {r['batch_size']} | {r['amp']} | {r['bare_per_s']:,.0f} "
+            f"| {r['score_per_s']:,.0f} | {r['per_sample_per_s']:,.0f} | {r['score_vs_bare']:.3f} "
+            f"| {r['score_vs_per_sample']:.1f}x | {r['score_vs_bare_cpu']:.3f}, {r['score_vs_per_sample_cpu']:.1f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--case", choices=(*CASES, "all"), default="all")
+    parser.add_argument("--n", type=int, default=None, help="samples (default: 4000 for resnet18, 100000 for mlp)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--per-sample-n", type=int, default=500, help="samples timed in the per-sample loop")
+    parser.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="autocast for both loops")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last inputs and model (resnet18)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (a few seconds)")
+    parser.add_argument("--quick-n", type=int, default=32, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats = 1
+        args.per_sample_n = min(args.per_sample_n, 4)
+        args.batch_size = min(args.batch_size, 16)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda asked for, but torch.cuda.is_available() is False")
+    cases = CASES if args.case == "all" else (args.case,)
+    rows = [run_case(name, args, device) for name in cases]
+    where = machine(device)
+    table = markdown(rows, where)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = f"_{device.type}" + ("_quick" if args.quick else "")
+    (args.out / f"bench_score{suffix}.json").write_text(json.dumps({"machine": where, "rows": rows}, indent=2))
+    (args.out / f"bench_score{suffix}.md").write_text(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

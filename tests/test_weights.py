@@ -1,0 +1,253 @@
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reference_sampling import reference_hardness, reference_score_weights
+
+from hardmine.weights import HardSetCollapseWarning, hardness, weights
+
+
+def score_table(n: int = 40, *, seed: int = 0, num_classes: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    label_prob = rng.uniform(0.01, 0.99, n).astype(np.float32)
+    return pd.DataFrame({
+        "index": np.arange(n, dtype=np.int64),
+        "id": [str(i) for i in range(n)],
+        "label": np.arange(n, dtype=np.int64) % num_classes,
+        "label_prob": label_prob,
+        "confidence": np.maximum(label_prob, 1 - label_prob).astype(np.float32),
+        "margin": (2 * label_prob - 1).astype(np.float32),
+        "entropy": rng.uniform(0.0, 1.3, n).astype(np.float32),
+        "loss": (-np.log(label_prob)).astype(np.float32),
+    })
+
+
+def split_table(n: int = 40, seed: int = 0) -> pd.DataFrame:
+    t = score_table(n, seed=seed)
+    hard = t["label_prob"].to_numpy() < 0.5
+    positive = t["label"].to_numpy() == 1
+    t["polarity"] = np.where(positive, "positive", "negative")
+    t["difficulty"] = np.where(hard, "hard", "easy")
+    t["group"] = [f"{d}_{p}" for d, p in zip(t["difficulty"], t["polarity"], strict=True)]
+    return t
+
+
+# ------------------------------------------------------------------------------------------------ split tables
+def test_group_weights_hard_and_easy():
+    t = split_table()
+    got = weights(t, hard=4.0, easy=1.0)
+    expected = torch.tensor([1.0 if d == "hard" else 0.25 for d in t["difficulty"]])
+    torch.testing.assert_close(got, expected)
+    assert got.dtype == torch.float32
+
+
+def test_group_weights_default_hard_is_four():
+    t = split_table()
+    torch.testing.assert_close(weights(t), weights(t, hard=4.0, easy=1.0))
+
+
+@pytest.mark.parametrize(
+    ("hard", "easy"),
+    [
+        ({"positive": 8.0, "negative": 2.0}, 1.0),
+        ({"hard_positive": 8.0, "hard_negative": 2.0}, {"easy_positive": 1.0, "easy_negative": 0.5}),
+    ],
+    ids=str,
+)
+def test_group_weights_by_polarity_or_group(hard, easy):
+    t = split_table()
+
+    def lookup(values, difficulty, polarity):
+        if not isinstance(values, dict):
+            return values
+        return values.get(polarity, values.get(f"{difficulty}_{polarity}"))
+
+    raw = [lookup(hard if d == "hard" else easy, d, p) for d, p in zip(t["difficulty"], t["polarity"], strict=True)]
+    expected = torch.tensor([max(r / max(raw), 0.05) for r in raw])
+    torch.testing.assert_close(weights(t, hard=hard, easy=easy), expected)
+
+
+def test_zero_easy_weight_is_floored():
+    t = split_table()
+    got = weights(t, hard=1.0, easy=0.0, floor=0.1)
+    assert float(got.min()) == pytest.approx(0.1)
+    assert float(weights(t, hard=1.0, easy=0.0, floor=0.0).min()) == 0.0
+
+
+# ------------------------------------------------------------------------------------------------ score weights
+@pytest.mark.parametrize("by", ["label_prob", "confidence", "margin", "loss", "entropy"])
+@pytest.mark.parametrize(("mode", "gamma"), [("power", 1.0), ("power", 2.0), ("softmax", 1.0), ("rank", 1.0),
+                                             ("rank", 3.0)], ids=str)
+def test_score_weights_match_the_formula(by, mode, gamma):
+    t = score_table()
+    h = [reference_hardness(by, float(v)) for v in t[by].to_numpy(dtype=np.float64)]
+    expected = reference_score_weights(h, mode=mode, gamma=gamma, temperature=0.3, floor=0.05)
+    got = weights(t, by=by, mode=mode, gamma=gamma, temperature=0.3, dtype=torch.float64)
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64))
+
+
+def test_rank_mode_ties_share_their_weight():
+    got = weights(torch.tensor([0.5, 0.1, 0.5, 0.9]), mode="rank", dtype=torch.float64)
+    torch.testing.assert_close(got, torch.tensor([2.5 / 4, 1 / 4, 2.5 / 4, 1.0], dtype=torch.float64))
+
+
+@settings(deadline=None, max_examples=25)
+@given(st.lists(st.integers(0, 1000), min_size=2, max_size=30))
+def test_rank_mode_is_scale_free(values):
+    loss = torch.tensor(values, dtype=torch.float64)
+    a = weights(loss, mode="rank")
+    b = weights(loss**2 * 7.0 + 3.0, mode="rank")
+    torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_tensor_hardness_keeps_device_and_gives_dtype(dtype):
+    h = torch.tensor([0.0, 0.5, 1.0])
+    got = weights(h, dtype=dtype, floor=0.1)
+    assert got.dtype == dtype and got.device == h.device
+    torch.testing.assert_close(got, torch.tensor([0.1, 0.5, 1.0], dtype=dtype))
+
+
+def test_numpy_and_list_hardness():
+    torch.testing.assert_close(weights(np.array([1.0, 3.0])), weights([1.0, 3.0]))
+
+
+# ------------------------------------------------------------------------------------------------ floor, cap, EMA
+@settings(deadline=None, max_examples=25)
+@given(st.lists(st.floats(0.0, 10.0), min_size=1, max_size=30).filter(lambda v: max(v) > 1e-6),
+       st.floats(0.0, 1.0), st.one_of(st.none(), st.floats(1.0, 1000.0)))
+def test_floor_and_max_ratio_bound_the_weights(values, floor, max_ratio):
+    w = weights(torch.tensor(values, dtype=torch.float64), floor=floor, max_ratio=max_ratio, dtype=torch.float64)
+    lo = max(floor, 1.0 / max_ratio if max_ratio else 0.0)
+    assert float(w.max()) == pytest.approx(1.0)
+    assert float(w.min()) >= lo - 1e-12
+    if lo > 0:
+        assert float(w.max() / w.min()) <= 1.0 / lo + 1e-9
+
+
+def test_default_floor_means_no_sample_starves():
+    w = weights(score_table(), by="label_prob", gamma=4.0)
+    assert float(w.min()) == pytest.approx(0.05)
+
+
+def test_momentum_smooths_with_previous():
+    new_h = torch.tensor([0.0, 1.0, 0.5])
+    previous = torch.tensor([2.0, 1.0, 2.0])  # normalised to [1, 0.5, 1]
+    got = weights(new_h, previous=previous, momentum=0.25, floor=0.0, dtype=torch.float64)
+    mixed = [0.25 * p + 0.75 * n for p, n in zip([1.0, 0.5, 1.0], [0.0, 1.0, 0.5], strict=True)]
+    torch.testing.assert_close(got, torch.tensor([m / max(mixed) for m in mixed], dtype=torch.float64))
+    torch.testing.assert_close(weights(new_h, previous=previous, momentum=1.0, floor=0.0, dtype=torch.float64),
+                               torch.tensor([1.0, 0.5, 1.0], dtype=torch.float64))
+
+
+# ------------------------------------------------------------------------------------------------ ordering
+def test_rows_are_put_in_dataset_index_order():
+    t = split_table()
+    shuffled = t.sample(frac=1.0, random_state=3)
+    torch.testing.assert_close(weights(shuffled), weights(t))
+    torch.testing.assert_close(weights(shuffled, by="loss"), weights(t, by="loss"))
+
+
+def test_filtered_table_raises():
+    t = split_table()
+    with pytest.raises(ValueError, match="permutation of 0..9"):
+        weights(t.iloc[:10].assign(index=np.arange(5, 15)), by="loss")
+
+
+# ------------------------------------------------------------------------------------------------ collapse warning
+def test_collapse_warning_when_hard_set_is_one_minor_class():
+    n = 100
+    labels = np.arange(n) % 5  # each class 20 %
+    difficulty = np.where((labels == 3) & (np.arange(n) < 90), "hard", "easy")
+    difficulty[:2] = "hard"  # two hard samples elsewhere
+    t = pd.DataFrame({"index": np.arange(n), "label": labels, "difficulty": difficulty})
+    with pytest.warns(HardSetCollapseWarning, match=r"class\(es\) \[3\]"):
+        weights(t)
+
+
+def test_collapse_warning_from_tensor_hardness_and_labels():
+    labels = torch.arange(200) % 10
+    h = (labels == 7).double()  # the heaviest 10 % are all class 7
+    with pytest.warns(HardSetCollapseWarning, match=r"\[7\]"):
+        weights(h, labels=labels)
+
+
+def test_no_collapse_warning_for_a_spread_hard_set():
+    t = split_table(200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        weights(t)
+        weights(t, by="loss")
+        weights(torch.rand(50), labels=torch.arange(50) % 5)
+
+
+def test_no_collapse_warning_when_the_class_is_the_majority():
+    labels = np.array([0] * 80 + [1] * 20)
+    t = pd.DataFrame({"label": labels, "difficulty": ["hard"] * 60 + ["easy"] * 40})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        weights(t)
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_hardness_directions():
+    t = pd.DataFrame({"aum": [1.0, -2.0], "my_score": [0.2, 0.9]})
+    torch.testing.assert_close(hardness(t, "my_score"), torch.tensor([0.8, 0.1], dtype=torch.float64))
+    torch.testing.assert_close(hardness(t, "my_score", hard_when="higher"), torch.tensor([0.2, 0.9],
+                                                                                         dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda t: weights(t.assign(loss=np.nan), by="loss"), ValueError, "finite"),
+        (lambda t: weights(t, by="nope"), ValueError, "`by` to name a column"),
+        (lambda t: weights(t, by="id"), ValueError, "hold numbers"),
+        (lambda t: weights(t.drop(columns="difficulty")), ValueError, "neither"),
+        (lambda t: weights(t, by="loss", hard=3.0), ValueError, "`hard` only"),
+        (lambda t: weights(t, mode="square", by="loss"), ValueError, "`mode` to be one of"),
+        (lambda t: weights(t, by="loss", gamma=0.0), ValueError, "`gamma`"),
+        (lambda t: weights(t, by="loss", mode="softmax", temperature=-1.0), ValueError, "`temperature`"),
+        (lambda t: weights(t, floor=1.5), ValueError, "`floor`"),
+        (lambda t: weights(t, max_ratio=0.5), ValueError, "`max_ratio`"),
+        (lambda t: weights(t, momentum=2.0), ValueError, "`momentum`"),
+        (lambda t: weights(t, dtype=torch.int64), TypeError, "`dtype`"),
+        (lambda t: weights(t, hard=-1.0), ValueError, "`hard`"),
+        (lambda t: weights(t, hard=0.0, easy=0.0), ValueError, "all weights are zero"),
+        (lambda t: weights(t, hard={"sideways": 1.0}), ValueError, "keys of `hard`"),
+        (lambda t: weights(t, hard={"positive": 1.0}), ValueError, "cover every polarity"),
+        (lambda t: weights(t.drop(columns="polarity"), hard={"positive": 1.0}), ValueError, "`polarity` column"),
+        (lambda t: weights(t.assign(difficulty="medium")), ValueError, "'hard' or 'easy'"),
+        (lambda t: weights(t.assign(aum=np.linspace(-1, 3, len(t))), by="aum"), ValueError, "mode='rank'"),
+        (lambda t: weights(t, by="loss", previous=torch.ones(3)), ValueError, "`previous`"),
+        (lambda t: weights(t, by="loss", previous=-torch.ones(len(t))), ValueError, "non-negative"),
+        (lambda t: weights(t.iloc[:0]), ValueError, "empty"),
+        (lambda t: weights(torch.zeros(5)), ValueError, "all weights are zero"),
+        (lambda t: weights(torch.tensor([0.5, -0.1])), ValueError, r"rows \[1\]"),
+        (lambda t: weights(torch.tensor([0.5, float("nan")])), ValueError, "finite"),
+        (lambda t: weights(torch.ones(2, 2)), ValueError, r"shape \(N,\)"),
+        (lambda t: weights(torch.ones(3), by="loss"), ValueError, "DataFrame"),
+        (lambda t: weights(torch.ones(3), labels=torch.ones(4, dtype=torch.long)), ValueError, "`labels`"),
+        (lambda t: weights({"a": 1}), TypeError, "`source`"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call(split_table())
+
+
+def test_weights_feed_the_sampler():
+    from hardmine.sampling import HardSampler
+
+    t = split_table(100)
+    s = HardSampler(weights(t, hard=4.0, easy=1.0), 300, seed=0)
+    counts = torch.bincount(s.indices(0), minlength=100)
+    hard = torch.tensor((t["difficulty"] == "hard").to_numpy())
+    assert bool((counts >= 1).all())
+    assert float(counts[hard].double().mean()) > 2 * float(counts[~hard].double().mean())
+    assert int(counts.sum()) == 300
