@@ -6,8 +6,8 @@ at the end of its pass; binary labels, float32 measures). Steps:
 
 - ``build``: the score table from the arrays (``index``, ``id``, ``label``, ``pred``, five float32 measures); also
   reports the table's own size in bytes per row (``DataFrame.memory_usage(deep=True)``).
-- ``split``: :func:`hardmine.split.split` at ``threshold=0.5`` (adds polarity, difficulty, group).
-- ``weights``: :func:`hardmine.weights.weights` of the split table (torch, float32).
+- ``split``: :func:`hardmine.split` at ``threshold=0.5`` (adds polarity, difficulty, group).
+- ``weights``: :func:`hardmine.weights` of the split table (torch, float32).
 - ``sampler``: one epoch of :class:`hardmine.sampling.HardSampler` with replacement, ``N`` draws, as a tensor.
 - ``csv``: :func:`hardmine.io.to_csv` of the split table (streams 100,000 rows at a time).
 - ``parquet``: :func:`hardmine.io.to_parquet` of the split table (needs pyarrow).
@@ -74,8 +74,8 @@ def child(n: int, step: str, out: Path) -> None:
 
     from hardmine.io import to_csv, to_parquet
     from hardmine.sampling import HardSampler
-    from hardmine.split import split
-    from hardmine.weights import weights
+    from hardmine.splitting import split
+    from hardmine.weighting import weights
 
     result: dict[str, Any] = {"n": n, "step": step}
     t0 = time.perf_counter()

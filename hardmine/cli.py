@@ -26,6 +26,313 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _warn(message: str) -> None:
+    print(f"hardmine: warning: {message}", file=sys.stderr)
+
+
+def _check_writable(path: str, what: str) -> None:
+    import os
+
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise ValueError(f"{what} {path!r} is a folder; name a file in it, e.g. {os.path.join(path, 'hard.csv')!r}.")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Cannot write {what} {path!r}: the folder {folder!r} does not exist.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"Cannot write {what} {path!r}: no permission to write in {folder!r}.")
+
+
+def _resolve_positive(values: list[str] | None, classes: list[str]) -> list[int] | None:
+    """Class names (folder names) or indices, repeated or comma-separated, as sorted class indices."""
+    if not values:
+        return None
+    out: set[int] = set()
+    for item in (v.strip() for value in values for v in value.split(",")):
+        if item in classes:
+            out.add(classes.index(item))
+        elif item.lstrip("-").isdigit() and 0 <= int(item) < len(classes):
+            out.add(int(item))
+        else:
+            raise _UsageError(f"--positive {item!r} is neither a class folder name nor a class index in "
+                              f"[0, {len(classes)}); the classes are {classes[:20]}")
+    return sorted(out)
+
+
+_THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
+    "label_prob": (0.0, 1.0), "confidence": (0.0, 1.0), "margin": (-1.0, 1.0), "entropy": (0.0, float("inf")),
+    "loss": (0.0, float("inf")),
+}
+
+
+class _UsageError(Exception):
+    """A usage mistake found after parsing (it depends on the data): exit code 2, like argparse's own."""
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise _UsageError(f"--device {name!r} is not a torch device (try cpu, cuda, cuda:1, mps)") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu).")
+    return name
+
+
+def _worker_message(err: BaseException) -> BaseException:
+    """DataLoader worker errors read 'Caught OSError in DataLoader worker process 0.'; keep the real last line."""
+    text = str(err)
+    if text.startswith("Caught "):
+        lines = [line for line in text.splitlines() if line.strip()]
+        if lines:
+            last = lines[-1]
+            name = f"{type(err).__name__}: "
+            return type(err)(last[len(name):] if last.startswith(name) else last)
+    return err
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    import os
+
+    from torch.utils.data import DataLoader
+
+    from hardmine.images import (
+        CheckedImageFolder,
+        build_model,
+        check_images,
+        classification_architectures,
+        eval_transform,
+        load_weights,
+        scan_image_folder,
+    )
+    from hardmine.io import to_csv
+    from hardmine.metrics import summary
+    from hardmine.report import write_skipped
+    from hardmine.scoring import score
+    from hardmine.splitting import split
+
+    if args.arch not in classification_architectures():
+        import difflib
+
+        close = difflib.get_close_matches(args.arch, classification_architectures(), n=3)
+        raise _UsageError(f"--arch {args.arch!r} is not a torchvision classification architecture"
+                          f"{'; did you mean ' + ', '.join(close) + '?' if close else ''} (e.g. resnet18, resnet50, "
+                          "mobilenet_v3_small, efficientnet_b0, vit_b_16)")
+    if args.hard_fraction is not None and not 0.0 <= args.hard_fraction <= 1.0:
+        raise _UsageError(f"--hard-fraction must be in [0, 1], got {args.hard_fraction}")
+    lo, hi = _THRESHOLD_RANGES[args.by]
+    if args.threshold is not None and not lo <= args.threshold <= hi:
+        raise _UsageError(f"--threshold {args.threshold} is outside the range of {args.by}, [{lo}, {hi}]")
+    device = _device(args.device)
+    _check_writable(args.out, "the output")
+    ckpt_dir = None
+    if args.resume:
+        ckpt_dir = args.checkpoint_dir or f"{args.out}.ckpt"
+        parent = os.path.dirname(os.path.abspath(ckpt_dir))
+        while not os.path.isdir(parent) and os.path.dirname(parent) != parent:  # it is created on the first save
+            parent = os.path.dirname(parent)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(f"Cannot keep the checkpoint in {ckpt_dir!r}: no permission to write in "
+                                  f"{parent!r}.")
+
+    # The class folders first (fast), so that a wrong --positive or checkpoint fails before any image is decoded.
+    scan = scan_image_folder(os.path.abspath(args.data_dir), check=False)
+    classes = scan.classes
+    positive = _resolve_positive(args.positive, classes)
+    if positive is None and len(classes) > 2:
+        shown = ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else "")
+        raise _UsageError(f"{len(classes)} classes found ({shown}): name the class(es) of interest with "
+                          "--positive NAME_OR_INDEX (one-vs-rest)")
+    model = build_model(args.arch, len(classes))
+    load_weights(model, args.weights, arch=args.arch, num_classes=len(classes))
+
+    scan = check_images(scan, strict=args.strict, workers=args.workers)
+    for path, reason in scan.skipped:
+        _warn(f"skipped unreadable image {path!r} ({reason})")
+    if scan.ignored:
+        _warn(f"ignored {len(scan.ignored)} file(s) that are hidden or have no image extension, e.g. "
+              f"{scan.ignored[0]!r}")
+    for name in scan.empty_classes:
+        _warn(f"class folder {name!r} holds no image; it still counts as a class")
+    transform = eval_transform(args.image_size, resize_size=args.resize_size, mean=args.mean, std=args.std)
+    dataset = CheckedImageFolder(scan, transform)
+    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers,
+                        pin_memory=device.startswith("cuda"))
+    amp: bool | str = False if args.amp is None else (True if args.amp == "auto" else args.amp)
+    if ckpt_dir is not None:
+        from hardmine.checkpoint import saved_position
+
+        done = saved_position(ckpt_dir)
+        if done:
+            print(f"hardmine: resuming: the checkpoint in {ckpt_dir} holds {done} of {len(dataset)} images",
+                  file=sys.stderr)
+    try:
+        scores = score(model, loader, device=device, amp=amp, progress=not args.no_progress,
+                       keep_probs=args.keep_probs, checkpoint_dir=ckpt_dir, checkpoint_every=args.checkpoint_every)
+    except (OSError, RuntimeError) as err:
+        raise _worker_message(err) from err
+    except KeyboardInterrupt:
+        hint = "run the same command again to continue" if ckpt_dir else "add --resume to make a long run resumable"
+        print(f"hardmine: interrupted; {hint}", file=sys.stderr)
+        return 130
+    names = [str(c) for c in classes]
+    scores.insert(scores.columns.get_loc("pred") + 1, "label_name", [names[k] for k in scores["label"]])
+    scores.insert(scores.columns.get_loc("label_name") + 1, "pred_name",
+                  [names[k] if 0 <= k < len(names) else str(k) for k in scores["pred"]])
+    table = split(scores, "per_class" if args.per_class else args.threshold, by=args.by,
+                  hard_fraction=args.hard_fraction, positive=positive)
+    only = None if args.only == "all" else args.only
+    to_csv(table, args.out, only=only)
+    sidecar = write_skipped(args.out, scan.skipped)
+    print(summary(table))
+    if only is None:
+        rows = f"all {len(table)} rows"
+    else:
+        from hardmine.io import select
+
+        count = len(select(table, only))
+        rows = f"the {count} {only} rows"
+        if count == 0:
+            _warn(f"no sample is {only}: {args.out} holds only the header row")
+    shown = ", ".join(f"{i}={c}" for i, c in enumerate(names[:10])) + (" ..." if len(names) > 10 else "")
+    print(f"\nwrote {args.out} ({rows}); classes: {shown}")
+    if sidecar is not None:
+        print(f"skipped {len(scan.skipped)} unreadable image(s), listed in {sidecar}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from hardmine.report import load_report, report_text, write_html
+
+    if args.html is not None:
+        _check_writable(args.html, "the HTML report")
+    report = load_report(args.table)
+    if args.by not in report.table.columns:
+        raise ValueError(f"--by {args.by!r}: {args.table!r} has no such column (it has {list(report.table.columns)}).")
+    print(report_text(report.table, top=args.top, by=args.by, skipped=report.skipped, source=report.source))
+    if args.html is not None:
+        write_html(report, args.html, top=args.top, by=args.by)
+        print(f"\nwrote {args.html}")
+    return 0
+
+
+def _debug_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+    return parent
+
+
+def _add_score_parser(sub: argparse._SubParsersAction) -> None:
+    from hardmine.measures import MEASURES
+    from hardmine.table import GROUPS
+
+    p = sub.add_parser(
+        "score",
+        parents=[_debug_parent()],
+        help="score every image of an ImageFolder tree with your checkpoint and write the split table",
+        description="Score every image of an ImageFolder tree (DATA_DIR/<class>/<image>) with a torchvision "
+        "architecture and your own weights, split the samples into easy/hard and positive/negative, and write the "
+        "table (one row per image, with its file path in the `id` column) to --out. Unreadable images are skipped "
+        "with a warning and listed in OUT.skipped.txt (--strict refuses them).",
+        epilog="example: hardmine score data/train --arch resnet18 --weights ckpt.pt --positive cat --out hard.csv",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder tree: one sub-folder per class")
+    p.add_argument("--arch", required=True, help="torchvision classification architecture, e.g. resnet18")
+    p.add_argument("--weights", required=True, metavar="CKPT",
+                   help="your checkpoint: a state_dict, or a dict holding one under 'state_dict', 'model', "
+                   "'model_state_dict', 'net' or 'weights' (read with torch.load(weights_only=True))")
+    p.add_argument("--out", required=True, metavar="CSV", help="the table to write (its folder must exist)")
+    g = p.add_argument_group("images")
+    g.add_argument("--image-size", type=_positive_int, default=224,
+                   help="center crop fed to the model, in pixels (default: %(default)s)")
+    g.add_argument("--resize-size", type=_positive_int, default=None,
+                   help="short side before the crop (default: image size * 256/224)")
+    g.add_argument("--mean", type=float, nargs=3, default=[0.485, 0.456, 0.406], metavar=("R", "G", "B"),
+                   help="normalisation mean (default: ImageNet's, %(default)s)")
+    g.add_argument("--std", type=float, nargs=3, default=[0.229, 0.224, 0.225], metavar=("R", "G", "B"),
+                   help="normalisation standard deviation (default: ImageNet's, %(default)s)")
+    g.add_argument("--strict", action="store_true",
+                   help="fail on the first unreadable image instead of skipping it")
+    r = p.add_argument_group("running")
+    r.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch (default: %(default)s)")
+    r.add_argument("--workers", type=_non_negative_int, default=0,
+                   help="DataLoader worker processes (default: %(default)s)")
+    r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto, cuda when available)")
+    r.add_argument("--amp", nargs="?", const="auto", default=None, choices=["auto", "bf16", "fp16"],
+                   help="mixed precision; without a value: fp16 on CUDA, bf16 on CPU (default: off)")
+    r.add_argument("--keep-probs", action="store_true", help="also write every class probability (prob_<k>)")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--resume", action="store_true",
+                   help="save partial results every --checkpoint-every batches and resume from them when run "
+                   "again with the same arguments")
+    r.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="where --resume keeps its state (default: OUT.ckpt)")
+    r.add_argument("--checkpoint-every", type=_positive_int, default=50, metavar="N",
+                   help="batches between checkpoint saves (default: %(default)s)")
+    s = p.add_argument_group("split (as hm.split)")
+    s.add_argument("--positive", action="append", metavar="CLASS",
+                   help="class(es) of interest, by folder name or index; repeat or comma-separate (default for two "
+                   "classes: the second folder)")
+    s.add_argument("--by", default="label_prob", choices=list(MEASURES),
+                   help="the score that decides hard/easy (default: %(default)s)")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("--threshold", type=float, default=None,
+                     help="hard when the score is below it (above it for loss and entropy); default 0.5 for "
+                     "label_prob and confidence, 0 for margin")
+    how.add_argument("--hard-fraction", type=float, default=None, metavar="Q",
+                     help="call the hardest fraction Q of the samples hard")
+    how.add_argument("--per-class", action="store_true",
+                     help="each class's threshold is the mean score of its samples")
+    s.add_argument("--only", default="all", choices=["all", "hard", "easy", "positive", "negative", *GROUPS],
+                   metavar="ROWS", help="which rows to write: all, hard, easy, positive, negative or a group name "
+                   "(hard_positive, easy_positive, hard_negative, easy_negative) (default: %(default)s)")
+    p.set_defaults(func=_cmd_score, parser=p)
+
+
+def _add_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        parents=[_debug_parent()],
+        help="summarise a table from 'hardmine score': groups, confusion, precision/recall/F1, hardest samples",
+        description="Print counts per group, the confusion matrix, precision/recall/F1 of the positive class, a "
+        "per-class table and the hardest samples with their paths; --html also writes a self-contained page with "
+        "thumbnails of the hardest images. A file with only the hard rows gives counts of those rows only.",
+        epilog="example: hardmine report hard.csv --top 30 --html hard.html",
+    )
+    p.add_argument("table", metavar="CSV", help="a split table written by 'hardmine score' (or hm.to_csv)")
+    p.add_argument("--top", type=_non_negative_int, default=20,
+                   help="how many of the hardest samples to show (default: %(default)s)")
+    p.add_argument("--by", default="label_prob",
+                   help="the score column that ranks the hardest samples (default: %(default)s)")
+    p.add_argument("--html", default=None, metavar="HTML", help="also write an HTML page with a thumbnail gallery")
+    p.set_defaults(func=_cmd_report, parser=p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hardmine`` command."""
     from hardmine import __version__
@@ -55,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--positive", type=int, default=9, help="the positive digit (default: %(default)s)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.set_defaults(func=_cmd_demo)
+    _add_score_parser(sub)
+    _add_report_parser(sub)
     return parser
 
 
@@ -68,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return func(args)
+    except _UsageError as err:
+        getattr(args, "parser", parser).error(str(err))  # prints the usage and exits with 2
+        return 2
     except _USER_ERRORS as err:
         if args.debug:
             raise

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from hardmine.io import to_csv
 from hardmine.metrics import Summary, summary
 from hardmine.scoring import score
-from hardmine.split import split
+from hardmine.splitting import split
 
 __all__ = ["DemoResult", "digits_cnn", "load_digits_tensors", "run_demo"]
 

@@ -508,7 +508,7 @@ def add_dynamics(
 
     This is how a score table (from :func:`hardmine.score`) gets dynamics-based hardness: ``aum``, ``correctness``
     and ``mean_label_prob`` are harder when lower, ``variability`` and ``forgetting`` when higher, and
-    :func:`hardmine.split` and :func:`hardmine.weights.weights` know those directions.
+    :func:`hardmine.split` and :func:`hardmine.weights` know those directions.
 
     Args:
         scores: a table with an ``index`` column (dataset indices).

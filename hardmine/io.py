@@ -23,6 +23,8 @@ __all__ = ["read_csv", "read_parquet", "select", "to_csv", "to_parquet"]
 
 PathLike = str | os.PathLike[str]
 OnlyArg = str | Iterable[str] | None
+#: Columns read as text, never as numbers or missing values: ids and class names (a folder named "007" stays "007").
+_TEXT_COLUMNS: tuple[str, ...] = ("id", "label_name", "pred_name")
 
 
 def select(table: pd.DataFrame, only: OnlyArg = None) -> pd.DataFrame:
@@ -152,8 +154,9 @@ def read_csv(path: PathLike) -> pd.DataFrame:
     try:
         header = pd.read_csv(p, nrows=0).columns
         # Empty cells are missing values, except in `id`, where an empty string is a valid id.
-        na_values = {c: [""] for c in header if c != "id"}
-        table = pd.read_csv(p, dtype={"id": str}, keep_default_na=False, na_values=na_values)
+        na_values = {c: [""] for c in header if c not in _TEXT_COLUMNS}
+        text = {c: str for c in _TEXT_COLUMNS if c in header}
+        table = pd.read_csv(p, dtype=text, keep_default_na=False, na_values=na_values)
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"{str(p)!r} is empty, not a hardmine table.") from err
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
@@ -183,7 +186,7 @@ def _check_table(table: pd.DataFrame, where: str) -> pd.DataFrame:
                 raise ValueError(f"{where}: column `{col}` has values {values[bad].unique()[:5].tolist()} (rows "
                                  f"{rows}) outside {list(allowed)}.")
     for col in ("index", "label", "pred"):
-        if col in cols and not pd.api.types.is_integer_dtype(table[col]):
+        if col in cols and len(table) and not pd.api.types.is_integer_dtype(table[col]):
             raise ValueError(f"{where}: column `{col}` must hold whole numbers, but it reads as {table[col].dtype} "
                              "(empty or non-numeric cells?).")
     return restore_dtypes(table)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hardmine.split import positive_classes
+from hardmine.splitting import positive_classes
 from hardmine.table import GROUPS, prob_columns
 
 __all__ = ["Summary", "confusion", "positive_prob", "precision_recall_f1", "summary", "threshold_sweep"]
@@ -297,7 +297,7 @@ def summary(table: pd.DataFrame, *, positive: int | Iterable[int] | None = None)
         A :class:`Summary`; ``print(summary(table))`` gives a short readable report.
 
     Example:
-        >>> from hardmine.split import split
+        >>> from hardmine.splitting import split
         >>> t = split(pd.DataFrame({"index": [0, 1, 2, 3], "label": [1, 1, 0, 0], "pred": [1, 0, 0, 0],
         ...                         "label_prob": [0.9, 0.4, 0.8, 0.6]}), threshold=0.7)
         >>> s = summary(t)

@@ -94,7 +94,7 @@ def confidence_histogram(
     table that was not split.
 
     Args:
-        table: a table from :func:`hardmine.split.split` (or :func:`hardmine.scoring.score`).
+        table: a table from :func:`hardmine.split` (or :func:`hardmine.scoring.score`).
         by: the score column; defaults to the one the table was split by, else ``label_prob``.
         threshold: where to draw the threshold line; defaults to the table's split threshold (none is drawn for
             ``hard_fraction`` or per-class thresholds).
@@ -112,7 +112,7 @@ def confidence_histogram(
 
     Example:
         >>> t = pd.DataFrame({"label": [1, 1, 0, 0], "label_prob": [0.9, 0.3, 0.8, 0.6]})
-        >>> from hardmine.split import split
+        >>> from hardmine.splitting import split
         >>> fig = confidence_histogram(split(t, threshold=0.7), bins=10)
         >>> [len(c) for c in fig.axes[0].containers], fig.axes[0].lines[0].get_xdata()[0]
         ([10, 10, 10, 10], 0.7)
@@ -333,7 +333,7 @@ def gallery(
     ``[0, 1]`` for display.
 
     Args:
-        table: a split table (from :func:`hardmine.split.split`), or any table with ``index``, ``label``, ``pred``
+        table: a split table (from :func:`hardmine.split`), or any table with ``index``, ``label``, ``pred``
             and the ``by`` column when ``group=None``.
         dataset: the dataset the table was scored on, or ``None`` to open the ``id`` paths.
         group: which rows, as in :func:`hardmine.io.select`: a group name, ``"hard"``, ``"easy"``, a list of
@@ -353,7 +353,7 @@ def gallery(
 
     Example:
         >>> import torch
-        >>> from hardmine.split import split
+        >>> from hardmine.splitting import split
         >>> t = split(pd.DataFrame({"index": [0, 1, 2], "label": [1, 1, 0], "pred": [0, 1, 1],
         ...                         "label_prob": [0.2, 0.9, 0.1]}), threshold=0.5)
         >>> images = [(torch.rand(1, 8, 8), 0) for _ in range(3)]

@@ -182,7 +182,7 @@ class HardSampler(Sampler[int]):
 
     Args:
         weights: ``(N,)`` non-negative finite weights in dataset-index order, not all zero (for example from
-            :func:`hardmine.weights.weights`); a tensor or a sequence of numbers. Only ratios matter.
+            :func:`hardmine.weights`); a tensor or a sequence of numbers. Only ratios matter.
         num_samples: global number of draws per epoch (all ranks together). Defaults: ``N`` with replacement; the
             number of positive weights without replacement; ``2 * N`` in cover mode (every sample once plus ``N``
             weighted draws). Cover mode needs ``num_samples >= N``; without replacement ``num_samples`` may not

@@ -208,6 +208,8 @@ def score_tensors(
             pos, done_batches, num_classes = state.position, state.batches, state.num_classes
             buffers = _allocate(stop - start, num_classes, keep_probs, run_device)
             for key, rows in state.rows.items():
+                if key not in buffers:  # a buffer made during the pass (label_value)
+                    buffers[key] = torch.empty((stop - start, *rows.shape[1:]), dtype=rows.dtype, device=run_device)
                 buffers[key][:pos] = rows.to(run_device)
             scoring_loader = rebuild_loader(loader, sampler=range(start + pos, stop), batch_size=batch_size,
                                             drop_last=False)
@@ -235,10 +237,15 @@ def score_tensors(
                     f"The loader yielded more samples than the {stop - start} it was asked for (batch {b}); "
                     "does its collate_fn add samples?"
                 )
-            m = compute_measures(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits,
-                                 targets.to(run_device, non_blocking=non_blocking))
+            targets = targets.to(run_device, non_blocking=non_blocking)
+            m = compute_measures(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, targets)
             sl = slice(pos, pos + bsz)
-            buffers["label"][sl] = targets.to(run_device, non_blocking=non_blocking).reshape(-1).long()
+            buffers["label"][sl] = targets.reshape(-1).long()
+            if targets.is_floating_point() and "label_value" not in buffers:
+                # Float labels must hold whole numbers; keep their values so an error can show the real ones.
+                buffers["label_value"] = buffers["label"].double()
+            if "label_value" in buffers:
+                buffers["label_value"][sl] = targets.reshape(-1).double()
             for key in ("pred", *MEASURES, "valid", "finite"):
                 buffers[key][sl] = m[key]
             if keep_probs:
@@ -253,21 +260,29 @@ def score_tensors(
         )
     if not buffers:  # this rank had no samples (more ranks than samples)
         buffers = _allocate(0, 0, keep_probs, run_device)
-    _check_results(buffers, start, num_classes)
+    checked: dict[str, Tensor] = buffers
+    if world > 1:
+        # Ranks may differ in class count only if a rank had no samples; agree on it first. Then every rank checks
+        # every rank's flags, so that a bad sample raises the same error on all ranks (a rank raising alone would
+        # leave the others waiting in the gathers below).
+        num_classes = int(all_gather_concat(torch.tensor([num_classes], device=run_device)).max().item())
+        checked = {key: all_gather_concat(buffers[key].to(torch.uint8)).bool() for key in ("finite", "valid")}
+        checked["label"] = all_gather_concat(buffers["label"])
+        has_values = torch.tensor(["label_value" in buffers], dtype=torch.uint8, device=run_device)
+        if bool(all_gather_concat(has_values).any()):
+            checked["label_value"] = all_gather_concat(buffers.get("label_value", buffers["label"].double()))
+    _check_results(checked, 0 if world > 1 else start, num_classes)
     if ckpt is not None:
         ckpt.finish()
 
     out: dict[str, Tensor] = {"index": torch.arange(start, stop, dtype=torch.int64)}
     keys = ["label", "pred", *MEASURES] + (["probs"] if keep_probs else [])
     if world > 1:
-        # Ranks may differ in class count only if a rank had no samples; agree on it first.
-        classes = all_gather_concat(torch.tensor([num_classes], device=run_device)).max()
-        num_classes = int(classes.item())
         if keep_probs and buffers["probs"].shape[1] != num_classes:
             buffers["probs"] = buffers["probs"].new_zeros((0, num_classes))
         out["index"] = torch.arange(num_samples, dtype=torch.int64)
         for key in keys:
-            out[key] = all_gather_concat(buffers[key]).cpu()
+            out[key] = (checked["label"] if key == "label" else all_gather_concat(buffers[key])).cpu()
     else:
         for key in keys:
             out[key] = buffers[key].cpu()
@@ -281,10 +296,10 @@ def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torc
             return torch.device(device)
         except (RuntimeError, TypeError) as err:
             raise ValueError(f"Expected argument `device` to name a torch device, but got {device!r}.") from err
-    param = next(model.parameters(), None)
-    if param is None:
-        param = next(model.buffers(), None)
-    return param.device if param is not None else torch.device("cpu")
+    tensor: Tensor | None = next(model.parameters(), None)
+    if tensor is None:
+        tensor = next(model.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def _autocast(amp: AmpArg, device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -378,7 +393,7 @@ def _check_results(buffers: dict[str, Tensor], first: int, num_classes: int) -> 
         )
     if bool(flags[1]):
         local = bad_label.nonzero()[:, 0][:10]
-        labels = buffers["label"][local].tolist()
+        labels = buffers["label_value" if "label_value" in buffers else "label"][local].tolist()
         count = int(bad_label.sum())
         classes = f" [0, {num_classes})"
         raise ValueError(

@@ -110,8 +110,8 @@ def build_table(columns: Mapping[str, np.ndarray], ids: Sequence[Any] | np.ndarr
 def restore_dtypes(table: pd.DataFrame) -> pd.DataFrame:
     """Give hardmine's known columns their dtypes (after a CSV round trip, say); other columns are left alone."""
     for col in table.columns:
-        if col == "id":
-            table[col] = table[col].astype(str).astype(object)
+        if col in ("id", "label_name", "pred_name"):
+            table[col] = pd.Series(table[col].astype(str).to_numpy(dtype=object), index=table.index, dtype=object)
         elif col in INT_COLUMNS:
             table[col] = table[col].astype(np.int64)
         elif col in FLOAT_COLUMNS or col in prob_columns(table):

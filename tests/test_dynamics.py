@@ -387,7 +387,7 @@ def test_distributed_reduce_every_rank_sees_every_sample():
 
 def test_add_dynamics_joins_on_index_and_splits_by_every_column():
     from hardmine.dynamics import HARDNESS_COLUMNS, add_dynamics
-    from hardmine.split import split
+    from hardmine.splitting import split
 
     dyn = _run(_schedule(12, 3, 3, seed=4), 12)
     summary = dyn.summary()

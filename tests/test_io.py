@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from hardmine.io import read_csv, read_parquet, select, to_csv, to_parquet
 from hardmine.scoring import score
-from hardmine.split import split
+from hardmine.splitting import split
 
 IDS = ["001", "NA", "a,b", 'say "hi"', " padded ", "nan", "None", "x\ty", "ünïcødé/path.png", "1e5"]
 

@@ -8,7 +8,7 @@ from torch.utils.data import TensorDataset
 
 from hardmine.dynamics import Dynamics
 from hardmine.labels import LABEL_ISSUE_METHODS, confident_thresholds, cross_val_scores, label_issues, label_quality
-from hardmine.split import split
+from hardmine.splitting import split
 
 
 def _probs(n, c, seed):

@@ -7,7 +7,7 @@ from reference import GROUP_NAMES, reference_counts, reference_prf, reference_th
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from hardmine.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
-from hardmine.split import split
+from hardmine.splitting import split
 
 
 def _table(n: int = 80, num_classes: int = 2, *, seed: int = 0, keep_probs: bool = False) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import hardmine.plot as hp
 from hardmine.dynamics import Dynamics, dynamics_regions
 from hardmine.metrics import confusion, threshold_sweep
-from hardmine.split import split
+from hardmine.splitting import split
 from hardmine.table import GROUPS
 
 matplotlib.use("Agg")

@@ -4,7 +4,7 @@ Every weight goes through the same four steps (all in float64, returned in ``dty
 
 1. **raw weight** ``r_i``, from one of two sources:
 
-   - a split table (``difficulty`` column, from :func:`hardmine.split.split`): ``r_i = hard`` for hard rows and
+   - a split table (``difficulty`` column, from :func:`hardmine.split`): ``r_i = hard`` for hard rows and
      ``r_i = easy`` for easy rows; ``hard``/``easy`` may be mappings keyed by polarity (``"positive"``,
      ``"negative"``) or group name (``"hard_positive"``, ...) to weigh each group on its own;
    - a score (``by=`` a column, or a 1-D tensor/array of hardness): first the *hardness* ``h_i``, larger is harder:

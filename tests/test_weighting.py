@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_sampling import reference_hardness, reference_score_weights
 
-from hardmine.weights import HardSetCollapseWarning, hardness, weights
+from hardmine.weighting import HardSetCollapseWarning, hardness, weights
 
 
 def score_table(n: int = 40, *, seed: int = 0, num_classes: int = 4) -> pd.DataFrame:

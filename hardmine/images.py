@@ -1,0 +1,405 @@
+"""Image folders for the command line: an ImageFolder tree checked file by file, eval transforms, models and weights.
+
+The tree is torchvision's ImageFolder layout, ``root/<class>/<image>`` (images may sit deeper inside a class
+folder): class ``k`` is the ``k``-th class folder in sorted order, and images are taken in sorted path order, exactly
+as ``torchvision.datasets.ImageFolder`` orders them, so a model trained on ``ImageFolder(root)`` gets its own class
+indices back. Hidden folders (``.ipynb_checkpoints``) are not classes, and hidden files (macOS ``._x.jpg``) and
+files in hidden folders are not read.
+
+Every image file is opened and decoded once up front (:func:`scan_image_folder`). Corrupt or truncated files are
+skipped and listed (``strict=True`` refuses them instead), so a scoring pass never stops half-way on a bad file and
+no file is dropped without saying so. Grayscale, RGBA and palette images are converted to RGB.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "CheckedImageFolder",
+    "build_model",
+    "check_images",
+    "classification_architectures",
+    "eval_transform",
+    "load_weights",
+    "scan_image_folder",
+]
+
+#: File extensions read as images (those of ``torchvision.datasets.ImageFolder``), compared case-insensitively.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: Keys under which training scripts commonly store the state_dict inside a checkpoint dict, tried in this order.
+STATE_DICT_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model", "net", "weights", "model_state")
+_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.")
+
+
+def eval_transform(
+    image_size: int = 224,
+    *,
+    resize_size: int | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> Callable[[Any], Tensor]:
+    """The standard evaluation transform: resize the short side, center-crop, to tensor, normalize.
+
+    Args:
+        image_size: the square crop fed to the model, in pixels.
+        resize_size: the short side before cropping; defaults to ``round(image_size * 256 / 224)`` (256 for 224).
+        mean: per-channel mean for normalisation (ImageNet's by default).
+        std: per-channel standard deviation.
+
+    Returns:
+        A callable mapping an RGB PIL image to a float32 tensor ``(3, image_size, image_size)``.
+
+    Example:
+        >>> from PIL import Image
+        >>> eval_transform(32)(Image.new("RGB", (50, 40))).shape
+        torch.Size([3, 32, 32])
+    """
+    from torchvision import transforms
+
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"Expected argument `image_size` to be a positive int, but got {image_size!r}.")
+    if resize_size is None:
+        resize_size = max(image_size, round(image_size * 256 / 224))
+    if isinstance(resize_size, bool) or not isinstance(resize_size, int) or resize_size < image_size:
+        raise ValueError(f"Expected argument `resize_size` to be an int >= image_size ({image_size}), but got "
+                         f"{resize_size!r}.")
+    if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+        raise ValueError(f"Expected `mean` and `std` to hold 3 numbers each (std > 0), but got {list(mean)} and "
+                         f"{list(std)}.")
+    return transforms.Compose([
+        transforms.Resize(resize_size, antialias=True),
+        transforms.CenterCrop(image_size),
+        transforms.ToTensor(),
+        transforms.Normalize(list(mean), list(std)),
+    ])
+
+
+@dataclass
+class FolderScan:
+    """What :func:`scan_image_folder` found.
+
+    Attributes:
+        root: the folder scanned.
+        classes: class folder names, sorted; class ``k`` is ``classes[k]``.
+        samples: ``(path, class index)`` of every readable image, in ImageFolder order.
+        skipped: ``(path, reason)`` of every image file that could not be decoded.
+        ignored: files without an image extension, hidden files (``._x.jpg``) and files in hidden folders (not read).
+        empty_classes: class folders without any image file.
+    """
+
+    root: Path
+    classes: list[str]
+    samples: list[tuple[str, int]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    empty_classes: list[str] = field(default_factory=list)
+
+
+def _check_image(path: str) -> str | None:
+    """``None`` when ``path`` decodes as an image, else the reason in a few words."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.verify()
+            with Image.open(path) as im:  # verify() leaves the image unusable; decode every pixel from a fresh open
+                im.load()
+    except Exception as err:  # noqa: BLE001 - any decoding failure means the file cannot be scored; say why
+        return f"{type(err).__name__}: {err}".splitlines()[0]
+    return None
+
+
+def scan_image_folder(
+    root: str | os.PathLike[str], *, strict: bool = False, workers: int = 0, check: bool = True
+) -> FolderScan:
+    """List the classes and images of an ImageFolder tree and decode every image once.
+
+    Args:
+        root: the folder holding one sub-folder per class.
+        strict: raise on the first corrupt image instead of skipping it.
+        workers: threads that decode images in parallel (0 or 1: one thread); the result does not depend on it.
+        check: decode the images now; ``False`` only lists them (fast: the class list is known before any image is
+            read), and :func:`check_images` does the rest later.
+
+    Returns:
+        A :class:`FolderScan`.
+
+    Raises:
+        FileNotFoundError: when ``root`` does not exist.
+        ValueError: when ``root`` is not a folder, has no class folders, holds no image at all, or (``strict``)
+            holds a corrupt image, naming the file.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     for cls in ("cat", "dog"):
+        ...         os.mkdir(os.path.join(d, cls))
+        ...         Image.new("L", (8, 8)).save(os.path.join(d, cls, "a.png"))
+        ...     open(os.path.join(d, "dog", "b.png"), "w").close()  # an empty, corrupt file
+        ...     scan = scan_image_folder(d)
+        ...     print(scan.classes, len(scan.samples), [os.path.basename(p) for p, _ in scan.skipped])
+        ['cat', 'dog'] 2 ['b.png']
+    """
+    folder = Path(root)
+    if not folder.exists():
+        raise FileNotFoundError(f"The image folder {str(folder)!r} does not exist.")
+    if not folder.is_dir():
+        raise ValueError(f"Expected an image folder (one sub-folder per class), but {str(folder)!r} is a file.")
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    classes = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
+    if not classes:
+        loose = [e.name for e in entries if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)]
+        if loose:
+            found = f"it holds {len(loose)} image file(s) directly and no sub-folder"
+        elif entries:
+            found = f"it holds {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} and no sub-folder"
+        else:
+            found = "it is empty"
+        raise ValueError(
+            f"{str(folder)!r} has no class folders ({found}). Expected an ImageFolder tree with one folder per "
+            f"class: {folder.name or folder}/<class>/<image>.png, e.g. {folder.name or folder}/cat/001.png."
+        )
+    files: list[tuple[str, int]] = []
+    ignored: list[str] = []
+    empty: list[str] = []
+    for k, name in enumerate(classes):
+        count = 0
+        for dirpath, _, fnames in sorted(os.walk(folder / name, followlinks=True)):
+            hidden_dir = any(part.startswith(".") for part in Path(dirpath).relative_to(folder / name).parts)
+            for fname in sorted(fnames):
+                path = os.path.join(dirpath, fname)
+                if fname.lower().endswith(IMAGE_EXTENSIONS) and not fname.startswith(".") and not hidden_dir:
+                    files.append((path, k))
+                    count += 1
+                else:
+                    ignored.append(path)
+        if count == 0:
+            empty.append(name)
+    if not files:
+        raise ValueError(
+            f"{str(folder)!r} holds no image files: its class folders {classes[:10]} contain no file ending in "
+            f"{', '.join(IMAGE_EXTENSIONS)}."
+        )
+    scan = FolderScan(root=folder, classes=classes, samples=files, ignored=ignored, empty_classes=empty)
+    return check_images(scan, strict=strict, workers=workers) if check else scan
+
+
+def check_images(scan: FolderScan, *, strict: bool = False, workers: int = 0) -> FolderScan:
+    """Decode every image of ``scan.samples`` once; unreadable ones move to ``skipped`` (or raise with ``strict``).
+
+    Raises:
+        ValueError: (``strict``) naming the first unreadable file, or when no image at all can be read.
+    """
+    files = scan.samples
+    paths = [p for p, _ in files]
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            reasons = list(pool.map(_check_image, paths))
+    else:
+        reasons = [_check_image(p) for p in paths]
+    samples: list[tuple[str, int]] = []
+    skipped: list[tuple[str, str]] = list(scan.skipped)
+    for (path, k), reason in zip(files, reasons, strict=True):
+        if reason is None:
+            samples.append((path, k))
+        elif strict:
+            raise ValueError(f"Cannot read image {path!r}: {reason} (without --strict / strict=True corrupt files "
+                             "are skipped and listed).")
+        else:
+            skipped.append((path, reason))
+    if not samples:
+        raise ValueError(f"None of the {len(files)} image files in {str(scan.root)!r} could be read; the first, "
+                         f"{skipped[0][0]!r}: {skipped[0][1]}.")
+    return FolderScan(root=scan.root, classes=scan.classes, samples=samples, skipped=skipped, ignored=scan.ignored,
+                      empty_classes=scan.empty_classes)
+
+
+class CheckedImageFolder(Dataset):
+    """A map-style dataset over the readable images of an ImageFolder tree: ``(image tensor, class index)``.
+
+    Built from a :class:`FolderScan`; it has the ``samples``, ``targets``, ``classes`` and ``class_to_idx`` of
+    ``torchvision.datasets.ImageFolder`` (so :func:`hardmine.score` finds the file paths as ids) and ``skipped``,
+    the corrupt files left out. Images are converted to RGB before ``transform``.
+
+    Args:
+        scan: the result of :func:`scan_image_folder`.
+        transform: maps an RGB PIL image to a tensor, e.g. :func:`eval_transform`.
+    """
+
+    def __init__(self, scan: FolderScan, transform: Callable[[Any], Any] | None = None) -> None:
+        self.root = str(scan.root)
+        self.classes = list(scan.classes)
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        self.samples = list(scan.samples)
+        self.targets = [k for _, k in self.samples]
+        self.skipped = list(scan.skipped)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        from PIL import Image
+
+        path, target = self.samples[index]
+        try:
+            with Image.open(path) as im:
+                image = im.convert("RGB")
+        except Exception as err:  # noqa: BLE001 - the file changed after the scan; name it
+            raise OSError(f"Cannot read image {path!r} (sample {index}): {type(err).__name__}: {err}") from err
+        return (self.transform(image) if self.transform is not None else image), target
+
+
+def classification_architectures() -> list[str]:
+    """The names of torchvision's image classification architectures (``resnet18``, ``vit_b_16`` ...)."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def build_model(arch: str, num_classes: int) -> nn.Module:
+    """A torchvision classification model with ``num_classes`` outputs and untrained weights (nothing downloaded).
+
+    Raises:
+        ValueError: for a name that is not a torchvision classification architecture, suggesting close names.
+
+    Example:
+        >>> build_model("resnet18", 3).fc.out_features
+        3
+    """
+    import torchvision
+
+    names = classification_architectures()
+    if arch not in names:
+        close = difflib.get_close_matches(arch, names, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"Unknown architecture {arch!r}: expected a torchvision classification model such as "
+                         f"resnet18, resnet50, mobilenet_v3_small, efficientnet_b0, vit_b_16.{hint}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # inception_v3/googlenet warn about their init defaults
+        return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+
+
+def _find_state_dict(obj: Any, where: str) -> dict[str, Tensor]:
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, Tensor) for v in obj.values()):
+        return dict(obj)
+    if isinstance(obj, Mapping):
+        for key in STATE_DICT_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, Tensor) for v in inner.values()):
+                return dict(inner)
+        keys = [str(k) for k in list(obj.keys())[:10]]
+        raise ValueError(f"{where} holds a dict without a state_dict: expected tensors by parameter name, or one "
+                         f"under {', '.join(repr(k) for k in STATE_DICT_KEYS)}; its keys are {keys}.")
+    raise ValueError(f"{where} holds a {type(obj).__name__}, not a state_dict: save `model.state_dict()` "
+                     "with torch.save.")
+
+
+def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _PREFIXES:
+            if state and all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+def _list(keys: Sequence[str], n: int = 5) -> str:
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def load_weights(
+    model: nn.Module, path: str | os.PathLike[str], *, arch: str | None = None, num_classes: int | None = None
+) -> nn.Module:
+    """Load a checkpoint of the user's own into ``model``, safely and strictly.
+
+    The file is read with ``torch.load(path, map_location="cpu", weights_only=True)``: tensors and plain containers
+    only, never arbitrary pickled code. It may hold a state_dict or a dict with one under ``"state_dict"``,
+    ``"model_state_dict"``, ``"model"``, ``"net"``, ``"weights"`` or ``"model_state"``; ``module.`` (DataParallel,
+    DDP) and ``_orig_mod.`` (torch.compile) prefixes are removed. Every key must match the model in name and shape.
+
+    Args:
+        model: the freshly built model.
+        path: the checkpoint file.
+        arch: the architecture name, for error messages.
+        num_classes: the model's class count, for error messages.
+
+    Returns:
+        ``model`` with the weights loaded.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: when the file is not a weights-only PyTorch checkpoint, holds no state_dict, or does not fit the
+            model (naming the missing, unexpected and mismatched keys).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     torch.save({"epoch": 3, "model": nn.Linear(2, 3).state_dict()}, f"{d}/ckpt.pt")
+        ...     load_weights(nn.Linear(2, 3), f"{d}/ckpt.pt").out_features
+        3
+    """
+    import pickle
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"The weights file {str(p)!r} does not exist.")
+    where = f"The weights file {str(p)!r}"
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only load failed" not in str(err).lower():
+            raise ValueError(f"{where} is not a readable PyTorch checkpoint ({str(err).splitlines()[0]}).") from err
+        raise ValueError(f"{where} holds Python objects that a weights-only load refuses (hardmine never unpickles "
+                         "arbitrary code): save `model.state_dict()` (tensors only) with torch.save.") from err
+    except Exception as err:  # noqa: BLE001 - a garbage file fails anywhere in the unpickler (KeyError, EOFError ...)
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{where} is not a readable PyTorch checkpoint ({reason}).") from err
+    state = _strip_prefixes(_find_state_dict(obj, where))
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} in the file vs {tuple(v.shape)} in the model"
+        for k, v in expected.items()
+        if k in state and isinstance(v, Tensor) and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        what = arch or type(model).__name__
+        if num_classes is not None:
+            what += f" with {num_classes} classes"
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} with another shape ({_list(shapes, 3)})")
+        if missing:
+            parts.append(f"{len(missing)} missing ({_list(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected ({_list(unexpected)})")
+        raise ValueError(f"{where} does not fit {what}: keys {'; '.join(parts)}. Is it for another architecture or "
+                         "another number of classes?")
+    model.load_state_dict(state, strict=True)
+    return model
+

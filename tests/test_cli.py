@@ -1,0 +1,391 @@
+"""The ``hardmine score`` / ``hardmine report`` command line, end to end on an ImageFolder tree of digits PNGs.
+
+Most runs go through ``hardmine.cli.main([...])`` in-process; the real ``python -m hardmine`` process runs in
+tests/test_resume.py (kill and resume). Every bad input a new user might try gives its one-line message and exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torchvision import transforms
+
+sys.path.insert(0, str(Path(__file__).parent))
+from image_tree import CLASSES, make_digits_tree, save_weights  # noqa: E402
+
+from hardmine.cli import main  # noqa: E402
+from hardmine.io import read_csv  # noqa: E402
+from hardmine.report import read_skipped  # noqa: E402
+
+ARCH = "resnet18"
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    tree = make_digits_tree(root / "data")
+    state = save_weights(ARCH, len(CLASSES), root / "ckpt.pt", wrap="model")
+    return root, tree, state
+
+
+def _score(root: Path, out: Path, *extra: str) -> int:
+    return main(["score", str(root / "data"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--out", str(out),
+                 "--image-size", str(SIZE), "--batch-size", "8", "--no-progress", *extra])
+
+
+def _reference(tree, state) -> pd.DataFrame:
+    """A plain per-image loop: open, RGB, resize 37 / crop 32 / normalize, model(x[None]), softmax."""
+    model = torchvision.models.get_model(ARCH, weights=None, num_classes=len(CLASSES))
+    model.load_state_dict(state)
+    model.eval()
+    tf = transforms.Compose([transforms.Resize(37), transforms.CenterCrop(32), transforms.ToTensor(),
+                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    rows = []
+    with torch.no_grad():
+        for path in tree.good:
+            label = CLASSES.index(Path(path).parent.name)
+            probs = torch.softmax(model(tf(Image.open(path).convert("RGB"))[None]), dim=1)[0]
+            rows.append({"id": os.path.abspath(path), "label": label, "pred": int(probs.argmax()),
+                         "label_prob": float(probs[label]), "confidence": float(probs.max())})
+    return pd.DataFrame(rows)
+
+
+def test_score_end_to_end(setup, tmp_path, capsys):
+    root, tree, state = setup
+    out = tmp_path / "hard.csv"
+    assert _score(root, out, "--positive", "2", "--threshold", "0.4") == 0
+    captured = capsys.readouterr()
+    # Each corrupt file is named in a warning; the non-image file is mentioned; the summary is printed.
+    for path in tree.corrupt:
+        assert f"skipped unreadable image {os.path.abspath(path)!r}" in captured.err
+    assert "notes.txt" in captured.err
+    assert "hardmine summary: 36 samples" in captured.out
+    assert f"wrote {out}" in captured.out
+
+    table = read_csv(out)
+    ref = _reference(tree, state)
+    assert table["id"].tolist() == ref["id"].tolist()  # every readable image, with its path, in ImageFolder order
+    assert table["index"].tolist() == list(range(len(ref)))
+    assert table["label"].tolist() == ref["label"].tolist()
+    assert table["pred"].tolist() == ref["pred"].tolist()
+    np.testing.assert_allclose(table["label_prob"], ref["label_prob"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(table["confidence"], ref["confidence"], rtol=1e-4, atol=1e-5)
+    assert table["label_name"].astype(str).tolist() == [CLASSES[k] for k in ref["label"]]
+    # Grayscale, RGBA and palette files were read (converted to RGB), not skipped.
+    modes = {tree.modes[p] for p in tree.good}
+    assert modes == {"RGB", "L", "RGBA", "P"}
+    # Split as hm.split: positive = digit 2, hard = label_prob below 0.4.
+    expected_hard = ref["label_prob"] < 0.4
+    assert (table["difficulty"] == "hard").tolist() == expected_hard.tolist()
+    assert (table["polarity"] == "positive").tolist() == (ref["label"] == 2).tolist()
+    # The skipped files are listed beside the table.
+    assert [p for p, _ in read_skipped(out)] == [os.path.abspath(p) for p in tree.corrupt]
+
+
+def test_score_only_hard_and_positive_by_name(setup, tmp_path, capsys):
+    root, _, _ = setup
+    full, hard = tmp_path / "all.csv", tmp_path / "hard.csv"
+    assert _score(root, full, "--positive", "1,2", "--hard-fraction", "0.25") == 0
+    assert _score(root, hard, "--positive", "1", "--positive", "2", "--hard-fraction", "0.25", "--only", "hard") == 0
+    capsys.readouterr()
+    a, h = read_csv(full), read_csv(hard)
+    assert sorted(set(a.loc[a["polarity"] == "positive", "label"])) == [1, 2]
+    assert (a["difficulty"] == "hard").sum() == round(0.25 * len(a))
+    pd.testing.assert_frame_equal(h.reset_index(drop=True), a[a["difficulty"] == "hard"].reset_index(drop=True))
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.images: list[dict] = []
+        self.figures = 0
+        self.items: list[str] = []
+        self.h2: list[str] = []
+        self._in: str | None = None
+        self.errors: list[str] = []
+
+    _VOID = {"meta", "img", "br", "link", "input", "hr"}
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs))
+        if tag == "figure":
+            self.figures += 1
+        if tag not in self._VOID:
+            self.stack.append(tag)
+        self._in = tag
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unbalanced </{tag}> (open: {self.stack[-3:]})")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        if self._in == "h2":
+            self.h2.append(data)
+        if self._in == "code" and self.stack[-2:-1] == ["li"]:
+            self.items.append(data)
+
+
+def test_report_text_and_html(setup, tmp_path, capsys):
+    import base64
+    import io
+
+    root, tree, _ = setup
+    out, page = tmp_path / "scores.csv", tmp_path / "report.html"
+    assert _score(root, out, "--positive", "2") == 0
+    capsys.readouterr()
+    assert main(["report", str(out), "--top", "5", "--html", str(page)]) == 0
+    text = capsys.readouterr().out
+    table = read_csv(out)
+    for section in ("groups", "confusion (rows: ground truth, columns: predicted)", "positive class: precision",
+                    "per class", "hardest 5 (lowest label_prob first)", "skipped files (3"):
+        assert section in text
+    # The hardest five by label_prob, with their paths, in order.
+    hardest = table.sort_values("label_prob", kind="stable").head(5)["id"].tolist()
+    positions = [text.index(Path(p).name, text.index("hardest 5")) for p in hardest]
+    assert positions == sorted(positions)
+    for path in tree.corrupt:
+        assert os.path.abspath(path) in text
+    # Counts are the real counts of the table.
+    tp = int(((table["label"] == 2) & (table["pred"] == 2)).sum())
+    assert re.search(rf"positive\s+{tp}\s+{int((table['label'] == 2).sum()) - tp}", text)
+
+    parser = _Page()
+    parser.feed(page.read_text(encoding="utf-8"))
+    assert parser.errors == [] and parser.stack == []
+    assert parser.figures == 5 and len(parser.images) == 5
+    for img, path in zip(parser.images, hardest, strict=True):
+        assert img["alt"] == path
+        assert img["src"].startswith("data:image/png;base64,")
+        thumb = Image.open(io.BytesIO(base64.b64decode(img["src"].split(",", 1)[1])))
+        assert thumb.format == "PNG" and max(thumb.size) <= 160
+    assert any(h.startswith("Skipped files (3)") for h in parser.h2)
+    assert parser.items == [os.path.abspath(p) for p in tree.corrupt]
+
+
+def test_report_escapes_and_only_hard_rows(tmp_path, capsys):
+    from hardmine.io import to_csv
+    from hardmine.splitting import split
+
+    t = split(pd.DataFrame({
+        "index": [0, 1, 2, 3], "id": ["<script>x</script>.png", "b.png", "c.png", "d&e.png"],
+        "label": [1, 1, 0, 0], "pred": [0, 1, 0, 1], "confidence": np.float32([0.8, 0.9, 0.7, 0.6]),
+        "label_prob": np.float32([0.2, 0.9, 0.7, 0.4]), "margin": np.float32([-0.6, 0.8, 0.4, -0.2]),
+        "entropy": np.float32([0.5] * 4), "loss": np.float32([1.6, 0.1, 0.36, 0.9]),
+    }), threshold=0.5)
+    out, page = tmp_path / "hard.csv", tmp_path / "r.html"
+    to_csv(t, out, only="hard")
+    assert main(["report", str(out), "--html", str(page)]) == 0
+    text = capsys.readouterr().out
+    assert "2 rows, all hard: this file holds only the hard samples" in text
+    html = page.read_text(encoding="utf-8")
+    assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;.png" in html and "d&amp;e.png" in html
+    assert html.count("image not available") == 2  # ids that are not image files get a placeholder
+
+
+def test_help_texts(capsys):
+    assert main([]) == 2  # no command: the overview, and the usage-error code
+    assert "COMMAND" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "score", "report"):
+        assert re.search(rf"^\s+{command}\s+\w", out, re.M), out
+    with pytest.raises(SystemExit) as exc:
+        main(["score", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--arch", "--weights", "--out", "--image-size", "--batch-size", "--workers", "--device", "--amp",
+                   "--threshold", "--hard-fraction", "--per-class", "--positive", "--resume", "--strict", "--debug"):
+        assert option in out
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--help"])
+    assert exc.value.code == 0 and "--html" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--help"])
+    assert exc.value.code == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--arch", "resnet181"], r"--arch 'resnet181' is not a torchvision classification architecture; did you "
+                                  r"mean resnet18"),
+        (["--positive", "seven"], r"--positive 'seven' is neither a class folder name nor a class index"),
+        ([], r"3 classes found \(0, 1, 2\): name the class\(es\) of interest with --positive"),
+        (["--positive", "1", "--batch-size", "0"], r"--batch-size: invalid _positive_int value|expected a positive"),
+        (["--positive", "1", "--threshold", "0.3", "--hard-fraction", "0.2"], r"not allowed with argument"),
+        (["--positive", "1", "--hard-fraction", "1.5"], r"--hard-fraction must be in \[0, 1\]"),
+        (["--positive", "1", "--device", "gpu0"], r"--device 'gpu0' is not a torch device"),
+        (["--positive", "1", "--threshold", "1.5"], r"--threshold 1.5 is outside the range of label_prob, \[0.0, 1"),
+        (["--positive", "1", "--by", "loss", "--threshold", "-1"], r"--threshold -1.0 is outside the range of loss"),
+    ],
+    ids=["arch", "positive", "multiclass-needs-positive", "batch-size", "exclusive", "fraction", "device",
+         "threshold", "loss-threshold"],
+)
+def test_usage_errors_exit_2(setup, tmp_path, capsys, extra, message):
+    root, _, _ = setup
+    argv = ["score", str(root / "data"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--out",
+            str(tmp_path / "o.csv"), "--image-size", str(SIZE), "--no-progress"]
+    if "--arch" in extra:
+        argv[3] = extra[1]
+        extra = extra[2:]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, *extra])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+
+
+def _one_line_error(capsys, code: int, argv: list[str], message: str) -> str:
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("hardmine: error:")]
+    assert len(lines) == 1, err
+    assert re.search(message, lines[0]), lines[0]
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_data_errors_exit_1(setup, tmp_path, capsys):
+    root, tree, _ = setup
+    weights = str(root / "ckpt.pt")
+    base = ["--arch", ARCH, "--weights", weights, "--out", str(tmp_path / "o.csv"), "--image-size", str(SIZE),
+            "--no-progress", "--positive", "1"]
+    # A folder that does not exist, an empty folder, a folder of loose images (no class sub-folders).
+    _one_line_error(capsys, 1, ["score", str(tmp_path / "nope"), *base], r"image folder .*nope' does not exist")
+    (tmp_path / "empty").mkdir()
+    _one_line_error(capsys, 1, ["score", str(tmp_path / "empty"), *base], r"has no class folders \(it is empty\)")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for i in range(3):
+        Image.new("L", (8, 8)).save(loose / f"{i}.png")
+    _one_line_error(capsys, 1, ["score", str(loose), *base],
+                    r"has no class folders \(it holds 3 image file\(s\) directly and no sub-folder\)\. Expected an "
+                    r"ImageFolder tree")
+    only_dirs = tmp_path / "only_dirs"
+    (only_dirs / "a").mkdir(parents=True)
+    (only_dirs / "b").mkdir()
+    _one_line_error(capsys, 1, ["score", str(only_dirs), *base], r"holds no image files")
+    # --strict refuses the first corrupt file, naming it.
+    _one_line_error(capsys, 1, ["score", str(root / "data"), *base, "--strict"],
+                    rf"Cannot read image {re.escape(repr(os.path.abspath(tree.corrupt[0])))}")
+
+
+def test_checkpoint_errors_exit_1(setup, tmp_path, capsys):
+    root, _, state = setup
+    data = str(root / "data")
+
+    def run(weights: Path, arch: str = ARCH) -> list[str]:
+        return ["score", data, "--arch", arch, "--weights", str(weights), "--out", str(tmp_path / "o.csv"),
+                "--image-size", str(SIZE), "--no-progress", "--positive", "1"]
+
+    # Another class count: the classifier keys are named with both shapes.
+    save_weights(ARCH, 5, tmp_path / "five.pt", wrap="state_dict")
+    _one_line_error(capsys, 1, run(tmp_path / "five.pt"),
+                    r"does not fit resnet18 with 3 classes: keys 2 with another shape \(fc\.weight \(5, 512\) in the "
+                    r"file vs \(3, 512\) in the model, fc\.bias \(5,\) in the file vs \(3,\) in the model\)")
+    # Another architecture: missing and unexpected keys, first few named.
+    save_weights("squeezenet1_1", 3, tmp_path / "sq.pt", wrap=None)
+    _one_line_error(capsys, 1, run(tmp_path / "sq.pt"),
+                    r"does not fit resnet18 with 3 classes: keys \d+ missing \(conv1\.weight, bn1\.weight, .* and \d+ "
+                    r"more\); \d+ unexpected \(features\.0\.weight, .*\)\. Is it for another architecture")
+    # A whole pickled module is refused by the weights-only load: hardmine never unpickles code.
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
+    _one_line_error(capsys, 1, run(tmp_path / "module.pt"), r"holds Python objects that a weights-only load refuses")
+    (tmp_path / "text.pt").write_text("hello")
+    _one_line_error(capsys, 1, run(tmp_path / "text.pt"), r"is not a readable PyTorch checkpoint")
+    torch.save({"optimizer": {"lr": torch.tensor(0.1)}, "epoch": 3}, tmp_path / "nostate.pt")
+    _one_line_error(capsys, 1, run(tmp_path / "nostate.pt"), r"holds a dict without a state_dict: .* its keys are "
+                                                             r"\['optimizer', 'epoch'\]")
+    _one_line_error(capsys, 1, run(tmp_path / "missing.pt"), r"weights file .*missing\.pt' does not exist")
+    # DDP checkpoints ("module." prefix) load.
+    torch.save({"model_state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "ddp.pt")
+    assert main(run(tmp_path / "ddp.pt")) == 0
+    capsys.readouterr()
+
+
+def test_output_location_errors(setup, tmp_path, capsys, monkeypatch):
+    root, _, _ = setup
+    args = ["--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--image-size", str(SIZE), "--no-progress",
+            "--positive", "1"]
+    _one_line_error(capsys, 1, ["score", str(root / "data"), *args, "--out", str(tmp_path / "no" / "o.csv")],
+                    r"Cannot write the output .*o\.csv': the folder .*no' does not exist")
+    _one_line_error(capsys, 1, ["score", str(root / "data"), *args, "--out", str(tmp_path)],
+                    r"is a folder; name a file in it")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.geteuid() == 0:  # root ignores permission bits; show the check what an ordinary user's process sees
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == ro else real_access(p, mode, **kw))
+    _one_line_error(capsys, 1, ["score", str(root / "data"), *args, "--out", str(ro / "o.csv")],
+                    r"Cannot write the output .*o\.csv': no permission to write in .*ro'")
+    assert not list(ro.iterdir())
+    _one_line_error(capsys, 1, ["report", str(tmp_path / "none.csv")], r"No such file: .*none\.csv")
+
+
+def test_debug_shows_the_traceback(setup, tmp_path, capsys):
+    root, _, _ = setup
+    argv = ["score", str(tmp_path / "nope"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--out",
+            str(tmp_path / "o.csv"), "--positive", "1"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        main([*argv, "--debug"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        main(["--debug", *argv])
+
+
+def test_report_needs_a_split_table(tmp_path, capsys):
+    pd.DataFrame({"index": [0], "id": ["a"], "label": [0], "pred": [0]}).to_csv(tmp_path / "s.csv", index=False)
+    _one_line_error(capsys, 1, ["report", str(tmp_path / "s.csv")], r"has no group column\(s\): the report needs a "
+                                                                     r"split table")
+
+
+# The worker case is slow only because torch's DataLoader takes 5-10 s to shut down a worker whose batch failed,
+# when the garbage collector gets to it later in the session.
+@pytest.mark.parametrize("workers", [0, pytest.param(1, marks=pytest.mark.slow)], ids=["main-process", "worker"])
+def test_file_broken_after_the_scan_is_named(setup, tmp_path, capsys, monkeypatch, workers):
+    """A file that fails while scoring (changed after the check) stops the run with its name, also from a worker."""
+    import hardmine.images
+
+    root, tree, _ = setup
+    monkeypatch.setattr(hardmine.images, "_check_image", lambda path: None)  # the up-front check lets it through
+    argv = ["score", str(root / "data"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--out",
+            str(tmp_path / "o.csv"), "--image-size", str(SIZE), "--no-progress", "--positive", "1",
+            "--workers", str(workers)]
+    _one_line_error(capsys, 1, argv, rf"error: Cannot read image {re.escape(repr(os.path.abspath(tree.corrupt[0])))} "
+                                     r"\(sample \d+\): OSError")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_hidden_files_and_folders_are_not_read(tmp_path):
+    from hardmine.images import scan_image_folder
+
+    (tmp_path / "b" / ".ipynb_checkpoints").mkdir(parents=True)
+    (tmp_path / "a").mkdir()
+    (tmp_path / ".cache").mkdir()  # not a class
+    for path in (tmp_path / "a" / "1.png", tmp_path / "b" / "2.png", tmp_path / "b" / ".ipynb_checkpoints" / "2.png"):
+        Image.new("L", (4, 4)).save(path)
+    (tmp_path / "b" / "._2.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS metadata, not an image
+    scan = scan_image_folder(tmp_path)
+    assert scan.classes == ["a", "b"]
+    assert scan.samples == [(str(tmp_path / "a" / "1.png"), 0), (str(tmp_path / "b" / "2.png"), 1)]
+    assert scan.skipped == []
+    assert sorted(scan.ignored) == sorted([str(tmp_path / "b" / "._2.png"),
+                                           str(tmp_path / "b" / ".ipynb_checkpoints" / "2.png")])
