@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from hardmine._files import atomic_path
 from hardmine.data import dataset_ids
 
 __all__ = ["CheckpointState", "ScoringCheckpoint", "saved_position", "scoring_fingerprint"]
@@ -314,7 +314,7 @@ class ScoringCheckpoint:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{self._prefix}rows-{self._saved:012d}-{position:012d}.pt"
         chunk = {k: v[self._saved:position].detach().to("cpu").clone() for k, v in buffers.items()}
-        with _atomic(self.directory / name) as tmp:
+        with atomic_path(self.directory / name) as tmp:
             torch.save(chunk, tmp)
         chunks = [*self._chunks, [self._saved, position, name]]
         meta = {
@@ -326,7 +326,7 @@ class ScoringCheckpoint:
             "chunks": chunks,
             "fingerprint": self.fingerprint,
         }
-        with _atomic(self.meta_path) as tmp:
+        with atomic_path(self.meta_path) as tmp:
             tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
         self._chunks = chunks
         self._saved = position
@@ -364,19 +364,3 @@ def saved_position(directory: str | os.PathLike[str], *, rank: int = 0, world_si
         return int(meta["position"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-@contextlib.contextmanager
-def _atomic(dest: Path) -> Any:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise

@@ -109,7 +109,9 @@ def rebuild_loader(
     if batch_sampler is not None:
         return DataLoader(ds, batch_sampler=batch_sampler, **kwargs)
     if batch_size is None:
-        batch_size = loader.batch_size if loader.batch_size is not None else getattr(loader.batch_sampler, "batch_size", 64)
+        batch_size = loader.batch_size
+        if batch_size is None:
+            batch_size = getattr(loader.batch_sampler, "batch_size", 64)
     return DataLoader(
         ds,
         sampler=sampler,
@@ -182,7 +184,7 @@ class _IndexedDataset(Dataset):
     def __getitems__(self, indices: list[int]) -> list[tuple[int, Any]]:
         getitems = getattr(self.dataset, "__getitems__", None)
         items = getitems(indices) if getitems is not None else [self.dataset[i] for i in indices]
-        return list(zip(indices, items))
+        return list(zip(indices, items, strict=True))
 
 
 class _IndexedCollate:

@@ -28,8 +28,10 @@ __all__ = ["DemoResult", "digits_cnn", "load_digits_tensors", "run_demo"]
 
 
 def load_digits_tensors(*, seed: int = 0, test_fraction: float = 0.2) -> tuple[TensorDataset, TensorDataset]:
-    """scikit-learn's bundled 8x8 digits as ``(train, test)`` TensorDatasets: images ``(N, 1, 8, 8)`` float32 in
-    ``[0, 1]`` and labels ``(N,)`` int64. A stratified split, fixed by ``seed``; nothing is downloaded.
+    """scikit-learn's bundled 8x8 digits as ``(train, test)`` TensorDatasets; nothing is downloaded.
+
+    Images are ``(N, 1, 8, 8)`` float32 in ``[0, 1]``, labels ``(N,)`` int64; the split is stratified and fixed by
+    ``seed``.
     """
     try:
         from sklearn.datasets import load_digits

@@ -70,4 +70,4 @@ def all_gather_concat(tensor: Tensor) -> Tensor:
     padded[: local.shape[0]] = local
     out = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(out, padded)
-    return torch.cat([o[:n] for o, n in zip(out, lengths)]).to(tensor.device)
+    return torch.cat([o[:n] for o, n in zip(out, lengths, strict=True)]).to(tensor.device)

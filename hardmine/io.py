@@ -7,15 +7,14 @@ torch.distributed only rank 0 writes.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from hardmine._files import atomic_path
 from hardmine.distributed import is_main_process
 from hardmine.table import DIFFICULTIES, GROUPS, POLARITIES, SCORE_COLUMNS, SPLIT_COLUMNS, restore_dtypes
 
@@ -36,7 +35,8 @@ def select(table: pd.DataFrame, only: OnlyArg = None) -> pd.DataFrame:
             polarity), a group name (``"hard_positive"`` ...) or a list of group names.
 
     Example:
-        >>> t = pd.DataFrame({"index": [0, 1], "difficulty": ["hard", "easy"], "group": ["hard_negative", "easy_negative"]})
+        >>> t = pd.DataFrame({"index": [0, 1], "difficulty": ["hard", "easy"],
+        ...                   "group": ["hard_negative", "easy_negative"]})
         >>> select(t, "hard")["index"].tolist()
         [0]
     """
@@ -65,36 +65,13 @@ def _column(table: pd.DataFrame, col: str, only: object) -> pd.Series:
     return table[col]
 
 
-@contextlib.contextmanager
-def _atomic_path(path: PathLike, suffix: str) -> Iterator[Path]:
-    dest = Path(path)
-    folder = dest.parent if str(dest.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Cannot write {str(dest)!r}: the folder {str(folder)!r} does not exist.")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=folder)
-    except PermissionError as err:
-        raise PermissionError(f"Cannot write {str(dest)!r}: no permission to write in {str(folder)!r}.") from err
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
-
-
 def _write(table: pd.DataFrame, path: PathLike, suffix: str, writer: Callable[[Path], Any]) -> Path:
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"Expected argument `table` to be a pandas DataFrame, but got {type(table).__name__}.")
     dest = Path(path)
     if not is_main_process():
         return dest
-    with _atomic_path(dest, suffix) as tmp:
+    with atomic_path(dest, suffix=suffix) as tmp:
         writer(tmp)
     return dest
 

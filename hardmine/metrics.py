@@ -248,7 +248,8 @@ class Summary:
             return f"split settings not recorded (a CSV keeps no settings); positive class(es) = {s.get('positive')}"
         parts = [f"hard = {s.get('by', '?')} {'below' if s.get('hard_when', 'lower') == 'lower' else 'above'} "]
         if s.get("hard_fraction") is not None:
-            parts[0] = f"hard = the {s['hard_fraction']:.0%} with the {'lowest' if s.get('hard_when') == 'lower' else 'highest'} {s.get('by')}"
+            side = "lowest" if s.get("hard_when") == "lower" else "highest"
+            parts[0] = f"hard = the {s['hard_fraction']:.0%} with the {side} {s.get('by')}"
         elif s.get("threshold") == "per_class":
             parts[0] += "its class's mean (per-class thresholds)"
         else:

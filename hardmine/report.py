@@ -16,7 +16,6 @@ import contextlib
 import html
 import io as _io
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hardmine._files import atomic_path
 from hardmine.io import read_csv
 from hardmine.metrics import summary
 from hardmine.table import harder_when
@@ -346,21 +346,6 @@ def write_html(report: Report, path: PathLike, *, top: int = 20, by: str = "labe
 
 
 def _atomic_write(dest: Path, data: bytes) -> None:
-    folder = dest.parent if str(dest.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Cannot write {str(dest)!r}: the folder {str(folder)!r} does not exist.")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
-    except PermissionError as err:
-        raise PermissionError(f"Cannot write {str(dest)!r}: no permission to write in {str(folder)!r}.") from err
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
 
