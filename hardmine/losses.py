@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hardmine.measures import per_sample_targets
+
 __all__ = ["Reduction", "focal_loss", "ohem_loss", "per_sample_cross_entropy", "weighted_loss"]
 
 Reduction = Literal["mean", "sum", "none"]
@@ -64,20 +66,7 @@ def _check_logits(logits: Tensor) -> None:
 
 def _check_targets(logits: Tensor, targets: Tensor, *, soft_ok: bool) -> Tensor:
     """Targets as a ``(N,)`` tensor on the logits' device: int64 class indices, or float for soft binary targets."""
-    if not isinstance(targets, Tensor):
-        raise TypeError(f"Expected argument `targets` to be a torch.Tensor, but got {type(targets).__name__}.")
-    if targets.ndim == 2 and targets.shape[1] == 1:
-        targets = targets[:, 0]
-    if targets.ndim != 1:
-        raise ValueError(
-            f"Expected argument `targets` to hold one class index per sample, shape (N,), but got shape "
-            f"{tuple(targets.shape)}. For one-hot targets pass `targets.argmax(1)`."
-        )
-    if targets.shape[0] != logits.shape[0]:
-        raise ValueError(
-            f"Expected `logits` and `targets` to have the same number of samples, but got {logits.shape[0]} logits "
-            f"and {targets.shape[0]} targets."
-        )
+    targets = per_sample_targets(logits, targets, name="targets")
     targets = targets.to(logits.device, non_blocking=True)
     single = _is_single_logit(logits)
     num_classes = 2 if single else int(logits.shape[1])

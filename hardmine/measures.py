@@ -35,6 +35,7 @@ __all__ = [
     "loss_score",
     "margin_score",
     "num_classes_of",
+    "per_sample_targets",
 ]
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -99,26 +100,40 @@ def as_class_logits(logits: Tensor) -> Tensor:
     )
 
 
+def per_sample_targets(logits: Tensor, targets: Tensor, *, name: str = "targets") -> Tensor:
+    """Check that ``targets`` holds one entry per row of ``logits`` and return it as ``(N,)``.
+
+    ``(N, 1)`` is flattened; any other shape, or a sample count that differs from the logits', is a ``ValueError``
+    that names the argument ``name``; a non-tensor is a ``TypeError``.
+
+    Example:
+        >>> per_sample_targets(torch.zeros(3, 2), torch.tensor([[0], [1], [1]])).tolist()
+        [0, 1, 1]
+    """
+    if not isinstance(targets, Tensor):
+        raise TypeError(f"Expected argument `{name}` to be a torch.Tensor, but got {type(targets).__name__}.")
+    if targets.ndim == 2 and targets.shape[1] == 1:
+        targets = targets[:, 0]
+    if targets.ndim != 1:
+        raise ValueError(
+            f"Expected argument `{name}` to hold one class index per sample, shape (N,), but got shape "
+            f"{tuple(targets.shape)}. One-hot or multi-label targets are not class indices: pass `{name}.argmax(1)` "
+            "for one-hot targets."
+        )
+    if targets.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"Expected `logits` and `{name}` to have the same number of samples, but got {logits.shape[0]} logits "
+            f"and {targets.shape[0]} {name}."
+        )
+    return targets
+
+
 def _prepare(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Class logits in at least float32 and labels as int64, with shapes checked."""
     z = as_class_logits(logits)
     if z.dtype in (torch.float16, torch.bfloat16):
         z = z.float()
-    if not isinstance(labels, Tensor):
-        raise TypeError(f"Expected argument `labels` to be a torch.Tensor, but got {type(labels).__name__}.")
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise ValueError(
-            f"Expected argument `labels` to hold one class index per sample, shape (N,), but got shape "
-            f"{tuple(labels.shape)}. One-hot or multi-label targets are not class indices: pass `targets.argmax(1)` "
-            "for one-hot targets."
-        )
-    if labels.shape[0] != z.shape[0]:
-        raise ValueError(
-            f"Expected `logits` and `labels` to have the same number of samples, but got {z.shape[0]} logits and "
-            f"{labels.shape[0]} labels."
-        )
+    labels = per_sample_targets(z, labels, name="labels")
     if labels.device != z.device:
         labels = labels.to(z.device, non_blocking=True)
     return z, labels.long()
