@@ -10,7 +10,15 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["all_gather_concat", "get_rank", "get_world_size", "is_distributed", "is_main_process", "shard_bounds"]
+__all__ = [
+    "all_gather_concat",
+    "get_rank",
+    "get_world_size",
+    "is_distributed",
+    "is_main_process",
+    "raise_if_any_rank_failed",
+    "shard_bounds",
+]
 
 
 def is_distributed() -> bool:
@@ -71,3 +79,27 @@ def all_gather_concat(tensor: Tensor) -> Tensor:
     out = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(out, padded)
     return torch.cat([o[:n] for o, n in zip(out, lengths, strict=True)]).to(tensor.device)
+
+
+def raise_if_any_rank_failed(error: BaseException | None, what: str = "hm.score") -> None:
+    """Make every rank raise when any rank failed, so that no rank waits forever in a later collective.
+
+    Every rank calls this at the same point, with the exception it caught (or ``None``). A rank that failed re-raises
+    its own exception; the others raise a ``RuntimeError`` that names the first failed rank and its error. Without
+    torch.distributed it just re-raises ``error`` if there is one.
+
+    Example:
+        >>> raise_if_any_rank_failed(None)  # one process, no error: nothing happens
+    """
+    if not is_distributed():
+        if error is not None:
+            raise error
+        return
+    messages: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(messages, None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    failed = [(r, m) for r, m in enumerate(messages) if m is not None]
+    if failed:
+        rank, message = failed[0]
+        raise RuntimeError(f"{what} failed on rank {rank} (of {len(messages)}): {message}")

@@ -26,7 +26,13 @@ from hardmine.data import (
     rebuild_loader,
     unpack_batch,
 )
-from hardmine.distributed import all_gather_concat, get_rank, get_world_size, shard_bounds
+from hardmine.distributed import (
+    all_gather_concat,
+    get_rank,
+    get_world_size,
+    raise_if_any_rank_failed,
+    shard_bounds,
+)
 from hardmine.measures import MEASURES, as_class_logits, compute_measures, num_classes_of
 from hardmine.table import build_table
 
@@ -64,7 +70,7 @@ def score(
     The loader is rebuilt for scoring with a sequential sampler and ``drop_last=False``, keeping its ``collate_fn``,
     workers, pinning and batch size, so shuffling, custom samplers and ``drop_last`` of the training loader do not
     matter: every sample is scored exactly once. Under ``torchrun`` each rank scores a contiguous share and every rank
-    gets the whole table.
+    gets the whole table; if any rank fails during its pass, every rank raises (none waits in a collective).
 
     The model is left exactly as it was: it runs in eval mode under ``torch.inference_mode()``, so no gradients are
     made and BatchNorm statistics do not move, and afterwards every submodule gets its own training flag back. If
@@ -213,51 +219,62 @@ def score_tensors(
                 buffers[key][:pos] = rows.to(run_device)
             scoring_loader = rebuild_loader(loader, sampler=range(start + pos, stop), batch_size=batch_size,
                                             drop_last=False)
-    with _model_for_scoring(model, run_device), torch.inference_mode(), autocast:
-        batches = tqdm(scoring_loader, disable=not progress, desc="hardmine: scoring", unit="batch", leave=False)
-        for b, batch in enumerate(batches, start=done_batches):
-            try:
-                inputs, targets = unpack(batch) if unpack is not None else unpack_batch(
-                    batch, input_key=input_key, target_key=target_key, batch_number=b
-                )
-            except (ValueError, TypeError, KeyError, IndexError) as err:
-                raise type(err)(f"{err} (batch {b}, samples {start + pos}..)") from err
-            if not isinstance(targets, Tensor):
-                targets = torch.as_tensor(targets)
-            inputs = move_to_device(inputs, run_device, non_blocking=non_blocking)
-            if channels_last and isinstance(inputs, Tensor) and inputs.ndim == 4:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            logits = call_model(model, inputs)
-            bsz = _check_batch(logits, targets, b, start + pos, num_classes)
-            if num_classes < 0:
-                num_classes = num_classes_of(logits)
-                buffers = _allocate(stop - start, num_classes, keep_probs, run_device)
-            if pos + bsz > stop - start:
-                raise ValueError(
-                    f"The loader yielded more samples than the {stop - start} it was asked for (batch {b}); "
-                    "does its collate_fn add samples?"
-                )
-            targets = targets.to(run_device, non_blocking=non_blocking)
-            m = compute_measures(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, targets)
-            sl = slice(pos, pos + bsz)
-            buffers["label"][sl] = targets.reshape(-1).long()
-            if targets.is_floating_point() and "label_value" not in buffers:
-                # Float labels must hold whole numbers; keep their values so an error can show the real ones.
-                buffers["label_value"] = buffers["label"].double()
-            if "label_value" in buffers:
-                buffers["label_value"][sl] = targets.reshape(-1).double()
-            for key in ("pred", *MEASURES, "valid", "finite"):
-                buffers[key][sl] = m[key]
-            if keep_probs:
-                buffers["probs"][sl] = torch.softmax(as_class_logits(logits.float()), dim=1)
-            pos += bsz
-            if ckpt is not None and (b + 1) % checkpoint_every == 0:
-                ckpt.save(buffers, position=pos, batches=b + 1, num_classes=num_classes)
-    if pos != stop - start:
-        raise ValueError(
-            f"The loader yielded {pos} samples for the {stop - start} dataset samples it was asked for; does its "
-            "collate_fn drop samples? hm.score never drops data silently."
-        )
+    # Under torchrun a rank that fails alone would leave the others waiting in the gathers below: every rank learns
+    # whether any rank failed, and all raise.
+    failure: Exception | None = None
+    try:
+        with _model_for_scoring(model, run_device), torch.inference_mode(), autocast:
+            batches = tqdm(scoring_loader, disable=not progress, desc="hardmine: scoring", unit="batch", leave=False)
+            for b, batch in enumerate(batches, start=done_batches):
+                try:
+                    inputs, targets = unpack(batch) if unpack is not None else unpack_batch(
+                        batch, input_key=input_key, target_key=target_key, batch_number=b
+                    )
+                except (ValueError, TypeError, KeyError, IndexError) as err:
+                    raise type(err)(f"{err} (batch {b}, samples {start + pos}..)") from err
+                if not isinstance(targets, Tensor):
+                    targets = torch.as_tensor(targets)
+                inputs = move_to_device(inputs, run_device, non_blocking=non_blocking)
+                if channels_last and isinstance(inputs, Tensor) and inputs.ndim == 4:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                logits = call_model(model, inputs)
+                bsz = _check_batch(logits, targets, b, start + pos, num_classes)
+                if num_classes < 0:
+                    num_classes = num_classes_of(logits)
+                    buffers = _allocate(stop - start, num_classes, keep_probs, run_device)
+                if pos + bsz > stop - start:
+                    raise ValueError(
+                        f"The loader yielded more samples than the {stop - start} it was asked for (batch {b}); "
+                        "does its collate_fn add samples?"
+                    )
+                targets = targets.to(run_device, non_blocking=non_blocking)
+                low_precision = logits.dtype in (torch.float16, torch.bfloat16)
+                m = compute_measures(logits.float() if low_precision else logits, targets)
+                sl = slice(pos, pos + bsz)
+                buffers["label"][sl] = targets.reshape(-1).long()
+                if targets.is_floating_point() and "label_value" not in buffers:
+                    # Float labels must hold whole numbers; keep their values so an error can show the real ones.
+                    buffers["label_value"] = buffers["label"].double()
+                if "label_value" in buffers:
+                    buffers["label_value"][sl] = targets.reshape(-1).double()
+                for key in ("pred", *MEASURES, "valid", "finite"):
+                    buffers[key][sl] = m[key]
+                if keep_probs:
+                    buffers["probs"][sl] = torch.softmax(as_class_logits(logits.float()), dim=1)
+                pos += bsz
+                if ckpt is not None and (b + 1) % checkpoint_every == 0:
+                    ckpt.save(buffers, position=pos, batches=b + 1, num_classes=num_classes)
+        if pos != stop - start:
+            raise ValueError(
+                f"The loader yielded {pos} samples for the {stop - start} dataset samples it was asked for; does its "
+                "collate_fn drop samples? hm.score never drops data silently."
+            )
+    except Exception as err:
+        if world == 1:
+            raise
+        failure = err
+    if world > 1:
+        raise_if_any_rank_failed(failure)
     if not buffers:  # this rank had no samples (more ranks than samples)
         buffers = _allocate(0, 0, keep_probs, run_device)
     checked: dict[str, Tensor] = buffers

@@ -86,6 +86,32 @@ def _score_cases() -> dict[str, Any]:
     return out
 
 
+class _UnreadableAt(torch.utils.data.Dataset):
+    """A dataset whose sample ``bad`` cannot be read (a corrupt file, say)."""
+
+    def __init__(self, base: torch.utils.data.Dataset, bad: int) -> None:
+        self.base, self.bad = base, bad
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        if index == self.bad:
+            raise OSError(f"cannot read sample {index}")
+        return self.base[index]
+
+
+def _failure_case() -> dict[str, Any]:
+    # Sample 9 is in rank 1's share: rank 1 fails inside its scoring loop, before any gather. Rank 0 must not wait
+    # for it forever; it raises too, naming rank 1 and its error.
+    data = _UnreadableAt(make_dataset(11, NUM_CLASSES, seed=9), bad=9)
+    try:
+        score(make_model(NUM_CLASSES, seed=9), DataLoader(data, batch_size=4), progress=False)
+    except (OSError, RuntimeError) as err:
+        return {"failure": f"{type(err).__name__}: {err}"}
+    return {"failure": None}
+
+
 def _sampler_cases() -> dict[str, Any]:
     w = torch.linspace(0.1, 2.0, 23, dtype=torch.float64)
     w[5] = 0.0  # a zero-weight sample: never drawn without replacement
@@ -130,6 +156,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
                             timeout=datetime.timedelta(seconds=120))
     try:
         out = _score_cases()
+        out.update(_failure_case())
         out["gather_1d"] = all_gather_concat(torch.arange(10 * rank, 10 * rank + 2 * rank + 1))  # lengths 1, 3
         out["gather_2d"] = all_gather_concat(torch.full((rank, 2), float(rank + 1)))  # lengths 0, 1
         to_csv(out["table_11"], Path(out_dir) / f"scores_from_rank{rank}.csv")
@@ -161,6 +188,7 @@ def single() -> dict[str, Any]:
     """The same scenarios in one process (no torch.distributed)."""
     out = _score_cases()
     out.update(_sampler_cases())
+    out.update(_failure_case())
     return out
 
 
@@ -200,6 +228,13 @@ def test_bad_samples_on_one_rank_raise_the_same_error_on_every_rank(ranks, singl
     assert expected in single[f"error_{kind}"]
     for r in range(WORLD):
         assert results[r][f"error_{kind}"] == single[f"error_{kind}"]
+
+
+def test_a_rank_failing_inside_its_loop_makes_every_rank_raise(ranks, single) -> None:
+    results, _ = ranks
+    assert single["failure"] == "OSError: cannot read sample 9"
+    assert results[1]["failure"] == single["failure"]  # the failing rank raises its own error
+    assert results[0]["failure"] == "RuntimeError: hm.score failed on rank 1 (of 2): OSError: cannot read sample 9"
 
 
 def test_to_csv_writes_on_rank_zero_only(ranks, single) -> None:
