@@ -54,6 +54,12 @@ def rare_positive(ds: TensorDataset, digit: int, fraction: float, seed: int) -> 
     return TensorDataset(x[keep], (y[keep] == digit).long())'''
 
 
+def setup(name: str, *, unused: tuple[str, ...] = (), replace: dict[str, str] | None = None) -> str:
+    """The first code cell of notebook ``name``: import lines it does not use dropped, others replaced."""
+    lines = [(replace or {}).get(line, line) for line in SETUP.format(name=name).splitlines()]
+    return "\n".join(line for line in lines if line not in unused)
+
+
 def md(text: str) -> nbformat.NotebookNode:
     return nbformat.v4.new_markdown_cell(text.strip("\n"))
 
@@ -74,7 +80,7 @@ You have a model and a DataLoader. In a few seconds on a CPU, this notebook
 4. shows the **hard examples** as images, and
 5. **exports** them to CSV for people and other tools.
 '''),
-    code(SETUP.format(name="01")),
+    code(setup("01", unused=("import numpy as np",))),
     md('''
 ## 1. Data, ground truth and a model
 
@@ -102,7 +108,7 @@ print(f"{len(train_set)} training images {tuple(x.shape[1:])}, {int(flipped.sum(
 model = digits_cnn()
 opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 t0 = time.perf_counter()
-for epoch in range(15):
+for _ in range(15):
     model.train()
     for xb, yb in loader:
         opt.zero_grad()
@@ -201,7 +207,7 @@ When the positive class is rare, accuracy says little: if 5% of the samples are 
 The model outputs a probability of the positive class; the **decision threshold** turns it into a call. Raising the
 threshold raises precision and lowers recall; lowering it does the opposite.
 '''),
-    code(SETUP.format(name="02")),
+    code(setup("02", unused=("import time", "import numpy as np"))),
     md('''
 ## A rare-positive task
 
@@ -225,7 +231,7 @@ torch.manual_seed(0)
 model = digits_cnn(num_classes=2)
 opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 loader = DataLoader(train_b, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
-for epoch in range(12):
+for _ in range(12):
     model.train()
     for xb, yb in loader:
         opt.zero_grad()
@@ -326,7 +332,7 @@ samples the model gets wrong or barely right, which here are mostly the positive
 We compare it with plain uniform shuffling on the same model, data and budget, and track the **F1 of the positive
 class** on a held-out test set after every epoch, for two seeds.
 '''),
-    code(SETUP.format(name="03")),
+    code(setup("03", unused=("import numpy as np",))),
     code(RARE),
     code('''
 import warnings
@@ -370,7 +376,7 @@ def train_run(method: str, seed: int) -> tuple[list[float], HardMiner | None, Dy
         batches = miner
     dyn = Dynamics(num_samples=len(train_b))
     f1 = []
-    for epoch in range(EPOCHS):
+    for _ in range(EPOCHS):
         model.train()
         for idx, xb, yb in batches:
             logits = model(xb)
@@ -420,8 +426,8 @@ summary.round(3)
 With only a few dozen positives in training and a couple of dozen in the test set, these curves are noisy and
 depend on the seed: read them as an illustration, not a benchmark. Under uniform sampling a run can stay at F1 = 0 for
 many epochs (the model calls nothing positive); drawing the hard samples more often tends to shorten that wait, and
-where both runs of a seed learn the positives their final F1 is close. Try more seeds, a per-class threshold or `apply="sample+correct"` before drawing
-conclusions for your own data.
+where both runs of a seed learn the positives their final F1 is close. Try more seeds, a per-class threshold or
+`apply="sample+correct"` before drawing conclusions for your own data.
 
 What `HardMiner` changes is visible in its history: one row per scoring pass, with the number of hard samples and how
 often each hard and each easy sample was drawn until the next scoring (about 3.5 times against 0.9 here).
@@ -462,7 +468,9 @@ notebook
 
 It takes about a minute on a CPU.
 '''),
-    code(SETUP.format(name="04")),
+    code(setup("04", unused=("from hardmine.demo import digits_cnn, load_digits_tensors",),
+               replace={"from torch.utils.data import DataLoader, TensorDataset":
+                        "from torch.utils.data import DataLoader"})),
     code('''
 from PIL import Image
 from sklearn.datasets import load_digits
@@ -560,7 +568,7 @@ hard_loader = DataLoader(hard_set, batch_size=32, shuffle=True, generator=torch.
 opt = torch.optim.Adam(model.fc.parameters(), lr=1e-3)
 model.eval()
 t0 = time.perf_counter()
-for epoch in range(5):
+for _ in range(5):
     for xb, yb in hard_loader:
         opt.zero_grad()
         nn.functional.cross_entropy(model(xb), yb).backward()
