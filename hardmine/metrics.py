@@ -262,7 +262,7 @@ class Summary:
         lines = [
             f"hardmine summary: {int(self.groups['count'].sum())} samples; {self._settings_line()}",
             "",
-            self.groups.to_string(float_format=lambda v: f"{v:.3f}"),
+            self.groups.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"),
             "",
             "confusion (rows: ground truth, columns: predicted)",
             self.confusion.to_string(),
@@ -281,7 +281,7 @@ class Summary:
         return (
             f"<div><b>hardmine summary</b>: {int(self.groups['count'].sum())} samples; "
             f"{html.escape(self._settings_line())}"
-            f"{self.groups.to_html(float_format=lambda v: f'{v:.3f}')}"
+            f"{self.groups.to_html(float_format=lambda v: f'{v:.3f}', na_rep='-')}"
             f"<p>confusion (rows: ground truth, columns: predicted)</p>{self.confusion.to_html()}"
             f"<p>positive class</p>{metrics.to_html(index=False, float_format=lambda v: f'{v:.3f}')}</div>"
         )

@@ -219,3 +219,13 @@ def test_summary_with_empty_groups_and_positive_override():
     assert other.metrics == precision_recall_f1(table, positive=0)
     with pytest.raises(ValueError, match=r"call hm.split first.*\['group'\]"):
         summary(_table(n=5, seed=11))
+
+
+def test_summary_renders_empty_groups_with_a_dash_not_nan():
+    t = split(pd.DataFrame({"index": [0, 1, 2], "label": [1, 0, 0], "pred": [1, 0, 0],
+                            "label_prob": [0.9, 0.8, 0.3]}), threshold=0.5)
+    s = summary(t)
+    assert s.groups.loc["hard_positive", "count"] == 0
+    row = next(line for line in str(s).splitlines() if line.startswith("hard_positive"))
+    assert row.split()[-1] == "-" and "nan" not in str(s).lower()
+    assert "<td>-</td>" in s._repr_html_() and "NaN" not in s._repr_html_()
