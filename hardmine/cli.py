@@ -162,12 +162,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
     scan = scan_image_folder(os.path.abspath(args.data_dir), check=False)
     classes = scan.classes
     positive = _resolve_positive(args.positive, classes)
-    if positive is None and len(classes) > 2:
+    num_classes = len(classes) if args.num_classes is None else args.num_classes
+    if num_classes < len(classes):
+        raise _UsageError(f"--num-classes {num_classes} is fewer than the {len(classes)} class folders in "
+                          f"{args.data_dir!r}: the model needs an output for every folder")
+    if positive is None and num_classes > 2:
         shown = ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else "")
-        raise _UsageError(f"{len(classes)} classes found ({shown}): name the class(es) of interest with "
+        model_note = "" if num_classes == len(classes) else f" for a {num_classes}-class model"
+        raise _UsageError(f"{len(classes)} classes found ({shown}){model_note}: name the class(es) of interest with "
                           "--positive NAME_OR_INDEX (one-vs-rest)")
-    model = build_model(args.arch, len(classes))
-    load_weights(model, args.weights, arch=args.arch, num_classes=len(classes))
+    model = build_model(args.arch, num_classes)
+    load_weights(model, args.weights, arch=args.arch, num_classes=num_classes)
 
     scan = check_images(scan, strict=args.strict, workers=args.workers)
     for path, reason in scan.skipped:
@@ -262,6 +267,9 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder tree: one sub-folder per class")
     p.add_argument("--arch", required=True, help="torchvision classification architecture, e.g. resnet18")
+    p.add_argument("--num-classes", type=_positive_int, default=None, metavar="K",
+                   help="outputs of the model (default: the number of class folders); larger when the checkpoint "
+                   "was trained on more classes than DATA_DIR holds (the folders are classes 0..)")
     p.add_argument("--weights", required=True, metavar="CKPT",
                    help="your checkpoint: a state_dict, or a dict holding one under 'state_dict', 'model', "
                    "'model_state_dict', 'net' or 'weights' (read with torch.load(weights_only=True))")

@@ -44,9 +44,9 @@ def _score(root: Path, out: Path, *extra: str) -> int:
                  "--image-size", str(SIZE), "--batch-size", "8", "--no-progress", *extra])
 
 
-def _reference(tree, state) -> pd.DataFrame:
+def _reference(tree, state, num_classes: int | None = None) -> pd.DataFrame:
     """A plain per-image loop: open, RGB, resize 37 / crop 32 / normalize, model(x[None]), softmax."""
-    model = torchvision.models.get_model(ARCH, weights=None, num_classes=len(CLASSES))
+    model = torchvision.models.get_model(ARCH, weights=None, num_classes=num_classes or len(CLASSES))
     model.load_state_dict(state)
     model.eval()
     tf = transforms.Compose([transforms.Resize(37), transforms.CenterCrop(32), transforms.ToTensor(),
@@ -389,3 +389,27 @@ def test_hidden_files_and_folders_are_not_read(tmp_path):
     assert scan.skipped == []
     assert sorted(scan.ignored) == sorted([str(tmp_path / "b" / "._2.png"),
                                            str(tmp_path / "b" / ".ipynb_checkpoints" / "2.png")])
+
+
+def test_num_classes_for_a_checkpoint_with_more_classes_than_folders(setup, tmp_path, capsys):
+    root, tree, _ = setup
+    wide = tmp_path / "wide.pt"
+    wide_state = save_weights(ARCH, 5, wide, wrap="model")  # trained on 5 classes; the folder holds 3 of them
+    out = tmp_path / "wide.csv"
+    argv = ["score", str(root / "data"), "--arch", ARCH, "--weights", str(wide), "--out", str(out),
+            "--image-size", str(SIZE), "--batch-size", "8", "--no-progress", "--positive", "1"]
+    assert main([*argv, "--num-classes", "5"]) == 0
+    table = read_csv(out)
+    ref = _reference(tree, wide_state, num_classes=5)  # the reference loop with the 5-class weights
+    assert table["pred"].tolist() == ref["pred"].tolist()
+    np.testing.assert_allclose(table["label_prob"], ref["label_prob"], rtol=1e-4, atol=1e-5)
+    assert set(table["label"]) <= {0, 1, 2}
+    capsys.readouterr()
+    # Without --num-classes the 3-output model does not fit the 5-class checkpoint: a data error naming the keys.
+    assert main(argv) == 1
+    assert "fc." in capsys.readouterr().err
+    # Fewer outputs than folders is a usage error.
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--num-classes", "2"])
+    assert exc.value.code == 2
+    assert "--num-classes 2 is fewer than the 3 class folders" in capsys.readouterr().err
