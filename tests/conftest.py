@@ -7,6 +7,10 @@ The parametrization lists ``DEVICES`` (CUDA skipped when absent) and ``DTYPES`` 
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 from reference import DEVICES, DTYPES  # noqa: F401  (re-exported)
@@ -100,3 +104,15 @@ def image_folder(tmp_path):
             pixels = torch.randint(0, 256, (8, 8, 3), generator=g, dtype=torch.uint8).numpy()
             Image.fromarray(pixels).save(tmp_path / cls / f"{cls}_{i}.png")
     return tmp_path, ImageFolder(str(tmp_path), transform=transforms.ToTensor())
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (the benchmarks are scripts, not a package) for a smoke run."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -6,33 +6,22 @@ that the numbers are well-formed, and that the files were written.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import load_benchmark
 from torch.utils.data import DataLoader, TensorDataset
 
 from hardmine.scoring import score
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_bench_score_quick(tmp_path: Path) -> None:
-    bench = _load("bench_score")
+    bench = load_benchmark("bench_score")
     rows = bench.main(["--quick", "--case", "mlp", "--out", str(tmp_path)])
     assert [r["case"] for r in rows] == ["mlp"]
     row = rows[0]
@@ -46,13 +35,13 @@ def test_bench_score_quick(tmp_path: Path) -> None:
 
 
 def test_bench_score_rejects_unknown_case() -> None:
-    bench = _load("bench_score")
+    bench = load_benchmark("bench_score")
     with pytest.raises(ValueError, match="Expected argument `case`"):
         bench.make_case("vgg", 4)
 
 
 def test_bench_table_quick(tmp_path: Path) -> None:
-    bench = _load("bench_table")
+    bench = load_benchmark("bench_table")
     rows = bench.main(["--quick", "--out", str(tmp_path)])
     assert [r["step"] for r in rows] == list(bench.STEPS)
     by_step = {r["step"]: r for r in rows}
@@ -65,7 +54,7 @@ def test_bench_table_quick(tmp_path: Path) -> None:
 
 
 def test_bench_table_scores_like_score() -> None:
-    bench = _load("bench_table")
+    bench = load_benchmark("bench_table")
     table = bench.make_scores(100)
     assert list(table.columns) == ["index", "id", "label", "pred", "confidence", "label_prob", "margin", "entropy",
                                    "loss"]
@@ -114,7 +103,7 @@ def test_score_on_cuda_with_amp_is_close_to_float32(amp: str) -> None:
 @pytest.mark.cuda
 @cuda
 def test_bench_score_quick_on_cuda(tmp_path: Path) -> None:
-    bench = _load("bench_score")
+    bench = load_benchmark("bench_score")
     rows = bench.main(["--quick", "--device", "cuda", "--amp", "fp16", "--channels-last", "--out", str(tmp_path)])
     assert [r["case"] for r in rows] == ["resnet18", "mlp"]
     assert all(r["amp"] == "fp16" and r["score_per_s"] > 0 for r in rows)

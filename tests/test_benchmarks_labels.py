@@ -1,21 +1,11 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_label_issues.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_label_issues", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark
 
 
 def test_quick_run_writes_results(tmp_path, capsys):
-    bench = _load()
+    bench = load_benchmark("bench_label_issues")
     result = bench.main(["--quick", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "label_issues_quick.json").read_text())
     assert saved["meta"]["quick"] is True

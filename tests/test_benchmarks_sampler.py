@@ -1,21 +1,11 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_sampler.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_sampler", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark
 
 
 def test_bench_sampler_quick_in_process(tmp_path, capsys):
-    bench = load_bench()
+    bench = load_benchmark("bench_sampler")
     out = tmp_path / "sampler.json"
     assert bench.main(["--quick", "--in-process", "--sizes", "2000", "--threads", "1", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
@@ -29,6 +19,6 @@ def test_bench_sampler_quick_in_process(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_bench_sampler_child_process_reports_memory():
-    bench = load_bench()
+    bench = load_benchmark("bench_sampler")
     got = bench._run("hardmine", 1000, "tensor", "replacement", 1, timeout=120)
     assert got["seconds"] > 0 and got["peak_mb"] > got["extra_mb"] >= 0

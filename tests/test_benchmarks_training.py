@@ -1,21 +1,11 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_training", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_benchmark
 
 
 def test_bench_training_quick(tmp_path, capsys):
-    bench = _load()
+    bench = load_benchmark("bench_training")
     result = bench.main(["--quick", "--out", str(tmp_path)])
     assert set(result["summary"]) == set(bench.METHODS)
     saved = json.loads((tmp_path / "bench_training_quick.json").read_text())
@@ -31,7 +21,7 @@ def test_bench_training_quick(tmp_path, capsys):
 
 
 def test_rare_positive_data_keeps_the_rate():
-    bench = _load()
+    bench = load_benchmark("bench_training")
     train, test = bench.make_data(0, digit=8, rate=0.03)
     pos = int(train.tensors[1].sum())
     assert pos / len(train) == pytest.approx(0.03, abs=0.003)
