@@ -24,6 +24,11 @@ How hardness is applied (``apply``):
   of the plain mean loss over the dataset: the hard samples are seen more often, the gradient is not biased towards
   them.
 
+The weights are :func:`hardmine.weights` of the split table. By default (``balance="label"``) they first give every
+class the same share of the total weight, as a class-balanced sampler does, and then, inside each class, give a hard
+sample ``hard_weight / easy_weight`` (4) times an easy one's weight; ``balance=None`` leaves the classes' shares to the
+hardness alone.
+
 So one bias at a time: either the draw or the loss, never both. In the two weighted modes a batch ``(x, y)`` comes as
 ``(x, y, w)`` (a dict batch gets a ``"weight"`` key), ``w`` a float32 tensor ``(B,)`` on the CPU; feed it to
 :func:`hardmine.losses.weighted_loss`. Uniform epochs (warm-up, the return to uniform) carry weights of 1, so every
@@ -60,7 +65,7 @@ from hardmine.sampling import HardSampler, SamplerMode
 from hardmine.scoring import score
 from hardmine.splitting import split
 from hardmine.table import GROUPS, prob_columns
-from hardmine.weighting import HardSetCollapseWarning
+from hardmine.weighting import BALANCE_MODES, Balance, HardSetCollapseWarning
 from hardmine.weighting import weights as sample_weights
 
 __all__ = ["APPLY_MODES", "EXCLUDE_METHODS", "Apply", "HardMiner", "ShareBatchSampler", "importance_weights"]
@@ -357,12 +362,19 @@ class HardMiner:
             the table but is weighted as an easy sample of its polarity (with score weights, ``weight_kwargs["by"]``:
             no more than the lightest other sample), is left out of the ``hard_share`` slots, and keeps a positive
             probability: it is never dropped. :attr:`table` gets a bool ``suspect`` column.
-        hard_weight: weight of a hard sample (draws or loss, see ``apply``).
+        hard_weight: weight of a hard sample (draws or loss, see ``apply``), relative to ``easy_weight`` within a
+            class (see ``balance``).
         easy_weight: weight of an easy sample.
-        floor: the smallest weight any sample gets, relative to the largest, so no sample is starved (see
-            :func:`hardmine.weights`; with the defaults the weights are 1 for hard and 0.25 for easy samples).
+        floor: the smallest weight any sample gets, relative to the largest of its class (of all samples with
+            ``balance=None``), so no sample is starved (see :func:`hardmine.weights`).
         momentum: smooth the weights across re-scorings, ``w = momentum * previous + (1 - momentum) * new`` (see
             :func:`hardmine.weights`), so a sample that just turned easy is not dropped at once; in ``[0, 1)``.
+        balance: ``"label"`` (default): every class gets the same total weight, so a weighted draw picks each class
+            equally often (as a class-balanced ``WeightedRandomSampler`` does), and within a class a hard sample is
+            drawn ``hard_weight / easy_weight`` times as often as an easy one; no class can take over the draws
+            because its samples are hard. ``"polarity"``: positives and negatives get the same total weight.
+            ``None``: no balancing, the hardness alone decides (a rare class that is mostly hard then gets only
+            ``hard_weight`` times its natural share). See ``balance`` in :func:`hardmine.weights`.
         weight_kwargs: more options for :func:`hardmine.weights`, e.g. ``{"by": "label_prob", "gamma": 2.0}``
             for continuous weights ``(1 - p) ** 2`` instead of per-group ones, or ``{"hard": {"positive": 8.0,
             "negative": 2.0}}`` for a weight per group.
@@ -429,6 +441,7 @@ class HardMiner:
         easy_weight: float = 1.0,
         floor: float = 0.05,
         momentum: float = 0.0,
+        balance: Balance | None = "label",
         weight_kwargs: Mapping[str, Any] | None = None,
         apply: Apply = "sample",
         rescore_every: int | Callable[[int], bool] = 1,
@@ -486,10 +499,12 @@ class HardMiner:
         if weight_kwargs is not None and not isinstance(weight_kwargs, Mapping):
             raise TypeError(f"Expected argument `weight_kwargs` to be a mapping or None, but got "
                             f"{type(weight_kwargs).__name__}.")
-        bad_keys = sorted(set(weight_kwargs or {}) & {"previous", "momentum", "floor", "labels", "dtype"})
+        if balance is not None and balance not in BALANCE_MODES:
+            raise ValueError(f"Expected argument `balance` to be None or one of {BALANCE_MODES}, but got {balance!r}.")
+        bad_keys = sorted(set(weight_kwargs or {}) & {"previous", "momentum", "floor", "balance", "labels", "dtype"})
         if bad_keys:
             raise ValueError(f"Expected `weight_kwargs` without {bad_keys}: pass those as HardMiner's own options "
-                             "(floor, momentum) or leave them to the miner.")
+                             "(floor, momentum, balance) or leave them to the miner.")
         if not callable(rescore_every) and (
             isinstance(rescore_every, bool) or not isinstance(rescore_every, int) or rescore_every < 1
         ):
@@ -548,6 +563,7 @@ class HardMiner:
         self.easy_weight = float(easy_weight)
         self.floor = float(floor)
         self.momentum = float(momentum)
+        self.balance: Balance | None = balance
         self.weight_kwargs = dict(weight_kwargs or {})
         self.apply: Apply = apply
         self.rescore_every = rescore_every
@@ -747,7 +763,7 @@ class HardMiner:
         return w.detach().to("cpu", torch.float64)
 
     def _weight_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"floor": self.floor, **self.weight_kwargs}
+        options: dict[str, Any] = {"floor": self.floor, "balance": self.balance, **self.weight_kwargs}
         if "by" not in options:  # per-group weights from the split; `by` switches to weights from a score
             options.setdefault("hard", self.hard_weight)
             options.setdefault("easy", self.easy_weight)

@@ -24,6 +24,13 @@ Every weight goes through the same four steps (all in float64, returned in ``dty
 4. **floor**: ``w_i = max(r_i, lo)`` with ``lo = max(floor, 1 / max_ratio)``. No sample weighs less than ``lo`` times
    the heaviest one, so none starves, and ``max(w) / min(w) <= 1 / lo`` (20 with the default ``floor=0.05``). Only
    ``floor=0`` without ``max_ratio`` lets a weight be zero.
+5. **balance** (only with ``balance=``): steps 2-4 run within each class (``"label"``) or each polarity
+   (``"polarity"``) on its own, so the heaviest sample of every class weighs 1 and the floor holds within a class;
+   then every class is scaled so that all classes carry the same total weight, ``sum_{i in c} w_i`` equal for every
+   ``c``, and the result is divided by its maximum. A weighted draw then picks each class equally often (as a
+   class-balanced ``WeightedRandomSampler`` does, weights ``1 / count``) and, inside a class, the hard samples in the
+   proportions of steps 1-4. The ratio bound of step 4 holds within a class; across classes it is multiplied by the
+   class imbalance. A class whose raw weights are all zero keeps zero weight with ``floor=0``, else it is uniform.
 
 Weights are in dataset-index order: a table with an ``index`` column (as :func:`hardmine.scoring.score` returns it,
 in dataset-index order) may come in any row order, weight ``i`` belongs to the row whose ``index`` is ``i``; a table
@@ -50,10 +57,13 @@ from torch import Tensor
 
 from hardmine.table import GROUPS, POLARITIES, harder_when
 
-__all__ = ["WEIGHT_MODES", "HardSetCollapseWarning", "WeightMode", "hardness", "weights"]
+__all__ = ["BALANCE_MODES", "WEIGHT_MODES", "Balance", "HardSetCollapseWarning", "WeightMode", "hardness", "weights"]
 
 WeightMode = Literal["power", "softmax", "rank"]
 WEIGHT_MODES: tuple[str, ...] = ("power", "softmax", "rank")
+Balance = Literal["label", "polarity"]
+#: What ``balance=`` may give equal total weight to: every class, or positives and negatives.
+BALANCE_MODES: tuple[str, ...] = ("label", "polarity")
 
 _HIGHER_IS_HARDER_OK = ("loss", "entropy", "variability", "forgetting")
 
@@ -116,6 +126,7 @@ def weights(
     momentum: float = 0.5,
     labels: Tensor | np.ndarray | Sequence[int] | None = None,
     hard_when: Literal["lower", "higher"] | None = None,
+    balance: Balance | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Per-sample sampling weights ``(N,)`` for :class:`hardmine.sampling.HardSampler`; formula in the module doc.
@@ -135,8 +146,13 @@ def weights(
         max_ratio: cap on ``max(w) / min(w)``, >= 1 (the same as ``floor = 1 / max_ratio``, the stricter one wins).
         previous: the last weights ``(N,)`` (e.g. from the previous re-scoring) to smooth with.
         momentum: share of ``previous`` in the smoothed weights, in ``[0, 1]``.
-        labels: int labels ``(N,)`` for the class-collapse warning when ``source`` is not a table.
+        labels: int labels ``(N,)`` for the class-collapse warning and ``balance="label"`` when ``source`` is not a
+            table.
         hard_when: override which direction of ``by`` is harder.
+        balance: ``None`` (default) leaves the classes' shares of the total weight to the hardness; ``"label"`` gives
+            every class (``label`` column, or ``labels=``) the same total weight, ``"polarity"`` gives positives and
+            negatives the same total weight (a split table's ``polarity`` column); hardness then decides within each
+            (step 5 of the module doc). No collapse warning with ``"label"``: no class can take over the draws.
         dtype: floating dtype of the result.
 
     Returns:
@@ -159,8 +175,12 @@ def weights(
         tensor([0.0500, 1.0000, 0.3265, 0.0500])
         >>> weights(table, by="label_prob", mode="rank")
         tensor([0.5000, 1.0000, 0.7500, 0.2500])
+        >>> weights(table, hard=4.0, easy=1.0, balance="label")  # each label sums to 1.25
+        tensor([0.6250, 1.0000, 0.6250, 0.2500])
     """
     _check_options(mode, gamma, temperature, floor, max_ratio, momentum, dtype)
+    if balance is not None and balance not in BALANCE_MODES:
+        raise ValueError(f"Expected argument `balance` to be None or one of {BALANCE_MODES}, but got {balance!r}.")
     table: pd.DataFrame | None = None
     device = torch.device("cpu")
     if isinstance(source, pd.DataFrame):
@@ -187,25 +207,70 @@ def weights(
         device = h.device
         raw = _score_weights(h, mode, gamma, temperature, "`source`")
 
-    w = raw / raw.max()
+    prev: Tensor | None = None
     if previous is not None:
         prev = _as_1d(previous, "previous").to(device)
-        if prev.numel() != w.numel():
-            raise ValueError(f"Expected argument `previous` to have {w.numel()} entries like the weights, but got "
+        if prev.numel() != raw.numel():
+            raise ValueError(f"Expected argument `previous` to have {raw.numel()} entries like the weights, but got "
                              f"{prev.numel()}.")
         _check_raw(prev, "`previous`")
-        w = momentum * (prev / prev.max()) + (1.0 - momentum) * w
-        w = w / w.max()
     lo = max(floor, 1.0 / max_ratio if max_ratio is not None else 0.0)
-    w = w.clamp(min=lo)
-
-    if table is not None:
-        w = _dataset_order(w, table)
-    label_tensor = _labels_of(table, labels, w.numel())
-    if label_tensor is not None:
+    if table is not None:  # dataset order from here on, like `previous` and `labels`
+        raw = _dataset_order(raw, table)
+    label_tensor = _labels_of(table, labels, raw.numel())
+    if balance is None:
+        w = _normalise_smooth_floor(raw, prev, momentum, lo)
+    else:
+        w = _balanced(raw, prev, momentum, lo, _balance_groups(balance, table, label_tensor, raw.numel()).to(device))
+    if label_tensor is not None and balance != "label":
         hard_mask = _hard_mask(table, w)
         _warn_collapse(label_tensor, hard_mask)
     return w.to(dtype)
+
+
+def _normalise_smooth_floor(raw: Tensor, prev: Tensor | None, momentum: float, lo: float) -> Tensor:
+    """Steps 2-4 of the module doc on one set of samples: normalise, smooth with ``prev``, floor at ``lo``."""
+    top = raw.max()
+    if prev is None and not bool(top > 0):  # only a class inside `balance` can be all zero
+        return raw.clone() if lo == 0 else torch.ones_like(raw)
+    w = raw / top if bool(top > 0) else raw.clone()
+    if prev is not None:
+        prev_top = prev.max()
+        w = momentum * (prev / prev_top if bool(prev_top > 0) else prev) + (1.0 - momentum) * w
+        if not bool(w.max() > 0):
+            return w if lo == 0 else torch.ones_like(w)
+        w = w / w.max()
+    return w.clamp(min=lo)
+
+
+def _balance_groups(balance: str, table: pd.DataFrame | None, labels: Tensor | None, n: int) -> Tensor:
+    """Int64 group id ``(N,)`` in dataset order: the class (``"label"``) or the polarity (``"polarity"``)."""
+    if balance == "label":
+        if labels is None:
+            raise ValueError("Expected labels with balance='label': a `label` column in the table or `labels=`, but "
+                             "got neither.")
+        return torch.unique(labels, return_inverse=True)[1]
+    if table is None or "polarity" not in table.columns:
+        shown = "a table without a `polarity` column" if table is not None else "no table"
+        raise ValueError(f"Expected a split table (with a `polarity` column, from hm.split) with balance='polarity', "
+                         f"but got {shown}.")
+    positive = table["polarity"].astype(str).to_numpy() == "positive"
+    if "index" in table.columns:
+        ordered = np.empty_like(positive)
+        ordered[table["index"].to_numpy()] = positive
+        positive = ordered
+    return torch.from_numpy(positive.astype(np.int64))
+
+
+def _balanced(raw: Tensor, prev: Tensor | None, momentum: float, lo: float, groups: Tensor) -> Tensor:
+    """Steps 2-4 within every group, then equal total weight per group, then the largest weight 1."""
+    w = torch.empty_like(raw)
+    for g in torch.unique(groups).tolist():
+        rows = (groups == g).nonzero().squeeze(1)
+        part = _normalise_smooth_floor(raw[rows], None if prev is None else prev[rows], momentum, lo)
+        total = part.sum()
+        w[rows] = part / total if bool(total > 0) else part
+    return w / w.max()
 
 
 def _check_options(

@@ -34,6 +34,31 @@ def reference_score_weights(
     return [max(r / top, floor) for r in raw]
 
 
+def reference_balanced_weights(
+    raw: list[float], groups: list[int], *, floor: float = 0.05, previous: list[float] | None = None,
+    momentum: float = 0.5,
+) -> list[float]:
+    """``balance=``: normalise, smooth and floor each group on its own, equal group sums, then the largest 1."""
+    out = [0.0] * len(raw)
+    for g in sorted(set(groups)):
+        rows = [i for i, gi in enumerate(groups) if gi == g]
+        top = max(raw[i] for i in rows)
+        w = {i: raw[i] / top if top > 0 else 0.0 for i in rows}
+        if previous is not None:
+            prev_top = max(previous[i] for i in rows)
+            w = {i: momentum * (previous[i] / prev_top if prev_top > 0 else 0.0) + (1 - momentum) * w[i] for i in rows}
+            top_w = max(w.values())
+            w = {i: v / top_w if top_w > 0 else 0.0 for i, v in w.items()}
+        if max(w.values()) == 0:  # an all-zero group: uniform unless the floor is 0
+            w = {i: 0.0 if floor == 0 else 1.0 for i in rows}
+        w = {i: max(v, floor) for i, v in w.items()}
+        total = sum(w.values())
+        for i in rows:
+            out[i] = w[i] / total if total > 0 else 0.0
+    top = max(out)
+    return [v / top for v in out]
+
+
 def reference_padded_share(global_draw: list[int], num_replicas: int, rank: int) -> list[int]:
     """DistributedSampler's padding (wrap around) and strided share, as torch writes it."""
     total = math.ceil(len(global_draw) / num_replicas) * num_replicas

@@ -57,6 +57,15 @@ def _run(miner: HardMiner, epochs: int, model: nn.Module | None = None) -> list[
     return out
 
 
+def _always_negative() -> nn.Module:
+    """Says "negative" for every input: the hard set is exactly the rare positives."""
+    model = nn.Linear(4, 2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([3.0, 0.0]))
+    return model
+
+
 class _CountingScore:
     def __init__(self, real):
         self.real, self.calls = real, []
@@ -149,7 +158,7 @@ def test_scoring_leaves_the_model_as_it_was():
 # ---------------------------------------------------------------- hard samples are drawn more
 def test_hard_samples_are_drawn_more():
     miner = HardMiner(_model(), _loader(), threshold=0.5, hard_weight=4.0, num_samples=40 * N, seed=1,
-                      progress=False)
+                      balance=None, progress=False)
     _run(miner, 1)
     table = miner.table
     hard = table["difficulty"] == "hard"
@@ -165,6 +174,76 @@ def test_hard_samples_are_drawn_more():
     row = miner.history.iloc[-1]
     assert row["drawn_per_hard"] == pytest.approx(drawn[hard].mean())
     assert row["drawn_per_easy"] == pytest.approx(drawn[~hard].mean())
+
+
+def test_default_balances_the_classes_and_favours_hard_samples_within_each():
+    ds = _data()
+    labels = ds.tensors[1].numpy()
+    assert 0.1 < labels.mean() < 0.4  # a minority positive class
+    miner = HardMiner(_model(), _loader(ds), threshold=0.6, num_samples=60 * N, seed=2, progress=False)
+    assert miner.balance == "label"
+    _run(miner, 1)
+    table = miner.table
+    w = table["weight"].to_numpy()
+    hard = (table["difficulty"] == "hard").to_numpy()
+    label = table["label"].to_numpy()
+    # Every class carries the same total weight; inside a class a hard sample weighs hard_weight / easy_weight.
+    assert w[label == 0].sum() == pytest.approx(w[label == 1].sum(), rel=1e-6)
+    for c in (0, 1):
+        assert (hard & (label == c)).any() and (~hard & (label == c)).any()
+        np.testing.assert_allclose(w[hard & (label == c)], w[~hard & (label == c)].max() * 4.0, rtol=1e-6)
+    # The draws follow: each class about half of the 60 N draws (binomial sd about 44), the hard ones 4x per class.
+    drawn = table["drawn"].to_numpy()
+    assert abs(drawn[label == 1].sum() - 30 * N) < 5 * math.sqrt(60 * N * 0.25)
+    for c in (0, 1):
+        in_c = label == c
+        assert drawn[hard & in_c].mean() > 3 * drawn[~hard & in_c].mean()
+    # The same weights as hm.weights gives with balance="label".
+    from hardmine.weighting import weights
+    np.testing.assert_allclose(w, weights(table, hard=4.0, easy=1.0, balance="label").numpy(), rtol=1e-6)
+
+
+def test_balance_polarity_for_a_multiclass_task_with_a_positive_class():
+    ds = _data(classes=4, seed=3)
+    miner = HardMiner(_model(4), _loader(ds), positive=2, balance="polarity", progress=False)
+    table = miner.rescore()
+    w = table["weight"].to_numpy()
+    pos = (table["polarity"] == "positive").to_numpy()
+    assert pos.sum() < N / 2
+    assert w[pos].sum() == pytest.approx(w[~pos].sum(), rel=1e-6)
+
+
+def test_loss_mode_with_balance_gives_class_balanced_loss_weights():
+    ds = _data()
+    miner = HardMiner(_model(), _loader(ds), apply="loss", threshold=0.6, progress=False)
+    table = miner.rescore()
+    lw = table["loss_weight"].to_numpy().astype(np.float64)
+    label = table["label"].to_numpy()
+    assert lw.mean() == pytest.approx(1.0, rel=1e-6)
+    assert lw[label == 0].sum() == pytest.approx(lw[label == 1].sum(), rel=1e-5)
+    assert (table["weight"] == 1.0).all()
+
+
+@pytest.mark.filterwarnings("error::hardmine.weighting.HardSetCollapseWarning")
+def test_default_balance_does_not_collapse_onto_the_rare_class():
+    model = _always_negative()
+    table = HardMiner(model, _loader(), threshold=0.7, progress=False).rescore()
+    assert (table["difficulty"] == "hard").sum() == (table["label"] == 1).sum()
+    w = table["weight"].to_numpy()
+    assert w[table["label"] == 1].sum() == pytest.approx(w[table["label"] == 0].sum(), rel=1e-6)
+
+
+def test_suspect_under_the_default_balance_weighs_as_an_easy_sample_of_its_class():
+    model = _linear()
+    miner = _planted_miner(model, None, exclude_label_issues=[MISLABELLED], warmup_epochs=0, balance="label")
+    table = miner.rescore()
+    label1 = table["label"] == 1
+    easy1 = table.loc[label1 & (table["difficulty"] == "easy") & ~table["suspect"], "weight"]
+    assert table.loc[MISLABELLED, "label"] == 1 and table.loc[MISLABELLED, "difficulty"] == "hard"
+    assert table.loc[MISLABELLED, "weight"] == pytest.approx(easy1.iloc[0])
+    assert table.loc[BOUNDARY, "weight"] == pytest.approx(4 * easy1.iloc[0])
+    w = table["weight"]
+    assert w[label1].sum() == pytest.approx(w[~label1].sum(), rel=1e-6)
 
 
 def test_history_counts_match_table():
@@ -247,7 +326,7 @@ def test_importance_weighted_loss_is_unbiased(mode):
 
 def test_loss_mode_draws_uniformly_and_yields_weights():
     miner = HardMiner(_model(), _loader(), apply="loss", threshold=0.6, hard_weight=4.0, indices=True,
-                      progress=False)
+                      balance=None, progress=False)
     batches = _run(miner, 1)[0]
     torch.testing.assert_close(miner.draws, torch.ones(N, dtype=torch.int64))
     table = miner.table
@@ -406,11 +485,8 @@ def test_bad_model_and_loader():
 def test_collapse_warning_once_per_miner():
     from hardmine.weighting import HardSetCollapseWarning
 
-    model = nn.Linear(4, 2)
-    with torch.no_grad():  # always says "negative": the hard set is exactly the rare positives
-        model.weight.zero_()
-        model.bias.copy_(torch.tensor([3.0, 0.0]))
-    miner = HardMiner(model, _loader(), threshold=0.7, progress=False)
+    model = _always_negative()
+    miner = HardMiner(model, _loader(), threshold=0.7, balance=None, progress=False)
     with pytest.warns(HardSetCollapseWarning) as record:
         miner.rescore()
         miner.rescore()
@@ -423,7 +499,7 @@ def test_weight_kwargs_and_momentum_go_to_hm_weights():
     model = _model()
     miner = HardMiner(model, _loader(), weight_kwargs={"by": "label_prob", "gamma": 2.0}, progress=False)
     table = miner.rescore()
-    expected = weights(table, by="label_prob", gamma=2.0, floor=0.05, dtype=torch.float64)
+    expected = weights(table, by="label_prob", gamma=2.0, floor=0.05, balance="label", dtype=torch.float64)
     torch.testing.assert_close(torch.tensor(table["weight"].to_numpy(), dtype=torch.float64), expected,
                                rtol=1e-6, atol=0)
 
@@ -431,10 +507,11 @@ def test_weight_kwargs_and_momentum_go_to_hm_weights():
     first = torch.tensor(miner.rescore()["weight"].to_numpy(), dtype=torch.float64)
     _run(HardMiner(model, _loader(), progress=False), 2, model)  # train a little so the split changes
     second = miner.rescore()
-    expected = weights(second, hard=4.0, easy=1.0, floor=0.05, previous=first, momentum=0.5, dtype=torch.float64)
+    expected = weights(second, hard=4.0, easy=1.0, floor=0.05, balance="label", previous=first, momentum=0.5,
+                       dtype=torch.float64)
     torch.testing.assert_close(torch.tensor(second["weight"].to_numpy(), dtype=torch.float64), expected,
                                rtol=1e-6, atol=0)
-    plain = weights(second, hard=4.0, easy=1.0, floor=0.05, dtype=torch.float64)
+    plain = weights(second, hard=4.0, easy=1.0, floor=0.05, balance="label", dtype=torch.float64)
     assert not torch.allclose(expected, plain)
 
 
@@ -445,6 +522,10 @@ def test_bad_weight_options():
         HardMiner(_model(), _loader(), weight_kwargs={"floor": 0.1})
     with pytest.raises(TypeError, match="`weight_kwargs` to be a mapping"):
         HardMiner(_model(), _loader(), weight_kwargs=[("by", "loss")])
+    with pytest.raises(ValueError, match="`balance` to be None or one of \\('label', 'polarity'\\), but got 'class'"):
+        HardMiner(_model(), _loader(), balance="class")
+    with pytest.raises(ValueError, match="`weight_kwargs` without \\['balance'\\]"):
+        HardMiner(_model(), _loader(), weight_kwargs={"balance": "label"})
 
 
 # ---------------------------------------------------------------- training dynamics and label-issue exclusion
@@ -491,7 +572,7 @@ def _train(miner: HardMiner, model: nn.Module, dyn, epochs: int, lr: float = 0.0
 
 def _planted_miner(model, dyn, **kw) -> HardMiner:
     ds = _planted()
-    kw = {"threshold": 0.8, "warmup_epochs": 1, "indices": True, "progress": False, **kw}
+    kw = {"threshold": 0.8, "warmup_epochs": 1, "indices": True, "progress": False, "balance": None, **kw}
     return HardMiner(model, DataLoader(ds, batch_size=16, shuffle=True), dynamics=dyn, **kw)
 
 

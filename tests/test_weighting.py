@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference_sampling import reference_hardness, reference_score_weights
+from reference_sampling import reference_balanced_weights, reference_hardness, reference_score_weights
 
 from hardmine.weighting import HardSetCollapseWarning, hardness, weights
 
@@ -144,6 +144,75 @@ def test_momentum_smooths_with_previous():
                                torch.tensor([1.0, 0.5, 1.0], dtype=torch.float64))
 
 
+# ------------------------------------------------------------------------------------------------ balance
+@pytest.mark.parametrize("balance", ["label", "polarity"])
+@pytest.mark.parametrize("source", ["groups", "loss", "label_prob"])
+def test_balance_matches_the_per_class_reference(balance, source):
+    t = split_table(60, seed=4)
+    t = t.assign(label=np.where(np.arange(60) < 48, t["label"].to_numpy() % 2, 2))  # classes 0, 1 and a small 2
+    t["polarity"] = np.where(t["label"].to_numpy() == 1, "positive", "negative")
+    if source == "groups":
+        got = weights(t, hard=4.0, easy=1.0, balance=balance, dtype=torch.float64)
+        raw = [4.0 if d == "hard" else 1.0 for d in t["difficulty"]]
+    else:
+        got = weights(t, by=source, balance=balance, dtype=torch.float64)
+        raw = [reference_hardness(source, float(v)) for v in t[source]]
+    key = t["label"] if balance == "label" else t["polarity"]
+    groups = [sorted(set(key)).index(k) for k in key]
+    expected = reference_balanced_weights(raw, groups, floor=0.05)
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
+    sums = [float(got[torch.tensor(np.asarray(groups) == g)].sum()) for g in set(groups)]
+    assert max(sums) == pytest.approx(min(sums), rel=1e-12)  # every class (polarity) carries the same weight
+
+
+def test_balance_keeps_the_hard_to_easy_ratio_within_a_class():
+    t = split_table(200, seed=1)
+    t.loc[t["label"] == 3, "difficulty"] = "easy"  # a class with no hard samples
+    w = weights(t, hard=4.0, easy=1.0, balance="label", dtype=torch.float64).numpy()
+    hard = (t["difficulty"] == "hard").to_numpy()
+    for c in range(4):
+        in_c = t["label"].to_numpy() == c
+        if (in_c & hard).any():
+            np.testing.assert_allclose(w[in_c & hard] / w[in_c & ~hard].max(), 4.0)
+        assert w[in_c].sum() == pytest.approx(w[t["label"].to_numpy() == 0].sum())
+    assert w.max() == 1.0
+
+
+def test_balance_is_a_class_balanced_sampler_for_equal_weights():
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    got = weights(torch.ones(100), labels=labels, balance="label", dtype=torch.float64)
+    counts = torch.bincount(labels).double()
+    expected = (1.0 / counts)[labels]  # WeightedRandomSampler's class-balanced weights, up to scale
+    torch.testing.assert_close(got, expected / expected.max())
+
+
+def test_balance_with_momentum_and_shuffled_rows():
+    t = split_table(40, seed=2)
+    previous = torch.linspace(0.1, 2.0, 40, dtype=torch.float64)
+    got = weights(t, by="loss", balance="label", previous=previous, momentum=0.3, dtype=torch.float64)
+    raw = [float(v) for v in t["loss"]]
+    expected = reference_balanced_weights(raw, t["label"].tolist(), previous=previous.tolist(), momentum=0.3)
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
+    shuffled = t.sample(frac=1.0, random_state=0)
+    torch.testing.assert_close(weights(shuffled, by="loss", balance="label", previous=previous, momentum=0.3,
+                                       dtype=torch.float64), got)
+
+
+@pytest.mark.parametrize(("floor", "expected"), [(0.05, [1.0, 1.0, 1.0, 1.0]), (0.0, [0.0, 0.0, 1.0, 1.0])])
+def test_balance_an_all_zero_class(floor, expected):
+    got = weights(torch.tensor([0.0, 0.0, 0.5, 0.5]), labels=torch.tensor([0, 0, 1, 1]), balance="label",
+                  floor=floor, dtype=torch.float64)
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64))
+
+
+@pytest.mark.filterwarnings("error::hardmine.weighting.HardSetCollapseWarning")
+def test_balance_by_label_never_warns_of_collapse():
+    t = split_table(100)
+    t["difficulty"] = np.where(t["label"] == 1, "hard", "easy")  # the setting that warns without balance
+    w = weights(t, hard=4.0, easy=1.0, balance="label")
+    assert w[torch.tensor(t["label"].to_numpy() == 1)].sum() == pytest.approx(float(w[:4].sum() / 4 * 25), rel=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------ ordering
 def test_rows_are_put_in_dataset_index_order():
     t = split_table()
@@ -233,6 +302,11 @@ def test_hardness_directions():
         (lambda t: weights(torch.ones(3), by="loss"), ValueError, "DataFrame"),
         (lambda t: weights(torch.ones(3), labels=torch.ones(4, dtype=torch.long)), ValueError, "`labels`"),
         (lambda t: weights({"a": 1}), TypeError, "`source`"),
+        (lambda t: weights(t, balance="class"), ValueError, "`balance` to be None or one of"),
+        (lambda t: weights(t.drop(columns="label"), balance="label"), ValueError, "balance='label'"),
+        (lambda t: weights(torch.ones(3), balance="label"), ValueError, "balance='label'"),
+        (lambda t: weights(t.drop(columns="polarity"), balance="polarity"), ValueError, "`polarity` column"),
+        (lambda t: weights(torch.ones(3), balance="polarity"), ValueError, "got no table"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
