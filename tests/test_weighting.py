@@ -221,6 +221,16 @@ def test_rows_are_put_in_dataset_index_order():
     torch.testing.assert_close(weights(shuffled, by="loss"), weights(t, by="loss"))
 
 
+def test_previous_is_in_dataset_order_for_a_shuffled_table():
+    t = split_table()
+    previous = torch.linspace(0.1, 2.0, len(t), dtype=torch.float64)  # dataset order, as weights returns it
+    shuffled = t.sample(frac=1.0, random_state=5)
+    got = weights(shuffled, by="loss", previous=previous, momentum=0.5, floor=0.0, dtype=torch.float64)
+    raw = torch.tensor(t["loss"].to_numpy(), dtype=torch.float64)
+    mixed = 0.5 * previous / previous.max() + 0.5 * raw / raw.max()
+    torch.testing.assert_close(got, mixed / mixed.max())
+
+
 def test_filtered_table_raises():
     t = split_table()
     with pytest.raises(ValueError, match="permutation of 0..9"):
