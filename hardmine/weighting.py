@@ -228,23 +228,40 @@ def weights(
     return w.to(dtype)
 
 
-def _normalise_smooth_floor(raw: Tensor, prev: Tensor | None, momentum: float, lo: float) -> Tensor:
-    """Steps 2-4 of the module doc on one set of samples: normalise, smooth with ``prev``, floor at ``lo``."""
-    top = raw.max()
-    if prev is None and not bool(top > 0):  # only a class inside `balance` can be all zero
-        return raw.clone() if lo == 0 else torch.ones_like(raw)
-    w = raw / top if bool(top > 0) else raw.clone()
+def _normalise_smooth_floor(
+    raw: Tensor, prev: Tensor | None, momentum: float, lo: float, groups: Tensor | None = None
+) -> Tensor:
+    """Steps 2-4 of the module doc: normalise, smooth with ``prev``, floor at ``lo``; within each group when given.
+
+    ``groups`` is an int64 group id ``(N,)`` in ``[0, G)``; every group is normalised by its own maximum (a group
+    whose values are all zero stays zero with ``lo == 0`` and becomes uniform otherwise). Vectorised: ``O(N)`` for
+    any number of groups.
+    """
+    if groups is None:
+        groups = torch.zeros(raw.numel(), dtype=torch.int64, device=raw.device)
+    num_groups = int(groups.max()) + 1
+
+    def per_group_max(values: Tensor) -> Tensor:
+        top = torch.zeros(num_groups, dtype=values.dtype, device=values.device)
+        return top.scatter_reduce(0, groups, values, reduce="amax", include_self=True)
+
+    def scaled(values: Tensor) -> tuple[Tensor, Tensor]:
+        """``values`` over their group's maximum, and the bool ``(G,)`` of all-zero groups."""
+        top = per_group_max(values)
+        zero = top <= 0
+        return values / torch.where(zero, 1.0, top)[groups], zero
+
+    w, zero = scaled(raw)
     if prev is not None:
-        prev_top = prev.max()
-        w = momentum * (prev / prev_top if bool(prev_top > 0) else prev) + (1.0 - momentum) * w
-        if not bool(w.max() > 0):
-            return w if lo == 0 else torch.ones_like(w)
-        w = w / w.max()
+        w = momentum * scaled(prev)[0] + (1.0 - momentum) * w
+        w, zero = scaled(w)
+    if lo > 0:
+        w = torch.where(zero[groups], 1.0, w)
     return w.clamp(min=lo)
 
 
 def _balance_groups(balance: str, table: pd.DataFrame | None, labels: Tensor | None, n: int) -> Tensor:
-    """Int64 group id ``(N,)`` in dataset order: the class (``"label"``) or the polarity (``"polarity"``)."""
+    """Int64 group id ``(N,)`` in ``[0, G)``, dataset order: the class (``"label"``) or the polarity."""
     if balance == "label":
         if labels is None:
             raise ValueError("Expected labels with balance='label': a `label` column in the table or `labels=`, but "
@@ -264,12 +281,9 @@ def _balance_groups(balance: str, table: pd.DataFrame | None, labels: Tensor | N
 
 def _balanced(raw: Tensor, prev: Tensor | None, momentum: float, lo: float, groups: Tensor) -> Tensor:
     """Steps 2-4 within every group, then equal total weight per group, then the largest weight 1."""
-    w = torch.empty_like(raw)
-    for g in torch.unique(groups).tolist():
-        rows = (groups == g).nonzero().squeeze(1)
-        part = _normalise_smooth_floor(raw[rows], None if prev is None else prev[rows], momentum, lo)
-        total = part.sum()
-        w[rows] = part / total if bool(total > 0) else part
+    w = _normalise_smooth_floor(raw, prev, momentum, lo, groups)
+    totals = torch.zeros(int(groups.max()) + 1, dtype=w.dtype, device=w.device).scatter_add_(0, groups, w)
+    w = w / torch.where(totals > 0, totals, 1.0)[groups]
     return w / w.max()
 
 
