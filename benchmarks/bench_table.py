@@ -8,6 +8,7 @@ at the end of its pass; binary labels, float32 measures). Steps:
   reports the table's own size in bytes per row (``DataFrame.memory_usage(deep=True)``).
 - ``split``: :func:`hardmine.split` at ``threshold=0.5`` (adds polarity, difficulty, group).
 - ``weights``: :func:`hardmine.weights` of the split table (torch, float32).
+- ``weights_balanced``: the same with ``balance="label"``, as :class:`hardmine.HardMiner` computes them by default.
 - ``sampler``: one epoch of :class:`hardmine.sampling.HardSampler` with replacement, ``N`` draws, as a tensor.
 - ``csv``: :func:`hardmine.io.to_csv` of the split table (streams 100,000 rows at a time).
 - ``parquet``: :func:`hardmine.io.to_parquet` of the split table (needs pyarrow).
@@ -36,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-STEPS = ("build", "split", "weights", "sampler", "csv", "parquet")
+STEPS = ("build", "split", "weights", "weights_balanced", "sampler", "csv", "parquet")
 
 
 def _peak_rss_bytes() -> int:
@@ -98,6 +99,8 @@ def child(n: int, step: str, out: Path) -> None:
                 result["table_bytes_per_row"] = float(done.memory_usage(deep=True, index=True).sum()) / n
             elif step == "weights":
                 weights(parts)
+            elif step == "weights_balanced":
+                weights(parts, balance="label")
             elif step == "sampler":
                 draws = HardSampler(w, num_samples=n, replacement=True, seed=0).indices(0)
                 if draws.numel() != n:
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         for step in steps:
             rows.append(run(n, step, args.out, in_process=args.quick))
             r = rows[-1]
-            print(f"{n:>12,} {step:<8} {r['seconds']:8.2f} s  peak {r['peak_bytes'] / 1e9:6.2f} GB", flush=True)
+            print(f"{n:>12,} {step:<16} {r['seconds']:8.2f} s  peak {r['peak_bytes'] / 1e9:6.2f} GB", flush=True)
     import torch
 
     where = (f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "

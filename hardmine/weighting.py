@@ -271,7 +271,7 @@ def _balance_groups(balance: str, table: pd.DataFrame | None, labels: Tensor | N
         shown = "a table without a `polarity` column" if table is not None else "no table"
         raise ValueError(f"Expected a split table (with a `polarity` column, from hm.split) with balance='polarity', "
                          f"but got {shown}.")
-    positive = table["polarity"].astype(str).to_numpy() == "positive"
+    positive = _equals(table, "polarity", "positive")
     if "index" in table.columns:
         ordered = np.empty_like(positive)
         ordered[table["index"].to_numpy()] = positive
@@ -386,7 +386,6 @@ def _lookup(values: float | Mapping[str, float], name: str, table: pd.DataFrame,
         raise ValueError(f"Expected a `polarity` column (from hm.split) to weigh by the mapping `{name}`, but the "
                          f"table has columns {list(table.columns)}.")
     out = np.full(n, np.nan)
-    polarity = table["polarity"].astype(str).to_numpy()
     for key, value in values.items():
         pol = key.removeprefix(f"{difficulty}_")
         if pol not in POLARITIES or (key != pol and key not in GROUPS):
@@ -396,18 +395,22 @@ def _lookup(values: float | Mapping[str, float], name: str, table: pd.DataFrame,
             )
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"Expected `{name}[{key!r}]` to be a finite number >= 0, but got {value!r}.")
-        out[polarity == pol] = float(value)
+        out[_equals(table, "polarity", pol)] = float(value)
     return out
 
 
+def _equals(table: pd.DataFrame, column: str, value: str) -> np.ndarray:
+    """Bool array ``(N,)`` in row order: ``table[column] == value``, for categorical or string columns alike."""
+    return (table[column] == value).to_numpy(dtype=bool, copy=True)
+
+
 def _group_weights(table: pd.DataFrame, hard: float | Mapping[str, float], easy: float | Mapping[str, float]) -> Tensor:
-    difficulty = table["difficulty"].astype(str).to_numpy()
-    unknown = ~np.isin(difficulty, ("hard", "easy"))
+    unknown = ~table["difficulty"].isin(("hard", "easy")).to_numpy(dtype=bool)
     if unknown.any():
         rows = np.flatnonzero(unknown)[:5].tolist()
         raise ValueError(f"Expected `difficulty` to be 'hard' or 'easy', but rows {rows} hold "
-                         f"{difficulty[rows].tolist()}.")
-    is_hard = difficulty == "hard"
+                         f"{table['difficulty'].iloc[rows].astype(str).tolist()}.")
+    is_hard = _equals(table, "difficulty", "hard")
     raw = np.where(is_hard, _lookup(hard, "hard", table, "hard"), _lookup(easy, "easy", table, "easy"))
     missing = np.isnan(raw)
     if missing.any():
@@ -460,7 +463,7 @@ def _labels_of(table: pd.DataFrame | None, labels: Any, n: int) -> Tensor | None
 
 def _hard_mask(table: pd.DataFrame | None, w: Tensor) -> Tensor:
     if table is not None and "difficulty" in table.columns:
-        hard = table["difficulty"].astype(str).to_numpy() == "hard"
+        hard = _equals(table, "difficulty", "hard")
         if "index" in table.columns:
             ordered = np.empty_like(hard)
             ordered[table["index"].to_numpy()] = hard
