@@ -23,7 +23,7 @@ from hardmine.scoring import score
 from hardmine.splitting import split
 from hardmine.weighting import HardSetCollapseWarning, weights
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "HARDER_WHEN",
