@@ -15,7 +15,7 @@ import pytest
 import torch
 from reference import DEVICES, DTYPES  # noqa: F401  (re-exported)
 from torch import Tensor, nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset, IterableDataset, TensorDataset
 
 NUM_FEATURES = 6
 
@@ -74,6 +74,20 @@ class CountingDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         self.calls[index] += 1
         return self.base[index]
+
+
+class Stream(IterableDataset):
+    """An iterable-style dataset: what the map-style checks must refuse."""
+
+    def __iter__(self):
+        yield from ((torch.zeros(2), 0) for _ in range(4))
+
+
+class NoLength(Dataset):
+    """A map-style dataset without ``__len__``."""
+
+    def __getitem__(self, index):
+        return torch.zeros(2), 0
 
 
 class DictDataset(Dataset):

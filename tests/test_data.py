@@ -3,15 +3,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import DictDataset
+from conftest import DictDataset, NoLength, Stream
 from reference import DEVICES
 from torch import nn
 from torch.utils.data import (
     BatchSampler,
     ConcatDataset,
     DataLoader,
-    Dataset,
-    IterableDataset,
     SequentialSampler,
     Subset,
     TensorDataset,
@@ -35,16 +33,6 @@ from hardmine.data import (
 def _indexed_data(n: int = 23) -> TensorDataset:
     """x[i] == i, so a batch tells which samples it holds."""
     return TensorDataset(torch.arange(n, dtype=torch.float32), torch.arange(n) % 3)
-
-
-class Stream(IterableDataset):
-    def __iter__(self):
-        yield from ((torch.zeros(2), 0) for _ in range(4))
-
-
-class NoLength(Dataset):
-    def __getitem__(self, index):
-        return torch.zeros(2), 0
 
 
 def collate_with_tag(samples):

@@ -5,14 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import CountingDataset, DictDataset, make_dataset, make_model
+from conftest import CountingDataset, DictDataset, NoLength, Stream, make_dataset, make_model
 from reference import DEVICES, DTYPES, MEASURE_NAMES, reference_score
 from torch import nn
 from torch.utils.data import (
     BatchSampler,
     DataLoader,
     Dataset,
-    IterableDataset,
     Sampler,
     SubsetRandomSampler,
     TensorDataset,
@@ -370,16 +369,6 @@ def test_logits_and_labels_of_different_batch_size_raise_naming_the_batch():
     loader = DataLoader(_index_data(torch.zeros(10, dtype=torch.long)), batch_size=4)
     with pytest.raises(ValueError, match=r"3 rows of logits for 4 targets in batch 0 \(samples 0..3\)"):
         score(DropsOne(), loader, progress=False)
-
-
-class Stream(IterableDataset):
-    def __iter__(self):
-        yield from ((torch.zeros(2), 0) for _ in range(4))
-
-
-class NoLength(Dataset):
-    def __getitem__(self, index):
-        return torch.zeros(2), 0
 
 
 def test_bad_loaders_and_arguments_raise():
