@@ -65,7 +65,7 @@ from hardmine.sampling import HardSampler, SamplerMode
 from hardmine.scoring import score
 from hardmine.splitting import split
 from hardmine.table import GROUPS, prob_columns
-from hardmine.weighting import BALANCE_MODES, Balance, HardSetCollapseWarning
+from hardmine.weighting import Balance, HardSetCollapseWarning, _check_balance
 from hardmine.weighting import weights as sample_weights
 
 __all__ = ["APPLY_MODES", "EXCLUDE_METHODS", "Apply", "HardMiner", "ShareBatchSampler", "importance_weights"]
@@ -499,8 +499,7 @@ class HardMiner:
         if weight_kwargs is not None and not isinstance(weight_kwargs, Mapping):
             raise TypeError(f"Expected argument `weight_kwargs` to be a mapping or None, but got "
                             f"{type(weight_kwargs).__name__}.")
-        if balance is not None and balance not in BALANCE_MODES:
-            raise ValueError(f"Expected argument `balance` to be None or one of {BALANCE_MODES}, but got {balance!r}.")
+        _check_balance(balance)
         bad_keys = sorted(set(weight_kwargs or {}) & {"previous", "momentum", "floor", "balance", "labels", "dtype"})
         if bad_keys:
             raise ValueError(f"Expected `weight_kwargs` without {bad_keys}: pass those as HardMiner's own options "

@@ -179,8 +179,7 @@ def weights(
         tensor([0.6250, 1.0000, 0.6250, 0.2500])
     """
     _check_options(mode, gamma, temperature, floor, max_ratio, momentum, dtype)
-    if balance is not None and balance not in BALANCE_MODES:
-        raise ValueError(f"Expected argument `balance` to be None or one of {BALANCE_MODES}, but got {balance!r}.")
+    _check_balance(balance)
     table: pd.DataFrame | None = None
     device = torch.device("cpu")
     if isinstance(source, pd.DataFrame):
@@ -285,6 +284,12 @@ def _balanced(raw: Tensor, prev: Tensor | None, momentum: float, lo: float, grou
     totals = torch.zeros(int(groups.max()) + 1, dtype=w.dtype, device=w.device).scatter_add_(0, groups, w)
     w = w / torch.where(totals > 0, totals, 1.0)[groups]
     return w / w.max()
+
+
+def _check_balance(balance: Any) -> None:
+    """Raise ``ValueError`` unless ``balance`` is ``None`` or one of :data:`BALANCE_MODES`."""
+    if balance is not None and balance not in BALANCE_MODES:
+        raise ValueError(f"Expected argument `balance` to be None or one of {BALANCE_MODES}, but got {balance!r}.")
 
 
 def _check_options(
