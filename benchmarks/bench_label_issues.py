@@ -88,6 +88,7 @@ def make_train_fn(epochs: int, lr: float, dyn: Dynamics | None = None):
                     opt.step()
                     dyn.update(idx, logits.detach(), y)
                 dyn.end_epoch()
+
     return train_fn
 
 
@@ -120,8 +121,11 @@ def ranking_metrics(order: np.ndarray, quality: np.ndarray, is_flipped: np.ndarr
 
 def flag_metrics(flags: np.ndarray, is_flipped: np.ndarray) -> dict[str, float]:
     tp = int((flags & is_flipped).sum())
-    return {"flagged": int(flags.sum()), "precision": tp / max(int(flags.sum()), 1),
-            "recall": tp / max(int(is_flipped.sum()), 1)}
+    return {
+        "flagged": int(flags.sum()),
+        "precision": tp / max(int(flags.sum()), 1),
+        "recall": tp / max(int(is_flipped.sum()), 1),
+    }
 
 
 def quality_by_index(table, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,8 +170,14 @@ def run_config(rate: float, seed: int, args) -> dict:
 
     # 2. K-fold out-of-sample probabilities of the same network.
     t0 = time.perf_counter()
-    cv = cross_val_scores(make_model, ds, train_fn=make_train_fn(args.epochs, args.lr), folds=args.folds,
-                          batch_size=args.batch_size, seed=seed)
+    cv = cross_val_scores(
+        make_model,
+        ds,
+        train_fn=make_train_fn(args.epochs, args.lr),
+        folds=args.folds,
+        batch_size=args.batch_size,
+        seed=seed,
+    )
     timings["cross_val_s"] = time.perf_counter() - t0
     probs = cv[[f"prob_{c}" for c in range(10)]].to_numpy(np.float64)
     probs = probs / probs.sum(1, keepdims=True)
@@ -190,10 +200,15 @@ def run_config(rate: float, seed: int, args) -> dict:
     add("in-sample label_prob (final model)", label_issues(in_sample, method="self_confidence"), group="one run")
     add("hardmine cv: self_confidence", label_issues(cv, method="self_confidence"), group=f"{args.folds}-fold NN")
     add("hardmine cv: normalized_margin", label_issues(cv, method="normalized_margin"), group=f"{args.folds}-fold NN")
-    add("hardmine cv: confident_learning", label_issues(cv, method="confident_learning"), flags=True,
-        group=f"{args.folds}-fold NN")
+    add(
+        "hardmine cv: confident_learning",
+        label_issues(cv, method="confident_learning"),
+        flags=True,
+        group=f"{args.folds}-fold NN",
+    )
     naive_table = pd.DataFrame({"index": np.arange(n), "score": probs.max(1)}).sort_values(
-        ["score", "index"], kind="mergesort")
+        ["score", "index"], kind="mergesort"
+    )
     add("naive max-softmax (cv probs)", naive_table, group=f"{args.folds}-fold NN")
     if CLEANLAB is not None:
         q = cl_quality(y_noisy, probs)
@@ -208,19 +223,26 @@ def run_config(rate: float, seed: int, args) -> dict:
         add("cleanlab find_label_issues", flag_table, flags=True, group=f"{args.folds}-fold NN")
         # AUROC of find_label_issues: its ranking is flagged-first, then self-confidence.
         rankings["cleanlab find_label_issues"]["auroc"] = float(
-            roc_auc_score(is_flipped, mask.astype(float) + (1 - q) * 1e-3))
+            roc_auc_score(is_flipped, mask.astype(float) + (1 - q) * 1e-3)
+        )
         t0 = time.perf_counter()
-        lr_probs = cross_val_predict(LogisticRegression(max_iter=2000), x_tr, y_noisy,
-                                     cv=StratifiedKFold(args.folds, shuffle=True, random_state=seed),
-                                     method="predict_proba")
+        lr_probs = cross_val_predict(
+            LogisticRegression(max_iter=2000),
+            x_tr,
+            y_noisy,
+            cv=StratifiedKFold(args.folds, shuffle=True, random_state=seed),
+            method="predict_proba",
+        )
         timings["logreg_cross_val_s"] = time.perf_counter() - t0
         q_lr = cl_quality(y_noisy, lr_probs)
-        lr_table = pd.DataFrame({"index": np.arange(n), "score": q_lr}).sort_values(["score", "index"],
-                                                                                     kind="mergesort")
+        lr_table = pd.DataFrame({"index": np.arange(n), "score": q_lr}).sort_values(
+            ["score", "index"], kind="mergesort"
+        )
         add(f"cleanlab get_label_quality_scores ({args.folds}-fold logreg)", lr_table, group="reference")
         lr_mask = cl_find_label_issues(y_noisy, lr_probs)
         rankings[f"cleanlab get_label_quality_scores ({args.folds}-fold logreg)"].update(
-            {f"logreg find_label_issues {m}": v for m, v in flag_metrics(lr_mask, is_flipped).items()})
+            {f"logreg find_label_issues {m}": v for m, v in flag_metrics(lr_mask, is_flipped).items()}
+        )
 
     # 6. A long run with a larger learning rate, until the network memorises the noisy labels: one scoring pass
     #    of the final model now sees the flipped labels as learned; the dynamics still remember.
@@ -263,16 +285,35 @@ def run_config(rate: float, seed: int, args) -> dict:
     accuracy = {}
     t0 = time.perf_counter()
     for name, keep in retrain.items():
-        accuracy[name] = {"removed": int((~keep).sum()),
-                          "test_accuracy": train_and_test(x, y, x_test, y_test, torch.from_numpy(keep),
-                                                          epochs=args.epochs, lr=args.lr,
-                                                          batch_size=args.batch_size, seed=seed)}
+        accuracy[name] = {
+            "removed": int((~keep).sum()),
+            "test_accuracy": train_and_test(
+                x,
+                y,
+                x_test,
+                y_test,
+                torch.from_numpy(keep),
+                epochs=args.epochs,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                seed=seed,
+            ),
+        }
     timings["retraining_s"] = time.perf_counter() - t0
     for entry in rankings.values():
         entry.pop("_flags", None)
         entry.pop("_order", None)
-    return {"noise_rate": rate, "seed": seed, "n_train": n, "n_flipped": k, "n_test": len(y_te),
-            "rankings": rankings, "retrain": accuracy, "memorise": memorise, "timings": timings}
+    return {
+        "noise_rate": rate,
+        "seed": seed,
+        "n_train": n,
+        "n_flipped": k,
+        "n_test": len(y_te),
+        "rankings": rankings,
+        "retrain": accuracy,
+        "memorise": memorise,
+        "timings": timings,
+    }
 
 
 def aggregate(runs: list[dict]) -> dict:
@@ -290,15 +331,26 @@ def aggregate(runs: list[dict]) -> dict:
         for name in rs[0]["retrain"]:
             accs = [r["retrain"][name]["test_accuracy"] for r in rs]
             rem = [r["retrain"][name]["removed"] for r in rs]
-            agg_acc[name] = {"test_accuracy": {"mean": float(np.mean(accs)), "std": float(np.std(accs))},
-                             "removed": float(np.mean(rem))}
+            agg_acc[name] = {
+                "test_accuracy": {"mean": float(np.mean(accs)), "std": float(np.std(accs))},
+                "removed": float(np.mean(rem)),
+            }
         agg_mem: dict = {}
         for name in rs[0]["memorise"]:
-            agg_mem[name] = {key: {"mean": float(np.mean([r["memorise"][name][key] for r in rs])),
-                                   "std": float(np.std([r["memorise"][name][key] for r in rs]))}
-                             for key in rs[0]["memorise"][name]}
-        out[str(rate)] = {"rankings": agg_rank, "retrain": agg_acc, "memorise": agg_mem,
-                          "n_flipped": rs[0]["n_flipped"], "n_train": rs[0]["n_train"]}
+            agg_mem[name] = {
+                key: {
+                    "mean": float(np.mean([r["memorise"][name][key] for r in rs])),
+                    "std": float(np.std([r["memorise"][name][key] for r in rs])),
+                }
+                for key in rs[0]["memorise"][name]
+            }
+        out[str(rate)] = {
+            "rankings": agg_rank,
+            "retrain": agg_acc,
+            "memorise": agg_mem,
+            "n_flipped": rs[0]["n_flipped"],
+            "n_train": rs[0]["n_train"],
+        }
     return out
 
 
@@ -310,21 +362,32 @@ def fmt(d: dict | None, key: str, digits: int = 3) -> str:
 
 
 def markdown(agg: dict, meta: dict) -> str:
-    lines = [f"# Label-issue benchmark (digits, {meta['seeds']} seeds, {meta['epochs']} epochs, {meta['folds']} folds)",
-             "", f"Machine: {meta['machine']}. {meta['cleanlab_note']}", ""]
+    lines = [
+        f"# Label-issue benchmark (digits, {meta['seeds']} seeds, {meta['epochs']} epochs, {meta['folds']} folds)",
+        "",
+        f"Machine: {meta['machine']}. {meta['cleanlab_note']}",
+        "",
+    ]
     for rate, a in agg.items():
-        lines += [f"## {float(rate):.0%} of {a['n_train']} training labels flipped (k = {a['n_flipped']})", "",
-                  "| method | evidence | AUROC | precision@k | flagged | flag precision | flag recall |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {float(rate):.0%} of {a['n_train']} training labels flipped (k = {a['n_flipped']})",
+            "",
+            "| method | evidence | AUROC | precision@k | flagged | flag precision | flag recall |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, r in a["rankings"].items():
             flagged = f"{r['flagged']['mean']:.1f}" if "flagged" in r else ""
-            lines.append(f"| {name} | {r['group']} | {fmt(r, 'auroc')} | {fmt(r, 'precision_at_k')} | {flagged} | "
-                         f"{fmt(r, 'precision')} | {fmt(r, 'recall')} |")
+            lines.append(
+                f"| {name} | {r['group']} | {fmt(r, 'auroc')} | {fmt(r, 'precision_at_k')} | {flagged} | "
+                f"{fmt(r, 'precision')} | {fmt(r, 'recall')} |"
+            )
             if "logreg find_label_issues precision" in r:
-                lines.append(f"| cleanlab find_label_issues ({meta['folds']}-fold logreg) | reference | | | "
-                             f"{r['logreg find_label_issues flagged']['mean']:.1f} | "
-                             f"{fmt(r, 'logreg find_label_issues precision')} | "
-                             f"{fmt(r, 'logreg find_label_issues recall')} |")
+                lines.append(
+                    f"| cleanlab find_label_issues ({meta['folds']}-fold logreg) | reference | | | "
+                    f"{r['logreg find_label_issues flagged']['mean']:.1f} | "
+                    f"{fmt(r, 'logreg find_label_issues precision')} | "
+                    f"{fmt(r, 'logreg find_label_issues recall')} |"
+                )
         lines += ["", "| retrained without | removed | test accuracy |", "|---|---|---|"]
         for name, r in a["retrain"].items():
             lines.append(f"| {name} | {r['removed']:.1f} | {fmt(r, 'test_accuracy')} |")
@@ -332,17 +395,25 @@ def markdown(agg: dict, meta: dict) -> str:
         mem = dict(a.get("memorise", {}))
         if mem:
             acc = mem.pop("_train_accuracy_on_noisy_labels")["value"]
-            lines += [f"Memorisation run ({meta['memorise_epochs']} epochs, lr {meta['memorise_lr']}): the final "
-                      f"model agrees with {acc['mean']:.1%} ± {acc['std']:.1%} of the noisy training labels.", "",
-                      "| method (memorisation run) | AUROC | precision@k | flagged | flag precision | flag recall |",
-                      "|---|---|---|---|---|---|"]
+            lines += [
+                f"Memorisation run ({meta['memorise_epochs']} epochs, lr {meta['memorise_lr']}): the final "
+                f"model agrees with {acc['mean']:.1%} ± {acc['std']:.1%} of the noisy training labels.",
+                "",
+                "| method (memorisation run) | AUROC | precision@k | flagged | flag precision | flag recall |",
+                "|---|---|---|---|---|---|",
+            ]
             for name, r in mem.items():
                 flagged = f"{r['flagged']['mean']:.1f}" if "flagged" in r else ""
-                lines.append(f"| {name} | {fmt(r, 'auroc')} | {fmt(r, 'precision_at_k')} | {flagged} | "
-                             f"{fmt(r, 'precision')} | {fmt(r, 'recall')} |")
+                lines.append(
+                    f"| {name} | {fmt(r, 'auroc')} | {fmt(r, 'precision_at_k')} | {flagged} | "
+                    f"{fmt(r, 'precision')} | {fmt(r, 'recall')} |"
+                )
             lines.append("")
-    lines += ["Timings (s, mean over runs; noisy, the machine was shared): " + ", ".join(
-        f"{k} {v:.2f}" for k, v in meta["timings"].items()), ""]
+    lines += [
+        "Timings (s, mean over runs; noisy, the machine was shared): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in meta["timings"].items()),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -354,8 +425,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--memorise-epochs", type=int, default=200,
-                        help="epochs of the extra long run that memorises the noisy labels (0: skip it)")
+    parser.add_argument(
+        "--memorise-epochs",
+        type=int,
+        default=200,
+        help="epochs of the extra long run that memorises the noisy labels (0: skip it)",
+    )
     parser.add_argument("--memorise-lr", type=float, default=3e-3)
     parser.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.3])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this tiny MLP)")
@@ -380,12 +455,21 @@ def main(argv: list[str] | None = None) -> dict:
     timings["total_s"] = time.perf_counter() - t0
     meta = {
         "machine": f"{os.cpu_count()}-core {platform.machine()} CPU, torch {torch.__version__}, "
-                   f"{args.threads} torch threads, shared with other jobs",
-        "cleanlab_note": (f"cleanlab rows computed with {CLEANLAB} on the same probabilities." if CLEANLAB else
-                          "cleanlab is not installed: its rows are skipped (pip install cleanlab to add them)."),
-        "seeds": args.seeds, "epochs": args.epochs, "memorise_epochs": args.memorise_epochs,
-        "memorise_lr": args.memorise_lr, "folds": args.folds, "lr": args.lr,
-        "batch_size": args.batch_size, "quick": args.quick, "timings": timings,
+        f"{args.threads} torch threads, shared with other jobs",
+        "cleanlab_note": (
+            f"cleanlab rows computed with {CLEANLAB} on the same probabilities."
+            if CLEANLAB
+            else "cleanlab is not installed: its rows are skipped (pip install cleanlab to add them)."
+        ),
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "memorise_epochs": args.memorise_epochs,
+        "memorise_lr": args.memorise_lr,
+        "folds": args.folds,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "quick": args.quick,
+        "timings": timings,
     }
     result = {"meta": meta, "aggregate": agg, "runs": runs}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -77,8 +77,9 @@ def main() -> None:
         rows = []
 
         def row(name: str, seconds: float, note: str = "") -> None:
-            rows.append({"step": name, "seconds": round(seconds, 4), "images_per_s": round(n / seconds, 1),
-                         "note": note})
+            rows.append(
+                {"step": name, "seconds": round(seconds, 4), "images_per_s": round(n / seconds, 1), "note": note}
+            )
             print(f"{name:<38} {seconds:8.3f} s  {n / seconds:9.1f} images/s  {note}")
 
         score(model, loader, progress=False)  # warm-up: first-call allocations and lazy imports
@@ -87,24 +88,31 @@ def main() -> None:
         row("score, no checkpoint", base)
         for every in (1, 10):
             ckpt = tmp / f"ckpt{every}"
-            t = timed(lambda c=ckpt, e=every: score(model, loader, progress=False, checkpoint_dir=c,
-                                                    checkpoint_every=e), args.repeats)
+            t = timed(
+                lambda c=ckpt, e=every: score(model, loader, progress=False, checkpoint_dir=c, checkpoint_every=e),
+                args.repeats,
+            )
             row(f"score, checkpoint every {every} batch(es)", t, f"{t / base - 1:+.1%} vs no checkpoint")
 
         def fixed(name: str, seconds: float, note: str) -> None:
             rows.append({"step": name, "seconds": round(seconds, 4), "images_per_s": None, "note": note})
             print(f"{name:<38} {seconds:8.4f} s  {note}")
 
-        fixed("fingerprint: hash of the model weights", timed(lambda: model_hash(model), max(args.repeats, 5)),
-              f"resnet18, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters")
+        fixed(
+            "fingerprint: hash of the model weights",
+            timed(lambda: model_hash(model), max(args.repeats, 5)),
+            f"resnet18, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters",
+        )
         saves = 20
         keys = ("label", "pred", "confidence", "label_prob", "margin", "entropy", "loss", "valid", "finite")
         bufs = {k: torch.zeros(saves * args.batch_size) for k in keys}
         saver = ScoringCheckpoint(tmp / "ckpt_save", {"bench": True})
         position = iter(range(args.batch_size, (saves + 1) * args.batch_size, args.batch_size))
-        fixed("one checkpoint save (rows + meta.json)",
-              timed(lambda: saver.save(bufs, position=next(position), batches=1, num_classes=10), saves),
-              f"{args.batch_size} new rows, two fsyncs; median of {saves}")
+        fixed(
+            "one checkpoint save (rows + meta.json)",
+            timed(lambda: saver.save(bufs, position=next(position), batches=1, num_classes=10), saves),
+            f"{args.batch_size} new rows, two fsyncs; median of {saves}",
+        )
         half = batches // 2
 
         class Stop(Exception):
@@ -141,16 +149,31 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     machine = f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-    result = {"images": n, "image_size": args.image_size, "batch_size": args.batch_size, "arch": "resnet18",
-              "repeats": args.repeats, "machine": machine, "python": sys.version.split()[0], "rows": rows}
+    result = {
+        "images": n,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "arch": "resnet18",
+        "repeats": args.repeats,
+        "machine": machine,
+        "python": sys.version.split()[0],
+        "rows": rows,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "bench_resume_quick" if args.quick else "bench_resume"
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    lines = [f"{n} digit PNGs, resnet18 at {args.image_size}x{args.image_size}, batch {args.batch_size}, median of "
-             f"{args.repeats}; {machine}", "", "| step | seconds | images/s | note |", "|---|---:|---:|---|"]
-    lines += [f"| {r['step']} | {r['seconds']:.3f} | {'' if r['images_per_s'] is None else r['images_per_s']} | "
-              f"{r['note']} |" for r in rows]
+    lines = [
+        f"{n} digit PNGs, resnet18 at {args.image_size}x{args.image_size}, batch {args.batch_size}, median of "
+        f"{args.repeats}; {machine}",
+        "",
+        "| step | seconds | images/s | note |",
+        "|---|---:|---:|---|",
+    ]
+    lines += [
+        f"| {r['step']} | {r['seconds']:.3f} | {'' if r['images_per_s'] is None else r['images_per_s']} | {r['note']} |"
+        for r in rows
+    ]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print(f"\nwrote {out / stem}.json and .md")
 

@@ -87,12 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1e5 samples only (a smoke test of a few seconds)")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="numbers of samples N")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in each run (default 2)")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per configuration, best kept (default 3, 1 "
-                        "above 10**6 samples)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="runs per configuration, best kept (default 3, 1 above 10**6 samples)"
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default benchmarks/results/sampler.json)")
-    parser.add_argument("--in-process", action="store_true", help="run every configuration in this process (fast, "
-                        "but peak memory is then shared; for smoke tests)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every configuration in this process (fast, but peak memory is then shared; for smoke tests)",
+    )
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -120,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
                 ok = [r for r in runs if r.get("seconds") is not None]
                 best = min(ok, key=lambda r: r["seconds"]) if ok else runs[-1]
                 rows.append({"n": n, "sampler": sampler, "mode": mode, "how": how, **best})
-                print(f"N={n:>11,} {sampler:>8} {mode:>11} {how:>7}: {_fmt(best.get('seconds'), '.3f')} s, "
-                      f"peak {_fmt(best.get('peak_mb'), '.0f')} MB, extra {_fmt(best.get('extra_mb'), '.0f')} MB",
-                      file=sys.stderr)
+                print(
+                    f"N={n:>11,} {sampler:>8} {mode:>11} {how:>7}: {_fmt(best.get('seconds'), '.3f')} s, "
+                    f"peak {_fmt(best.get('peak_mb'), '.0f')} MB, extra {_fmt(best.get('extra_mb'), '.0f')} MB",
+                    file=sys.stderr,
+                )
 
     def find(n: int, sampler: str, mode: str, how: str) -> dict | None:
         return next((r for r in rows if (r["n"], r["sampler"], r["mode"], r["how"]) == (n, sampler, mode, how)), None)
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = {
         "machine": f"{platform.machine()} CPU, torch {torch.__version__}, {args.threads} threads, "
-                   f"python {platform.python_version()}",
+        f"python {platform.python_version()}",
         "note": "timings on a shared machine are noisy; rerun on a quiet one",
         "sizes": sizes,
     }

@@ -76,8 +76,9 @@ def _autocast(amp: str | None, device: torch.device) -> Any:
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def bare_loop(model: nn.Module, loader: DataLoader, device: torch.device, *, amp: str | None,
-              channels_last: bool) -> tuple[float, float]:
+def bare_loop(
+    model: nn.Module, loader: DataLoader, device: torch.device, *, amp: str | None, channels_last: bool
+) -> tuple[float, float]:
     """The floor: a plain inference loop over the loader, nothing kept. Returns (wall, CPU) seconds."""
     non_blocking = bool(loader.pin_memory) and device.type == "cuda"
     _sync(device)
@@ -92,8 +93,9 @@ def bare_loop(model: nn.Module, loader: DataLoader, device: torch.device, *, amp
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def score_pass(model: nn.Module, loader: DataLoader, device: torch.device, *, amp: str | None,
-               channels_last: bool) -> tuple[float, float]:
+def score_pass(
+    model: nn.Module, loader: DataLoader, device: torch.device, *, amp: str | None, channels_last: bool
+) -> tuple[float, float]:
     """``hm.score`` over the loader, table included. Returns (wall, CPU) seconds."""
     _sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -132,10 +134,12 @@ def run_case(name: str, args: argparse.Namespace, device: torch.device) -> dict[
     pin = device.type == "cuda"
     # The user's training loader (shuffled) goes to hm.score; the bare loop gets the sequential loader that hm.score
     # rebuilds from it: same dataset, batch size, workers, pinning.
-    train_loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-                              pin_memory=pin)
-    seq_loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
-                            pin_memory=pin)
+    train_loader = DataLoader(
+        dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers, pin_memory=pin
+    )
+    seq_loader = DataLoader(
+        dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers, pin_memory=pin
+    )
     amp = args.amp
     opts = {"amp": amp, "channels_last": args.channels_last}
     # Warm-up (not timed): one pass of each, so allocator, kernels and caches are hot for both.
@@ -149,6 +153,7 @@ def run_case(name: str, args: argparse.Namespace, device: torch.device) -> dict[
     ps_count = min(n, args.per_sample_n)
     per_sample_loop(model, dataset, min(ps_count, 10), device)  # warm-up
     ps_times = [per_sample_loop(model, dataset, ps_count, device) for _ in range(max(1, min(args.repeats, 3)))]
+
     def med(times: list[tuple[float, float]], which: int) -> float:
         return statistics.median(t[which] for t in times)
 

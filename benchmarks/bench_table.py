@@ -160,8 +160,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10**6, 10**7])
     parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run at 20,000 rows, in this process (peak RSS is then cumulative)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run at 20,000 rows, in this process (peak RSS is then cumulative)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--child", nargs=3, metavar=("N", "STEP", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -185,8 +186,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             print(f"{n:>12,} {step:<16} {r['seconds']:8.2f} s  peak {r['peak_bytes'] / 1e9:6.2f} GB", flush=True)
     import torch
 
-    where = (f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-             f"Python {platform.python_version()}")
+    where = (
+        f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"Python {platform.python_version()}"
+    )
     table = markdown(rows, where)
     print(table)
     suffix = "_quick" if args.quick else ""

@@ -70,16 +70,35 @@ from hardmine.miner import HardMiner
 from hardmine.weighting import HardSetCollapseWarning
 
 TASKS = ("rare", "balanced", "longtail", "noisy")
-METHODS = ("uniform", "balanced", "hardminer", "hardminer-nobalance", "hardminer+correct", "hardminer+exclude",
-           "hardminer+share", "ohem", "focal")
+METHODS = (
+    "uniform",
+    "balanced",
+    "hardminer",
+    "hardminer-nobalance",
+    "hardminer+correct",
+    "hardminer+exclude",
+    "hardminer+share",
+    "ohem",
+    "focal",
+)
 RARE_ONLY = ("hardminer+share",)  # needs a positive class
-METRICS = {"rare": ("precision", "recall", "f1")} | dict.fromkeys(("balanced", "longtail", "noisy"),
-                                                                   ("accuracy", "balanced_accuracy"))
-MAIN_METRIC = {"rare": "f1", "balanced": "balanced_accuracy", "longtail": "balanced_accuracy",
-               "noisy": "balanced_accuracy"}
+METRICS = {"rare": ("precision", "recall", "f1")} | dict.fromkeys(
+    ("balanced", "longtail", "noisy"), ("accuracy", "balanced_accuracy")
+)
+MAIN_METRIC = {
+    "rare": "f1",
+    "balanced": "balanced_accuracy",
+    "longtail": "balanced_accuracy",
+    "noisy": "balanced_accuracy",
+}
 REFERENCE = {"rare": "balanced", "balanced": "uniform", "longtail": "balanced", "noisy": "uniform"}
-HEADERS = {"precision": "precision", "recall": "recall", "f1": "F1", "accuracy": "accuracy",
-           "balanced_accuracy": "bal. acc"}
+HEADERS = {
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "F1",
+    "accuracy": "accuracy",
+    "balanced_accuracy": "bal. acc",
+}
 NUM_CLASSES = 10
 
 
@@ -111,8 +130,13 @@ def make_data(seed: int, *, digit: int, rate: float) -> tuple[TensorDataset, Ten
     return TensorDataset(x[keep], y[keep]), TensorDataset(x[test], y[test])
 
 
-def make_multiclass_data(task: str, seed: int, *, decay: float = 0.6, noise: float = 0.2,
-                         ) -> tuple[TensorDataset, TensorDataset, dict[str, int]]:
+def make_multiclass_data(
+    task: str,
+    seed: int,
+    *,
+    decay: float = 0.6,
+    noise: float = 0.2,
+) -> tuple[TensorDataset, TensorDataset, dict[str, int]]:
     """``balanced``, ``longtail`` or ``noisy``: 10-class train and test sets, and facts about the training labels."""
     x, y, rng, train, test = _digits(seed)
     facts: dict[str, int] = {}
@@ -122,7 +146,7 @@ def make_multiclass_data(task: str, seed: int, *, decay: float = 0.6, noise: flo
         keep = []
         for c in range(NUM_CLASSES):
             members = train[labels == c]
-            n = min(len(members), max(3, round(len(members) * decay ** c)))
+            n = min(len(members), max(3, round(len(members) * decay**c)))
             keep.append(rng.choice(members, size=n, replace=False))
         train = np.sort(np.concatenate(keep))
         y_train = y[train].clone()
@@ -141,8 +165,17 @@ def make_model(seed: int, num_classes: int = 2) -> nn.Module:
     return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, num_classes))
 
 
-def train(method: str, train_set: TensorDataset, *, seed: int, epochs: int, batch_size: int, lr: float,
-          num_classes: int = 2, miner_kwargs: dict | None = None) -> nn.Module:
+def train(
+    method: str,
+    train_set: TensorDataset,
+    *,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    num_classes: int = 2,
+    miner_kwargs: dict | None = None,
+) -> nn.Module:
     model = make_model(seed, num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
@@ -170,8 +203,9 @@ def train(method: str, train_set: TensorDataset, *, seed: int, epochs: int, batc
         miner = HardMiner(model, batches, apply="sample+correct", seed=seed, progress=False, **kw)
     elif method == "hardminer+exclude":
         dynamics = Dynamics(num_samples=len(labels))
-        miner = HardMiner(model, batches, dynamics=dynamics, exclude_label_issues="aum", indices=True, seed=seed,
-                          progress=False, **kw)
+        miner = HardMiner(
+            model, batches, dynamics=dynamics, exclude_label_issues="aum", indices=True, seed=seed, progress=False, **kw
+        )
     elif method == "hardminer+share":
         kw.setdefault("positive_share", 0.25)
         kw.setdefault("hard_share", 0.25)
@@ -227,8 +261,18 @@ def evaluate_multiclass(model: nn.Module, test_set: TensorDataset) -> dict[str, 
 def miner_kwargs(args: argparse.Namespace) -> dict:
     """HardMiner settings given on the command line (the defaults when none are)."""
     kw: dict = {}
-    for name in ("threshold", "hard_weight", "rescore_every", "warmup_epochs", "floor", "by", "momentum",
-                 "positive_share", "hard_share", "balance"):
+    for name in (
+        "threshold",
+        "hard_weight",
+        "rescore_every",
+        "warmup_epochs",
+        "floor",
+        "by",
+        "momentum",
+        "positive_share",
+        "hard_share",
+        "balance",
+    ):
         value = getattr(args, name)
         if value is not None:
             kw[name] = value
@@ -241,12 +285,29 @@ def _data(task: str, seed: int, args: argparse.Namespace) -> tuple[TensorDataset
     """The task's train and test sets, and its sizes (the caption's facts) for this seed."""
     if task == "rare":
         train_set, test_set = make_data(seed, digit=args.digit, rate=args.rate)
-        return train_set, test_set, {"train": len(train_set), "train_pos": int(train_set.tensors[1].sum()),
-                                     "test": len(test_set), "test_pos": int(test_set.tensors[1].sum())}
+        return (
+            train_set,
+            test_set,
+            {
+                "train": len(train_set),
+                "train_pos": int(train_set.tensors[1].sum()),
+                "test": len(test_set),
+                "test_pos": int(test_set.tensors[1].sum()),
+            },
+        )
     train_set, test_set, facts = make_multiclass_data(task, seed, decay=args.longtail_decay, noise=args.noise)
     counts = torch.bincount(train_set.tensors[1], minlength=NUM_CLASSES)
-    return train_set, test_set, {"train": len(train_set), "train_min_class": int(counts.min()),
-                                 "train_max_class": int(counts.max()), "test": len(test_set), **facts}
+    return (
+        train_set,
+        test_set,
+        {
+            "train": len(train_set),
+            "train_min_class": int(counts.min()),
+            "train_max_class": int(counts.max()),
+            "test": len(test_set),
+            **facts,
+        },
+    )
 
 
 def run(args: argparse.Namespace, task: str = "rare") -> dict:
@@ -265,8 +326,16 @@ def run(args: argparse.Namespace, task: str = "rare") -> dict:
         data.append(info)
         for method in methods:
             start = time.perf_counter()
-            model = train(method, train_set, seed=seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          num_classes=num_classes, miner_kwargs=miner_kwargs(args))
+            model = train(
+                method,
+                train_set,
+                seed=seed,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                num_classes=num_classes,
+                miner_kwargs=miner_kwargs(args),
+            )
             seconds[method] += time.perf_counter() - start
             results[method].append(evaluate_fn(model, test_set))
     summary = {}
@@ -311,26 +380,35 @@ def caption(result: dict) -> str:
     ref = result["reference"]
     if task == "rare":
         share = statistics.fmean(d["train_pos"] / d["train"] for d in data)
-        return (f"Task rare: positive = digit {s['digit']}, {_span(data, 'train_pos')} of {_span(data, 'train')} "
-                f"training samples ({100 * share:.1f} %); test set at the natural rate ({_span(data, 'test_pos')} of "
-                f"{_span(data, 'test')}). MLP 64-64-2, {training} Metrics: test precision, recall and F1 of the "
-                f"positive class at the 0.5 decision threshold; paired: F1 minus {ref} (WeightedRandomSampler) on "
-                "the same seed.")
-    sizes = (f"{_span(data, 'train')} training samples (smallest class {_span(data, 'train_min_class')}, largest "
-             f"{_span(data, 'train_max_class')})")
+        return (
+            f"Task rare: positive = digit {s['digit']}, {_span(data, 'train_pos')} of {_span(data, 'train')} "
+            f"training samples ({100 * share:.1f} %); test set at the natural rate ({_span(data, 'test_pos')} of "
+            f"{_span(data, 'test')}). MLP 64-64-2, {training} Metrics: test precision, recall and F1 of the "
+            f"positive class at the 0.5 decision threshold; paired: F1 minus {ref} (WeightedRandomSampler) on "
+            "the same seed."
+        )
+    sizes = (
+        f"{_span(data, 'train')} training samples (smallest class {_span(data, 'train_min_class')}, largest "
+        f"{_span(data, 'train_max_class')})"
+    )
     if task == "balanced":
         what = f"the 10-class digits as they come, {sizes}"
     elif task == "longtail":
-        what = (f"10 classes, training class c kept at round(n_c · {s['longtail_decay']}^c) samples (at least 3), "
-                f"{sizes}")
+        what = (
+            f"10 classes, training class c kept at round(n_c · {s['longtail_decay']}^c) samples (at least 3), {sizes}"
+        )
     else:
-        what = (f"10 classes, {100 * s['noise']:.0f} % of the training labels ({_span(data, 'train_relabelled')}) "
-                f"replaced by a uniformly random class, {_span(data, 'train_wrong')} of them now wrong, {sizes}")
+        what = (
+            f"10 classes, {100 * s['noise']:.0f} % of the training labels ({_span(data, 'train_relabelled')}) "
+            f"replaced by a uniformly random class, {_span(data, 'train_wrong')} of them now wrong, {sizes}"
+        )
     ref_name = "uniform (shuffled loader)" if ref == "uniform" else "balanced (WeightedRandomSampler)"
-    return (f"Task {task}: {what}; test set untouched ({_span(data, 'test')} samples, clean labels, natural class "
-            f"rates). MLP 64-64-10, {training} Metrics: test accuracy and balanced accuracy (mean per-class recall); "
-            f"paired: balanced accuracy minus {ref_name} on the same seed. hardminer+share is not run on this task "
-            "(it needs a positive class).")
+    return (
+        f"Task {task}: {what}; test set untouched ({_span(data, 'test')} samples, clean labels, natural class "
+        f"rates). MLP 64-64-10, {training} Metrics: test accuracy and balanced accuracy (mean per-class recall); "
+        f"paired: balanced accuracy minus {ref_name} on the same seed. hardminer+share is not run on this task "
+        "(it needs a positive class)."
+    )
 
 
 def markdown(result: dict) -> str:
@@ -341,8 +419,10 @@ def markdown(result: dict) -> str:
         values = [f"{r[f'{m}_mean']:.3f} ± {r[f'{m}_std']:.3f}" for m in metrics]
         key = f"{main}_minus_{ref}"
         if f"{key}_mean" in r:
-            values += [f"{r[f'{key}_mean']:+.3f} ± {r[f'{key}_std']:.3f}",
-                       f"{r[f'{main}_wins_over_{ref}']} / {s['seeds']}"]
+            values += [
+                f"{r[f'{key}_mean']:+.3f} ± {r[f'{key}_std']:.3f}",
+                f"{r[f'{main}_wins_over_{ref}']} / {s['seeds']}",
+            ]
         else:
             values += ["–", "–"]
         values.append(f"{r['seconds_per_run']:.2f}")
@@ -356,33 +436,58 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--task", default="rare", choices=(*TASKS, "all"), help="which task (all: the four in turn)")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (2 seeds, 2 epochs)")
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--first-seed", type=int, default=100,
-                        help="seeds first_seed .. first_seed + seeds - 1 (the settings were tuned on seeds 0-4)")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=100,
+        help="seeds first_seed .. first_seed + seeds - 1 (the settings were tuned on seeds 0-4)",
+    )
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--digit", type=int, default=8, help="rare: the positive digit")
     parser.add_argument("--rate", type=float, default=0.03, help="rare: share of positives in the training set")
-    parser.add_argument("--longtail-decay", type=float, default=0.6,
-                        help="longtail: training class c keeps round(count_c * decay ** c) samples (at least 3)")
-    parser.add_argument("--noise", type=float, default=0.2,
-                        help="noisy: share of training labels replaced by a uniformly random class")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
-                        help="methods to run (hardminer+share runs on the rare task only)")
+    parser.add_argument(
+        "--longtail-decay",
+        type=float,
+        default=0.6,
+        help="longtail: training class c keeps round(count_c * decay ** c) samples (at least 3)",
+    )
+    parser.add_argument(
+        "--noise", type=float, default=0.2, help="noisy: share of training labels replaced by a uniformly random class"
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        choices=METHODS,
+        help="methods to run (hardminer+share runs on the rare task only)",
+    )
     parser.add_argument("--threshold", type=float, default=None, help="HardMiner threshold (default: its own)")
     parser.add_argument("--hard-weight", type=float, default=None, help="HardMiner hard_weight (default: its own)")
     parser.add_argument("--rescore-every", type=int, default=None, help="HardMiner rescore_every (default: its own)")
     parser.add_argument("--warmup-epochs", type=int, default=None, help="HardMiner warmup_epochs (default: its own)")
     parser.add_argument("--floor", type=float, default=None, help="HardMiner floor (default: its own)")
     parser.add_argument("--by", default=None, help="HardMiner score column (default: its own)")
-    parser.add_argument("--weight-by", default=None,
-                        help="HardMiner continuous weights from this score column (weight_kwargs={'by': ...})")
+    parser.add_argument(
+        "--weight-by",
+        default=None,
+        help="HardMiner continuous weights from this score column (weight_kwargs={'by': ...})",
+    )
     parser.add_argument("--weight-gamma", type=float, default=1.0, help="exponent of the continuous weights")
-    parser.add_argument("--positive-share", type=float, default=None,
-                        help="HardMiner positive_share (hardminer+share uses 0.25 unless given)")
+    parser.add_argument(
+        "--positive-share",
+        type=float,
+        default=None,
+        help="HardMiner positive_share (hardminer+share uses 0.25 unless given)",
+    )
     parser.add_argument("--hard-share", type=float, default=None, help="HardMiner hard_share")
-    parser.add_argument("--balance", default=None, choices=("label", "polarity"),
-                        help="HardMiner balance (default: its own; hardminer-nobalance always uses None)")
+    parser.add_argument(
+        "--balance",
+        default=None,
+        choices=("label", "polarity"),
+        help="HardMiner balance (default: its own; hardminer-nobalance always uses None)",
+    )
     parser.add_argument("--momentum", type=float, default=None, help="HardMiner momentum (default: its own)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)

@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.SGD(ddp_model.parameters(), lr=args.lr, momentum=0.9)
 
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, pin_memory=use_cuda)
-    miner = HardMiner(model, loader, threshold=0.7, hard_weight=4.0, warmup_epochs=1, rescore_every=2,
-                      progress=False)
+    miner = HardMiner(model, loader, threshold=0.7, hard_weight=4.0, warmup_epochs=1, rescore_every=2, progress=False)
 
     for epoch in range(args.epochs):
         ddp_model.train()
@@ -78,8 +77,11 @@ def main(argv: list[str] | None = None) -> None:
         table = miner.table
         hard = int((table["difficulty"] == "hard").sum()) if table is not None else -1
         if is_main_process():
-            print(f"epoch {epoch} ({miner.phase:>7}): {world} ranks x {seen} samples, last loss {loss.item():.3f}, "
-                  f"hard samples in the last scoring: {hard if hard >= 0 else '-'}", flush=True)
+            print(
+                f"epoch {epoch} ({miner.phase:>7}): {world} ranks x {seen} samples, last loss {loss.item():.3f}, "
+                f"hard samples in the last scoring: {hard if hard >= 0 else '-'}",
+                flush=True,
+            )
 
     final = score(model, DataLoader(data, batch_size=256), progress=False)
     # Every rank holds the same table: check by gathering one checksum per rank.
@@ -87,8 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     checksums = all_gather_concat(checksum)
     accuracy = float((final["pred"] == final["label"]).mean())
     if is_main_process():
-        print(f"final: {len(final)} samples scored once each, training accuracy {accuracy:.3f}, "
-              f"same table on all {world} ranks: {bool((checksums == checksums[0]).all())}")
+        print(
+            f"final: {len(final)} samples scored once each, training accuracy {accuracy:.3f}, "
+            f"same table on all {world} ranks: {bool((checksums == checksums[0]).all())}"
+        )
     if args.out is not None:
         path = to_csv(miner.table, args.out, only="hard")  # rank 0 writes, the other ranks return at once
         if is_main_process():

@@ -191,8 +191,20 @@ _LABELS: dict[str, str] = {
     "world_size": "world size",
     "rank": "rank",
 }
-_SHOW_VALUES = ("num_samples", "dataset_type", "model", "batch_size", "keep_probs", "amp", "channels_last",
-                "device_type", "input_key", "target_key", "world_size", "rank")
+_SHOW_VALUES = (
+    "num_samples",
+    "dataset_type",
+    "model",
+    "batch_size",
+    "keep_probs",
+    "amp",
+    "channels_last",
+    "device_type",
+    "input_key",
+    "target_key",
+    "world_size",
+    "rank",
+)
 
 
 @dataclass
@@ -233,8 +245,9 @@ class ScoringCheckpoint:
         2 [3, 1]
     """
 
-    def __init__(self, directory: str | os.PathLike[str], fingerprint: Mapping[str, Any], *, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], fingerprint: Mapping[str, Any], *, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.directory = Path(directory)
         self.fingerprint = dict(fingerprint)
         self._prefix = f"rank{rank}." if world_size > 1 else ""
@@ -255,8 +268,9 @@ class ScoringCheckpoint:
     def load(self) -> CheckpointState | None:
         """The saved state, or ``None`` when there is none; ``ValueError`` when it is for another pass or broken."""
         if self.directory.exists() and not self.directory.is_dir():
-            raise ValueError(f"Expected argument `checkpoint_dir` to be a folder, but {str(self.directory)!r} is a "
-                             "file.")
+            raise ValueError(
+                f"Expected argument `checkpoint_dir` to be a folder, but {str(self.directory)!r} is a file."
+            )
         if not self.meta_path.is_file():
             return None
         try:
@@ -313,7 +327,7 @@ class ScoringCheckpoint:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{self._prefix}rows-{self._saved:012d}-{position:012d}.pt"
-        chunk = {k: v[self._saved:position].detach().to("cpu").clone() for k, v in buffers.items()}
+        chunk = {k: v[self._saved : position].detach().to("cpu").clone() for k, v in buffers.items()}
         with atomic_path(self.directory / name) as tmp:
             torch.save(chunk, tmp)
         chunks = [*self._chunks, [self._saved, position, name]]

@@ -19,8 +19,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from hardmine.demo import run_demo
 
     result = run_demo(
-        args.out, epochs=args.epochs, seed=args.seed, noise=args.noise, threshold=args.threshold,
-        positive=args.positive, progress=not args.no_progress,
+        args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        noise=args.noise,
+        threshold=args.threshold,
+        positive=args.positive,
+        progress=not args.no_progress,
     )
     print(result.report())
     return 0
@@ -73,13 +78,18 @@ def _resolve_positive(values: list[str] | None, classes: list[str]) -> list[int]
         elif item.lstrip("-").isdigit() and 0 <= int(item) < len(classes):
             out.add(int(item))
         else:
-            raise _UsageError(f"--positive {item!r} is neither a class folder name nor a class index in "
-                              f"[0, {len(classes)}); the classes are {classes[:20]}")
+            raise _UsageError(
+                f"--positive {item!r} is neither a class folder name nor a class index in "
+                f"[0, {len(classes)}); the classes are {classes[:20]}"
+            )
     return sorted(out)
 
 
 _THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
-    "label_prob": (0.0, 1.0), "confidence": (0.0, 1.0), "margin": (-1.0, 1.0), "entropy": (0.0, float("inf")),
+    "label_prob": (0.0, 1.0),
+    "confidence": (0.0, 1.0),
+    "margin": (-1.0, 1.0),
+    "entropy": (0.0, float("inf")),
     "loss": (0.0, float("inf")),
 }
 
@@ -110,7 +120,7 @@ def _worker_message(err: BaseException) -> BaseException:
         if lines:
             last = lines[-1]
             name = f"{type(err).__name__}: "
-            return type(err)(last[len(name):] if last.startswith(name) else last)
+            return type(err)(last[len(name) :] if last.startswith(name) else last)
     return err
 
 
@@ -138,9 +148,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
         import difflib
 
         close = difflib.get_close_matches(args.arch, classification_architectures(), n=3)
-        raise _UsageError(f"--arch {args.arch!r} is not a torchvision classification architecture"
-                          f"{'; did you mean ' + ', '.join(close) + '?' if close else ''} (e.g. resnet18, resnet50, "
-                          "mobilenet_v3_small, efficientnet_b0, vit_b_16)")
+        raise _UsageError(
+            f"--arch {args.arch!r} is not a torchvision classification architecture"
+            f"{'; did you mean ' + ', '.join(close) + '?' if close else ''} (e.g. resnet18, resnet50, "
+            "mobilenet_v3_small, efficientnet_b0, vit_b_16)"
+        )
     if args.hard_fraction is not None and not 0.0 <= args.hard_fraction <= 1.0:
         raise _UsageError(f"--hard-fraction must be in [0, 1], got {args.hard_fraction}")
     lo, hi = _THRESHOLD_RANGES[args.by]
@@ -155,8 +167,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         while not os.path.isdir(parent) and os.path.dirname(parent) != parent:  # it is created on the first save
             parent = os.path.dirname(parent)
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise PermissionError(f"Cannot keep the checkpoint in {ckpt_dir!r}: no permission to write in "
-                                  f"{parent!r}.")
+            raise PermissionError(f"Cannot keep the checkpoint in {ckpt_dir!r}: no permission to write in {parent!r}.")
 
     # The class folders first (fast), so that a wrong --positive or checkpoint fails before any image is decoded.
     scan = scan_image_folder(os.path.abspath(args.data_dir), check=False)
@@ -164,13 +175,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
     positive = _resolve_positive(args.positive, classes)
     num_classes = len(classes) if args.num_classes is None else args.num_classes
     if num_classes < len(classes):
-        raise _UsageError(f"--num-classes {num_classes} is fewer than the {len(classes)} class folders in "
-                          f"{args.data_dir!r}: the model needs an output for every folder")
+        raise _UsageError(
+            f"--num-classes {num_classes} is fewer than the {len(classes)} class folders in "
+            f"{args.data_dir!r}: the model needs an output for every folder"
+        )
     if positive is None and num_classes > 2:
         shown = ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else "")
         model_note = "" if num_classes == len(classes) else f" for a {num_classes}-class model"
-        raise _UsageError(f"{len(classes)} classes found ({shown}){model_note}: name the class(es) of interest with "
-                          "--positive NAME_OR_INDEX (one-vs-rest)")
+        raise _UsageError(
+            f"{len(classes)} classes found ({shown}){model_note}: name the class(es) of interest with "
+            "--positive NAME_OR_INDEX (one-vs-rest)"
+        )
     model = build_model(args.arch, num_classes)
     load_weights(model, args.weights, arch=args.arch, num_classes=num_classes)
 
@@ -178,25 +193,37 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for path, reason in scan.skipped:
         _warn(f"skipped unreadable image {path!r} ({reason})")
     if scan.ignored:
-        _warn(f"ignored {len(scan.ignored)} file(s) that are hidden or have no image extension, e.g. "
-              f"{scan.ignored[0]!r}")
+        _warn(
+            f"ignored {len(scan.ignored)} file(s) that are hidden or have no image extension, e.g. {scan.ignored[0]!r}"
+        )
     for name in scan.empty_classes:
         _warn(f"class folder {name!r} holds no image; it still counts as a class")
     transform = eval_transform(args.image_size, resize_size=args.resize_size, mean=args.mean, std=args.std)
     dataset = CheckedImageFolder(scan, transform)
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers,
-                        pin_memory=device.startswith("cuda"))
+    loader = DataLoader(
+        dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.startswith("cuda")
+    )
     amp: bool | str = False if args.amp is None else (True if args.amp == "auto" else args.amp)
     if ckpt_dir is not None:
         from hardmine.checkpoint import saved_position
 
         done = saved_position(ckpt_dir)
         if done:
-            print(f"hardmine: resuming: the checkpoint in {ckpt_dir} holds {done} of {len(dataset)} images",
-                  file=sys.stderr)
+            print(
+                f"hardmine: resuming: the checkpoint in {ckpt_dir} holds {done} of {len(dataset)} images",
+                file=sys.stderr,
+            )
     try:
-        scores = score(model, loader, device=device, amp=amp, progress=not args.no_progress,
-                       keep_probs=args.keep_probs, checkpoint_dir=ckpt_dir, checkpoint_every=args.checkpoint_every)
+        scores = score(
+            model,
+            loader,
+            device=device,
+            amp=amp,
+            progress=not args.no_progress,
+            keep_probs=args.keep_probs,
+            checkpoint_dir=ckpt_dir,
+            checkpoint_every=args.checkpoint_every,
+        )
     except (OSError, RuntimeError) as err:
         raise _worker_message(err) from err
     except KeyboardInterrupt:
@@ -205,10 +232,18 @@ def _cmd_score(args: argparse.Namespace) -> int:
         return 130
     names = [str(c) for c in classes]
     scores.insert(scores.columns.get_loc("pred") + 1, "label_name", [names[k] for k in scores["label"]])
-    scores.insert(scores.columns.get_loc("label_name") + 1, "pred_name",
-                  [names[k] if 0 <= k < len(names) else str(k) for k in scores["pred"]])
-    table = split(scores, "per_class" if args.per_class else args.threshold, by=args.by,
-                  hard_fraction=args.hard_fraction, positive=positive)
+    scores.insert(
+        scores.columns.get_loc("label_name") + 1,
+        "pred_name",
+        [names[k] if 0 <= k < len(names) else str(k) for k in scores["pred"]],
+    )
+    table = split(
+        scores,
+        "per_class" if args.per_class else args.threshold,
+        by=args.by,
+        hard_fraction=args.hard_fraction,
+        positive=positive,
+    )
     only = None if args.only == "all" else args.only
     to_csv(table, args.out, only=only)
     sidecar = write_skipped(args.out, scan.skipped)
@@ -246,8 +281,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _debug_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the full traceback on errors")
+    parent.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors"
+    )
     return parent
 
 
@@ -267,57 +303,118 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder tree: one sub-folder per class")
     p.add_argument("--arch", required=True, help="torchvision classification architecture, e.g. resnet18")
-    p.add_argument("--num-classes", type=_positive_int, default=None, metavar="K",
-                   help="outputs of the model (default: the number of class folders); larger when the checkpoint "
-                   "was trained on more classes than DATA_DIR holds (the folders are classes 0..)")
-    p.add_argument("--weights", required=True, metavar="CKPT",
-                   help="your checkpoint: a state_dict, or a dict holding one under 'state_dict', 'model', "
-                   "'model_state_dict', 'net' or 'weights' (read with torch.load(weights_only=True))")
+    p.add_argument(
+        "--num-classes",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="outputs of the model (default: the number of class folders); larger when the checkpoint "
+        "was trained on more classes than DATA_DIR holds (the folders are classes 0..)",
+    )
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="CKPT",
+        help="your checkpoint: a state_dict, or a dict holding one under 'state_dict', 'model', "
+        "'model_state_dict', 'net' or 'weights' (read with torch.load(weights_only=True))",
+    )
     p.add_argument("--out", required=True, metavar="CSV", help="the table to write (its folder must exist)")
     g = p.add_argument_group("images")
-    g.add_argument("--image-size", type=_positive_int, default=224,
-                   help="center crop fed to the model, in pixels (default: %(default)s)")
-    g.add_argument("--resize-size", type=_positive_int, default=None,
-                   help="short side before the crop (default: image size * 256/224)")
-    g.add_argument("--mean", type=float, nargs=3, default=[0.485, 0.456, 0.406], metavar=("R", "G", "B"),
-                   help="normalisation mean (default: ImageNet's, %(default)s)")
-    g.add_argument("--std", type=float, nargs=3, default=[0.229, 0.224, 0.225], metavar=("R", "G", "B"),
-                   help="normalisation standard deviation (default: ImageNet's, %(default)s)")
-    g.add_argument("--strict", action="store_true",
-                   help="fail on the first unreadable image instead of skipping it")
+    g.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=224,
+        help="center crop fed to the model, in pixels (default: %(default)s)",
+    )
+    g.add_argument(
+        "--resize-size",
+        type=_positive_int,
+        default=None,
+        help="short side before the crop (default: image size * 256/224)",
+    )
+    g.add_argument(
+        "--mean",
+        type=float,
+        nargs=3,
+        default=[0.485, 0.456, 0.406],
+        metavar=("R", "G", "B"),
+        help="normalisation mean (default: ImageNet's, %(default)s)",
+    )
+    g.add_argument(
+        "--std",
+        type=float,
+        nargs=3,
+        default=[0.229, 0.224, 0.225],
+        metavar=("R", "G", "B"),
+        help="normalisation standard deviation (default: ImageNet's, %(default)s)",
+    )
+    g.add_argument("--strict", action="store_true", help="fail on the first unreadable image instead of skipping it")
     r = p.add_argument_group("running")
     r.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch (default: %(default)s)")
-    r.add_argument("--workers", type=_non_negative_int, default=0,
-                   help="DataLoader worker processes (default: %(default)s)")
+    r.add_argument(
+        "--workers", type=_non_negative_int, default=0, help="DataLoader worker processes (default: %(default)s)"
+    )
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto, cuda when available)")
-    r.add_argument("--amp", nargs="?", const="auto", default=None, choices=["auto", "bf16", "fp16"],
-                   help="mixed precision; without a value: fp16 on CUDA, bf16 on CPU (default: off)")
+    r.add_argument(
+        "--amp",
+        nargs="?",
+        const="auto",
+        default=None,
+        choices=["auto", "bf16", "fp16"],
+        help="mixed precision; without a value: fp16 on CUDA, bf16 on CPU (default: off)",
+    )
     r.add_argument("--keep-probs", action="store_true", help="also write every class probability (prob_<k>)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    r.add_argument("--resume", action="store_true",
-                   help="save partial results every --checkpoint-every batches and resume from them when run "
-                   "again with the same arguments")
-    r.add_argument("--checkpoint-dir", default=None, metavar="DIR",
-                   help="where --resume keeps its state (default: OUT.ckpt)")
-    r.add_argument("--checkpoint-every", type=_positive_int, default=50, metavar="N",
-                   help="batches between checkpoint saves (default: %(default)s)")
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="save partial results every --checkpoint-every batches and resume from them when run "
+        "again with the same arguments",
+    )
+    r.add_argument(
+        "--checkpoint-dir", default=None, metavar="DIR", help="where --resume keeps its state (default: OUT.ckpt)"
+    )
+    r.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=50,
+        metavar="N",
+        help="batches between checkpoint saves (default: %(default)s)",
+    )
     s = p.add_argument_group("split (as hm.split)")
-    s.add_argument("--positive", action="append", metavar="CLASS",
-                   help="class(es) of interest, by folder name or index; repeat or comma-separate (default for two "
-                   "classes: the second folder)")
-    s.add_argument("--by", default="label_prob", choices=list(MEASURES),
-                   help="the score that decides hard/easy (default: %(default)s)")
+    s.add_argument(
+        "--positive",
+        action="append",
+        metavar="CLASS",
+        help="class(es) of interest, by folder name or index; repeat or comma-separate (default for two "
+        "classes: the second folder)",
+    )
+    s.add_argument(
+        "--by",
+        default="label_prob",
+        choices=list(MEASURES),
+        help="the score that decides hard/easy (default: %(default)s)",
+    )
     how = s.add_mutually_exclusive_group()
-    how.add_argument("--threshold", type=float, default=None,
-                     help="hard when the score is below it (above it for loss and entropy); default 0.5 for "
-                     "label_prob and confidence, 0 for margin")
-    how.add_argument("--hard-fraction", type=float, default=None, metavar="Q",
-                     help="call the hardest fraction Q of the samples hard")
-    how.add_argument("--per-class", action="store_true",
-                     help="each class's threshold is the mean score of its samples")
-    s.add_argument("--only", default="all", choices=["all", "hard", "easy", "positive", "negative", *GROUPS],
-                   metavar="ROWS", help="which rows to write: all, hard, easy, positive, negative or a group name "
-                   "(hard_positive, easy_positive, hard_negative, easy_negative) (default: %(default)s)")
+    how.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="hard when the score is below it (above it for loss and entropy); default 0.5 for "
+        "label_prob and confidence, 0 for margin",
+    )
+    how.add_argument(
+        "--hard-fraction", type=float, default=None, metavar="Q", help="call the hardest fraction Q of the samples hard"
+    )
+    how.add_argument("--per-class", action="store_true", help="each class's threshold is the mean score of its samples")
+    s.add_argument(
+        "--only",
+        default="all",
+        choices=["all", "hard", "easy", "positive", "negative", *GROUPS],
+        metavar="ROWS",
+        help="which rows to write: all, hard, easy, positive, negative or a group name "
+        "(hard_positive, easy_positive, hard_negative, easy_negative) (default: %(default)s)",
+    )
     p.set_defaults(func=_cmd_score, parser=p)
 
 
@@ -332,10 +429,15 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
         epilog="example: hardmine report hard.csv --top 30 --html hard.html",
     )
     p.add_argument("table", metavar="CSV", help="a split table written by 'hardmine score' (or hm.to_csv)")
-    p.add_argument("--top", type=_non_negative_int, default=20,
-                   help="how many of the hardest samples to show (default: %(default)s)")
-    p.add_argument("--by", default="label_prob",
-                   help="the score column that ranks the hardest samples (default: %(default)s)")
+    p.add_argument(
+        "--top",
+        type=_non_negative_int,
+        default=20,
+        help="how many of the hardest samples to show (default: %(default)s)",
+    )
+    p.add_argument(
+        "--by", default="label_prob", help="the score column that ranks the hardest samples (default: %(default)s)"
+    )
     p.add_argument("--html", default=None, metavar="HTML", help="also write an HTML page with a thumbnail gallery")
     p.set_defaults(func=_cmd_report, parser=p)
 
@@ -364,8 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=15, help="training epochs (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     demo.add_argument("--noise", type=float, default=0.05, help="fraction of labels flipped (default: %(default)s)")
-    demo.add_argument("--threshold", type=float, default=0.5,
-                      help="hard when label_prob is below this (default: %(default)s)")
+    demo.add_argument(
+        "--threshold", type=float, default=0.5, help="hard when label_prob is below this (default: %(default)s)"
+    )
     demo.add_argument("--positive", type=int, default=9, help="the positive digit (default: %(default)s)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.set_defaults(func=_cmd_demo)

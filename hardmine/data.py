@@ -71,9 +71,7 @@ def _check_map_style(loader: DataLoader, what: str) -> None:
     try:
         n = len(loader.dataset)  # type: ignore[arg-type]
     except TypeError as err:
-        raise TypeError(
-            f"{what} needs a dataset with __len__, but {type(loader.dataset).__name__} has none."
-        ) from err
+        raise TypeError(f"{what} needs a dataset with __len__, but {type(loader.dataset).__name__} has none.") from err
     if n == 0:
         raise ValueError(f"{what} got an empty dataset: `loader.dataset` has 0 samples.")
 
@@ -158,8 +156,10 @@ def wrap(
     """
     _check_map_style(loader, "hm.wrap")
     if (sampler is None) == (batch_sampler is None):
-        raise ValueError("Expected exactly one of `sampler` and `batch_sampler`, but got "
-                         f"{'both' if sampler is not None else 'neither'}.")
+        raise ValueError(
+            "Expected exactly one of `sampler` and `batch_sampler`, but got "
+            f"{'both' if sampler is not None else 'neither'}."
+        )
     if sampler is not None and loader.batch_size is None:
         raise ValueError(
             "`loader` was built on a custom batch_sampler (its batch_size is None), so hm.wrap cannot tell which batch "
@@ -278,8 +278,10 @@ def dataset_ids(dataset: Dataset) -> list[str] | None:
         True
     """
     samples = getattr(dataset, "samples", None)
-    if isinstance(samples, Sequence) and len(samples) == len(dataset) and all(  # type: ignore[arg-type]
-        isinstance(s, (tuple, list)) and s and isinstance(s[0], str) for s in samples[:1]
+    if (
+        isinstance(samples, Sequence)
+        and len(samples) == len(dataset)  # type: ignore[arg-type]
+        and all(isinstance(s, (tuple, list)) and s and isinstance(s[0], str) for s in samples[:1])
     ):
         return [str(s[0]) for s in samples]
     if isinstance(dataset, Subset):
@@ -315,11 +317,15 @@ def unpack_batch(
         ik = input_key or next((k for k in INPUT_KEYS if k in batch), None)
         tk = target_key or next((k for k in TARGET_KEYS if k in batch), None)
         if ik is None or ik not in batch:
-            raise ValueError(f"Could not find the inputs in a dict batch with keys {keys}{where}: pass "
-                             f"`input_key=` (tried {list(INPUT_KEYS) if input_key is None else [input_key]}).")
+            raise ValueError(
+                f"Could not find the inputs in a dict batch with keys {keys}{where}: pass "
+                f"`input_key=` (tried {list(INPUT_KEYS) if input_key is None else [input_key]})."
+            )
         if tk is None or tk not in batch:
-            raise ValueError(f"Could not find the targets in a dict batch with keys {keys}{where}: pass "
-                             f"`target_key=` (tried {list(TARGET_KEYS) if target_key is None else [target_key]}).")
+            raise ValueError(
+                f"Could not find the targets in a dict batch with keys {keys}{where}: pass "
+                f"`target_key=` (tried {list(TARGET_KEYS) if target_key is None else [target_key]})."
+            )
         return batch[ik], _as_tensor(batch[tk], where)
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
         return batch[0], _as_tensor(batch[1], where)
@@ -335,8 +341,10 @@ def _as_tensor(targets: Any, where: str) -> Tensor:
     try:
         return torch.as_tensor(targets)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise TypeError(f"Expected the targets{where} to be class indices (a tensor or a list of ints), but got "
-                        f"{type(targets).__name__}.") from err
+        raise TypeError(
+            f"Expected the targets{where} to be class indices (a tensor or a list of ints), but got "
+            f"{type(targets).__name__}."
+        ) from err
 
 
 def move_to_device(obj: Any, device: torch.device, *, non_blocking: bool = False) -> Any:

@@ -39,7 +39,16 @@ __all__ = ["HARDNESS_COLUMNS", "REGIONS", "SUMMARY_COLUMNS", "Dynamics", "add_dy
 
 #: Columns of :meth:`Dynamics.summary`, in order.
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "index", "id", "label", "confidence", "variability", "correctness", "aum", "forgetting", "learned", "epochs",
+    "index",
+    "id",
+    "label",
+    "confidence",
+    "variability",
+    "correctness",
+    "aum",
+    "forgetting",
+    "learned",
+    "epochs",
     "runner_up",
 )
 #: The data-map regions of :meth:`Dynamics.regions`, in category order.
@@ -167,13 +176,17 @@ class Dynamics:
         if not isinstance(indices, Tensor):
             indices = torch.as_tensor(indices)
         if indices.is_floating_point() or indices.dtype == torch.bool or indices.ndim != 1:
-            raise TypeError(f"Expected argument `indices` to be an integer tensor of shape (B,), but got dtype "
-                            f"{indices.dtype} and shape {tuple(indices.shape)}.")
+            raise TypeError(
+                f"Expected argument `indices` to be an integer tensor of shape (B,), but got dtype "
+                f"{indices.dtype} and shape {tuple(indices.shape)}."
+            )
         if not isinstance(logits, Tensor):
             raise TypeError(f"Expected argument `logits` to be a torch.Tensor, but got {type(logits).__name__}.")
         if logits.shape[0] != indices.shape[0]:
-            raise ValueError(f"Expected `indices` and `logits` to have the same number of samples, but got "
-                             f"{indices.shape[0]} indices and {logits.shape[0]} logits.")
+            raise ValueError(
+                f"Expected `indices` and `logits` to have the same number of samples, but got "
+                f"{indices.shape[0]} indices and {logits.shape[0]} logits."
+            )
         if indices.device.type == "cpu" and indices.numel() > 0:
             # A CPU index tensor (what with_indices yields) is checked here at no device cost.
             lo, hi = int(indices.min()), int(indices.max())
@@ -190,8 +203,10 @@ class Dynamics:
             raise TypeError(f"Expected argument `labels` to be a torch.Tensor, but got {type(labels).__name__}.")
         raw = labels.to(dev, non_blocking=True).reshape(-1)
         if raw.shape[0] != z.shape[0]:
-            raise ValueError(f"Expected `labels` to hold one class index per sample ({z.shape[0]}), but got shape "
-                             f"{tuple(labels.shape)}.")
+            raise ValueError(
+                f"Expected `labels` to hold one class index per sample ({z.shape[0]}), but got shape "
+                f"{tuple(labels.shape)}."
+            )
         y = raw.long()
         num_classes = z.shape[1]
         valid = (y >= 0) & (y < num_classes)
@@ -297,11 +312,13 @@ class Dynamics:
         b["runner_up"] = torch.where(seen, b["ep_max"][:, 1], b["runner_up"])
         if self.keep_history:
             nan = torch.full_like(label_prob, float("nan"))
-            self._history.append({
-                "label_prob": torch.where(seen, label_prob, nan),
-                "aum_margin": torch.where(seen, margin, nan),
-                "correct": torch.where(seen, correct_frac, nan),
-            })
+            self._history.append(
+                {
+                    "label_prob": torch.where(seen, label_prob, nan),
+                    "aum_margin": torch.where(seen, margin, nan),
+                    "correct": torch.where(seen, correct_frac, nan),
+                }
+            )
         self.num_epochs += 1
         self._reset_epoch()
 
@@ -382,8 +399,9 @@ class Dynamics:
 
         See :func:`dynamics_regions` for the rule and its thresholds.
         """
-        return dynamics_regions(self.summary(), confidence_threshold=confidence_threshold,
-                                variability_threshold=variability_threshold)
+        return dynamics_regions(
+            self.summary(), confidence_threshold=confidence_threshold, variability_threshold=variability_threshold
+        )
 
     def history(self) -> dict[str, Tensor]:
         """Every recorded epoch's per-sample values, kept with ``keep_history=True``.
@@ -422,11 +440,14 @@ class Dynamics:
             ValueError: when the state is for another number of samples or is not a Dynamics state.
         """
         if not isinstance(state, dict) or state.get("version") != _STATE_VERSION or "buffers" not in state:
-            raise ValueError(f"Expected a state from Dynamics.state_dict() (version {_STATE_VERSION}), but got "
-                             f"{type(state).__name__} with keys {sorted(state) if isinstance(state, dict) else None}.")
+            raise ValueError(
+                f"Expected a state from Dynamics.state_dict() (version {_STATE_VERSION}), but got "
+                f"{type(state).__name__} with keys {sorted(state) if isinstance(state, dict) else None}."
+            )
         if state["num_samples"] != self.num_samples:
-            raise ValueError(f"Expected a state for num_samples={self.num_samples}, but it has "
-                             f"num_samples={state['num_samples']}.")
+            raise ValueError(
+                f"Expected a state for num_samples={self.num_samples}, but it has num_samples={state['num_samples']}."
+            )
         buffers = state["buffers"]
         if buffers:
             dev = self.device if self.device is not None else buffers["epochs"].device
@@ -479,11 +500,13 @@ def dynamics_regions(
         if col not in summary.columns:
             raise ValueError(f"Expected a `{col}` column in `summary`, but the columns are {list(summary.columns)}.")
     if not 0.0 <= confidence_threshold <= 1.0:
-        raise ValueError(f"Expected argument `confidence_threshold` to be a float in [0, 1], but got "
-                         f"{confidence_threshold}.")
+        raise ValueError(
+            f"Expected argument `confidence_threshold` to be a float in [0, 1], but got {confidence_threshold}."
+        )
     if not 0.0 <= variability_threshold <= 0.5:
-        raise ValueError(f"Expected argument `variability_threshold` to be a float in [0, 0.5], but got "
-                         f"{variability_threshold}.")
+        raise ValueError(
+            f"Expected argument `variability_threshold` to be a float in [0, 0.5], but got {variability_threshold}."
+        )
     conf = summary["confidence"].to_numpy(dtype="float64")
     var = summary["variability"].to_numpy(dtype="float64")
     codes = pd.Series(-1, index=summary.index, dtype="int8")
@@ -493,8 +516,11 @@ def dynamics_regions(
     codes[seen & (var < variability_threshold) & (conf < confidence_threshold)] = 2
     table = summary.copy()
     table["region"] = pd.Categorical.from_codes(codes.to_numpy(), categories=list(REGIONS))
-    table.attrs["hardmine"] = {**summary.attrs.get("hardmine", {}), "confidence_threshold": confidence_threshold,
-                               "variability_threshold": variability_threshold}
+    table.attrs["hardmine"] = {
+        **summary.attrs.get("hardmine", {}),
+        "confidence_threshold": confidence_threshold,
+        "variability_threshold": variability_threshold,
+    }
     return table
 
 
@@ -534,8 +560,10 @@ def add_dynamics(
     """
     summary = dynamics.summary() if isinstance(dynamics, Dynamics) else dynamics
     if not isinstance(summary, pd.DataFrame) or not isinstance(scores, pd.DataFrame):
-        raise TypeError("Expected `scores` to be a DataFrame and `dynamics` a Dynamics or its summary, but got "
-                        f"{type(scores).__name__} and {type(dynamics).__name__}.")
+        raise TypeError(
+            "Expected `scores` to be a DataFrame and `dynamics` a Dynamics or its summary, but got "
+            f"{type(scores).__name__} and {type(dynamics).__name__}."
+        )
     for name in columns:
         if name not in HARDNESS_COLUMNS:
             raise ValueError(f"Expected `columns` from {tuple(HARDNESS_COLUMNS)}, but got {name!r}.")
@@ -547,8 +575,9 @@ def add_dynamics(
     n = len(summary)
     bad = (index < 0) | (index >= n)
     if bad.any():
-        raise ValueError(f"Expected `scores['index']` in [0, {n}) (the dynamics' samples), but got "
-                         f"{index[bad][:10].tolist()}.")
+        raise ValueError(
+            f"Expected `scores['index']` in [0, {n}) (the dynamics' samples), but got {index[bad][:10].tolist()}."
+        )
     by_index = summary.set_index("index") if "index" in summary.columns else summary
     out = scores.copy()
     for name in columns:

@@ -78,17 +78,21 @@ def eval_transform(
     if resize_size is None:
         resize_size = max(image_size, round(image_size * 256 / 224))
     if isinstance(resize_size, bool) or not isinstance(resize_size, int) or resize_size < image_size:
-        raise ValueError(f"Expected argument `resize_size` to be an int >= image_size ({image_size}), but got "
-                         f"{resize_size!r}.")
+        raise ValueError(
+            f"Expected argument `resize_size` to be an int >= image_size ({image_size}), but got {resize_size!r}."
+        )
     if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
-        raise ValueError(f"Expected `mean` and `std` to hold 3 numbers each (std > 0), but got {list(mean)} and "
-                         f"{list(std)}.")
-    return transforms.Compose([
-        transforms.Resize(resize_size, antialias=True),
-        transforms.CenterCrop(image_size),
-        transforms.ToTensor(),
-        transforms.Normalize(list(mean), list(std)),
-    ])
+        raise ValueError(
+            f"Expected `mean` and `std` to hold 3 numbers each (std > 0), but got {list(mean)} and {list(std)}."
+        )
+    return transforms.Compose(
+        [
+            transforms.Resize(resize_size, antialias=True),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+            transforms.Normalize(list(mean), list(std)),
+        ]
+    )
 
 
 @dataclass
@@ -224,15 +228,25 @@ def check_images(scan: FolderScan, *, strict: bool = False, workers: int = 0) ->
         if reason is None:
             samples.append((path, k))
         elif strict:
-            raise ValueError(f"Cannot read image {path!r}: {reason} (without --strict / strict=True corrupt files "
-                             "are skipped and listed).")
+            raise ValueError(
+                f"Cannot read image {path!r}: {reason} (without --strict / strict=True corrupt files "
+                "are skipped and listed)."
+            )
         else:
             skipped.append((path, reason))
     if not samples:
-        raise ValueError(f"None of the {len(files)} image files in {str(scan.root)!r} could be read; the first, "
-                         f"{skipped[0][0]!r}: {skipped[0][1]}.")
-    return FolderScan(root=scan.root, classes=scan.classes, samples=samples, skipped=skipped, ignored=scan.ignored,
-                      empty_classes=scan.empty_classes)
+        raise ValueError(
+            f"None of the {len(files)} image files in {str(scan.root)!r} could be read; the first, "
+            f"{skipped[0][0]!r}: {skipped[0][1]}."
+        )
+    return FolderScan(
+        root=scan.root,
+        classes=scan.classes,
+        samples=samples,
+        skipped=skipped,
+        ignored=scan.ignored,
+        empty_classes=scan.empty_classes,
+    )
 
 
 class CheckedImageFolder(Dataset):
@@ -294,8 +308,10 @@ def build_model(arch: str, num_classes: int) -> nn.Module:
     if arch not in names:
         close = difflib.get_close_matches(arch, names, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"Unknown architecture {arch!r}: expected a torchvision classification model such as "
-                         f"resnet18, resnet50, mobilenet_v3_small, efficientnet_b0, vit_b_16.{hint}")
+        raise ValueError(
+            f"Unknown architecture {arch!r}: expected a torchvision classification model such as "
+            f"resnet18, resnet50, mobilenet_v3_small, efficientnet_b0, vit_b_16.{hint}"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # inception_v3/googlenet warn about their init defaults
         return torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
@@ -310,10 +326,13 @@ def _find_state_dict(obj: Any, where: str) -> dict[str, Tensor]:
             if isinstance(inner, Mapping) and inner and all(isinstance(v, Tensor) for v in inner.values()):
                 return dict(inner)
         keys = [str(k) for k in list(obj.keys())[:10]]
-        raise ValueError(f"{where} holds a dict without a state_dict: expected tensors by parameter name, or one "
-                         f"under {', '.join(repr(k) for k in STATE_DICT_KEYS)}; its keys are {keys}.")
-    raise ValueError(f"{where} holds a {type(obj).__name__}, not a state_dict: save `model.state_dict()` "
-                     "with torch.save.")
+        raise ValueError(
+            f"{where} holds a dict without a state_dict: expected tensors by parameter name, or one "
+            f"under {', '.join(repr(k) for k in STATE_DICT_KEYS)}; its keys are {keys}."
+        )
+    raise ValueError(
+        f"{where} holds a {type(obj).__name__}, not a state_dict: save `model.state_dict()` with torch.save."
+    )
 
 
 def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -322,7 +341,7 @@ def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
         changed = False
         for prefix in _PREFIXES:
             if state and all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix):]: v for k, v in state.items()}
+                state = {k[len(prefix) :]: v for k, v in state.items()}
                 changed = True
     return state
 
@@ -373,8 +392,10 @@ def load_weights(
     except pickle.UnpicklingError as err:
         if "weights only load failed" not in str(err).lower():
             raise ValueError(f"{where} is not a readable PyTorch checkpoint ({str(err).splitlines()[0]}).") from err
-        raise ValueError(f"{where} holds Python objects that a weights-only load refuses (hardmine never unpickles "
-                         "arbitrary code): save `model.state_dict()` (tensors only) with torch.save.") from err
+        raise ValueError(
+            f"{where} holds Python objects that a weights-only load refuses (hardmine never unpickles "
+            "arbitrary code): save `model.state_dict()` (tensors only) with torch.save."
+        ) from err
     except Exception as err:  # noqa: BLE001 - a garbage file fails anywhere in the unpickler (KeyError, EOFError ...)
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"{where} is not a readable PyTorch checkpoint ({reason}).") from err
@@ -398,8 +419,9 @@ def load_weights(
             parts.append(f"{len(missing)} missing ({_list(missing)})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected ({_list(unexpected)})")
-        raise ValueError(f"{where} does not fit {what}: keys {'; '.join(parts)}. Is it for another architecture or "
-                         "another number of classes?")
+        raise ValueError(
+            f"{where} does not fit {what}: keys {'; '.join(parts)}. Is it for another architecture or "
+            "another number of classes?"
+        )
     model.load_state_dict(state, strict=True)
     return model
-

@@ -160,12 +160,16 @@ def _check_table(table: pd.DataFrame, where: str) -> pd.DataFrame:
             bad = ~values.isin(allowed)
             if bad.any():
                 rows = bad.to_numpy().nonzero()[0][:5].tolist()  # plain ints, not np.int64(3) in the message
-                raise ValueError(f"{where}: column `{col}` has values {values[bad].unique()[:5].tolist()} (rows "
-                                 f"{rows}) outside {list(allowed)}.")
+                raise ValueError(
+                    f"{where}: column `{col}` has values {values[bad].unique()[:5].tolist()} (rows "
+                    f"{rows}) outside {list(allowed)}."
+                )
     for col in ("index", "label", "pred"):
         if col in cols and len(table) and not pd.api.types.is_integer_dtype(table[col]):
-            raise ValueError(f"{where}: column `{col}` must hold whole numbers, but it reads as {table[col].dtype} "
-                             "(empty or non-numeric cells?).")
+            raise ValueError(
+                f"{where}: column `{col}` must hold whole numbers, but it reads as {table[col].dtype} "
+                "(empty or non-numeric cells?)."
+            )
     return restore_dtypes(table)
 
 

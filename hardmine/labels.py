@@ -100,8 +100,10 @@ def _as_probs_and_labels(data: Any, labels: Any) -> tuple[np.ndarray, np.ndarray
     if isinstance(data, pd.DataFrame):
         cols = prob_columns(data)
         if not cols:
-            raise ValueError(f"Expected a table with `prob_0 .. prob_<C-1>` columns (hm.score(..., keep_probs=True)) "
-                             f"or a dynamics summary with an `aum` column, but the columns are {list(data.columns)}.")
+            raise ValueError(
+                f"Expected a table with `prob_0 .. prob_<C-1>` columns (hm.score(..., keep_probs=True)) "
+                f"or a dynamics summary with an `aum` column, but the columns are {list(data.columns)}."
+            )
         if [int(c[5:]) for c in cols] != list(range(len(cols))):
             raise ValueError(f"Expected prob columns prob_0 .. prob_{len(cols) - 1} without gaps, but got {cols}.")
         probs = data[cols].to_numpy(dtype=np.float64)
@@ -131,8 +133,10 @@ def _check_labels(labels: Any, probs: np.ndarray) -> np.ndarray:
     bad = (y < 0) | (y >= probs.shape[1])
     if bad.any():
         rows = np.flatnonzero(bad)[:10].tolist()
-        raise ValueError(f"Expected `labels` to be class indices in [0, {probs.shape[1]}), but rows {rows} have "
-                         f"labels {y[rows].tolist()}.")
+        raise ValueError(
+            f"Expected `labels` to be class indices in [0, {probs.shape[1]}), but rows {rows} have "
+            f"labels {y[rows].tolist()}."
+        )
     if not np.isfinite(probs).all():
         rows = np.flatnonzero(~np.isfinite(probs).all(axis=1))[:10].tolist()
         raise ValueError(f"Expected finite probabilities, but rows {rows} have NaN or infinite values.")
@@ -220,15 +224,21 @@ def label_issues(
     if isinstance(data, pd.DataFrame) and "aum" in data.columns and not prob_columns(data):
         return _dynamics_issues(data, method or "aum", aum_threshold)
     if not isinstance(data, (pd.DataFrame, np.ndarray, Tensor, list, tuple)):
-        raise TypeError(f"Expected argument `data` to be a Dynamics, a DataFrame or an (N, C) array, but got "
-                        f"{type(data).__name__}.")
+        raise TypeError(
+            f"Expected argument `data` to be a Dynamics, a DataFrame or an (N, C) array, but got {type(data).__name__}."
+        )
     method = method or "self_confidence"
     if method not in _PROB_METHODS:
-        raise ValueError(f"Method {method!r} needs training dynamics (a Dynamics or its summary); with probabilities "
-                         f"use one of {_PROB_METHODS}.")
+        raise ValueError(
+            f"Method {method!r} needs training dynamics (a Dynamics or its summary); with probabilities "
+            f"use one of {_PROB_METHODS}."
+        )
     probs, y, table = _as_probs_and_labels(data, labels)
-    index = table["index"].to_numpy(dtype=np.int64) if table is not None and "index" in table.columns \
+    index = (
+        table["index"].to_numpy(dtype=np.int64)
+        if table is not None and "index" in table.columns
         else np.arange(len(y), dtype=np.int64)
+    )
     suggested = _best_other(probs, y)
     out: dict[str, Any] = {"index": index}
     if table is not None and "id" in table.columns:
@@ -276,8 +286,10 @@ def issue_indices(issues: pd.DataFrame, *, top: int | float | None = None) -> np
     if top is None:
         if "is_issue" not in issues.columns:
             method = issues.attrs.get("hardmine", {}).get("method")
-            raise ValueError(f"Method {method!r} flags nothing (no `is_issue` column): pass `top=` (a count or a "
-                             "fraction), or use method 'aum' or 'confident_learning'.")
+            raise ValueError(
+                f"Method {method!r} flags nothing (no `is_issue` column): pass `top=` (a count or a "
+                "fraction), or use method 'aum' or 'confident_learning'."
+            )
         chosen = issues.loc[issues["is_issue"].to_numpy(dtype=bool), "index"]
     elif isinstance(top, bool) or not isinstance(top, (int, float)):
         raise ValueError(f"Expected argument `top` to be an int >= 0 or a float in (0, 1), but got {top!r}.")
@@ -294,13 +306,16 @@ def issue_indices(issues: pd.DataFrame, *, top: int | float | None = None) -> np
 
 def _dynamics_issues(summary: pd.DataFrame, method: str, aum_threshold: float) -> pd.DataFrame:
     if method not in _DYN_METHODS:
-        raise ValueError(f"Method {method!r} needs out-of-sample probabilities (prob_ columns or an (N, C) array); "
-                         f"with training dynamics use one of {_DYN_METHODS}.")
+        raise ValueError(
+            f"Method {method!r} needs out-of-sample probabilities (prob_ columns or an (N, C) array); "
+            f"with training dynamics use one of {_DYN_METHODS}."
+        )
     column = "aum" if method == "aum" else "confidence"
     for col in ("index", "label", column):
         if col not in summary.columns:
-            raise ValueError(f"Expected a `{col}` column in the dynamics summary, but the columns are "
-                             f"{list(summary.columns)}.")
+            raise ValueError(
+                f"Expected a `{col}` column in the dynamics summary, but the columns are {list(summary.columns)}."
+            )
     score = summary[column].to_numpy(dtype=np.float64)
     seen = ~np.isnan(score)
     table = summary.loc[seen]
@@ -308,8 +323,11 @@ def _dynamics_issues(summary: pd.DataFrame, method: str, aum_threshold: float) -
     if "id" in table.columns:
         out["id"] = table["id"].to_numpy()
     out["label"] = table["label"].to_numpy(dtype=np.int64)
-    out["suggested_label"] = (table["runner_up"].to_numpy(dtype=np.int64) if "runner_up" in table.columns
-                              else np.full(len(table), -1, dtype=np.int64))
+    out["suggested_label"] = (
+        table["runner_up"].to_numpy(dtype=np.int64)
+        if "runner_up" in table.columns
+        else np.full(len(table), -1, dtype=np.int64)
+    )
     out["score"] = score[seen]
     if method == "aum":
         out["is_issue"] = score[seen] < aum_threshold
@@ -412,8 +430,7 @@ def cross_val_scores(
         held = np.flatnonzero(fold_of == k)
         train = np.flatnonzero(fold_of != k)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + k)
-        train_loader = DataLoader(Subset(dataset, train.tolist()), batch_size=batch_size, shuffle=True,
-                                  generator=gen)
+        train_loader = DataLoader(Subset(dataset, train.tolist()), batch_size=batch_size, shuffle=True, generator=gen)
         held_loader = DataLoader(Subset(dataset, held.tolist()), batch_size=batch_size, shuffle=False)
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):

@@ -54,9 +54,7 @@ def _require(table: pd.DataFrame, cols: Iterable[str], what: str) -> None:
         raise ValueError(f"{what} needs the columns {missing}, which `table` lacks (it has {list(table.columns)}).")
 
 
-def precision_recall_f1(
-    table: pd.DataFrame, *, positive: int | Iterable[int] | None = None
-) -> dict[str, float | int]:
+def precision_recall_f1(table: pd.DataFrame, *, positive: int | Iterable[int] | None = None) -> dict[str, float | int]:
     """Precision, recall, F1 and accuracy of the model's predictions for the positive class (one-vs-rest).
 
     Args:
@@ -78,7 +76,9 @@ def precision_recall_f1(
     actual = np.isin(table["label"].to_numpy(), classes)
     called = np.isin(table["pred"].to_numpy(), classes)
     return _prf(
-        int(np.sum(actual & called)), int(np.sum(~actual & called)), int(np.sum(actual & ~called)),
+        int(np.sum(actual & called)),
+        int(np.sum(~actual & called)),
+        int(np.sum(actual & ~called)),
         int(np.sum(~actual & ~called)),
     )
 
@@ -111,13 +111,17 @@ def confusion(
         codes = {int(c): i for i, c in enumerate(classes)}
         mat = np.zeros((len(classes), len(classes)), dtype=np.int64)
         np.add.at(mat, (np.searchsorted(classes, labels), np.searchsorted(classes, preds)), 1)
-        out = pd.DataFrame(mat, index=pd.Index(list(codes), name="ground truth"),
-                           columns=pd.Index(list(codes), name="predicted"))
+        out = pd.DataFrame(
+            mat, index=pd.Index(list(codes), name="ground truth"), columns=pd.Index(list(codes), name="predicted")
+        )
         return out
     m = precision_recall_f1(table, positive=positive)
     mat = np.array([[m["tp"], m["fn"]], [m["fp"], m["tn"]]], dtype=np.int64)
-    return pd.DataFrame(mat, index=pd.Index(["positive", "negative"], name="ground truth"),
-                        columns=pd.Index(["positive", "negative"], name="predicted"))
+    return pd.DataFrame(
+        mat,
+        index=pd.Index(["positive", "negative"], name="ground truth"),
+        columns=pd.Index(["positive", "negative"], name="predicted"),
+    )
 
 
 def positive_prob(table: pd.DataFrame, *, positive: int | Iterable[int] | None = None) -> np.ndarray:
@@ -204,11 +208,23 @@ def threshold_sweep(
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(called > 0, tp / np.maximum(called, 1), 0.0)
         recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.where(precision + recall > 0,
-                                                                                precision + recall, 1), 0.0)
-    sweep = pd.DataFrame({"threshold": ts, "precision": precision, "recall": recall, "f1": f1,
-                          "tp": tp.astype(np.int64), "fp": fp.astype(np.int64), "fn": fn.astype(np.int64),
-                          "tn": tn.astype(np.int64)})
+        f1 = np.where(
+            precision + recall > 0,
+            2 * precision * recall / np.where(precision + recall > 0, precision + recall, 1),
+            0.0,
+        )
+    sweep = pd.DataFrame(
+        {
+            "threshold": ts,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "tp": tp.astype(np.int64),
+            "fp": fp.astype(np.int64),
+            "fn": fn.astype(np.int64),
+            "tn": tn.astype(np.int64),
+        }
+    )
     best = int(np.argmax(f1))
     sweep["best"] = np.arange(len(ts)) == best
     sweep.attrs["best_threshold"] = float(ts[best])

@@ -75,8 +75,15 @@ APPLY_MODES: tuple[str, ...] = ("sample", "loss", "sample+correct")
 Phase = Literal["warmup", "mine", "uniform"]
 #: The built-in ways :class:`HardMiner` finds suspected label issues (``exclude_label_issues=``).
 EXCLUDE_METHODS: tuple[str, ...] = ("aum", "confident_learning")
-ExcludeArg = (bool | Literal["aum", "confident_learning"] | Callable[[pd.DataFrame], Any] | Sequence[int]
-              | AbstractSet[int] | np.ndarray | Tensor)
+ExcludeArg = (
+    bool
+    | Literal["aum", "confident_learning"]
+    | Callable[[pd.DataFrame], Any]
+    | Sequence[int]
+    | AbstractSet[int]
+    | np.ndarray
+    | Tensor
+)
 # Dynamics columns that hm.split has no default threshold for.
 _NO_DEFAULT_THRESHOLD = ("variability", "correctness", "forgetting")
 
@@ -160,9 +167,7 @@ class ShareBatchSampler(Sampler[list[int]]):
         _check_share("positive_share", positive_share)
         _check_share("hard_share", hard_share)
         if positive_share + hard_share > 1:
-            raise ValueError(
-                f"Expected `positive_share + hard_share` <= 1, but got {positive_share} + {hard_share}."
-            )
+            raise ValueError(f"Expected `positive_share + hard_share` <= 1, but got {positive_share} + {hard_share}.")
         self.batch_size = batch_size
         self.num_batches = num_batches
         self.positive_share = float(positive_share)
@@ -278,8 +283,9 @@ def _check_indices(value: Any, n: int, name: str) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if arr is None or arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
         shown = f"dtype {arr.dtype} and shape {arr.shape}" if arr is not None else type(value).__name__
-        raise TypeError(f"Expected `{name}` to be dataset indices (a 1-D sequence, array or tensor of ints), but got "
-                        f"{shown}.")
+        raise TypeError(
+            f"Expected `{name}` to be dataset indices (a 1-D sequence, array or tensor of ints), but got {shown}."
+        )
     bad = (arr < 0) | (arr >= n)
     if bad.any():
         raise ValueError(f"Expected `{name}` to hold dataset indices in [0, {n}), but got {arr[bad][:10].tolist()}.")
@@ -298,11 +304,15 @@ def _exclude_setting(value: Any, dynamics: Dynamics | None, n: int) -> tuple[str
         return ("aum" if dynamics is not None else "confident_learning"), None
     if isinstance(value, str):
         if value not in EXCLUDE_METHODS:
-            raise ValueError(f"Expected argument `exclude_label_issues` to be a bool, one of {EXCLUDE_METHODS}, a "
-                             f"callable or dataset indices, but got {value!r}.")
+            raise ValueError(
+                f"Expected argument `exclude_label_issues` to be a bool, one of {EXCLUDE_METHODS}, a "
+                f"callable or dataset indices, but got {value!r}."
+            )
         if value == "aum" and dynamics is None:
-            raise ValueError("Expected argument `dynamics` with exclude_label_issues='aum' (the area under the margin "
-                             "is recorded over epochs), but got None.")
+            raise ValueError(
+                "Expected argument `dynamics` with exclude_label_issues='aum' (the area under the margin "
+                "is recorded over epochs), but got None."
+            )
         return value, None
     if callable(value):
         return "custom", None
@@ -470,17 +480,22 @@ class HardMiner:
         if apply not in APPLY_MODES:
             raise ValueError(f"Expected argument `apply` to be one of {APPLY_MODES}, but got {apply!r}.")
         if threshold is not None and hard_fraction is not None:
-            raise ValueError("Expected only one of `threshold` and `hard_fraction`, but got both "
-                             f"(threshold={threshold!r}, hard_fraction={hard_fraction!r}).")
+            raise ValueError(
+                "Expected only one of `threshold` and `hard_fraction`, but got both "
+                f"(threshold={threshold!r}, hard_fraction={hard_fraction!r})."
+            )
         if isinstance(threshold, str) and threshold != "per_class":
             raise ValueError(
                 f"Expected argument `threshold` to be a float, 'per_class' or None, but got {threshold!r}."
             )
-        if threshold is not None and not isinstance(threshold, str) and (
-            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold)
+        if (
+            threshold is not None
+            and not isinstance(threshold, str)
+            and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold))
         ):
-            raise ValueError(f"Expected argument `threshold` to be a finite float, 'per_class' or None, but got "
-                             f"{threshold!r}.")
+            raise ValueError(
+                f"Expected argument `threshold` to be a finite float, 'per_class' or None, but got {threshold!r}."
+            )
         if hard_fraction is not None and (
             isinstance(hard_fraction, bool)
             or not isinstance(hard_fraction, (int, float))
@@ -488,8 +503,10 @@ class HardMiner:
         ):
             raise ValueError(f"Expected argument `hard_fraction` to be a float in [0, 1], but got {hard_fraction!r}.")
         for name, value in (("hard_weight", hard_weight), ("easy_weight", easy_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                value > 0 and math.isfinite(value)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (value > 0 and math.isfinite(value))
             ):
                 raise ValueError(f"Expected argument `{name}` to be a finite float > 0, but got {value!r}.")
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor <= 1:
@@ -497,13 +514,16 @@ class HardMiner:
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
             raise ValueError(f"Expected argument `momentum` to be a float in [0, 1), but got {momentum!r}.")
         if weight_kwargs is not None and not isinstance(weight_kwargs, Mapping):
-            raise TypeError(f"Expected argument `weight_kwargs` to be a mapping or None, but got "
-                            f"{type(weight_kwargs).__name__}.")
+            raise TypeError(
+                f"Expected argument `weight_kwargs` to be a mapping or None, but got {type(weight_kwargs).__name__}."
+            )
         _check_balance(balance)
         bad_keys = sorted(set(weight_kwargs or {}) & {"previous", "momentum", "floor", "balance", "labels", "dtype"})
         if bad_keys:
-            raise ValueError(f"Expected `weight_kwargs` without {bad_keys}: pass those as HardMiner's own options "
-                             "(floor, momentum, balance) or leave them to the miner.")
+            raise ValueError(
+                f"Expected `weight_kwargs` without {bad_keys}: pass those as HardMiner's own options "
+                "(floor, momentum, balance) or leave them to the miner."
+            )
         if not callable(rescore_every) and (
             isinstance(rescore_every, bool) or not isinstance(rescore_every, int) or rescore_every < 1
         ):
@@ -524,30 +544,41 @@ class HardMiner:
         _check_share("hard_share", hard_share)
         shares = bool(positive_share) or bool(hard_share)
         if shares and apply == "loss":
-            raise ValueError("Expected `apply` to be 'sample' or 'sample+correct' with `positive_share`/`hard_share` "
-                             "(shares change how batches are drawn), but got apply='loss'.")
+            raise ValueError(
+                "Expected `apply` to be 'sample' or 'sample+correct' with `positive_share`/`hard_share` "
+                "(shares change how batches are drawn), but got apply='loss'."
+            )
         if shares and (positive_share or 0) + (hard_share or 0) > 1:
             raise ValueError(f"Expected `positive_share + hard_share` <= 1, but got {positive_share} + {hard_share}.")
         if shares and get_world_size() > 1:
-            raise ValueError("`positive_share`/`hard_share` batches are drawn by one process; under torch.distributed "
-                             "leave them out (HardSampler shards the weighted draw across ranks).")
+            raise ValueError(
+                "`positive_share`/`hard_share` batches are drawn by one process; under torch.distributed "
+                "leave them out (HardSampler shards the weighted draw across ranks)."
+            )
         n = len(loader.dataset)  # type: ignore[arg-type]
         if dynamics is not None and not isinstance(dynamics, Dynamics):
-            raise TypeError(f"Expected argument `dynamics` to be a hardmine Dynamics or None, but got "
-                            f"{type(dynamics).__name__}.")
+            raise TypeError(
+                f"Expected argument `dynamics` to be a hardmine Dynamics or None, but got {type(dynamics).__name__}."
+            )
         if dynamics is not None and dynamics.num_samples != n:
-            raise ValueError(f"Expected argument `dynamics` over the loader's {n} samples, but it has num_samples="
-                             f"{dynamics.num_samples}.")
+            raise ValueError(
+                f"Expected argument `dynamics` over the loader's {n} samples, but it has num_samples="
+                f"{dynamics.num_samples}."
+            )
         if by in HARDNESS_COLUMNS and dynamics is None:
-            raise ValueError(f"Expected argument `dynamics` (a Dynamics your loop fills) with by={by!r}, a training-"
-                             "dynamics column, but got None.")
+            raise ValueError(
+                f"Expected argument `dynamics` (a Dynamics your loop fills) with by={by!r}, a training-"
+                "dynamics column, but got None."
+            )
         if by in _NO_DEFAULT_THRESHOLD and threshold is None and hard_fraction is None:
             raise ValueError(f"Column `{by}` has no default threshold: pass `threshold=` or `hard_fraction=`.")
         self._exclude_method, self._exclude_fixed = _exclude_setting(exclude_label_issues, dynamics, n)
         if apply == "sample+correct" and sampler_mode == "no_replacement":
-            raise ValueError("Expected `sampler_mode` 'replacement' or 'cover' with apply='sample+correct' (draws "
-                             "without replacement have no simple probability to correct for), but got "
-                             "'no_replacement'.")
+            raise ValueError(
+                "Expected `sampler_mode` 'replacement' or 'cover' with apply='sample+correct' (draws "
+                "without replacement have no simple probability to correct for), but got "
+                "'no_replacement'."
+            )
 
         self.model = model
         self.loader = loader
@@ -587,8 +618,12 @@ class HardMiner:
             b = int(loader.batch_size)
             nb = self.num_samples // b if loader.drop_last else math.ceil(self.num_samples / b)
             self.sampler: HardSampler | ShareBatchSampler = ShareBatchSampler(
-                ones, batch_size=b, num_batches=max(1, nb), positive_share=self.positive_share,
-                hard_share=self.hard_share, seed=seed,
+                ones,
+                batch_size=b,
+                num_batches=max(1, nb),
+                positive_share=self.positive_share,
+                hard_share=self.hard_share,
+                seed=seed,
             )
             self._uniform_sampler: HardSampler | ShareBatchSampler = ShareBatchSampler(
                 ones, batch_size=b, num_batches=max(1, nb), seed=seed
@@ -825,8 +860,9 @@ class HardMiner:
     def _drawn_by_difficulty(self, table: pd.DataFrame) -> dict[str, float]:
         drawn = self._period_draws().numpy()
         hard = (table["difficulty"] == "hard").to_numpy()
-        suspect = (table["suspect"].to_numpy(dtype=bool) if "suspect" in table.columns
-                   else np.zeros(len(table), dtype=bool))
+        suspect = (
+            table["suspect"].to_numpy(dtype=bool) if "suspect" in table.columns else np.zeros(len(table), dtype=bool)
+        )
 
         def per_sample(rows: np.ndarray) -> float:
             return float(drawn[rows].mean()) if rows.any() else float("nan")
@@ -912,8 +948,9 @@ class HardMiner:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`: the next pass is the epoch after the saved one, with the saved weights."""
-        missing = [k for k in ("next_epoch", "draws", "loss_weights", "sampling_weights", "table", "history")
-                   if k not in state]
+        missing = [
+            k for k in ("next_epoch", "draws", "loss_weights", "sampling_weights", "table", "history") if k not in state
+        ]
         if missing:
             raise ValueError(f"Expected argument `state` to come from HardMiner.state_dict(), but it lacks {missing}.")
         if state["draws"].shape != self.draws.shape:
@@ -931,8 +968,8 @@ class HardMiner:
             hard = _mask(self._table, "difficulty", "hard")
             if "suspect" in self._table.columns:
                 hard &= ~_mask(self._table, "suspect", True)
-            self.sampler.update(state["sampling_weights"], positive=_mask(self._table, "polarity", "positive"),
-                                hard=hard)
+            self.sampler.update(
+                state["sampling_weights"], positive=_mask(self._table, "polarity", "positive"), hard=hard
+            )
         else:
             self.sampler.update(state["sampling_weights"])
-

@@ -141,8 +141,14 @@ def confidence_histogram(
     for name, vals in parts:
         if len(vals) == 0:
             continue
-        ax.hist(vals, bins=edges, alpha=0.55, log=log, label=f"{name} ({len(vals)})",
-                color=GROUP_COLORS.get(name, "#7f7f7f"))
+        ax.hist(
+            vals,
+            bins=edges,
+            alpha=0.55,
+            log=log,
+            label=f"{name} ({len(vals)})",
+            color=GROUP_COLORS.get(name, "#7f7f7f"),
+        )
     if threshold is not None:
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1.2, label=f"threshold {threshold:g}")
     hard = settings.get("hard_when") or harder_when(by)
@@ -216,9 +222,14 @@ def pr_curve(
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
     ax.plot([point[0]], [point[1]], marker="o", markersize=8, linestyle="none", color="#d62728", label="best F1")
-    ax.annotate(f"best F1 {row['f1']:.3f}\nat threshold {row['threshold']:.2f}", point, xytext=(10, -34),
-                textcoords="offset points", fontsize="small",
-                bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#d62728", "alpha": 0.9})
+    ax.annotate(
+        f"best F1 {row['f1']:.3f}\nat threshold {row['threshold']:.2f}",
+        point,
+        xytext=(10, -34),
+        textcoords="offset points",
+        fontsize="small",
+        bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#d62728", "alpha": 0.9},
+    )
     positives = sweep.attrs.get("positive")
     ax.set_title("precision / recall trade-off" + (f" (positive class {positives})" if positives else ""))
     ax.set_xlim(-0.02, 1.02)
@@ -258,8 +269,15 @@ def confusion(
     image = ax.imshow(values, cmap="Blues", vmin=0)
     high = values.max() / 2 if values.size else 0
     for (i, j), count in np.ndenumerate(values):
-        ax.text(j, i, str(count), ha="center", va="center", fontsize="small" if values.shape[0] > 5 else "medium",
-                color="white" if count > high else "black")
+        ax.text(
+            j,
+            i,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize="small" if values.shape[0] > 5 else "medium",
+            color="white" if count > high else "black",
+        )
     ax.set_xticks(range(values.shape[1]), [str(c) for c in mat.columns])
     ax.set_yticks(range(values.shape[0]), [str(c) for c in mat.index])
     ax.set_xlabel("predicted")
@@ -402,11 +420,13 @@ def gallery(
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"#{idx} label {name(label)} pred {name(pred)}\n{by} {_short(value)}", fontsize="small",
-                     color="#d62728" if label != pred else "black")
+        ax.set_title(
+            f"#{idx} label {name(label)} pred {name(pred)}\n{by} {_short(value)}",
+            fontsize="small",
+            color="#d62728" if label != pred else "black",
+        )
     if own:
-        fig.suptitle(f"{group if group is not None else 'all samples'}: {len(rows)} hardest by {by}",
-                     fontsize="medium")
+        fig.suptitle(f"{group if group is not None else 'all samples'}: {len(rows)} hardest by {by}", fontsize="medium")
     return fig.figure  # the root figure, also when drawn into a sub-figure
 
 
@@ -450,8 +470,9 @@ def data_map(
     var_t = variability_threshold if variability_threshold is not None else settings.get("variability_threshold")
 
     fig, ax = _axes(ax, (5.6, 4.4))
-    dots = ax.scatter(data[:, 0], data[:, 1], c=data[:, 2], cmap="RdYlGn", vmin=0.0, vmax=1.0, s=10, alpha=0.7,
-                      linewidths=0)
+    dots = ax.scatter(
+        data[:, 0], data[:, 1], c=data[:, 2], cmap="RdYlGn", vmin=0.0, vmax=1.0, s=10, alpha=0.7, linewidths=0
+    )
     if var_t is not None:
         ax.axvline(float(var_t), color="gray", linestyle=":", linewidth=1)
     if conf_t is not None:

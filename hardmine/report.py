@@ -97,8 +97,10 @@ def load_report(path: PathLike) -> Report:
     table = read_csv(path)
     missing = [c for c in ("label", "pred", "group") if c not in table.columns]
     if missing:
-        raise ValueError(f"{str(path)!r} has no {', '.join(missing)} column(s): the report needs a split table "
-                         "(hardmine score writes one; in Python: hm.to_csv(hm.split(scores, ...), path)).")
+        raise ValueError(
+            f"{str(path)!r} has no {', '.join(missing)} column(s): the report needs a split table "
+            "(hardmine score writes one; in Python: hm.to_csv(hm.split(scores, ...), path))."
+        )
     names = [c for c in ("label_name", "pred_name") if c in table.columns]
     if names:  # class folder names such as "007" must stay text; read_csv would read them as numbers
         text = pd.read_csv(path, usecols=names, dtype=str, keep_default_na=False)
@@ -118,8 +120,10 @@ def hardest(table: pd.DataFrame, n: int = 20, *, by: str = "label_prob") -> pd.D
         [1, 2]
     """
     if by not in table.columns:
-        raise ValueError(f"Expected argument `by` to name a score column of the table, but got {by!r} (columns: "
-                         f"{list(table.columns)}).")
+        raise ValueError(
+            f"Expected argument `by` to name a score column of the table, but got {by!r} (columns: "
+            f"{list(table.columns)})."
+        )
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"Expected argument `n` to be an int >= 0, but got {n!r}.")
     ascending = harder_when(by) == "lower"
@@ -130,8 +134,10 @@ def _scope_line(table: pd.DataFrame) -> str:
     n = len(table)
     kinds = sorted(set(table["difficulty"].astype(str))) if "difficulty" in table.columns else []
     if kinds == ["hard"]:
-        return (f"{n} rows, all hard: this file holds only the hard samples, so the counts and metrics below are of "
-                "these rows only")
+        return (
+            f"{n} rows, all hard: this file holds only the hard samples, so the counts and metrics below are of "
+            "these rows only"
+        )
     if kinds == ["easy"]:
         return f"{n} rows, all easy: the counts and metrics below are of these rows only"
     return f"{n} samples"
@@ -214,8 +220,7 @@ def report_text(
     if top and by in table.columns:
         rows = _rows_for_display(hardest(table, top, by=by), by)
         direction = "lowest" if harder_when(by) == "lower" else "highest"
-        lines += ["", f"hardest {len(rows)} ({direction} {by} first)",
-                  rows.to_string(index=False, **fmt)]
+        lines += ["", f"hardest {len(rows)} ({direction} {by} first)", rows.to_string(index=False, **fmt)]
     if skipped:
         lines += ["", f"skipped files ({len(skipped)}, not scored: unreadable images)"]
         lines += [f"  {path}  ({reason})" for path, reason in skipped]
@@ -316,8 +321,11 @@ def report_html(
             uri = _thumbnail(sample_id, thumbnail_size, base) if "id" in r else None
             label = f"{r['label_name']} ({r['label']})" if has_names else str(r["label"])
             pred = f"{r['pred_name']} ({r['pred']})" if has_names else str(r["pred"])
-            image = (f'<img src="{uri}" alt="{esc(sample_id)}">' if uri is not None
-                     else '<div class="missing">image not available</div>')
+            image = (
+                f'<img src="{uri}" alt="{esc(sample_id)}">'
+                if uri is not None
+                else '<div class="missing">image not available</div>'
+            )
             parts.append(
                 f'<figure class="sample">{image}<figcaption>#{rank} &middot; {esc(by)} {float(r[by]):.3f}<br>'
                 f"label {esc(label)} &rarr; predicted {esc(pred)}<br>{esc(str(r.get('group', '')))}<br>"
@@ -348,4 +356,3 @@ def write_html(report: Report, path: PathLike, *, top: int = 20, by: str = "labe
 def _atomic_write(dest: Path, data: bytes) -> None:
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)
-

@@ -383,9 +383,7 @@ class HardSampler(Sampler[int]):
     def _tables(self) -> tuple[Tensor, Tensor]:
         return self.weights, self._cum
 
-    def _rank_chunks(
-        self, epoch: int, start: int, tables: tuple[Tensor, Tensor]
-    ) -> Iterator[Tensor]:
+    def _rank_chunks(self, epoch: int, start: int, tables: tuple[Tensor, Tensor]) -> Iterator[Tensor]:
         """This rank's indices from local position ``start`` to the end of the epoch, in chunks (int64 tensors)."""
         total = len(self)
         if start >= total:

@@ -204,9 +204,18 @@ def score_tensors(
                 f"Expected argument `checkpoint_every` to be a positive int, but got {checkpoint_every!r}."
             )
         fingerprint = scoring_fingerprint(
-            model, loader, batch_size=int(scoring_loader.batch_size or 1), keep_probs=keep_probs, amp=amp,
-            channels_last=channels_last, device=run_device, unpack=unpack, input_key=input_key,
-            target_key=target_key, world_size=world, rank=rank,
+            model,
+            loader,
+            batch_size=int(scoring_loader.batch_size or 1),
+            keep_probs=keep_probs,
+            amp=amp,
+            channels_last=channels_last,
+            device=run_device,
+            unpack=unpack,
+            input_key=input_key,
+            target_key=target_key,
+            world_size=world,
+            rank=rank,
         )
         ckpt = ScoringCheckpoint(checkpoint_dir, fingerprint, rank=rank, world_size=world)
         state = ckpt.load()
@@ -217,8 +226,9 @@ def score_tensors(
                 if key not in buffers:  # a buffer made during the pass (label_value)
                     buffers[key] = torch.empty((stop - start, *rows.shape[1:]), dtype=rows.dtype, device=run_device)
                 buffers[key][:pos] = rows.to(run_device)
-            scoring_loader = rebuild_loader(loader, sampler=range(start + pos, stop), batch_size=batch_size,
-                                            drop_last=False)
+            scoring_loader = rebuild_loader(
+                loader, sampler=range(start + pos, stop), batch_size=batch_size, drop_last=False
+            )
     # Under torchrun a rank that fails alone would leave the others waiting in the gathers below: every rank learns
     # whether any rank failed, and all raise.
     failure: Exception | None = None
@@ -227,8 +237,10 @@ def score_tensors(
             batches = tqdm(scoring_loader, disable=not progress, desc="hardmine: scoring", unit="batch", leave=False)
             for b, batch in enumerate(batches, start=done_batches):
                 try:
-                    inputs, targets = unpack(batch) if unpack is not None else unpack_batch(
-                        batch, input_key=input_key, target_key=target_key, batch_number=b
+                    inputs, targets = (
+                        unpack(batch)
+                        if unpack is not None
+                        else unpack_batch(batch, input_key=input_key, target_key=target_key, batch_number=b)
                     )
                 except (ValueError, TypeError, KeyError, IndexError) as err:
                     raise type(err)(f"{err} (batch {b}, samples {start + pos}..)") from err
@@ -356,8 +368,10 @@ def _model_for_scoring(model: nn.Module, device: torch.device) -> Iterator[None]
 
 def _check_batch(logits: Tensor, targets: Tensor, batch: int, first: int, num_classes: int) -> int:
     if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        raise TypeError(f"Expected the model to return float logits, but got {getattr(logits, 'dtype', type(logits))} "
-                        f"(batch {batch}).")
+        raise TypeError(
+            f"Expected the model to return float logits, but got {getattr(logits, 'dtype', type(logits))} "
+            f"(batch {batch})."
+        )
     if logits.ndim not in (1, 2):
         raise ValueError(
             f"Expected logits of shape (B,), (B, 1) or (B, C), but the model returned shape {tuple(logits.shape)} "

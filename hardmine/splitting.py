@@ -89,8 +89,9 @@ def split(
         ['easy', 'hard', 'easy', 'easy']
     """
     if not isinstance(scores, pd.DataFrame):
-        raise TypeError(f"Expected argument `scores` to be a pandas DataFrame (from hm.score), but got "
-                        f"{type(scores).__name__}.")
+        raise TypeError(
+            f"Expected argument `scores` to be a pandas DataFrame (from hm.score), but got {type(scores).__name__}."
+        )
     for col in ("label", by):
         if col not in scores.columns:
             raise ValueError(f"Expected a `{col}` column in `scores`, but the columns are {list(scores.columns)}.")
@@ -104,16 +105,20 @@ def split(
     nan = np.isnan(values)
     if nan.any():
         rows = np.flatnonzero(nan)[:10].tolist()
-        raise ValueError(f"Column `{by}` has {int(nan.sum())} NaN value(s), in rows {rows}: score them again or drop "
-                         "them explicitly before hm.split.")
+        raise ValueError(
+            f"Column `{by}` has {int(nan.sum())} NaN value(s), in rows {rows}: score them again or drop "
+            "them explicitly before hm.split."
+        )
     labels = scores["label"].to_numpy()
     classes = positive_classes(scores, positive)
     settings: dict[str, Any] = {"by": by, "hard_when": direction, "positive": classes}
 
     if hard_fraction is not None:
         if threshold is not None:
-            raise ValueError("Expected only one of `threshold` and `hard_fraction`, but got both "
-                             f"(threshold={threshold!r}, hard_fraction={hard_fraction!r}).")
+            raise ValueError(
+                "Expected only one of `threshold` and `hard_fraction`, but got both "
+                f"(threshold={threshold!r}, hard_fraction={hard_fraction!r})."
+            )
         hard = _hardest(values, hard_fraction, direction)
         settings["hard_fraction"] = float(hard_fraction)
         settings["threshold"] = None
@@ -131,8 +136,9 @@ def split(
                 raise ValueError(f"Column `{by}` has no default threshold: pass `threshold=` or `hard_fraction=`.")
             threshold = _DEFAULT_THRESHOLDS[by]
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
-            raise TypeError(f"Expected argument `threshold` to be a float or 'per_class', but got "
-                            f"{type(threshold).__name__}.")
+            raise TypeError(
+                f"Expected argument `threshold` to be a float or 'per_class', but got {type(threshold).__name__}."
+            )
         t = float(threshold)
         _check_range(t, by, scores)
         hard = values < t if direction == "lower" else values > t
@@ -214,6 +220,4 @@ def _check_range(t: float, by: str, scores: pd.DataFrame) -> None:
     if by in ranges:
         lo, hi = ranges[by]
         if not lo <= t <= hi:
-            raise ValueError(
-                f"Expected argument `threshold` to be in the range of `{by}`, [{lo}, {hi}], but got {t}."
-            )
+            raise ValueError(f"Expected argument `threshold` to be in the range of `{by}`, [{lo}, {hi}], but got {t}.")

@@ -38,7 +38,14 @@ GROUPS: tuple[str, ...] = ("hard_positive", "easy_positive", "hard_negative", "e
 
 #: Integer columns hardmine writes (int64).
 INT_COLUMNS: tuple[str, ...] = (
-    "index", "label", "pred", "suggested_label", "runner_up", "fold", "forgetting", "epochs"
+    "index",
+    "label",
+    "pred",
+    "suggested_label",
+    "runner_up",
+    "fold",
+    "forgetting",
+    "epochs",
 )
 #: Float columns hardmine writes as float32 (the score measures and class probabilities).
 FLOAT_COLUMNS: tuple[str, ...] = MEASURES

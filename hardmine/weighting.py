@@ -94,8 +94,9 @@ def hardness(table: pd.DataFrame, by: str, *, hard_when: Literal["lower", "highe
         [[0.09999999999999998, 0.8], [0.09999999999999998, 0.8], [0.1, 1.6]]
     """
     if by not in table.columns:
-        raise ValueError(f"Expected argument `by` to name a column of the table, but got {by!r}; columns are "
-                         f"{list(table.columns)}.")
+        raise ValueError(
+            f"Expected argument `by` to name a column of the table, but got {by!r}; columns are {list(table.columns)}."
+        )
     column = table[by]
     if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         raise ValueError(f"Expected column {by!r} to hold numbers, but it has dtype {column.dtype}.")
@@ -195,13 +196,17 @@ def weights(
             raw = _group_weights(table, 4.0 if hard is None else hard, easy)
         else:
             if hard is not None:
-                raise ValueError("Expected argument `hard` only for per-group weights of a split table, but `by` "
-                                 f"is {by!r}: score weights come from `mode`, `gamma` and `temperature`.")
+                raise ValueError(
+                    "Expected argument `hard` only for per-group weights of a split table, but `by` "
+                    f"is {by!r}: score weights come from `mode`, `gamma` and `temperature`."
+                )
             raw = _score_weights(hardness(table, by, hard_when=hard_when), mode, gamma, temperature, f"column {by!r}")
     else:
         if by is not None or hard is not None:
-            raise ValueError("Expected `by` and `hard` only with a pandas DataFrame `source`, but got a "
-                             f"{type(source).__name__}; pass the hardness values themselves.")
+            raise ValueError(
+                "Expected `by` and `hard` only with a pandas DataFrame `source`, but got a "
+                f"{type(source).__name__}; pass the hardness values themselves."
+            )
         h = _as_1d(source, "source")
         device = h.device
         raw = _score_weights(h, mode, gamma, temperature, "`source`")
@@ -210,8 +215,9 @@ def weights(
     if previous is not None:
         prev = _as_1d(previous, "previous").to(device)
         if prev.numel() != raw.numel():
-            raise ValueError(f"Expected argument `previous` to have {raw.numel()} entries like the weights, but got "
-                             f"{prev.numel()}.")
+            raise ValueError(
+                f"Expected argument `previous` to have {raw.numel()} entries like the weights, but got {prev.numel()}."
+            )
         _check_raw(prev, "`previous`")
     lo = max(floor, 1.0 / max_ratio if max_ratio is not None else 0.0)
     if table is not None:  # dataset order from here on, like `previous` and `labels`
@@ -263,13 +269,16 @@ def _balance_groups(balance: str, table: pd.DataFrame | None, labels: Tensor | N
     """Int64 group id ``(N,)`` in ``[0, G)``, dataset order: the class (``"label"``) or the polarity."""
     if balance == "label":
         if labels is None:
-            raise ValueError("Expected labels with balance='label': a `label` column in the table or `labels=`, but "
-                             "got neither.")
+            raise ValueError(
+                "Expected labels with balance='label': a `label` column in the table or `labels=`, but got neither."
+            )
         return torch.unique(labels, return_inverse=True)[1]
     if table is None or "polarity" not in table.columns:
         shown = "a table without a `polarity` column" if table is not None else "no table"
-        raise ValueError(f"Expected a split table (with a `polarity` column, from hm.split) with balance='polarity', "
-                         f"but got {shown}.")
+        raise ValueError(
+            f"Expected a split table (with a `polarity` column, from hm.split) with balance='polarity', "
+            f"but got {shown}."
+        )
     positive = _equals(table, "polarity", "positive")
     if "index" in table.columns:
         ordered = np.empty_like(positive)
@@ -293,7 +302,12 @@ def _check_balance(balance: Any) -> None:
 
 
 def _check_options(
-    mode: str, gamma: float, temperature: float, floor: float, max_ratio: float | None, momentum: float,
+    mode: str,
+    gamma: float,
+    temperature: float,
+    floor: float,
+    max_ratio: float | None,
+    momentum: float,
     dtype: torch.dtype,
 ) -> None:
     if mode not in WEIGHT_MODES:
@@ -321,8 +335,10 @@ def _as_1d(values: Any, name: str) -> Tensor:
         try:
             t = torch.as_tensor(np.asarray(values, dtype=np.float64))
         except (TypeError, ValueError) as err:
-            raise TypeError(f"Expected argument `{name}` to be a DataFrame, tensor, array or sequence of numbers, "
-                            f"but got {type(values).__name__}.") from err
+            raise TypeError(
+                f"Expected argument `{name}` to be a DataFrame, tensor, array or sequence of numbers, "
+                f"but got {type(values).__name__}."
+            ) from err
     if t.dtype == torch.bool or t.is_complex():
         raise TypeError(f"Expected argument `{name}` to hold real numbers, but got dtype {t.dtype}.")
     if t.ndim != 1 or t.numel() == 0:
@@ -388,8 +404,10 @@ def _lookup(values: float | Mapping[str, float], name: str, table: pd.DataFrame,
             raise ValueError(f"Expected argument `{name}` to be a finite number >= 0 or a mapping, but got {values!r}.")
         return np.full(n, float(values))
     if "polarity" not in table.columns:
-        raise ValueError(f"Expected a `polarity` column (from hm.split) to weigh by the mapping `{name}`, but the "
-                         f"table has columns {list(table.columns)}.")
+        raise ValueError(
+            f"Expected a `polarity` column (from hm.split) to weigh by the mapping `{name}`, but the "
+            f"table has columns {list(table.columns)}."
+        )
     out = np.full(n, np.nan)
     for key, value in values.items():
         pol = key.removeprefix(f"{difficulty}_")
@@ -413,15 +431,19 @@ def _group_weights(table: pd.DataFrame, hard: float | Mapping[str, float], easy:
     unknown = ~table["difficulty"].isin(("hard", "easy")).to_numpy(dtype=bool)
     if unknown.any():
         rows = np.flatnonzero(unknown)[:5].tolist()
-        raise ValueError(f"Expected `difficulty` to be 'hard' or 'easy', but rows {rows} hold "
-                         f"{table['difficulty'].iloc[rows].astype(str).tolist()}.")
+        raise ValueError(
+            f"Expected `difficulty` to be 'hard' or 'easy', but rows {rows} hold "
+            f"{table['difficulty'].iloc[rows].astype(str).tolist()}."
+        )
     is_hard = _equals(table, "difficulty", "hard")
     raw = np.where(is_hard, _lookup(hard, "hard", table, "hard"), _lookup(easy, "easy", table, "easy"))
     missing = np.isnan(raw)
     if missing.any():
         rows = np.flatnonzero(missing)[:5].tolist()
-        raise ValueError(f"Expected the mappings `hard`/`easy` to cover every polarity in the table, but rows {rows} "
-                         f"(polarity {table['polarity'].astype(str).to_numpy()[rows].tolist()}) have no weight.")
+        raise ValueError(
+            f"Expected the mappings `hard`/`easy` to cover every polarity in the table, but rows {rows} "
+            f"(polarity {table['polarity'].astype(str).to_numpy()[rows].tolist()}) have no weight."
+        )
     out = torch.from_numpy(raw)
     _check_raw(out, "`hard` and `easy`")
     return out
@@ -461,8 +483,10 @@ def _labels_of(table: pd.DataFrame | None, labels: Any, n: int) -> Tensor | None
         return None
     t = labels.detach().cpu() if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels))
     if t.ndim != 1 or t.numel() != n or t.is_floating_point():
-        raise ValueError(f"Expected argument `labels` to be int class labels of shape ({n},), but got shape "
-                         f"{tuple(t.shape)} and dtype {t.dtype}.")
+        raise ValueError(
+            f"Expected argument `labels` to be int class labels of shape ({n},), but got shape "
+            f"{tuple(t.shape)} and dtype {t.dtype}."
+        )
     return t.long()
 
 

@@ -17,7 +17,7 @@ import nbformat
 
 HERE = Path(__file__).resolve().parent
 
-SETUP = '''\
+SETUP = """\
 %matplotlib inline
 import os
 import tempfile
@@ -37,7 +37,7 @@ from hardmine.demo import digits_cnn, load_digits_tensors
 # Files go to $HARDMINE_NOTEBOOK_DIR, else to a fresh temporary folder: never next to the notebook.
 out = Path(os.environ.get("HARDMINE_NOTEBOOK_DIR") or tempfile.mkdtemp(prefix="hardmine-{name}-"))
 out.mkdir(parents=True, exist_ok=True)
-print("output folder:", out)'''
+print("output folder:", out)"""
 
 RARE = '''\
 def rare_positive(ds: TensorDataset, digit: int, fraction: float, seed: int) -> TensorDataset:
@@ -69,7 +69,7 @@ def code(text: str) -> nbformat.NotebookNode:
 
 
 QUICKSTART = [
-    md('''
+    md("""
 # Quickstart: find the hard examples in a training set
 
 You have a model and a DataLoader. In a few seconds on a CPU, this notebook
@@ -79,9 +79,9 @@ You have a model and a DataLoader. In a few seconds on a CPU, this notebook
 3. **splits** the samples into positive/negative and easy/hard with `hm.split`, and summarises them,
 4. shows the **hard examples** as images, and
 5. **exports** them to CSV for people and other tools.
-'''),
+"""),
     code(setup("01", unused=("import numpy as np",))),
-    md('''
+    md("""
 ## 1. Data, ground truth and a model
 
 The **ground truth** is the reference label of each sample, here the digit a person wrote. The DataLoader yields it
@@ -90,8 +90,8 @@ model's predictions and it.
 
 Real datasets contain mistakes in their ground truth, so we flip 3% of the training labels on purpose and remember
 which ones: we will see whether hardmine finds them among the hard samples.
-'''),
-    code('''
+"""),
+    code("""
 torch.manual_seed(0)
 g = torch.Generator().manual_seed(0)
 train, test = load_digits_tensors(seed=0)
@@ -103,8 +103,8 @@ train_set = TensorDataset(x, y)
 loader = DataLoader(train_set, batch_size=64, shuffle=True, generator=g)
 print(f"{len(train_set)} training images {tuple(x.shape[1:])}, {int(flipped.sum())} labels flipped; "
       f"{len(test)} test images")
-'''),
-    code('''
+"""),
+    code("""
 model = digits_cnn()
 opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 t0 = time.perf_counter()
@@ -115,8 +115,8 @@ for _ in range(15):
         nn.functional.cross_entropy(model(xb), yb).backward()
         opt.step()
 print(f"trained 15 epochs in {time.perf_counter() - t0:.1f} s")
-'''),
-    md('''
+"""),
+    md("""
 ## 2. Score every sample
 
 `hm.score(model, loader)` runs the model once over `loader.dataset` in evaluation mode and returns a pandas DataFrame
@@ -126,12 +126,12 @@ with one row per sample, in dataset order, whatever the loader's shuffling. The 
 - `label_prob`: the probability of the *ground-truth* label; low when the model disagrees with the label;
 - `margin`: `label_prob` minus the largest other probability (negative = misclassified);
 - `entropy` and `loss`: the uncertainty of the prediction and the cross-entropy against the label.
-'''),
-    code('''
+"""),
+    code("""
 scores = hm.score(model, loader, progress=False)
 scores.head()
-'''),
-    md('''
+"""),
+    md("""
 ## 3. Positive/negative and easy/hard
 
 - **Positive and negative** depend only on the ground truth: here digit 9 is the class of interest, so the samples
@@ -140,60 +140,60 @@ scores.head()
   hard when the probability of its ground-truth label is below 0.7, as the classic tutorials do with confidence.
 
 Together they give four groups: `hard_positive`, `easy_positive`, `hard_negative` and `easy_negative`.
-'''),
-    code('''
+"""),
+    code("""
 table = hm.split(scores, threshold=0.7, positive=9)
 hm.summary(table)
-'''),
-    md('''
+"""),
+    md("""
 The score distribution of each group (log scale, so the few hard samples stay visible next to the easy majority),
 with the threshold drawn:
-'''),
-    code('''
+"""),
+    code("""
 hmplot.confidence_histogram(table)
-'''),
-    md('''
+"""),
+    md("""
 ## 4. The hard examples
 
 The gallery shows the hardest samples first (lowest probability of their label), with the ground-truth label, the
 prediction and the score in each title (red when the prediction disagrees with the label). Many of them are the
 flipped labels: the image shows one digit, the label says another, and the model believes the image.
-'''),
-    code('''
+"""),
+    code("""
 hmplot.gallery(table, train_set, group="hard", n=16)
-'''),
-    code('''
+"""),
+    code("""
 table["flipped"] = flipped.numpy()
 pd.crosstab(table["difficulty"], table["flipped"], margins=True)
-'''),
-    md('''
+"""),
+    md("""
 The confusion matrix of the positive class (ground truth in rows, prediction in columns), on the training labels:
-'''),
-    code('''
+"""),
+    code("""
 hmplot.confusion(table)
-'''),
-    md('''
+"""),
+    md("""
 ## 5. Export the hard samples
 
 `hm.to_csv` writes atomically (a reader sees the old file or the complete new one) and `hm.read_csv` restores the
 dtypes, categorical columns included.
-'''),
-    code('''
+"""),
+    code("""
 path = hm.to_csv(table, out / "hard.csv", only="hard")
 hard = hm.read_csv(path)
 print(f"{len(hard)} hard samples written to {path}")
 hard[["index", "label", "pred", "label_prob", "group", "flipped"]].head(8)
-'''),
-    md('''
+"""),
+    md("""
 Next: `02_precision_recall.ipynb` (precision, recall, F1 and choosing a threshold),
 `03_hard_example_training.ipynb` (training on the hard examples with `HardMiner`) and
 `04_images_on_disk.ipynb` (an image folder, a torchvision model and fine-tuning on the hard samples).
-'''),
+"""),
 ]
 
 
 PRECISION_RECALL = [
-    md('''
+    md("""
 # Precision, recall and choosing a threshold on a rare-positive task
 
 When the positive class is rare, accuracy says little: if 5% of the samples are positive, a model that always says
@@ -206,17 +206,17 @@ When the positive class is rare, accuracy says little: if 5% of the samples are 
 
 The model outputs a probability of the positive class; the **decision threshold** turns it into a call. Raising the
 threshold raises precision and lowers recall; lowering it does the opposite.
-'''),
+"""),
     code(setup("02", unused=("import time", "import numpy as np"))),
-    md('''
+    md("""
 ## A rare-positive task
 
 Positive and negative come from the ground truth only: label 1 for the digit 3, label 0 for every other digit. The
 held-out digits are split in two: a **validation** set to choose the threshold and a **test** set to measure the
 choice, so that the threshold is not tuned on the numbers we report.
-'''),
+"""),
     code(RARE),
-    code('''
+    code("""
 train, held_out = load_digits_tensors(seed=0, test_fraction=0.5)
 x_h, y_h = held_out.tensors
 half = torch.randperm(len(y_h), generator=torch.Generator().manual_seed(1))
@@ -225,8 +225,8 @@ test = TensorDataset(x_h[half[1::2]], y_h[half[1::2]])
 train_b, val_b, test_b = (rare_positive(ds, 3, 0.05, seed) for seed, ds in enumerate((train, val, test)))
 pd.DataFrame({name: {"samples": len(ds), "positives": int(ds.tensors[1].sum())}
               for name, ds in (("train", train_b), ("validation", val_b), ("test", test_b))}).T
-'''),
-    code('''
+"""),
+    code("""
 torch.manual_seed(0)
 model = digits_cnn(num_classes=2)
 opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -239,53 +239,53 @@ for _ in range(12):
         opt.step()
 val_scores = hm.score(model, DataLoader(val_b, batch_size=256), progress=False)
 test_scores = hm.score(model, DataLoader(test_b, batch_size=256), progress=False)
-'''),
-    md('''
+"""),
+    md("""
 ## Accuracy is not enough
 
 At the default decision (the arg-max class, which for two classes is a threshold of 0.5 on the positive
 probability), compare the model with the useless "always negative" rule:
-'''),
-    code('''
+"""),
+    code("""
 always_negative = val_scores.assign(pred=0)
 rows = {"model": hm.precision_recall_f1(val_scores), "always negative": hm.precision_recall_f1(always_negative)}
 pd.DataFrame.from_dict(rows, orient="index")[["accuracy", "precision", "recall", "f1", "tp", "fp", "fn", "tn"]].round(3)
-'''),
-    md('''
+"""),
+    md("""
 Both look accurate; precision, recall and F1 tell them apart. The model is right whenever it says "positive"
 (high precision) but misses a good part of the positives (lower recall): with so few positives in training, its
 probability of the positive class rarely climbs above 0.5. The confusion matrix holds the counts behind these numbers:
 TP (positive, called positive), FN (positive, missed), FP (negative, called positive) and TN.
-'''),
-    code('''
+"""),
+    code("""
 hmplot.confusion(val_scores)
-'''),
-    md('''
+"""),
+    md("""
 ## The threshold trade-off
 
 `hm.threshold_sweep` computes precision, recall and F1 at every threshold from 0.00 to 1.00 on the probability of
 the positive class (recovered from `label_prob` for a binary task) and marks the threshold of best F1.
-'''),
-    code('''
+"""),
+    code("""
 sweep = hm.threshold_sweep(val_scores)
 best = sweep.attrs["best_threshold"]
 sweep[sweep["threshold"].isin([0.1, 0.3, 0.5, 0.7, 0.9]) | sweep["best"]].round(3)
-'''),
-    code('''
+"""),
+    code("""
 hmplot.pr_curve(val_scores)
-'''),
-    md('''
+"""),
+    md("""
 The same sweep as the classic precision-recall curve (precision against recall), with the best-F1 point:
-'''),
-    code('''
+"""),
+    code("""
 hmplot.pr_curve(sweep, kind="pr")
-'''),
-    md('''
+"""),
+    md("""
 ## Check the chosen threshold on the test set
 
 The threshold was chosen on the validation set; the test set tells us whether the choice holds. A sample is called
 positive when its positive-class probability (`hm.positive_prob`) is at least the threshold.
-'''),
+"""),
     code('''
 def at_threshold(scores: pd.DataFrame, t: float) -> pd.DataFrame:
     """The score table with its predictions made at decision threshold `t` on the positive-class probability."""
@@ -297,25 +297,25 @@ rows = {f"{t:.2f}" + (" (best F1 on validation)" if t == best else ""):
 pd.DataFrame.from_dict(rows, orient="index")[["precision", "recall", "f1", "tp", "fp", "fn"]].round(3).rename_axis(
     "threshold")
 '''),
-    md('''
+    md("""
 ## Which samples are hard?
 
 Easy and hard are a different question from positive and negative: they describe how the model does on each sample.
 With a rare positive, the hard samples are often the positives, which the model sees too rarely to learn well;
 `03_hard_example_training.ipynb` trains on them more often.
-'''),
-    code('''
+"""),
+    code("""
 val_table = hm.split(val_scores, threshold=0.7)
 hm.summary(val_table)
-'''),
-    code('''
+"""),
+    code("""
 hmplot.confidence_histogram(val_table, bins=20)
-'''),
+"""),
 ]
 
 
 HARD_TRAINING = [
-    md('''
+    md("""
 # Training on the hard examples: `HardMiner` against uniform sampling
 
 A rare positive class (the digit 8, cut down to 3% of the training set) is easy to under-learn: each epoch shows the
@@ -333,10 +333,10 @@ samples the model gets wrong or barely right, which here are mostly the positive
 
 We compare it with plain uniform shuffling on the same model, data and budget, and track the **F1 of the positive
 class** on a held-out test set after every epoch, for two seeds.
-'''),
+"""),
     code(setup("03", unused=("import numpy as np",))),
     code(RARE),
-    code('''
+    code("""
 from hardmine.dynamics import Dynamics, dynamics_regions
 from hardmine.miner import HardMiner
 
@@ -346,15 +346,15 @@ test_b = rare_positive(test, 8, 0.05, seed=1)
 test_loader = DataLoader(test_b, batch_size=512)
 print(f"train: {len(train_b)} samples, {int(train_b.tensors[1].sum())} positive; "
       f"test: {len(test_b)} samples, {int(test_b.tensors[1].sum())} positive")
-'''),
-    md('''
+"""),
+    md("""
 ## The two training loops
 
 Both loops are the same plain PyTorch loop; only the source of the batches differs. `hm.with_indices` and
 `HardMiner(indices=True)` put each sample's dataset index in front of its batch, so that `Dynamics` can record how
 every sample's probability moves over the epochs (used for the data map at the end).
-'''),
-    code('''
+"""),
+    code("""
 EPOCHS = 12
 
 
@@ -391,11 +391,11 @@ for seed in (0, 1):
     for method in ("uniform", "HardMiner"):
         curves[(method, seed)], miners[(method, seed)], dynamics[(method, seed)] = train_run(method, seed)
 print(f"4 runs of {EPOCHS} epochs in {time.perf_counter() - t0:.1f} s")
-'''),
-    md('''
+"""),
+    md("""
 ## F1 of the positive class, epoch by epoch
-'''),
-    code('''
+"""),
+    code("""
 import matplotlib.pyplot as plt
 
 f1 = pd.DataFrame(curves, index=pd.RangeIndex(1, EPOCHS + 1, name="epoch"))
@@ -409,15 +409,15 @@ ax.set_ylabel("F1 of the positive class (test)")
 ax.set_ylim(-0.02, 1.02)
 ax.legend(fontsize="small")
 ax.set_title("rare positive (3% of training): uniform vs hard-example mining");
-'''),
-    code('''
+"""),
+    code("""
 summary = pd.DataFrame({
     "F1, mean of the last 3 epochs": f1.tail(3).mean(),
     "first epoch with F1 > 0.5": f1.gt(0.5).idxmax().where(f1.gt(0.5).any()),
 }).rename_axis(["method", "seed"])
 summary.round(3)
-'''),
-    md('''
+"""),
+    md("""
 With only a few dozen positives in training and a couple of dozen in the test set, these curves are noisy and
 depend on the seed: read them as an illustration, not a benchmark. Under uniform sampling a run can stay at F1 = 0 for
 many epochs (the model calls nothing positive); drawing the hard samples more often tends to shorten that wait, and
@@ -429,30 +429,30 @@ often each hard and each easy sample was drawn until the next scoring. In the fi
 the positives, drawn about 16 times each against about half a time for an easy negative. The model then calls almost
 everything positive for an epoch or two, so every sample is hard and the draws are even, until it settles and the
 hard set shrinks to the few samples it still gets wrong. `momentum=` smooths such swings across re-scorings.
-'''),
-    code('''
+"""),
+    code("""
 miners[("HardMiner", 0)].history[["epoch", "hard", "hard_positive", "hard_negative", "accuracy",
                                   "drawn_per_hard", "drawn_per_easy"]].round(2)
-'''),
-    md('''
+"""),
+    md("""
 ## The data map of the uniform run
 
 `Dynamics` recorded, for every training sample, the mean probability of its label over the epochs (*confidence*), its
 standard deviation (*variability*) and the fraction of epochs the model was right (*correctness*). Plotted against each
 other they form the data map of dataset cartography: easy-to-learn samples at the top left, hard-to-learn samples at
 the bottom left, ambiguous ones to the right. The positives of this rare task sit low and to the right.
-'''),
-    code('''
+"""),
+    code("""
 dyn_table = dynamics_regions(dynamics[("uniform", 0)].summary())
 dyn_table["positive"] = train_b.tensors[1].numpy() == 1
 print(dyn_table.groupby("positive")[["confidence", "variability", "correctness"]].mean().round(3))
 hmplot.data_map(dyn_table)
-'''),
+"""),
 ]
 
 
 IMAGES_ON_DISK = [
-    md('''
+    md("""
 # Images on disk: an image folder, a torchvision model and fine-tuning on the hard samples
 
 Most image datasets are folders of files, one sub-folder per class, read with torchvision's `ImageFolder`. This
@@ -465,10 +465,16 @@ notebook
 5. **fine-tunes** on the hard samples: the layers are kept, only the output layer is trained further.
 
 It takes about a minute on a CPU.
-'''),
-    code(setup("04", unused=("from hardmine.demo import digits_cnn, load_digits_tensors",),
-               replace={"from torch.utils.data import DataLoader, TensorDataset":
-                        "from torch.utils.data import DataLoader"})),
+"""),
+    code(
+        setup(
+            "04",
+            unused=("from hardmine.demo import digits_cnn, load_digits_tensors",),
+            replace={
+                "from torch.utils.data import DataLoader, TensorDataset": "from torch.utils.data import DataLoader"
+            },
+        )
+    ),
     code('''
 from PIL import Image
 from sklearn.datasets import load_digits
@@ -494,12 +500,12 @@ write_tree(out / "digits" / "train", order[:400])
 write_tree(out / "digits" / "test", order[400:600])
 print(sorted(str(p.relative_to(out)) for p in (out / "digits" / "train").glob("*/*.png"))[:3], "...")
 '''),
-    md('''
+    md("""
 `ImageFolder` turns each sub-folder into a class (in sorted order) and each file into a sample; the folder name is
 the ground-truth label. Its loader opens every image as RGB, so the 3-channel ResNet takes the greyscale digits as
 they are.
-'''),
-    code('''
+"""),
+    code("""
 tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)])
 train_set = ImageFolder(out / "digits" / "train", transform=tf)
 test_set = ImageFolder(out / "digits" / "test", transform=tf)
@@ -521,42 +527,42 @@ for epoch in range(3):
     test_scores = hm.score(model, test_loader, progress=False)
     print(f"epoch {epoch + 1}: test accuracy {(test_scores['pred'] == test_scores['label']).mean():.3f} "
           f"({time.perf_counter() - t0:.0f} s)")
-'''),
-    md('''
+"""),
+    md("""
 ## Score the files and export the hard ones
 
 For an `ImageFolder` (also inside a `Subset`), `hm.score` fills the `id` column with each file's path. We take the
 digit 3 as the positive class and call a sample hard when the probability of its label is below 0.7.
-'''),
-    code('''
+"""),
+    code("""
 scores = hm.score(model, loader, progress=False)
 table = hm.split(scores, threshold=0.7, positive=3)
 before = hm.summary(table)
 before
-'''),
-    code('''
+"""),
+    code("""
 path = hm.to_csv(table, out / "hard.csv", only="hard")
 hard = hm.read_csv(path)
 print(f"{len(hard)} hard samples in {path}")
 # The id column holds each file's full path; shown here relative to the output folder.
 hard[["index", "id", "label", "pred", "label_prob", "group"]].head(6).assign(
     id=lambda t: [str(Path(p).relative_to(out)) for p in t["id"]])
-'''),
-    md('''
+"""),
+    md("""
 With no dataset given, the gallery opens the files named in the `id` column, as they are on disk:
-'''),
-    code('''
+"""),
+    code("""
 hmplot.gallery(hard, group="hard", n=12, ncols=6, classes=train_set.classes)
-'''),
-    md('''
+"""),
+    md("""
 ## Fine-tune on the hard samples
 
 Fine-tuning keeps a trained network's layers and trains part of it further on new data. Here the new data are the
 hard samples of the CSV, a `Subset` of the image folder by its `index` column. With this little data we freeze every
 layer except the output layer `fc` and keep the network in evaluation mode, so BatchNorm's statistics stay as they
 were; only `fc`'s weights learn.
-'''),
-    code('''
+"""),
+    code("""
 for p in model.parameters():
     p.requires_grad_(False)
 model.fc.requires_grad_(True)
@@ -572,23 +578,23 @@ for _ in range(5):
         nn.functional.cross_entropy(model(xb), yb).backward()
         opt.step()
 print(f"fine-tuned fc on {len(hard_set)} hard samples for 5 epochs in {time.perf_counter() - t0:.1f} s")
-'''),
-    md('''
+"""),
+    md("""
 Re-score the whole training folder with the same threshold: how did the groups change? Hard samples can become easy,
 and, since only hard samples were seen, some easy ones may turn hard; the test set says whether the model improved
 overall.
-'''),
-    code('''
+"""),
+    code("""
 after_table = hm.split(hm.score(model, loader, progress=False), threshold=0.7, positive=3)
 after = hm.summary(after_table)
 test_after = hm.score(model, test_loader, progress=False)
 print(f"test accuracy: {(test_scores['pred'] == test_scores['label']).mean():.3f} before, "
       f"{(test_after['pred'] == test_after['label']).mean():.3f} after fine-tuning")
 pd.DataFrame({"before": before.groups["count"], "after": after.groups["count"]})
-'''),
-    code('''
+"""),
+    code("""
 hmplot.confidence_histogram(after_table)
-'''),
+"""),
 ]
 
 

@@ -20,8 +20,9 @@ import torch
 DEVICES = [
     pytest.param("cpu", id="cpu"),
     pytest.param(
-        "cuda", id="cuda", marks=[pytest.mark.cuda,
-                                  pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+        "cuda",
+        id="cuda",
+        marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")],
     ),
 ]
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
@@ -199,6 +200,7 @@ def reference_threshold_sweep(
             fn += a and not called
             tn += (not a) and not called
         precision, recall, f1 = reference_prf(tp, fp, fn)
-        rows.append({"threshold": t, "precision": precision, "recall": recall, "f1": f1,
-                     "tp": tp, "fp": fp, "fn": fn, "tn": tn})
+        rows.append(
+            {"threshold": t, "precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+        )
     return rows

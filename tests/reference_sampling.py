@@ -35,7 +35,11 @@ def reference_score_weights(
 
 
 def reference_balanced_weights(
-    raw: list[float], groups: list[int], *, floor: float = 0.05, previous: list[float] | None = None,
+    raw: list[float],
+    groups: list[int],
+    *,
+    floor: float = 0.05,
+    previous: list[float] | None = None,
     momentum: float = 0.5,
 ) -> list[float]:
     """``balance=``: normalise, smooth and floor each group on its own, equal group sums, then the largest 1."""

@@ -56,8 +56,17 @@ def test_bench_table_quick(tmp_path: Path) -> None:
 def test_bench_table_scores_like_score() -> None:
     bench = load_benchmark("bench_table")
     table = bench.make_scores(100)
-    assert list(table.columns) == ["index", "id", "label", "pred", "confidence", "label_prob", "margin", "entropy",
-                                   "loss"]
+    assert list(table.columns) == [
+        "index",
+        "id",
+        "label",
+        "pred",
+        "confidence",
+        "label_prob",
+        "margin",
+        "entropy",
+        "loss",
+    ]
     assert table["index"].tolist() == list(range(100))
     assert ((table["label_prob"] >= 0.5) == (table["pred"] == table["label"])).all()
 
@@ -70,8 +79,14 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 def _cuda_case(n: int = 67) -> tuple[torch.nn.Module, TensorDataset]:
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 5),
+    )
     return model, TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 5, (n,), generator=g))
 
 

@@ -21,8 +21,12 @@ def test_quick_run_writes_results(tmp_path, capsys):
     assert agg["retrain"]["oracle (remove the flipped)"]["removed"] == 30
     mem = agg["memorise"]
     assert 0.0 <= mem["_train_accuracy_on_noisy_labels"]["value"]["mean"] <= 1.0
-    assert set(mem) == {"_train_accuracy_on_noisy_labels", "hardmine dynamics: aum",
-                        "hardmine dynamics: mean label_prob", "in-sample label_prob (final model)"}
+    assert set(mem) == {
+        "_train_accuracy_on_noisy_labels",
+        "hardmine dynamics: aum",
+        "hardmine dynamics: mean label_prob",
+        "in-sample label_prob (final model)",
+    }
     assert "Memorisation run (4 epochs" in (tmp_path / "label_issues_quick.md").read_text()
     if bench.CLEANLAB is not None:
         # cleanlab's default label quality is the self-confidence: the same ranking as hardmine's on the same probs.

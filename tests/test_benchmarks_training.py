@@ -45,7 +45,8 @@ def test_bench_training_quick_all_tasks(tmp_path, capsys):
         assert lines[2] == header
         assert [line.split(" | ")[0] for line in lines[4:]] == [f"| {m}" for m in methods]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"bench_training_{t}_quick.{ext}" for t in bench.TASKS for ext in ("json", "md"))
+        f"bench_training_{t}_quick.{ext}" for t in bench.TASKS for ext in ("json", "md")
+    )
 
 
 def test_rare_positive_data_keeps_the_rate():

@@ -40,8 +40,24 @@ def setup(tmp_path_factory):
 
 
 def _score(root: Path, out: Path, *extra: str) -> int:
-    return main(["score", str(root / "data"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--out", str(out),
-                 "--image-size", str(SIZE), "--batch-size", "8", "--no-progress", *extra])
+    return main(
+        [
+            "score",
+            str(root / "data"),
+            "--arch",
+            ARCH,
+            "--weights",
+            str(root / "ckpt.pt"),
+            "--out",
+            str(out),
+            "--image-size",
+            str(SIZE),
+            "--batch-size",
+            "8",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def _reference(tree, state, num_classes: int | None = None) -> pd.DataFrame:
@@ -49,15 +65,28 @@ def _reference(tree, state, num_classes: int | None = None) -> pd.DataFrame:
     model = torchvision.models.get_model(ARCH, weights=None, num_classes=num_classes or len(CLASSES))
     model.load_state_dict(state)
     model.eval()
-    tf = transforms.Compose([transforms.Resize(37), transforms.CenterCrop(32), transforms.ToTensor(),
-                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    tf = transforms.Compose(
+        [
+            transforms.Resize(37),
+            transforms.CenterCrop(32),
+            transforms.ToTensor(),
+            transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
     rows = []
     with torch.no_grad():
         for path in tree.good:
             label = CLASSES.index(Path(path).parent.name)
             probs = torch.softmax(model(tf(Image.open(path).convert("RGB"))[None]), dim=1)[0]
-            rows.append({"id": os.path.abspath(path), "label": label, "pred": int(probs.argmax()),
-                         "label_prob": float(probs[label]), "confidence": float(probs.max())})
+            rows.append(
+                {
+                    "id": os.path.abspath(path),
+                    "label": label,
+                    "pred": int(probs.argmax()),
+                    "label_prob": float(probs[label]),
+                    "confidence": float(probs.max()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -151,8 +180,14 @@ def test_report_text_and_html(setup, tmp_path, capsys):
     assert main(["report", str(out), "--top", "5", "--html", str(page)]) == 0
     text = capsys.readouterr().out
     table = read_csv(out)
-    for section in ("groups", "confusion (rows: ground truth, columns: predicted)", "positive class: precision",
-                    "per class", "hardest 5 (lowest label_prob first)", "skipped files (3"):
+    for section in (
+        "groups",
+        "confusion (rows: ground truth, columns: predicted)",
+        "positive class: precision",
+        "per class",
+        "hardest 5 (lowest label_prob first)",
+        "skipped files (3",
+    ):
         assert section in text
     # The hardest five by label_prob, with their paths, in order.
     hardest = table.sort_values("label_prob", kind="stable").head(5)["id"].tolist()
@@ -181,12 +216,22 @@ def test_report_escapes_and_only_hard_rows(tmp_path, capsys):
     from hardmine.io import to_csv
     from hardmine.splitting import split
 
-    t = split(pd.DataFrame({
-        "index": [0, 1, 2, 3], "id": ["<script>x</script>.png", "b.png", "c.png", "d&e.png"],
-        "label": [1, 1, 0, 0], "pred": [0, 1, 0, 1], "confidence": np.float32([0.8, 0.9, 0.7, 0.6]),
-        "label_prob": np.float32([0.2, 0.9, 0.7, 0.4]), "margin": np.float32([-0.6, 0.8, 0.4, -0.2]),
-        "entropy": np.float32([0.5] * 4), "loss": np.float32([1.6, 0.1, 0.36, 0.9]),
-    }), threshold=0.5)
+    t = split(
+        pd.DataFrame(
+            {
+                "index": [0, 1, 2, 3],
+                "id": ["<script>x</script>.png", "b.png", "c.png", "d&e.png"],
+                "label": [1, 1, 0, 0],
+                "pred": [0, 1, 0, 1],
+                "confidence": np.float32([0.8, 0.9, 0.7, 0.6]),
+                "label_prob": np.float32([0.2, 0.9, 0.7, 0.4]),
+                "margin": np.float32([-0.6, 0.8, 0.4, -0.2]),
+                "entropy": np.float32([0.5] * 4),
+                "loss": np.float32([1.6, 0.1, 0.36, 0.9]),
+            }
+        ),
+        threshold=0.5,
+    )
     out, page = tmp_path / "hard.csv", tmp_path / "r.html"
     to_csv(t, out, only="hard")
     assert main(["report", str(out), "--html", str(page)]) == 0
@@ -210,8 +255,23 @@ def test_help_texts(capsys):
         main(["score", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--arch", "--weights", "--out", "--image-size", "--batch-size", "--workers", "--device", "--amp",
-                   "--threshold", "--hard-fraction", "--per-class", "--positive", "--resume", "--strict", "--debug"):
+    for option in (
+        "--arch",
+        "--weights",
+        "--out",
+        "--image-size",
+        "--batch-size",
+        "--workers",
+        "--device",
+        "--amp",
+        "--threshold",
+        "--hard-fraction",
+        "--per-class",
+        "--positive",
+        "--resume",
+        "--strict",
+        "--debug",
+    ):
         assert option in out
     with pytest.raises(SystemExit) as exc:
         main(["report", "--help"])
@@ -224,8 +284,11 @@ def test_help_texts(capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--arch", "resnet181"], r"--arch 'resnet181' is not a torchvision classification architecture; did you "
-                                  r"mean resnet18"),
+        (
+            ["--arch", "resnet181"],
+            r"--arch 'resnet181' is not a torchvision classification architecture; did you "
+            r"mean resnet18",
+        ),
         (["--positive", "seven"], r"--positive 'seven' is neither a class folder name nor a class index"),
         ([], r"3 classes found \(0, 1, 2\): name the class\(es\) of interest with --positive"),
         (["--positive", "1", "--batch-size", "0"], r"--batch-size: invalid _positive_int value|expected a positive"),
@@ -235,13 +298,33 @@ def test_help_texts(capsys):
         (["--positive", "1", "--threshold", "1.5"], r"--threshold 1.5 is outside the range of label_prob, \[0.0, 1"),
         (["--positive", "1", "--by", "loss", "--threshold", "-1"], r"--threshold -1.0 is outside the range of loss"),
     ],
-    ids=["arch", "positive", "multiclass-needs-positive", "batch-size", "exclusive", "fraction", "device",
-         "threshold", "loss-threshold"],
+    ids=[
+        "arch",
+        "positive",
+        "multiclass-needs-positive",
+        "batch-size",
+        "exclusive",
+        "fraction",
+        "device",
+        "threshold",
+        "loss-threshold",
+    ],
 )
 def test_usage_errors_exit_2(setup, tmp_path, capsys, extra, message):
     root, _, _ = setup
-    argv = ["score", str(root / "data"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--out",
-            str(tmp_path / "o.csv"), "--image-size", str(SIZE), "--no-progress"]
+    argv = [
+        "score",
+        str(root / "data"),
+        "--arch",
+        ARCH,
+        "--weights",
+        str(root / "ckpt.pt"),
+        "--out",
+        str(tmp_path / "o.csv"),
+        "--image-size",
+        str(SIZE),
+        "--no-progress",
+    ]
     if "--arch" in extra:
         argv[3] = extra[1]
         extra = extra[2:]
@@ -266,8 +349,19 @@ def _one_line_error(capsys, code: int, argv: list[str], message: str) -> str:
 def test_data_errors_exit_1(setup, tmp_path, capsys):
     root, tree, _ = setup
     weights = str(root / "ckpt.pt")
-    base = ["--arch", ARCH, "--weights", weights, "--out", str(tmp_path / "o.csv"), "--image-size", str(SIZE),
-            "--no-progress", "--positive", "1"]
+    base = [
+        "--arch",
+        ARCH,
+        "--weights",
+        weights,
+        "--out",
+        str(tmp_path / "o.csv"),
+        "--image-size",
+        str(SIZE),
+        "--no-progress",
+        "--positive",
+        "1",
+    ]
     # A folder that does not exist, an empty folder, a folder of loose images (no class sub-folders).
     _one_line_error(capsys, 1, ["score", str(tmp_path / "nope"), *base], r"image folder .*nope' does not exist")
     (tmp_path / "empty").mkdir()
@@ -276,16 +370,24 @@ def test_data_errors_exit_1(setup, tmp_path, capsys):
     loose.mkdir()
     for i in range(3):
         Image.new("L", (8, 8)).save(loose / f"{i}.png")
-    _one_line_error(capsys, 1, ["score", str(loose), *base],
-                    r"has no class folders \(it holds 3 image file\(s\) directly and no sub-folder\)\. Expected an "
-                    r"ImageFolder tree")
+    _one_line_error(
+        capsys,
+        1,
+        ["score", str(loose), *base],
+        r"has no class folders \(it holds 3 image file\(s\) directly and no sub-folder\)\. Expected an "
+        r"ImageFolder tree",
+    )
     only_dirs = tmp_path / "only_dirs"
     (only_dirs / "a").mkdir(parents=True)
     (only_dirs / "b").mkdir()
     _one_line_error(capsys, 1, ["score", str(only_dirs), *base], r"holds no image files")
     # --strict refuses the first corrupt file, naming it.
-    _one_line_error(capsys, 1, ["score", str(root / "data"), *base, "--strict"],
-                    rf"Cannot read image {re.escape(repr(os.path.abspath(tree.corrupt[0])))}")
+    _one_line_error(
+        capsys,
+        1,
+        ["score", str(root / "data"), *base, "--strict"],
+        rf"Cannot read image {re.escape(repr(os.path.abspath(tree.corrupt[0])))}",
+    )
 
 
 def test_checkpoint_errors_exit_1(setup, tmp_path, capsys):
@@ -293,27 +395,53 @@ def test_checkpoint_errors_exit_1(setup, tmp_path, capsys):
     data = str(root / "data")
 
     def run(weights: Path, arch: str = ARCH) -> list[str]:
-        return ["score", data, "--arch", arch, "--weights", str(weights), "--out", str(tmp_path / "o.csv"),
-                "--image-size", str(SIZE), "--no-progress", "--positive", "1"]
+        return [
+            "score",
+            data,
+            "--arch",
+            arch,
+            "--weights",
+            str(weights),
+            "--out",
+            str(tmp_path / "o.csv"),
+            "--image-size",
+            str(SIZE),
+            "--no-progress",
+            "--positive",
+            "1",
+        ]
 
     # Another class count: the classifier keys are named with both shapes.
     save_weights(ARCH, 5, tmp_path / "five.pt", wrap="state_dict")
-    _one_line_error(capsys, 1, run(tmp_path / "five.pt"),
-                    r"does not fit resnet18 with 3 classes: keys 2 with another shape \(fc\.weight \(5, 512\) in the "
-                    r"file vs \(3, 512\) in the model, fc\.bias \(5,\) in the file vs \(3,\) in the model\)")
+    _one_line_error(
+        capsys,
+        1,
+        run(tmp_path / "five.pt"),
+        r"does not fit resnet18 with 3 classes: keys 2 with another shape \(fc\.weight \(5, 512\) in the "
+        r"file vs \(3, 512\) in the model, fc\.bias \(5,\) in the file vs \(3,\) in the model\)",
+    )
     # Another architecture: missing and unexpected keys, first few named.
     save_weights("squeezenet1_1", 3, tmp_path / "sq.pt", wrap=None)
-    _one_line_error(capsys, 1, run(tmp_path / "sq.pt"),
-                    r"does not fit resnet18 with 3 classes: keys \d+ missing \(conv1\.weight, bn1\.weight, .* and \d+ "
-                    r"more\); \d+ unexpected \(features\.0\.weight, .*\)\. Is it for another architecture")
+    _one_line_error(
+        capsys,
+        1,
+        run(tmp_path / "sq.pt"),
+        r"does not fit resnet18 with 3 classes: keys \d+ missing \(conv1\.weight, bn1\.weight, .* and \d+ "
+        r"more\); \d+ unexpected \(features\.0\.weight, .*\)\. Is it for another architecture",
+    )
     # A whole pickled module is refused by the weights-only load: hardmine never unpickles code.
     torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
     _one_line_error(capsys, 1, run(tmp_path / "module.pt"), r"holds Python objects that a weights-only load refuses")
     (tmp_path / "text.pt").write_text("hello")
     _one_line_error(capsys, 1, run(tmp_path / "text.pt"), r"is not a readable PyTorch checkpoint")
     torch.save({"optimizer": {"lr": torch.tensor(0.1)}, "epoch": 3}, tmp_path / "nostate.pt")
-    _one_line_error(capsys, 1, run(tmp_path / "nostate.pt"), r"holds a dict without a state_dict: .* its keys are "
-                                                             r"\['optimizer', 'epoch'\]")
+    _one_line_error(
+        capsys,
+        1,
+        run(tmp_path / "nostate.pt"),
+        r"holds a dict without a state_dict: .* its keys are "
+        r"\['optimizer', 'epoch'\]",
+    )
     _one_line_error(capsys, 1, run(tmp_path / "missing.pt"), r"weights file .*missing\.pt' does not exist")
     # DDP checkpoints ("module." prefix) load.
     torch.save({"model_state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "ddp.pt")
@@ -323,28 +451,56 @@ def test_checkpoint_errors_exit_1(setup, tmp_path, capsys):
 
 def test_output_location_errors(setup, tmp_path, capsys, monkeypatch):
     root, _, _ = setup
-    args = ["--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--image-size", str(SIZE), "--no-progress",
-            "--positive", "1"]
-    _one_line_error(capsys, 1, ["score", str(root / "data"), *args, "--out", str(tmp_path / "no" / "o.csv")],
-                    r"Cannot write the output .*o\.csv': the folder .*no' does not exist")
-    _one_line_error(capsys, 1, ["score", str(root / "data"), *args, "--out", str(tmp_path)],
-                    r"is a folder; name a file in it")
+    args = [
+        "--arch",
+        ARCH,
+        "--weights",
+        str(root / "ckpt.pt"),
+        "--image-size",
+        str(SIZE),
+        "--no-progress",
+        "--positive",
+        "1",
+    ]
+    _one_line_error(
+        capsys,
+        1,
+        ["score", str(root / "data"), *args, "--out", str(tmp_path / "no" / "o.csv")],
+        r"Cannot write the output .*o\.csv': the folder .*no' does not exist",
+    )
+    _one_line_error(
+        capsys, 1, ["score", str(root / "data"), *args, "--out", str(tmp_path)], r"is a folder; name a file in it"
+    )
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     if os.geteuid() == 0:  # root ignores permission bits; show the check what an ordinary user's process sees
         real_access = os.access
         monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == ro else real_access(p, mode, **kw))
-    _one_line_error(capsys, 1, ["score", str(root / "data"), *args, "--out", str(ro / "o.csv")],
-                    r"Cannot write the output .*o\.csv': no permission to write in .*ro'")
+    _one_line_error(
+        capsys,
+        1,
+        ["score", str(root / "data"), *args, "--out", str(ro / "o.csv")],
+        r"Cannot write the output .*o\.csv': no permission to write in .*ro'",
+    )
     assert not list(ro.iterdir())
     _one_line_error(capsys, 1, ["report", str(tmp_path / "none.csv")], r"No such file: .*none\.csv")
 
 
 def test_debug_shows_the_traceback(setup, tmp_path, capsys):
     root, _, _ = setup
-    argv = ["score", str(tmp_path / "nope"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--out",
-            str(tmp_path / "o.csv"), "--positive", "1"]
+    argv = [
+        "score",
+        str(tmp_path / "nope"),
+        "--arch",
+        ARCH,
+        "--weights",
+        str(root / "ckpt.pt"),
+        "--out",
+        str(tmp_path / "o.csv"),
+        "--positive",
+        "1",
+    ]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         main([*argv, "--debug"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -353,8 +509,13 @@ def test_debug_shows_the_traceback(setup, tmp_path, capsys):
 
 def test_report_needs_a_split_table(tmp_path, capsys):
     pd.DataFrame({"index": [0], "id": ["a"], "label": [0], "pred": [0]}).to_csv(tmp_path / "s.csv", index=False)
-    _one_line_error(capsys, 1, ["report", str(tmp_path / "s.csv")], r"has no group column\(s\): the report needs a "
-                                                                     r"split table")
+    _one_line_error(
+        capsys,
+        1,
+        ["report", str(tmp_path / "s.csv")],
+        r"has no group column\(s\): the report needs a "
+        r"split table",
+    )
 
 
 # The worker case is slow only because torch's DataLoader takes 5-10 s to shut down a worker whose batch failed,
@@ -366,11 +527,30 @@ def test_file_broken_after_the_scan_is_named(setup, tmp_path, capsys, monkeypatc
 
     root, tree, _ = setup
     monkeypatch.setattr(hardmine.images, "_check_image", lambda path: None)  # the up-front check lets it through
-    argv = ["score", str(root / "data"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--out",
-            str(tmp_path / "o.csv"), "--image-size", str(SIZE), "--no-progress", "--positive", "1",
-            "--workers", str(workers)]
-    _one_line_error(capsys, 1, argv, rf"error: Cannot read image {re.escape(repr(os.path.abspath(tree.corrupt[0])))} "
-                                     r"\(sample \d+\): OSError")
+    argv = [
+        "score",
+        str(root / "data"),
+        "--arch",
+        ARCH,
+        "--weights",
+        str(root / "ckpt.pt"),
+        "--out",
+        str(tmp_path / "o.csv"),
+        "--image-size",
+        str(SIZE),
+        "--no-progress",
+        "--positive",
+        "1",
+        "--workers",
+        str(workers),
+    ]
+    _one_line_error(
+        capsys,
+        1,
+        argv,
+        rf"error: Cannot read image {re.escape(repr(os.path.abspath(tree.corrupt[0])))} "
+        r"\(sample \d+\): OSError",
+    )
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -387,8 +567,9 @@ def test_hidden_files_and_folders_are_not_read(tmp_path):
     assert scan.classes == ["a", "b"]
     assert scan.samples == [(str(tmp_path / "a" / "1.png"), 0), (str(tmp_path / "b" / "2.png"), 1)]
     assert scan.skipped == []
-    assert sorted(scan.ignored) == sorted([str(tmp_path / "b" / "._2.png"),
-                                           str(tmp_path / "b" / ".ipynb_checkpoints" / "2.png")])
+    assert sorted(scan.ignored) == sorted(
+        [str(tmp_path / "b" / "._2.png"), str(tmp_path / "b" / ".ipynb_checkpoints" / "2.png")]
+    )
 
 
 def test_num_classes_for_a_checkpoint_with_more_classes_than_folders(setup, tmp_path, capsys):
@@ -396,8 +577,23 @@ def test_num_classes_for_a_checkpoint_with_more_classes_than_folders(setup, tmp_
     wide = tmp_path / "wide.pt"
     wide_state = save_weights(ARCH, 5, wide, wrap="model")  # trained on 5 classes; the folder holds 3 of them
     out = tmp_path / "wide.csv"
-    argv = ["score", str(root / "data"), "--arch", ARCH, "--weights", str(wide), "--out", str(out),
-            "--image-size", str(SIZE), "--batch-size", "8", "--no-progress", "--positive", "1"]
+    argv = [
+        "score",
+        str(root / "data"),
+        "--arch",
+        ARCH,
+        "--weights",
+        str(wide),
+        "--out",
+        str(out),
+        "--image-size",
+        str(SIZE),
+        "--batch-size",
+        "8",
+        "--no-progress",
+        "--positive",
+        "1",
+    ]
     assert main([*argv, "--num-classes", "5"]) == 0
     table = read_csv(out)
     ref = _reference(tree, wide_state, num_classes=5)  # the reference loop with the 5-class weights

@@ -68,8 +68,11 @@ def test_unpack_dict_with_named_keys_and_list_targets():
 
 
 def test_unpack_errors_name_the_problem():
-    with pytest.raises(ValueError, match=r"inputs in a dict batch with keys \['foo', 'label'\] \(batch 4\).*"
-                                         r"input_key="):
+    with pytest.raises(
+        ValueError,
+        match=r"inputs in a dict batch with keys \['foo', 'label'\] \(batch 4\).*"
+        r"input_key=",
+    ):
         unpack_batch({"foo": 1, "label": torch.tensor([0])}, batch_number=4)
     with pytest.raises(ValueError, match=r"targets in a dict batch with keys \['x', 'bar'\].*target_key="):
         unpack_batch({"x": 1, "bar": torch.tensor([0])})
@@ -181,13 +184,30 @@ def test_with_indices_with_two_workers_keeps_each_batchs_indices():
 def test_wrap_carries_every_argument_and_uses_the_sampler():
     ds = _indexed_data(12)
     g = torch.Generator().manual_seed(1)
-    loader = DataLoader(ds, batch_size=3, shuffle=True, drop_last=True, collate_fn=collate_with_tag, timeout=0,
-                        worker_init_fn=init_nothing, generator=g)
+    loader = DataLoader(
+        ds,
+        batch_size=3,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=collate_with_tag,
+        timeout=0,
+        worker_init_fn=init_nothing,
+        generator=g,
+    )
     order = [11, 0, 5, 5, 7, 2, 9]
     new = wrap(loader, order)
     assert isinstance(new, DataLoader) and new is not loader
-    for key in ("batch_size", "drop_last", "collate_fn", "num_workers", "pin_memory", "timeout", "worker_init_fn",
-                "generator", "dataset"):
+    for key in (
+        "batch_size",
+        "drop_last",
+        "collate_fn",
+        "num_workers",
+        "pin_memory",
+        "timeout",
+        "worker_init_fn",
+        "generator",
+        "dataset",
+    ):
         assert getattr(new, key) is getattr(loader, key) or getattr(new, key) == getattr(loader, key), key
     batches = list(new)
     assert [b["x"].tolist() for b in batches] == [[11.0, 0.0, 5.0], [5.0, 7.0, 2.0]]  # drop_last kept

@@ -144,16 +144,22 @@ def _dynamics_case(rank: int, world: int) -> dict[str, Any]:
 def _miner_case() -> dict[str, Any]:
     ds = make_dataset(50, 2, seed=4)
     model = make_model(2, seed=4)
-    miner = HardMiner(model, DataLoader(ds, batch_size=8), threshold=0.5, sampler_mode="no_replacement",
-                      indices=True, progress=False)
+    miner = HardMiner(
+        model, DataLoader(ds, batch_size=8), threshold=0.5, sampler_mode="no_replacement", indices=True, progress=False
+    )
     drawn = [idx for idx, _x, _y in miner]
     return {"miner_table": miner.table, "miner_drawn": torch.cat(drawn).tolist()}
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     # A collective that one rank never joins fails after the timeout instead of hanging the test run.
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=120))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=120),
+    )
     try:
         out = _score_cases()
         out.update(_failure_case())
@@ -174,8 +180,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
     """What each of the 2 ranks saw, and the folder they wrote in."""
     out_dir = tmp_path_factory.mktemp("distributed")
-    mp.start_processes(_worker, args=(WORLD, _free_port(), str(out_dir)), nprocs=WORLD, join=True,
-                       start_method="spawn")
+    mp.start_processes(_worker, args=(WORLD, _free_port(), str(out_dir)), nprocs=WORLD, join=True, start_method="spawn")
     results = []
     for r in range(WORLD):
         with open(out_dir / f"rank{r}.pkl", "rb") as fh:
@@ -223,8 +228,10 @@ def test_every_sample_read_exactly_once_across_ranks(ranks, n: int) -> None:
 @pytest.mark.parametrize("kind", ["nan", "label"])
 def test_bad_samples_on_one_rank_raise_the_same_error_on_every_rank(ranks, single, kind: str) -> None:
     results, _ = ranks
-    expected = {"nan": "NaN or infinite logits for 1 sample(s), dataset indices [9]",
-                "label": "dataset indices [2] with labels [7]"}[kind]
+    expected = {
+        "nan": "NaN or infinite logits for 1 sample(s), dataset indices [9]",
+        "label": "dataset indices [2] with labels [7]",
+    }[kind]
     assert expected in single[f"error_{kind}"]
     for r in range(WORLD):
         assert results[r][f"error_{kind}"] == single[f"error_{kind}"]

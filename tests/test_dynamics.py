@@ -30,7 +30,7 @@ def _schedule(n, c, epochs, seed, *, binary=False, dtype=torch.float32):
         shape = (len(idx),) if binary else (len(idx), c)
         logits = (3 * torch.randn(shape, generator=g)).to(dtype)
         labels = (torch.arange(n) % (2 if binary else c))[idx]  # a sample's label is fixed
-        batches = [(idx[i:i + 7], logits[i:i + 7], labels[i:i + 7]) for i in range(0, len(idx), 7)]
+        batches = [(idx[i : i + 7], logits[i : i + 7], labels[i : i + 7]) for i in range(0, len(idx), 7)]
         plan.append(batches)
     return plan
 
@@ -50,10 +50,20 @@ def _reference(plan, n):
                 others = [(float(z[row, k]), k) for k in range(z.shape[1]) if k != y]
                 best = max(v for v, _ in others)
                 ru = [k for v, k in others if v == best][0]
-                acc.setdefault(i, []).append((float(p[y]), float(z[row, y]) - best, float(int(z[row].argmax()) == y),
-                                              ru))
-        per_epoch.append({i: (np.mean([u[0] for u in us]), np.mean([u[1] for u in us]),
-                              np.mean([u[2] for u in us]), max(u[3] for u in us)) for i, us in acc.items()})
+                acc.setdefault(i, []).append(
+                    (float(p[y]), float(z[row, y]) - best, float(int(z[row].argmax()) == y), ru)
+                )
+        per_epoch.append(
+            {
+                i: (
+                    np.mean([u[0] for u in us]),
+                    np.mean([u[1] for u in us]),
+                    np.mean([u[2] for u in us]),
+                    max(u[3] for u in us),
+                )
+                for i, us in acc.items()
+            }
+        )
     rows = []
     for i in range(n):
         vals = [e[i] for e in per_epoch if i in e]
@@ -63,10 +73,22 @@ def _reference(plan, n):
         lps = np.array([v[0] for v in vals])
         correct = [v[2] > 0.5 for v in vals]
         forgetting = sum(1 for a, b in zip(correct, correct[1:], strict=False) if a and not b)
-        rows.append((lps.mean(), lps.std(), np.mean([v[2] for v in vals]), np.mean([v[1] for v in vals]),
-                     forgetting, any(correct), len(vals), vals[-1][3]))
-    ref = pd.DataFrame(rows, columns=["confidence", "variability", "correctness", "aum", "forgetting", "learned",
-                                      "epochs", "runner_up"])
+        rows.append(
+            (
+                lps.mean(),
+                lps.std(),
+                np.mean([v[2] for v in vals]),
+                np.mean([v[1] for v in vals]),
+                forgetting,
+                any(correct),
+                len(vals),
+                vals[-1][3],
+            )
+        )
+    ref = pd.DataFrame(
+        rows,
+        columns=["confidence", "variability", "correctness", "aum", "forgetting", "learned", "epochs", "runner_up"],
+    )
     return ref, per_epoch
 
 
@@ -144,7 +166,7 @@ def test_batch_partition_does_not_matter(batch, seed):
     one, many = Dynamics(num_samples=n), Dynamics(num_samples=n)
     one.update(idx, logits, labels)
     for i in range(0, n, batch):
-        many.update(idx[i:i + batch], logits[i:i + batch], labels[i:i + batch])
+        many.update(idx[i : i + batch], logits[i : i + batch], labels[i : i + batch])
     one.end_epoch()
     many.end_epoch()
     pd.testing.assert_frame_equal(one.summary(), many.summary(), rtol=1e-12, atol=1e-12)
@@ -302,8 +324,9 @@ def test_update_errors():
 
 def test_bad_labels_and_nonfinite_logits_reported_at_end_epoch():
     dyn = Dynamics(num_samples=3)
-    dyn.update(torch.tensor([0, 1, 2]), torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [0.0, 0.0]]),
-               torch.tensor([0, 0, 7]))
+    dyn.update(
+        torch.tensor([0, 1, 2]), torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [0.0, 0.0]]), torch.tensor([0, 0, 7])
+    )
     with pytest.raises(ValueError, match=r"samples \[2\] had labels.*samples \[1\] had non-finite"):
         dyn.end_epoch()
     assert dyn.num_epochs == 0
@@ -392,8 +415,13 @@ def test_add_dynamics_joins_on_index_and_splits_by_every_column():
     dyn = _run(_schedule(12, 3, 3, seed=4), 12)
     summary = dyn.summary()
     seen = summary.loc[summary["epochs"] > 0, "index"].to_numpy()[::-1]
-    scores = pd.DataFrame({"index": seen, "label": summary.set_index("index").loc[seen, "label"].to_numpy(),
-                           "confidence": np.linspace(0.2, 0.9, len(seen), dtype=np.float32)})
+    scores = pd.DataFrame(
+        {
+            "index": seen,
+            "label": summary.set_index("index").loc[seen, "label"].to_numpy(),
+            "confidence": np.linspace(0.2, 0.9, len(seen), dtype=np.float32),
+        }
+    )
     table = add_dynamics(scores, dyn)
     assert list(table.columns) == ["index", "label", "confidence", *HARDNESS_COLUMNS]
     ref = summary.set_index("index").loc[seen]

@@ -25,9 +25,21 @@ def test_ddp_train_example_under_torchrun(tmp_path):
     out = tmp_path / "hard.csv"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node=2", str(EXAMPLES / "ddp_train.py"), "--epochs", "2",
-         "--out", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node=2",
+            str(EXAMPLES / "ddp_train.py"),
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "same table on all 2 ranks: True" in result.stdout

@@ -39,8 +39,11 @@ def test_csv_round_trip_is_exact(table, tmp_path):
         assert back[col].dtype == np.float32
         np.testing.assert_array_equal(_bits(back[col].to_numpy()), _bits(table[col].to_numpy()), err_msg=col)
     assert back["id"].tolist() == table["id"].tolist()
-    for col, cats in (("polarity", ["positive", "negative"]), ("difficulty", ["hard", "easy"]),
-                      ("group", list(GROUP_NAMES))):
+    for col, cats in (
+        ("polarity", ["positive", "negative"]),
+        ("difficulty", ["hard", "easy"]),
+        ("group", list(GROUP_NAMES)),
+    ):
         assert list(back[col].cat.categories) == cats
 
 
@@ -51,8 +54,9 @@ def test_csv_round_trip_of_a_score_table_and_string_paths(table, tmp_path):
 
 
 def test_extreme_float32_values_are_bit_exact(tmp_path):
-    values = np.array([0.0, 1e-45, 1.1754944e-38, 1 / 3, 0.1, 1 - 2**-24, 3.4028235e38, np.nextafter(1, 2)],
-                      dtype=np.float32)
+    values = np.array(
+        [0.0, 1e-45, 1.1754944e-38, 1 / 3, 0.1, 1 - 2**-24, 3.4028235e38, np.nextafter(1, 2)], dtype=np.float32
+    )
     t = pd.DataFrame({"index": np.arange(8, dtype=np.int64), "loss": values})
     back = read_csv(to_csv(t, tmp_path / "x.csv"))
     np.testing.assert_array_equal(_bits(back["loss"].to_numpy()), _bits(values))
@@ -134,8 +138,11 @@ def _write_text(path: Path, text: str) -> Path:
 
 
 def test_read_csv_of_files_that_are_not_hardmine_tables(table, tmp_path):
-    with pytest.raises(ValueError, match=r"is not a hardmine table: it has no `index` column \(its columns are "
-                                         r"\['name', 'age'\]\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"is not a hardmine table: it has no `index` column \(its columns are "
+        r"\['name', 'age'\]\)",
+    ):
         read_csv(_write_text(tmp_path / "people.csv", "name,age\nada,36\n"))
     with pytest.raises(ValueError, match=r"is empty, not a hardmine table"):
         read_csv(_write_text(tmp_path / "empty.csv", ""))
@@ -161,10 +168,16 @@ def test_read_csv_of_files_that_are_not_hardmine_tables(table, tmp_path):
 
 def test_read_csv_of_other_hardmine_tables(tmp_path):
     # A training-dynamics summary: no pred, its own columns; NaN for samples never seen.
-    dyn = pd.DataFrame({"index": np.arange(3, dtype=np.int64), "id": ["a", "b", "c"],
-                        "label": np.array([0, 1, -1], dtype=np.int64),
-                        "confidence": np.array([0.9, 0.2, np.nan], dtype=np.float32),
-                        "variability": [0.1, 0.3, np.nan], "epochs": np.array([3, 3, 0], dtype=np.int64)})
+    dyn = pd.DataFrame(
+        {
+            "index": np.arange(3, dtype=np.int64),
+            "id": ["a", "b", "c"],
+            "label": np.array([0, 1, -1], dtype=np.int64),
+            "confidence": np.array([0.9, 0.2, np.nan], dtype=np.float32),
+            "variability": [0.1, 0.3, np.nan],
+            "epochs": np.array([3, 3, 0], dtype=np.int64),
+        }
+    )
     dyn["id"] = dyn["id"].astype(object)  # as Dynamics.summary() builds it
     back = read_csv(to_csv(dyn, tmp_path / "dyn.csv"))
     pd.testing.assert_frame_equal(back, dyn, check_exact=True)

@@ -77,8 +77,14 @@ def test_quality_scores_match_loop_reference(method):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 def test_inputs_table_tensor_and_array_agree(dtype):
     p, labels = _probs(20, 3, 5)
-    table = pd.DataFrame({"index": np.arange(20) + 100, "id": [f"s{i}" for i in range(20)], "label": labels,
-                          **{f"prob_{k}": p[:, k].astype(np.float32) for k in range(3)}})
+    table = pd.DataFrame(
+        {
+            "index": np.arange(20) + 100,
+            "id": [f"s{i}" for i in range(20)],
+            "label": labels,
+            **{f"prob_{k}": p[:, k].astype(np.float32) for k in range(3)},
+        }
+    )
     from_table = label_issues(table, method="normalized_margin")
     from_tensor = label_issues(torch.tensor(p, dtype=dtype), torch.tensor(labels), method="normalized_margin")
     assert list(from_table.columns) == ["index", "id", "label", "suggested_label", "score"]
@@ -180,6 +186,7 @@ def _train(seen):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+
     return train_fn
 
 
@@ -187,8 +194,7 @@ def test_cross_val_scores_out_of_sample_stratified_and_deterministic():
     ds = _dataset()
     seen = []
     state = torch.get_rng_state()
-    table = cross_val_scores(lambda: torch.nn.Linear(4, 3), ds, train_fn=_train(seen), folds=3, batch_size=16,
-                             seed=4)
+    table = cross_val_scores(lambda: torch.nn.Linear(4, 3), ds, train_fn=_train(seen), folds=3, batch_size=16, seed=4)
     assert torch.equal(state, torch.get_rng_state())  # the caller's RNG is left alone
     assert table["index"].tolist() == list(range(60))
     assert table["id"].tolist() == [str(i) for i in range(60)]
@@ -218,8 +224,9 @@ def test_cross_val_scores_held_out_probs_equal_rescoring_fold_model():
         models.append(m)
         return m
 
-    table = cross_val_scores(make, ds, train_fn=_train([]), folds=2, batch_size=8, seed=0,
-                             labels=(torch.arange(30) % 3).tolist())
+    table = cross_val_scores(
+        make, ds, train_fn=_train([]), folds=2, batch_size=8, seed=0, labels=(torch.arange(30) % 3).tolist()
+    )
     for k, model in enumerate(models):
         held = table.loc[table["fold"] == k]
         with torch.no_grad():
@@ -250,8 +257,9 @@ def test_cross_val_scores_without_readable_labels_uses_plain_split():
         def __getitem__(self, i):
             return self.base[i]
 
-    table = cross_val_scores(lambda: torch.nn.Linear(4, 3), Plain(_dataset(20)), train_fn=_train([]), folds=4,
-                             batch_size=8)
+    table = cross_val_scores(
+        lambda: torch.nn.Linear(4, 3), Plain(_dataset(20)), train_fn=_train([]), folds=4, batch_size=8
+    )
     assert table["fold"].value_counts().tolist() == [5, 5, 5, 5]
     assert table["index"].tolist() == list(range(20))
 

@@ -91,8 +91,9 @@ def test_weighted_loss_normalize_and_unit_weights():
     w = torch.linspace(0.5, 2.0, logits.shape[0], dtype=torch.float64)
     ce = F.cross_entropy(logits, targets, reduction="none")
     torch.testing.assert_close(weighted_loss(logits, targets, w, normalize=True), (w * ce).sum() / w.sum())
-    torch.testing.assert_close(weighted_loss(logits, targets, torch.ones(12, dtype=torch.float64)),
-                               F.cross_entropy(logits, targets))
+    torch.testing.assert_close(
+        weighted_loss(logits, targets, torch.ones(12, dtype=torch.float64)), F.cross_entropy(logits, targets)
+    )
 
 
 def test_weighted_loss_does_not_differentiate_weights():
@@ -133,8 +134,10 @@ def _ref_ohem(logits, targets, k, reduction):
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize(("keep", "min_kept", "k"), [(0.25, 1, 3), (0.3, 1, 4), (5, 1, 5), (0.1, 4, 4), (1.0, 1, 12),
-                                                     (100, 1, 12), (2, 20, 12)])
+@pytest.mark.parametrize(
+    ("keep", "min_kept", "k"),
+    [(0.25, 1, 3), (0.3, 1, 4), (5, 1, 5), (0.1, 4, 4), (1.0, 1, 12), (100, 1, 12), (2, 20, 12)],
+)
 def test_ohem_matches_reference_value_and_gradient(layout, reduction, keep, min_kept, k):
     logits, targets = _data(layout, torch.float64)
     a = logits.clone().requires_grad_(True)
@@ -193,8 +196,10 @@ def test_ohem_empty_batch():
 
 
 # ---------------------------------------------------------------- focal loss
-@pytest.mark.parametrize(("layout", "alpha"), [(lay, a) for lay in LAYOUTS for a in (None, 0.25, "vec")
-                                              if not (lay == "multi" and a == 0.25)])  # float alpha: binary only
+@pytest.mark.parametrize(
+    ("layout", "alpha"),
+    [(lay, a) for lay in LAYOUTS for a in (None, 0.25, "vec") if not (lay == "multi" and a == 0.25)],
+)  # float alpha: binary only
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 5.0])
 def test_focal_matches_reference_value_and_gradient(layout, reduction, gamma, alpha):
@@ -217,8 +222,9 @@ def test_focal_matches_reference_value_and_gradient(layout, reduction, gamma, al
 def test_focal_gamma_zero_is_cross_entropy(dtype):
     logits, targets = _data("multi", dtype)
     torch.testing.assert_close(focal_loss(logits, targets, gamma=0.0), F.cross_entropy(logits, targets))
-    torch.testing.assert_close(focal_loss(logits, targets, gamma=0.0, reduction="none"),
-                               F.cross_entropy(logits, targets, reduction="none"))
+    torch.testing.assert_close(
+        focal_loss(logits, targets, gamma=0.0, reduction="none"), F.cross_entropy(logits, targets, reduction="none")
+    )
     z, t = _data("n", dtype)
     torch.testing.assert_close(focal_loss(z, t, gamma=0.0), F.binary_cross_entropy_with_logits(z, t.to(dtype)))
 
@@ -232,8 +238,9 @@ def test_focal_binary_matches_torchvision(layout, reduction, gamma, ours, theirs
     a = logits.clone().requires_grad_(True)
     b = logits.clone().requires_grad_(True)
     out = focal_loss(a, targets, gamma=gamma, alpha=ours, reduction=reduction)
-    ref = sigmoid_focal_loss(b, targets.to(torch.float64).reshape(b.shape), alpha=theirs, gamma=gamma,
-                             reduction=reduction)
+    ref = sigmoid_focal_loss(
+        b, targets.to(torch.float64).reshape(b.shape), alpha=theirs, gamma=gamma, reduction=reduction
+    )
     torch.testing.assert_close(out, ref.reshape(out.shape))
     (ga,) = torch.autograd.grad(out.sum(), a)
     (gb,) = torch.autograd.grad(ref.sum(), b)
@@ -243,16 +250,20 @@ def test_focal_binary_matches_torchvision(layout, reduction, gamma, ours, theirs
 def test_focal_soft_targets_match_torchvision():
     logits = torch.randn(30, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     soft = torch.rand(30, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    torch.testing.assert_close(focal_loss(logits, soft, gamma=2.0, alpha=0.25),
-                               sigmoid_focal_loss(logits, soft, alpha=0.25, gamma=2.0, reduction="mean"))
+    torch.testing.assert_close(
+        focal_loss(logits, soft, gamma=2.0, alpha=0.25),
+        sigmoid_focal_loss(logits, soft, alpha=0.25, gamma=2.0, reduction="mean"),
+    )
 
 
 def test_focal_two_class_float_alpha_equals_single_logit():
     # two logits (0, z) are the same binary model as one logit z
     z, t = _data("n", torch.float64)
     two = torch.stack([torch.zeros_like(z), z], dim=1)
-    torch.testing.assert_close(focal_loss(two, t, gamma=2.0, alpha=0.3, reduction="none"),
-                               focal_loss(z, t, gamma=2.0, alpha=0.3, reduction="none"))
+    torch.testing.assert_close(
+        focal_loss(two, t, gamma=2.0, alpha=0.3, reduction="none"),
+        focal_loss(z, t, gamma=2.0, alpha=0.3, reduction="none"),
+    )
 
 
 def test_focal_confident_samples_are_finite():
@@ -285,11 +296,15 @@ def test_focal_errors():
 
 
 # ---------------------------------------------------------------- shape and target errors, shared
-@pytest.mark.parametrize("fn", [
-    lambda z, y: weighted_loss(z, y, torch.ones(z.shape[0])),
-    lambda z, y: ohem_loss(z, y),
-    lambda z, y: focal_loss(z, y),
-], ids=["weighted", "ohem", "focal"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda z, y: weighted_loss(z, y, torch.ones(z.shape[0])),
+        lambda z, y: ohem_loss(z, y),
+        lambda z, y: focal_loss(z, y),
+    ],
+    ids=["weighted", "ohem", "focal"],
+)
 def test_shape_and_target_errors(fn):
     logits, targets = _data("multi", torch.float32)
     with pytest.raises(ValueError, match="same number of samples, but got 12 logits and 11 targets"):

@@ -93,8 +93,9 @@ def test_label_free_scores_ignore_labels():
 
 def test_single_logit_is_sigmoid_and_binary_cross_entropy():
     logits, labels = _logits("flat", seed=5)
-    torch.testing.assert_close(label_prob_score(logits, labels),
-                               torch.where(labels == 1, torch.sigmoid(logits), 1 - torch.sigmoid(logits)))
+    torch.testing.assert_close(
+        label_prob_score(logits, labels), torch.where(labels == 1, torch.sigmoid(logits), 1 - torch.sigmoid(logits))
+    )
     torch.testing.assert_close(
         loss_score(logits, labels),
         F.binary_cross_entropy_with_logits(logits, labels.double(), reduction="none"),
@@ -134,8 +135,9 @@ def test_underflowing_probabilities_give_finite_entropy_and_loss():
 
 
 def test_valid_and_finite_flags():
-    logits = torch.tensor([[1.0, 0.0, 0.0], [float("nan"), 0.0, 0.0], [0.0, float("inf"), 0.0], [0.0, 0.0, 1.0],
-                           [0.0, 1.0, 0.0]])
+    logits = torch.tensor(
+        [[1.0, 0.0, 0.0], [float("nan"), 0.0, 0.0], [0.0, float("inf"), 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+    )
     labels = torch.tensor([0, 1, 2, 3, -1])
     m = compute_measures(logits, labels)
     assert m["finite"].tolist() == [True, False, False, True, True]
@@ -184,8 +186,9 @@ def test_non_integer_float_labels_raise(name):
     logits = torch.zeros(4, 3)
     with pytest.raises(ValueError, match=r"samples \[1, 3\] have labels \[2.5, 0.25\]"):
         SCORE_FNS[name](logits, torch.tensor([0.0, 2.5, 1.0, 0.25]))
-    torch.testing.assert_close(SCORE_FNS[name](logits, torch.tensor([0.0, 2.0, 1.0, 0.0])),
-                               SCORE_FNS[name](logits, torch.tensor([0, 2, 1, 0])))
+    torch.testing.assert_close(
+        SCORE_FNS[name](logits, torch.tensor([0.0, 2.0, 1.0, 0.0])), SCORE_FNS[name](logits, torch.tensor([0, 2, 1, 0]))
+    )
 
 
 def test_bad_shapes_and_types_raise():

@@ -17,15 +17,17 @@ def _table(n: int = 80, num_classes: int = 2, *, seed: int = 0, keep_probs: bool
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     labels = rng.integers(0, num_classes, n)
-    table = pd.DataFrame({
-        "index": np.arange(n, dtype=np.int64),
-        "id": [str(i) for i in range(n)],
-        "label": labels.astype(np.int64),
-        "pred": probs.argmax(axis=1).astype(np.int64),
-        "confidence": probs.max(axis=1).astype(np.float32),
-        "label_prob": probs[np.arange(n), labels].astype(np.float32),
-        "loss": -np.log(probs[np.arange(n), labels]).astype(np.float32),
-    })
+    table = pd.DataFrame(
+        {
+            "index": np.arange(n, dtype=np.int64),
+            "id": [str(i) for i in range(n)],
+            "label": labels.astype(np.int64),
+            "pred": probs.argmax(axis=1).astype(np.int64),
+            "confidence": probs.max(axis=1).astype(np.float32),
+            "label_prob": probs[np.arange(n), labels].astype(np.float32),
+            "loss": -np.log(probs[np.arange(n), labels]).astype(np.float32),
+        }
+    )
     if keep_probs:
         for c in range(num_classes):
             table[f"prob_{c}"] = probs[:, c].astype(np.float32)
@@ -129,8 +131,9 @@ def test_threshold_sweep_multiclass_from_probs_against_loop():
     _check_sweep(sweep, ref)
     even = threshold_sweep(table, positive=2, thresholds=5)
     np.testing.assert_allclose(even["threshold"].to_numpy(), [0.0, 0.25, 0.5, 0.75, 1.0])
-    ref = reference_threshold_sweep(table["prob_2"].astype(np.float64).tolist(), (table["label"] == 2).tolist(),
-                                    [0.0, 0.25, 0.5, 0.75, 1.0])
+    ref = reference_threshold_sweep(
+        table["prob_2"].astype(np.float64).tolist(), (table["label"] == 2).tolist(), [0.0, 0.25, 0.5, 0.75, 1.0]
+    )
     _check_sweep(even, ref)
 
 
@@ -149,9 +152,11 @@ def test_best_threshold_on_a_hand_made_case():
 
 def test_positive_prob_and_sweep_errors():
     binary = _table(n=10, seed=7)
-    np.testing.assert_allclose(positive_prob(binary, positive=1),
-                               np.where(binary["label"] == 1, binary["label_prob"], 1 - binary["label_prob"]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        positive_prob(binary, positive=1),
+        np.where(binary["label"] == 1, binary["label_prob"], 1 - binary["label_prob"]),
+        rtol=1e-6,
+    )
     multi = _table(n=10, num_classes=3, seed=7)
     with pytest.raises(ValueError, match=r"keep_probs=True"):
         threshold_sweep(multi, positive=2)
@@ -222,8 +227,10 @@ def test_summary_with_empty_groups_and_positive_override():
 
 
 def test_summary_renders_empty_groups_with_a_dash_not_nan():
-    t = split(pd.DataFrame({"index": [0, 1, 2], "label": [1, 0, 0], "pred": [1, 0, 0],
-                            "label_prob": [0.9, 0.8, 0.3]}), threshold=0.5)
+    t = split(
+        pd.DataFrame({"index": [0, 1, 2], "label": [1, 0, 0], "pred": [1, 0, 0], "label_prob": [0.9, 0.8, 0.3]}),
+        threshold=0.5,
+    )
     s = summary(t)
     assert s.groups.loc["hard_positive", "count"] == 0
     row = next(line for line in str(s).splitlines() if line.startswith("hard_positive"))

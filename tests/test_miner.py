@@ -24,8 +24,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::hardmine.weighting.HardSetColla
 def _data(n: int = N, seed: int = 0, classes: int = 2) -> TensorDataset:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 4, generator=g)
-    y = (x[:, 0] + 0.5 * torch.randn(n, generator=g) > 1.0).long() if classes == 2 else torch.randint(
-        0, classes, (n,), generator=g)
+    y = (
+        (x[:, 0] + 0.5 * torch.randn(n, generator=g) > 1.0).long()
+        if classes == 2
+        else torch.randint(0, classes, (n,), generator=g)
+    )
     return TensorDataset(x, y)
 
 
@@ -48,8 +51,11 @@ def _run(miner: HardMiner, epochs: int, model: nn.Module | None = None) -> list[
             batches.append(batch)
             if opt is not None:
                 logits = model(batch[0])
-                loss = weighted_loss(logits, batch[1], batch[2]) if len(batch) == 3 else \
-                    nn.functional.cross_entropy(logits, batch[1])
+                loss = (
+                    weighted_loss(logits, batch[1], batch[2])
+                    if len(batch) == 3
+                    else nn.functional.cross_entropy(logits, batch[1])
+                )
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -83,12 +89,15 @@ def count_scores(monkeypatch):
 
 
 # ---------------------------------------------------------------- schedule
-@pytest.mark.parametrize(("every", "warmup", "epochs", "expected"), [
-    (1, 0, 4, [0, 1, 2, 3]),
-    (2, 0, 5, [0, 2, 4]),
-    (2, 1, 6, [1, 3, 5]),
-    (3, 2, 6, [2, 5]),
-])
+@pytest.mark.parametrize(
+    ("every", "warmup", "epochs", "expected"),
+    [
+        (1, 0, 4, [0, 1, 2, 3]),
+        (2, 0, 5, [0, 2, 4]),
+        (2, 1, 6, [1, 3, 5]),
+        (3, 2, 6, [2, 5]),
+    ],
+)
 def test_rescores_on_schedule(count_scores, every, warmup, epochs, expected):
     model = _model()
     miner = HardMiner(model, _loader(), rescore_every=every, warmup_epochs=warmup, progress=False)
@@ -157,8 +166,9 @@ def test_scoring_leaves_the_model_as_it_was():
 
 # ---------------------------------------------------------------- hard samples are drawn more
 def test_hard_samples_are_drawn_more():
-    miner = HardMiner(_model(), _loader(), threshold=0.5, hard_weight=4.0, num_samples=40 * N, seed=1,
-                      balance=None, progress=False)
+    miner = HardMiner(
+        _model(), _loader(), threshold=0.5, hard_weight=4.0, num_samples=40 * N, seed=1, balance=None, progress=False
+    )
     _run(miner, 1)
     table = miner.table
     hard = table["difficulty"] == "hard"
@@ -200,6 +210,7 @@ def test_default_balances_the_classes_and_favours_hard_samples_within_each():
         assert drawn[hard & in_c].mean() > 3 * drawn[~hard & in_c].mean()
     # The same weights as hm.weights gives with balance="label".
     from hardmine.weighting import weights
+
     np.testing.assert_allclose(w, weights(table, hard=4.0, easy=1.0, balance="label").numpy(), rtol=1e-6)
 
 
@@ -275,11 +286,23 @@ def test_sample_mode_yields_plain_batches():
 @pytest.mark.parametrize("mode", ["replacement", "cover"])
 def test_importance_weights_are_one_over_n_p(mode):
     num = 3 * N if mode == "cover" else N
-    miner = HardMiner(_model(), _loader(), apply="sample+correct", sampler_mode=mode, num_samples=num,
-                      threshold=0.6, progress=False)
+    miner = HardMiner(
+        _model(), _loader(), apply="sample+correct", sampler_mode=mode, num_samples=num, threshold=0.6, progress=False
+    )
     w_seen = torch.zeros(N, dtype=torch.float32)
-    for idx, _x, _y, w in _run(HardMiner(_model(), _loader(), apply="sample+correct", sampler_mode=mode,
-                                         num_samples=num, threshold=0.6, progress=False, indices=True), 1)[0]:
+    for idx, _x, _y, w in _run(
+        HardMiner(
+            _model(),
+            _loader(),
+            apply="sample+correct",
+            sampler_mode=mode,
+            num_samples=num,
+            threshold=0.6,
+            progress=False,
+            indices=True,
+        ),
+        1,
+    )[0]:
         w_seen[idx] = w
     _run(miner, 1)
     sw = torch.tensor(miner.table["weight"].to_numpy(), dtype=torch.float64)
@@ -288,8 +311,9 @@ def test_importance_weights_are_one_over_n_p(mode):
         expected = 1.0 / (N * p)
     else:  # every sample once plus (num - N) weighted draws: expected draws 1 + (num - N) p
         expected = num / (N * (1.0 + (num - N) * p))
-    torch.testing.assert_close(torch.tensor(miner.table["loss_weight"].to_numpy(), dtype=torch.float64), expected,
-                               rtol=1e-6, atol=0)
+    torch.testing.assert_close(
+        torch.tensor(miner.table["loss_weight"].to_numpy(), dtype=torch.float64), expected, rtol=1e-6, atol=0
+    )
     seen = w_seen > 0
     torch.testing.assert_close(w_seen[seen].double(), expected[seen], rtol=1e-6, atol=0)
 
@@ -298,8 +322,17 @@ def test_importance_weights_are_one_over_n_p(mode):
 def test_importance_weighted_loss_is_unbiased(mode):
     # E[sum over an epoch's draws of w_i * loss_i] / draws == mean loss over the dataset, for any fixed losses.
     num = 2 * N
-    miner = HardMiner(_model(), _loader(), apply="sample+correct", sampler_mode=mode, num_samples=num,
-                      threshold=0.6, hard_weight=8.0, progress=False, indices=True)
+    miner = HardMiner(
+        _model(),
+        _loader(),
+        apply="sample+correct",
+        sampler_mode=mode,
+        num_samples=num,
+        threshold=0.6,
+        hard_weight=8.0,
+        progress=False,
+        indices=True,
+    )
     miner.rescore()
     table = miner.table
     hard = torch.from_numpy((table["difficulty"] == "hard").to_numpy(copy=True))
@@ -325,8 +358,9 @@ def test_importance_weighted_loss_is_unbiased(mode):
 
 
 def test_loss_mode_draws_uniformly_and_yields_weights():
-    miner = HardMiner(_model(), _loader(), apply="loss", threshold=0.6, hard_weight=4.0, indices=True,
-                      balance=None, progress=False)
+    miner = HardMiner(
+        _model(), _loader(), apply="loss", threshold=0.6, hard_weight=4.0, indices=True, balance=None, progress=False
+    )
     batches = _run(miner, 1)[0]
     torch.testing.assert_close(miner.draws, torch.ones(N, dtype=torch.int64))
     table = miner.table
@@ -378,8 +412,9 @@ def test_positive_and_hard_shares_in_every_batch():
     ds = _data()
     pos = ds.tensors[1] == 1
     assert 0 < int(pos.sum()) < N // 4
-    miner = HardMiner(_model(), _loader(ds), positive_share=0.25, hard_share=0.25, threshold=0.7, indices=True,
-                      progress=False)
+    miner = HardMiner(
+        _model(), _loader(ds), positive_share=0.25, hard_share=0.25, threshold=0.7, indices=True, progress=False
+    )
     batches = _run(miner, 2)[1]
     assert len(batches) == len(miner) == math.ceil(N / 16)
     hard = torch.from_numpy((miner.table["difficulty"] == "hard").to_numpy(copy=True))
@@ -400,8 +435,9 @@ def test_share_sampler_expected_draws_and_correction():
     expected = s.expected_draws()
     torch.testing.assert_close(expected.sum(), torch.tensor(4000.0, dtype=torch.float64))
     torch.testing.assert_close(expected[:5], torch.full((5,), 400 * 3 / 5 + 400 * 7 / 50, dtype=torch.float64))
-    torch.testing.assert_close(counts[:5].sum() / expected[:5].sum(), torch.tensor(1.0, dtype=torch.float64),
-                               rtol=0.05, atol=0)
+    torch.testing.assert_close(
+        counts[:5].sum() / expected[:5].sum(), torch.tensor(1.0, dtype=torch.float64), rtol=0.05, atol=0
+    )
     iw = importance_weights(w, expected_draws=expected, num_draws=4000)
     torch.testing.assert_close((iw * expected).sum() / 4000, torch.tensor(1.0, dtype=torch.float64))
 
@@ -441,32 +477,37 @@ def test_state_dict_round_trip():
 
 
 def test_importance_weights_function():
-    torch.testing.assert_close(importance_weights(torch.tensor([1.0, 3.0])),
-                               torch.tensor([2.0, 2.0 / 3.0], dtype=torch.float64))
-    torch.testing.assert_close(importance_weights(torch.tensor([0.0, 1.0])),
-                               torch.tensor([0.0, 0.5], dtype=torch.float64))
+    torch.testing.assert_close(
+        importance_weights(torch.tensor([1.0, 3.0])), torch.tensor([2.0, 2.0 / 3.0], dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        importance_weights(torch.tensor([0.0, 1.0])), torch.tensor([0.0, 0.5], dtype=torch.float64)
+    )
     with pytest.raises(ValueError, match="`num_draws`"):
         importance_weights(torch.ones(3), expected_draws=torch.ones(3))
 
 
 # ---------------------------------------------------------------- errors
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"apply": "both"}, "`apply` to be one of"),
-    ({"threshold": 0.5, "hard_fraction": 0.2}, "only one of `threshold` and `hard_fraction`"),
-    ({"threshold": "median"}, "`threshold` to be a float, 'per_class' or None"),
-    ({"threshold": float("nan")}, "`threshold` to be a finite float"),
-    ({"hard_fraction": 1.5}, "`hard_fraction` to be a float in \\[0, 1\\]"),
-    ({"hard_weight": 0.0}, "`hard_weight` to be a finite float > 0"),
-    ({"easy_weight": -1.0}, "`easy_weight` to be a finite float > 0"),
-    ({"floor": 2.0}, "`floor` to be a float in \\[0, 1\\]"),
-    ({"rescore_every": 0}, "`rescore_every` to be an int >= 1 or a callable"),
-    ({"warmup_epochs": -1}, "`warmup_epochs` to be an int >= 0"),
-    ({"warmup_epochs": 3, "uniform_after": 2}, "`uniform_after` to be None or an int >= warmup_epochs=3"),
-    ({"positive_share": 1.2}, "`positive_share` to be a float in \\[0, 1\\]"),
-    ({"positive_share": 0.6, "hard_share": 0.6}, "`positive_share \\+ hard_share` <= 1"),
-    ({"positive_share": 0.25, "apply": "loss"}, "apply='loss'"),
-    ({"apply": "sample+correct", "sampler_mode": "no_replacement"}, "'no_replacement'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"apply": "both"}, "`apply` to be one of"),
+        ({"threshold": 0.5, "hard_fraction": 0.2}, "only one of `threshold` and `hard_fraction`"),
+        ({"threshold": "median"}, "`threshold` to be a float, 'per_class' or None"),
+        ({"threshold": float("nan")}, "`threshold` to be a finite float"),
+        ({"hard_fraction": 1.5}, "`hard_fraction` to be a float in \\[0, 1\\]"),
+        ({"hard_weight": 0.0}, "`hard_weight` to be a finite float > 0"),
+        ({"easy_weight": -1.0}, "`easy_weight` to be a finite float > 0"),
+        ({"floor": 2.0}, "`floor` to be a float in \\[0, 1\\]"),
+        ({"rescore_every": 0}, "`rescore_every` to be an int >= 1 or a callable"),
+        ({"warmup_epochs": -1}, "`warmup_epochs` to be an int >= 0"),
+        ({"warmup_epochs": 3, "uniform_after": 2}, "`uniform_after` to be None or an int >= warmup_epochs=3"),
+        ({"positive_share": 1.2}, "`positive_share` to be a float in \\[0, 1\\]"),
+        ({"positive_share": 0.6, "hard_share": 0.6}, "`positive_share \\+ hard_share` <= 1"),
+        ({"positive_share": 0.25, "apply": "loss"}, "apply='loss'"),
+        ({"apply": "sample+correct", "sampler_mode": "no_replacement"}, "'no_replacement'"),
+    ],
+)
 def test_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         HardMiner(_model(), _loader(), progress=False, **kwargs)
@@ -477,6 +518,7 @@ def test_bad_model_and_loader():
         HardMiner(lambda x: x, _loader())
     ds = _data()
     from torch.utils.data import BatchSampler, SequentialSampler
+
     with pytest.raises(ValueError, match="custom batch_sampler"):
         HardMiner(_model(), DataLoader(ds, batch_sampler=BatchSampler(SequentialSampler(ds), 8, False)))
 
@@ -500,17 +542,20 @@ def test_weight_kwargs_and_momentum_go_to_hm_weights():
     miner = HardMiner(model, _loader(), weight_kwargs={"by": "label_prob", "gamma": 2.0}, progress=False)
     table = miner.rescore()
     expected = weights(table, by="label_prob", gamma=2.0, floor=0.05, balance="label", dtype=torch.float64)
-    torch.testing.assert_close(torch.tensor(table["weight"].to_numpy(), dtype=torch.float64), expected,
-                               rtol=1e-6, atol=0)
+    torch.testing.assert_close(
+        torch.tensor(table["weight"].to_numpy(), dtype=torch.float64), expected, rtol=1e-6, atol=0
+    )
 
     miner = HardMiner(model, _loader(), threshold=0.6, momentum=0.5, progress=False)
     first = torch.tensor(miner.rescore()["weight"].to_numpy(), dtype=torch.float64)
     _run(HardMiner(model, _loader(), progress=False), 2, model)  # train a little so the split changes
     second = miner.rescore()
-    expected = weights(second, hard=4.0, easy=1.0, floor=0.05, balance="label", previous=first, momentum=0.5,
-                       dtype=torch.float64)
-    torch.testing.assert_close(torch.tensor(second["weight"].to_numpy(), dtype=torch.float64), expected,
-                               rtol=1e-6, atol=0)
+    expected = weights(
+        second, hard=4.0, easy=1.0, floor=0.05, balance="label", previous=first, momentum=0.5, dtype=torch.float64
+    )
+    torch.testing.assert_close(
+        torch.tensor(second["weight"].to_numpy(), dtype=torch.float64), expected, rtol=1e-6, atol=0
+    )
     plain = weights(second, hard=4.0, easy=1.0, floor=0.05, balance="label", dtype=torch.float64)
     assert not torch.allclose(expected, plain)
 
@@ -676,8 +721,9 @@ def test_confident_learning_without_dynamics():
     model = _linear()
     miner = _planted_miner(model, None, exclude_label_issues=True, warmup_epochs=0)
     table = miner.rescore()
-    reference = issue_indices(label_issues(score(model, miner.loader, keep_probs=True, progress=False),
-                                           method="confident_learning"))
+    reference = issue_indices(
+        label_issues(score(model, miner.loader, keep_probs=True, progress=False), method="confident_learning")
+    )
     assert MISLABELLED in reference and BOUNDARY not in reference
     assert np.flatnonzero(table["suspect"].to_numpy()).tolist() == reference.tolist()
     assert not [c for c in table.columns if c.startswith("prob_")]  # scored with probs for CL only
@@ -687,9 +733,11 @@ def test_confident_learning_without_dynamics():
     assert "prob_1" in kept.rescore().columns
 
 
-@pytest.mark.parametrize("exclude", [[BOUNDARY], torch.tensor([BOUNDARY]), {BOUNDARY}, np.array([BOUNDARY]),
-                                     lambda t: t.index[t["index"] == BOUNDARY]],
-                         ids=["list", "tensor", "set", "array", "callable"])
+@pytest.mark.parametrize(
+    "exclude",
+    [[BOUNDARY], torch.tensor([BOUNDARY]), {BOUNDARY}, np.array([BOUNDARY]), lambda t: t.index[t["index"] == BOUNDARY]],
+    ids=["list", "tensor", "set", "array", "callable"],
+)
 def test_fixed_or_callable_suspects_and_hard_share(exclude):
     model = _linear()
     miner = _planted_miner(model, None, exclude_label_issues=exclude, hard_share=0.5, warmup_epochs=0)
@@ -713,8 +761,9 @@ def test_momentum_does_not_carry_a_new_suspects_hard_weight():
         calls.append(1)
         return [BOUNDARY] if len(calls) > 1 else []
 
-    miner = _planted_miner(_linear(), None, exclude_label_issues=flag_boundary_from_second_scoring,
-                           momentum=0.5, warmup_epochs=0)
+    miner = _planted_miner(
+        _linear(), None, exclude_label_issues=flag_boundary_from_second_scoring, momentum=0.5, warmup_epochs=0
+    )
     assert miner.rescore().loc[BOUNDARY, "weight"] == pytest.approx(1.0)
     table = miner.rescore()  # smoothing alone would give 0.5 * 1 + 0.5 * 0.25 = 0.625
     assert table.loc[BOUNDARY, "weight"] == pytest.approx(0.25)
@@ -723,8 +772,9 @@ def test_momentum_does_not_carry_a_new_suspects_hard_weight():
 
 def test_suspect_with_score_weights_and_loss_mode():
     model = _linear()
-    miner = _planted_miner(model, None, exclude_label_issues=[MISLABELLED], warmup_epochs=0,
-                           weight_kwargs={"by": "label_prob"})
+    miner = _planted_miner(
+        model, None, exclude_label_issues=[MISLABELLED], warmup_epochs=0, weight_kwargs={"by": "label_prob"}
+    )
     table = miner.rescore()
     others = table.loc[~table["suspect"], "weight"]
     assert table.loc[MISLABELLED, "weight"] == pytest.approx(others.min())  # not the heaviest, as its score says
@@ -736,18 +786,25 @@ def test_suspect_with_score_weights_and_loss_mode():
     assert (table["weight"] == 1).all()
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"by": "aum"}, ValueError, "Expected argument `dynamics`"),
-    ({"exclude_label_issues": "aum"}, ValueError, "Expected argument `dynamics` with exclude_label_issues='aum'"),
-    ({"exclude_label_issues": "self_confidence"}, ValueError, "exclude_label_issues"),
-    ({"exclude_label_issues": [64]}, ValueError, r"dataset indices in \[0, 64\), but got \[64\]"),
-    ({"exclude_label_issues": [0.5]}, TypeError, "dataset indices"),
-    ({"exclude_label_issues": 3}, TypeError, "dataset indices"),
-    ({"dynamics": Dynamics(num_samples=10)}, ValueError, "loader's 64 samples"),
-    ({"dynamics": "dyn"}, TypeError, "Dynamics or None"),
-    ({"by": "variability", "threshold": None, "dynamics": Dynamics(num_samples=64)}, ValueError,
-     "no default threshold"),
-], ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"by": "aum"}, ValueError, "Expected argument `dynamics`"),
+        ({"exclude_label_issues": "aum"}, ValueError, "Expected argument `dynamics` with exclude_label_issues='aum'"),
+        ({"exclude_label_issues": "self_confidence"}, ValueError, "exclude_label_issues"),
+        ({"exclude_label_issues": [64]}, ValueError, r"dataset indices in \[0, 64\), but got \[64\]"),
+        ({"exclude_label_issues": [0.5]}, TypeError, "dataset indices"),
+        ({"exclude_label_issues": 3}, TypeError, "dataset indices"),
+        ({"dynamics": Dynamics(num_samples=10)}, ValueError, "loader's 64 samples"),
+        ({"dynamics": "dyn"}, TypeError, "Dynamics or None"),
+        (
+            {"by": "variability", "threshold": None, "dynamics": Dynamics(num_samples=64)},
+            ValueError,
+            "no default threshold",
+        ),
+    ],
+    ids=lambda v: str(v)[:40],
+)
 def test_bad_dynamics_and_exclusion_settings(kwargs, error, match):
     kwargs = dict(kwargs)
     dyn = kwargs.pop("dynamics", None)
@@ -761,10 +818,13 @@ def test_callable_returning_bad_indices_is_named():
         miner.rescore()
 
 
-@pytest.mark.parametrize(("by", "options", "column", "hard_when_higher"), [
-    ("mean_label_prob", {"threshold": None}, "confidence", False),  # split's default threshold 0.5
-    ("variability", {"threshold": None, "hard_fraction": 0.25}, "variability", True),
-])
+@pytest.mark.parametrize(
+    ("by", "options", "column", "hard_when_higher"),
+    [
+        ("mean_label_prob", {"threshold": None}, "confidence", False),  # split's default threshold 0.5
+        ("variability", {"threshold": None, "hard_fraction": 0.25}, "variability", True),
+    ],
+)
 def test_other_dynamics_columns(by, options, column, hard_when_higher):
     model = _linear()
     dyn = Dynamics(num_samples=64)

@@ -26,10 +26,16 @@ def _build_module():
 
 def test_the_four_notebooks_exist_and_match_their_source():
     build = _build_module()
-    assert NAMES == sorted(build.NOTEBOOKS) == [
-        "01_quickstart.ipynb", "02_precision_recall.ipynb", "03_hard_example_training.ipynb",
-        "04_images_on_disk.ipynb",
-    ]
+    assert (
+        NAMES
+        == sorted(build.NOTEBOOKS)
+        == [
+            "01_quickstart.ipynb",
+            "02_precision_recall.ipynb",
+            "03_hard_example_training.ipynb",
+            "04_images_on_disk.ipynb",
+        ]
+    )
     for name in NAMES:
         assert (NOTEBOOKS / name).read_text() == build.build(name), f"run `python notebooks/_build.py` ({name})"
 

@@ -31,12 +31,19 @@ def _scores(n: int = 60, seed: int = 0) -> pd.DataFrame:
     label_prob = rng.uniform(0.02, 0.98, n).astype(np.float32)
     pred = np.where(label_prob >= 0.5, label, 1 - label)
     conf = np.maximum(label_prob, 1 - label_prob)
-    return pd.DataFrame({
-        "index": np.arange(n, dtype=np.int64), "id": [str(i) for i in range(n)], "label": label.astype(np.int64),
-        "pred": pred.astype(np.int64), "confidence": conf.astype(np.float32), "label_prob": label_prob,
-        "margin": (2 * label_prob - 1).astype(np.float32), "entropy": np.zeros(n, np.float32),
-        "loss": (-np.log(label_prob)).astype(np.float32),
-    })
+    return pd.DataFrame(
+        {
+            "index": np.arange(n, dtype=np.int64),
+            "id": [str(i) for i in range(n)],
+            "label": label.astype(np.int64),
+            "pred": pred.astype(np.int64),
+            "confidence": conf.astype(np.float32),
+            "label_prob": label_prob,
+            "margin": (2 * label_prob - 1).astype(np.float32),
+            "entropy": np.zeros(n, np.float32),
+            "loss": (-np.log(label_prob)).astype(np.float32),
+        }
+    )
 
 
 @pytest.fixture
@@ -84,8 +91,9 @@ def test_histogram_no_threshold_line_for_hard_fraction():
 @given(st.lists(st.floats(0.0, 1.0, width=32), min_size=1, max_size=40), st.floats(0.05, 0.95), st.integers(1, 12))
 def test_histogram_counts_every_sample_once(probs, threshold, bins):
     n = len(probs)
-    t = split(pd.DataFrame({"index": range(n), "label": [i % 2 for i in range(n)], "label_prob": probs}),
-              threshold=threshold)
+    t = split(
+        pd.DataFrame({"index": range(n), "label": [i % 2 for i in range(n)], "label_prob": probs}), threshold=threshold
+    )
     ax = hp.confidence_histogram(t, bins=bins, log=False).axes[0]
     present = [g for g in GROUPS if (t["group"] == g).any()]
     assert len(ax.containers) == len(present)
@@ -109,8 +117,12 @@ def test_draws_on_given_ax(table):
     assert fig.axes == [ax] and len(ax.containers) == 4
     assert hp.pr_curve(table, ax=fig.add_subplot(1, 2, 1)) is fig
     sub = Figure().subfigures(1, 2)[0]
-    assert hp.data_map(pd.DataFrame({"confidence": [0.5], "variability": [0.1], "correctness": [1.0]}),
-                       ax=sub.add_subplot()) is sub.figure
+    assert (
+        hp.data_map(
+            pd.DataFrame({"confidence": [0.5], "variability": [0.1], "correctness": [1.0]}), ax=sub.add_subplot()
+        )
+        is sub.figure
+    )
     with pytest.raises(TypeError, match="`ax`"):
         hp.confusion(table, ax="left")
 
@@ -212,8 +224,10 @@ def test_gallery_fewer_rows_than_n_and_class_names(table):
 def test_gallery_pil_numpy_and_normalised_images():
     from PIL import Image
 
-    t = split(pd.DataFrame({"index": [0, 1, 2], "label": [1, 1, 1], "pred": [0, 0, 0],
-                            "label_prob": [0.00012, 0.2, 0.3]}), threshold=0.5)
+    t = split(
+        pd.DataFrame({"index": [0, 1, 2], "label": [1, 1, 1], "pred": [0, 0, 0], "label_prob": [0.00012, 0.2, 0.3]}),
+        threshold=0.5,
+    )
     pixels = np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5
     normalised = torch.linspace(-2.0, 2.0, 16).reshape(1, 4, 4).to(torch.bfloat16)
     dataset = [Image.fromarray(pixels).convert("P"), {"image": pixels[..., 0]}, (normalised, 1)]
@@ -233,8 +247,12 @@ def test_gallery_opens_id_paths(tmp_path):
         p = tmp_path / f"img_{i}.png"
         Image.fromarray(np.full((5, 5), 40 * i, dtype=np.uint8)).save(p)
         paths.append(str(p))
-    t = split(pd.DataFrame({"index": [0, 1, 2], "id": paths, "label": [0, 0, 0], "pred": [1, 1, 1],
-                            "loss": [0.5, 2.0, 1.0]}), threshold=0.1, by="loss", positive=1)
+    t = split(
+        pd.DataFrame({"index": [0, 1, 2], "id": paths, "label": [0, 0, 0], "pred": [1, 1, 1], "loss": [0.5, 2.0, 1.0]}),
+        threshold=0.1,
+        by="loss",
+        positive=1,
+    )
     fig = hp.gallery(t, group="hard", n=2)
     assert [ax.get_title().split()[0] for ax in fig.axes] == ["#1", "#2"]  # loss: highest first
     assert_allclose(fig.axes[0].images[0].get_array(), np.full((5, 5), 40 / 255.0))
@@ -256,9 +274,16 @@ def test_gallery_empty_group_and_errors(table):
 
 # ---------------------------------------------------------------- data_map
 def test_data_map_offsets_and_colours():
-    t = pd.DataFrame({"index": [0, 1, 2, 3], "confidence": [0.9, 0.4, np.nan, 0.1],
-                      "variability": [0.05, 0.3, np.nan, 0.02], "correctness": [1.0, 0.5, np.nan, 0.0],
-                      "aum": [2.0, 0.1, np.nan, -1.0], "forgetting": [0, 2, 0, 0]})
+    t = pd.DataFrame(
+        {
+            "index": [0, 1, 2, 3],
+            "confidence": [0.9, 0.4, np.nan, 0.1],
+            "variability": [0.05, 0.3, np.nan, 0.02],
+            "correctness": [1.0, 0.5, np.nan, 0.0],
+            "aum": [2.0, 0.1, np.nan, -1.0],
+            "forgetting": [0, 2, 0, 0],
+        }
+    )
     fig = hp.data_map(t)
     ax = fig.axes[0]
     (dots,) = ax.collections
@@ -292,8 +317,10 @@ def test_data_map_error():
 # ---------------------------------------------------------------- the optional extra
 @pytest.mark.slow  # a fresh interpreter imports torch: several seconds on 2 busy cores
 def test_core_never_imports_matplotlib():
-    code = ("import sys, hardmine, hardmine.plot, hardmine.miner, hardmine.cli; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
+    code = (
+        "import sys, hardmine, hardmine.plot, hardmine.miner, hardmine.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -28,6 +28,7 @@ def test_readme_has_runnable_examples():
 @pytest.mark.parametrize("number,code", _blocks(), ids=lambda v: f"block{v}" if isinstance(v, int) else "")
 def test_readme_python_block_runs(number, code, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600
+    )
     assert result.returncode == 0, f"README Python block {number} failed:\n{result.stderr[-3000:]}"

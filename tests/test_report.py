@@ -31,14 +31,25 @@ def _table(ids: list[str] | None = None) -> pd.DataFrame:
     label = [0, 0, 1, 1, 2, 2]
     pred = [0, 2, 1, 0, 2, 1]
     label_prob = np.float32([0.9, 0.2, 0.8, 0.3, 0.7, 0.1])
-    return split(pd.DataFrame({
-        "index": np.arange(6), "id": ids or [f"img{i}.png" for i in range(6)], "label": label, "pred": pred,
-        "label_name": ["007", "007", "cat", "cat", "dog", "dog"],
-        "pred_name": ["007", "dog", "cat", "007", "dog", "cat"],
-        "confidence": np.float32([0.9, 0.6, 0.8, 0.5, 0.7, 0.8]), "label_prob": label_prob,
-        "margin": np.float32([0.8, -0.4, 0.6, -0.2, 0.4, -0.7]), "entropy": np.float32([0.3] * 6),
-        "loss": -np.log(label_prob),
-    }), threshold=0.5, positive=2)
+    return split(
+        pd.DataFrame(
+            {
+                "index": np.arange(6),
+                "id": ids or [f"img{i}.png" for i in range(6)],
+                "label": label,
+                "pred": pred,
+                "label_name": ["007", "007", "cat", "cat", "dog", "dog"],
+                "pred_name": ["007", "dog", "cat", "007", "dog", "cat"],
+                "confidence": np.float32([0.9, 0.6, 0.8, 0.5, 0.7, 0.8]),
+                "label_prob": label_prob,
+                "margin": np.float32([0.8, -0.4, 0.6, -0.2, 0.4, -0.7]),
+                "entropy": np.float32([0.3] * 6),
+                "loss": -np.log(label_prob),
+            }
+        ),
+        threshold=0.5,
+        positive=2,
+    )
 
 
 def test_hardest_orders_by_the_direction_of_the_score():
@@ -71,7 +82,7 @@ def test_report_text_values(tmp_path):
     # groups: hard_positive 1 (5), easy_positive 1 (4), hard_negative 2 (1, 3), easy_negative 2 (0, 2)
     for group, count in (("hard_positive", 1), ("easy_positive", 1), ("hard_negative", 2), ("easy_negative", 2)):
         assert re.search(rf"{group}\s+{count}\s", text)
-    block = text[text.index("hardest 2 (lowest label_prob first)"):]
+    block = text[text.index("hardest 2 (lowest label_prob first)") :]
     assert block.index("img5.png") < block.index("img1.png") and "img3.png" not in block
     assert "skipped files (1, not scored: unreadable images)\n  bad.png  (OSError: truncated)" in text
 

@@ -105,8 +105,12 @@ def test_checkpoint_is_written_atomically_in_chunks(tmp_path):
     _interrupt(model, loader, ckpt, fail_at=8, every=2)
     names = sorted(p.name for p in ckpt.iterdir())
     # Only the new rows are written at each save; no temporary files are left.
-    assert names == ["meta.json", "rows-000000000000-000000000008.pt", "rows-000000000008-000000000016.pt",
-                     "rows-000000000016-000000000024.pt"]
+    assert names == [
+        "meta.json",
+        "rows-000000000000-000000000008.pt",
+        "rows-000000000008-000000000016.pt",
+        "rows-000000000016-000000000024.pt",
+    ]
     chunk = torch.load(ckpt / names[2], weights_only=True)
     assert chunk["label"].shape == (8,) and chunk["loss"].dtype == torch.float32
 
@@ -121,8 +125,11 @@ def test_checkpoint_from_other_arguments_is_refused(tmp_path):
         with pytest.raises(ValueError, match=match):
             score(m, ld, progress=False, checkpoint_dir=ckpt, checkpoint_every=1, **kw)
 
-    refused(r"was made with other arguments or data, so it is not resumed: batch_size 4 \(checkpoint\) vs 5 \(now\)"
-            r".*Delete that folder", batch_size=5)
+    refused(
+        r"was made with other arguments or data, so it is not resumed: batch_size 4 \(checkpoint\) vs 5 \(now\)"
+        r".*Delete that folder",
+        batch_size=5,
+    )
     refused(r"keep_probs False \(checkpoint\) vs True \(now\)", keep_probs=True)
     refused(r"amp 'False' \(checkpoint\) vs 'bf16' \(now\)", amp="bf16")
     refused(r"model weights differ", m=Counting(seed=7))
@@ -165,8 +172,24 @@ def tree(tmp_path_factory):
 
 
 def _argv(root: Path, out: Path, *extra: str) -> list[str]:
-    return ["score", str(root / "data"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--out", str(out),
-            "--image-size", str(SIZE), "--batch-size", "4", "--positive", "2", "--no-progress", *extra]
+    return [
+        "score",
+        str(root / "data"),
+        "--arch",
+        ARCH,
+        "--weights",
+        str(root / "ckpt.pt"),
+        "--out",
+        str(out),
+        "--image-size",
+        str(SIZE),
+        "--batch-size",
+        "4",
+        "--positive",
+        "2",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_cli_resume_after_a_crash(tree, tmp_path, capsys, monkeypatch):
@@ -223,8 +246,9 @@ def test_cli_sigkill_and_resume(tree, tmp_path, capsys):
     meta = Path(f"{out}.ckpt") / "meta.json"
     argv = _argv(tree, out, "--resume", "--checkpoint-every", "1")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_CLI, *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_CLI, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     try:
         deadline = time.monotonic() + 240
         position = 0
@@ -241,8 +265,9 @@ def test_cli_sigkill_and_resume(tree, tmp_path, capsys):
         proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     assert 0 < position < 36 and not out.exists()
-    rerun = subprocess.run([sys.executable, "-m", "hardmine", *argv], capture_output=True, text=True, env=env,
-                           timeout=600)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "hardmine", *argv], capture_output=True, text=True, env=env, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming: the checkpoint in" in rerun.stderr
     pd.testing.assert_frame_equal(read_csv(out), read_csv(plain))

@@ -44,13 +44,16 @@ def test_cumulative_weights_matches_a_loop(block, monkeypatch):
     for x in w:
         running += x
         expected.append(running)
-    torch.testing.assert_close(cumulative_weights(torch.tensor(w, dtype=torch.float64)),
-                               torch.tensor(expected, dtype=torch.float64))
+    torch.testing.assert_close(
+        cumulative_weights(torch.tensor(w, dtype=torch.float64)), torch.tensor(expected, dtype=torch.float64)
+    )
 
 
 @settings(deadline=None, max_examples=30)
-@given(st.lists(st.one_of(st.just(0.0), st.floats(1e-6, 1e6)), min_size=1, max_size=40).filter(lambda v: sum(v) > 0),
-       st.integers(0, 2**31))
+@given(
+    st.lists(st.one_of(st.just(0.0), st.floats(1e-6, 1e6)), min_size=1, max_size=40).filter(lambda v: sum(v) > 0),
+    st.integers(0, 2**31),
+)
 def test_with_replacement_draws_only_positive_weights(w, seed):
     got = HardSampler(w, 500, replacement=True, seed=seed).indices(0)
     assert got.numel() == 500
@@ -91,8 +94,10 @@ def test_no_replacement_pair_frequencies():
     draws = torch.stack([s.indices(e) for e in range(epochs)])
     pair_id = draws[:, 0] * 4 + draws[:, 1]
     counts = torch.bincount(pair_id, minlength=16).double()
-    probs = torch.tensor([reference_pair_probability(w, i, j) if i != j else 0.0 for i in range(4) for j in range(4)],
-                         dtype=torch.float64)
+    probs = torch.tensor(
+        [reference_pair_probability(w, i, j) if i != j else 0.0 for i in range(4) for j in range(4)],
+        dtype=torch.float64,
+    )
     assert max_binomial_z(counts, probs, epochs) < 5.0
     assert counts[probs == 0].sum() == 0
 
@@ -357,5 +362,6 @@ def test_set_epoch_rejects_negative():
 
 
 def test_check_sampling_weights_converts_ints_to_float64():
-    torch.testing.assert_close(check_sampling_weights(torch.tensor([1, 2])),
-                               torch.tensor([1.0, 2.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        check_sampling_weights(torch.tensor([1, 2])), torch.tensor([1.0, 2.0], dtype=torch.float64)
+    )

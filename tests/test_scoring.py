@@ -58,8 +58,9 @@ def test_scores_equal_a_per_sample_loop(kind, device):
 @pytest.mark.parametrize("kind", ["column", "multi"])
 def test_scores_equal_a_per_sample_loop_with_two_workers(kind):
     model, ds = _task(kind, n=77, seed=1)
-    loader = DataLoader(ds, batch_size=8, shuffle=True, drop_last=True, num_workers=2,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        ds, batch_size=8, shuffle=True, drop_last=True, num_workers=2, generator=torch.Generator().manual_seed(0)
+    )
     _assert_matches_reference(score(model, loader, progress=False), reference_score(model, ds))
 
 
@@ -287,8 +288,9 @@ def test_batchnorm_statistics_untouched_and_eval_model_stays_eval():
     model.train()
     running = model[1].running_mean.clone(), model[1].running_var.clone(), model[1].num_batches_tracked.clone()
     score(model, DataLoader(ds, batch_size=50), progress=False)
-    for before, after in zip(running, (model[1].running_mean, model[1].running_var, model[1].num_batches_tracked),
-                             strict=True):
+    for before, after in zip(
+        running, (model[1].running_mean, model[1].running_var, model[1].num_batches_tracked), strict=True
+    ):
         assert torch.equal(before, after)
     assert all(m.training for m in model.modules())
     model.eval()
@@ -349,8 +351,11 @@ def test_labels_outside_the_models_classes_raise_naming_the_samples(bad):
     labels = torch.zeros(20, dtype=torch.long)
     labels[[4, 15]] = bad
     loader = DataLoader(_index_data(labels), batch_size=6, shuffle=True)
-    with pytest.raises(ValueError, match=rf"2 sample\(s\) have labels .* \[0, 3\): dataset indices \[4, 15\] with "
-                                         rf"labels \[{bad}, {bad}\]"):
+    with pytest.raises(
+        ValueError,
+        match=rf"2 sample\(s\) have labels .* \[0, 3\): dataset indices \[4, 15\] with "
+        rf"labels \[{bad}, {bad}\]",
+    ):
         score(FixedLogits(torch.randn(20, 3)), loader, progress=False)
 
 
@@ -401,7 +406,10 @@ def test_unreadable_batches_and_outputs_raise():
     with pytest.raises(ValueError, match=r"shape \(B,\), \(B, 1\) or \(B, C\).*\(4, 3, 1\).*batch 0"):
         score(nn.Sequential(model, nn.Unflatten(1, (3, 1))), loader, progress=False)
     with pytest.raises(TypeError, match=r"float logits, but got torch.int64"):
-        score(FixedLogits(torch.zeros(8, 3, dtype=torch.long)), DataLoader(_index_data(torch.zeros(8)), batch_size=4),
-              progress=False)
+        score(
+            FixedLogits(torch.zeros(8, 3, dtype=torch.long)),
+            DataLoader(_index_data(torch.zeros(8)), batch_size=4),
+            progress=False,
+        )
     with pytest.raises(ValueError, match=r"one class index per sample.*\(4, 3\).*argmax"):
         score(model, DataLoader(TensorDataset(torch.zeros(8, 6), torch.zeros(8, 3)), batch_size=4), progress=False)

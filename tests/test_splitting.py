@@ -20,17 +20,19 @@ def _scores(n: int = 60, num_classes: int = 2, *, seed: int = 0) -> pd.DataFrame
     """A score table with values in each measure's range (not a consistent model output, which split never needs)."""
     rng = np.random.default_rng(seed)
     lp = rng.random(n).astype(np.float32)
-    table = pd.DataFrame({
-        "index": np.arange(n, dtype=np.int64),
-        "id": [f"s{i}" for i in range(n)],
-        "label": rng.integers(0, num_classes, n).astype(np.int64),
-        "pred": rng.integers(0, num_classes, n).astype(np.int64),
-        "confidence": np.maximum(lp, rng.random(n).astype(np.float32)),
-        "label_prob": lp,
-        "margin": (rng.random(n) * 2 - 1).astype(np.float32),
-        "entropy": (rng.random(n) * math.log(num_classes)).astype(np.float32),
-        "loss": -np.log(lp),
-    })
+    table = pd.DataFrame(
+        {
+            "index": np.arange(n, dtype=np.int64),
+            "id": [f"s{i}" for i in range(n)],
+            "label": rng.integers(0, num_classes, n).astype(np.int64),
+            "pred": rng.integers(0, num_classes, n).astype(np.int64),
+            "confidence": np.maximum(lp, rng.random(n).astype(np.float32)),
+            "label_prob": lp,
+            "margin": (rng.random(n) * 2 - 1).astype(np.float32),
+            "entropy": (rng.random(n) * math.log(num_classes)).astype(np.float32),
+            "loss": -np.log(lp),
+        }
+    )
     table.attrs["hardmine"] = {"num_classes": num_classes}
     return table
 
@@ -47,8 +49,13 @@ THRESHOLDS = {"confidence": 0.7, "label_prob": 0.5, "margin": 0.1, "entropy": 0.
 def test_threshold_against_reference(by):
     scores = _scores(seed=1)
     table = split(scores, threshold=THRESHOLDS[by], by=by)
-    ref = reference_split(scores[by].tolist(), scores["label"].tolist(), positive=[1], threshold=THRESHOLDS[by],
-                          lower_is_harder=LOWER_IS_HARDER[by])
+    ref = reference_split(
+        scores[by].tolist(),
+        scores["label"].tolist(),
+        positive=[1],
+        threshold=THRESHOLDS[by],
+        lower_is_harder=LOWER_IS_HARDER[by],
+    )
     _check_against(table, ref)
     assert 0 < (table["difficulty"] == "hard").sum() < len(table)
     settings_ = table.attrs["hardmine"]
@@ -79,8 +86,13 @@ def test_hard_fraction_against_reference(by, q):
     scores = _scores(n=150, seed=2)
     scores[by] = np.round(scores[by] * 4) / 4  # many ties, broken by dataset index
     table = split(scores, hard_fraction=q, by=by)
-    ref = reference_split(scores[by].tolist(), scores["label"].tolist(), positive=[1], hard_fraction=q,
-                          lower_is_harder=LOWER_IS_HARDER[by])
+    ref = reference_split(
+        scores[by].tolist(),
+        scores["label"].tolist(),
+        positive=[1],
+        hard_fraction=q,
+        lower_is_harder=LOWER_IS_HARDER[by],
+    )
     _check_against(table, ref)
     assert (table["difficulty"] == "hard").sum() == round(q * 150)
     assert table.attrs["hardmine"]["hard_fraction"] == q and table.attrs["hardmine"]["threshold"] is None
@@ -90,8 +102,13 @@ def test_hard_fraction_against_reference(by, q):
 def test_per_class_against_reference(by):
     scores = _scores(n=50, num_classes=4, seed=3)
     table = split(scores, threshold="per_class", by=by, positive=[0, 3])
-    ref = reference_split(scores[by].tolist(), scores["label"].tolist(), positive=[0, 3], per_class=True,
-                          lower_is_harder=LOWER_IS_HARDER[by])
+    ref = reference_split(
+        scores[by].tolist(),
+        scores["label"].tolist(),
+        positive=[0, 3],
+        per_class=True,
+        lower_is_harder=LOWER_IS_HARDER[by],
+    )
     _check_against(table, ref)
     cuts = table.attrs["hardmine"]["per_class_thresholds"]
     assert sorted(cuts) == [0, 1, 2, 3]
@@ -148,8 +165,16 @@ def test_nan_scores_raise_naming_the_rows():
 
 @pytest.mark.parametrize(
     ("by", "threshold"),
-    [("label_prob", 1.5), ("label_prob", -0.1), ("confidence", 2.0), ("margin", -1.5), ("margin", 1.01),
-     ("loss", -0.5), ("entropy", -0.1), ("entropy", 0.7)],  # log(2) = 0.693
+    [
+        ("label_prob", 1.5),
+        ("label_prob", -0.1),
+        ("confidence", 2.0),
+        ("margin", -1.5),
+        ("margin", 1.01),
+        ("loss", -0.5),
+        ("entropy", -0.1),
+        ("entropy", 0.7),
+    ],  # log(2) = 0.693
 )
 def test_threshold_outside_the_scores_range_raises(by, threshold):
     with pytest.raises(ValueError, match=rf"`threshold` to be in the range of `{by}`.*but got {threshold}"):
@@ -193,15 +218,25 @@ def score_tables(draw):
     n = draw(st.integers(0, 40))
     values = draw(st.lists(st.floats(0, 1, allow_nan=False, width=32), min_size=n, max_size=n))
     labels = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
-    return pd.DataFrame({"index": np.arange(n, dtype=np.int64), "label": np.array(labels, dtype=np.int64),
-                         "label_prob": np.array(values, dtype=np.float32)})
+    return pd.DataFrame(
+        {
+            "index": np.arange(n, dtype=np.int64),
+            "label": np.array(labels, dtype=np.int64),
+            "label_prob": np.array(values, dtype=np.float32),
+        }
+    )
 
 
 @settings(deadline=None, max_examples=40)
 @given(score_tables(), st.floats(0, 1), st.sampled_from(["threshold", "hard_fraction", "per_class"]))
 def test_easy_and_hard_partition_the_samples(scores, value, mode):
-    kwargs = {"threshold": value} if mode == "threshold" else {"hard_fraction": value} if mode == "hard_fraction" \
+    kwargs = (
+        {"threshold": value}
+        if mode == "threshold"
+        else {"hard_fraction": value}
+        if mode == "hard_fraction"
         else {"threshold": "per_class"}
+    )
     table = split(scores, **kwargs)
     n = len(scores)
     hard = set(np.flatnonzero(table["difficulty"] == "hard"))

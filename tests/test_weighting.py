@@ -14,16 +14,18 @@ from hardmine.weighting import HardSetCollapseWarning, hardness, weights
 def score_table(n: int = 40, *, seed: int = 0, num_classes: int = 4) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     label_prob = rng.uniform(0.01, 0.99, n).astype(np.float32)
-    return pd.DataFrame({
-        "index": np.arange(n, dtype=np.int64),
-        "id": [str(i) for i in range(n)],
-        "label": np.arange(n, dtype=np.int64) % num_classes,
-        "label_prob": label_prob,
-        "confidence": np.maximum(label_prob, 1 - label_prob).astype(np.float32),
-        "margin": (2 * label_prob - 1).astype(np.float32),
-        "entropy": rng.uniform(0.0, 1.3, n).astype(np.float32),
-        "loss": (-np.log(label_prob)).astype(np.float32),
-    })
+    return pd.DataFrame(
+        {
+            "index": np.arange(n, dtype=np.int64),
+            "id": [str(i) for i in range(n)],
+            "label": np.arange(n, dtype=np.int64) % num_classes,
+            "label_prob": label_prob,
+            "confidence": np.maximum(label_prob, 1 - label_prob).astype(np.float32),
+            "margin": (2 * label_prob - 1).astype(np.float32),
+            "entropy": rng.uniform(0.0, 1.3, n).astype(np.float32),
+            "loss": (-np.log(label_prob)).astype(np.float32),
+        }
+    )
 
 
 def split_table(n: int = 40, seed: int = 0) -> pd.DataFrame:
@@ -80,8 +82,9 @@ def test_zero_easy_weight_is_floored():
 
 # ------------------------------------------------------------------------------------------------ score weights
 @pytest.mark.parametrize("by", ["label_prob", "confidence", "margin", "loss", "entropy"])
-@pytest.mark.parametrize(("mode", "gamma"), [("power", 1.0), ("power", 2.0), ("softmax", 1.0), ("rank", 1.0),
-                                             ("rank", 3.0)], ids=str)
+@pytest.mark.parametrize(
+    ("mode", "gamma"), [("power", 1.0), ("power", 2.0), ("softmax", 1.0), ("rank", 1.0), ("rank", 3.0)], ids=str
+)
 def test_score_weights_match_the_formula(by, mode, gamma):
     t = score_table()
     h = [reference_hardness(by, float(v)) for v in t[by].to_numpy(dtype=np.float64)]
@@ -118,8 +121,11 @@ def test_numpy_and_list_hardness():
 
 # ------------------------------------------------------------------------------------------------ floor, cap, EMA
 @settings(deadline=None, max_examples=25)
-@given(st.lists(st.floats(0.0, 10.0), min_size=1, max_size=30).filter(lambda v: max(v) > 1e-6),
-       st.floats(0.0, 1.0), st.one_of(st.none(), st.floats(1.0, 1000.0)))
+@given(
+    st.lists(st.floats(0.0, 10.0), min_size=1, max_size=30).filter(lambda v: max(v) > 1e-6),
+    st.floats(0.0, 1.0),
+    st.one_of(st.none(), st.floats(1.0, 1000.0)),
+)
 def test_floor_and_max_ratio_bound_the_weights(values, floor, max_ratio):
     w = weights(torch.tensor(values, dtype=torch.float64), floor=floor, max_ratio=max_ratio, dtype=torch.float64)
     lo = max(floor, 1.0 / max_ratio if max_ratio else 0.0)
@@ -140,8 +146,10 @@ def test_momentum_smooths_with_previous():
     got = weights(new_h, previous=previous, momentum=0.25, floor=0.0, dtype=torch.float64)
     mixed = [0.25 * p + 0.75 * n for p, n in zip([1.0, 0.5, 1.0], [0.0, 1.0, 0.5], strict=True)]
     torch.testing.assert_close(got, torch.tensor([m / max(mixed) for m in mixed], dtype=torch.float64))
-    torch.testing.assert_close(weights(new_h, previous=previous, momentum=1.0, floor=0.0, dtype=torch.float64),
-                               torch.tensor([1.0, 0.5, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        weights(new_h, previous=previous, momentum=1.0, floor=0.0, dtype=torch.float64),
+        torch.tensor([1.0, 0.5, 1.0], dtype=torch.float64),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ balance
@@ -194,14 +202,20 @@ def test_balance_with_momentum_and_shuffled_rows():
     expected = reference_balanced_weights(raw, t["label"].tolist(), previous=previous.tolist(), momentum=0.3)
     torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
     shuffled = t.sample(frac=1.0, random_state=0)
-    torch.testing.assert_close(weights(shuffled, by="loss", balance="label", previous=previous, momentum=0.3,
-                                       dtype=torch.float64), got)
+    torch.testing.assert_close(
+        weights(shuffled, by="loss", balance="label", previous=previous, momentum=0.3, dtype=torch.float64), got
+    )
 
 
 @pytest.mark.parametrize(("floor", "expected"), [(0.05, [1.0, 1.0, 1.0, 1.0]), (0.0, [0.0, 0.0, 1.0, 1.0])])
 def test_balance_an_all_zero_class(floor, expected):
-    got = weights(torch.tensor([0.0, 0.0, 0.5, 0.5]), labels=torch.tensor([0, 0, 1, 1]), balance="label",
-                  floor=floor, dtype=torch.float64)
+    got = weights(
+        torch.tensor([0.0, 0.0, 0.5, 0.5]),
+        labels=torch.tensor([0, 0, 1, 1]),
+        balance="label",
+        floor=floor,
+        dtype=torch.float64,
+    )
     torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64))
 
 
@@ -276,8 +290,9 @@ def test_no_collapse_warning_when_the_class_is_the_majority():
 def test_hardness_directions():
     t = pd.DataFrame({"aum": [1.0, -2.0], "my_score": [0.2, 0.9]})
     torch.testing.assert_close(hardness(t, "my_score"), torch.tensor([0.8, 0.1], dtype=torch.float64))
-    torch.testing.assert_close(hardness(t, "my_score", hard_when="higher"), torch.tensor([0.2, 0.9],
-                                                                                         dtype=torch.float64))
+    torch.testing.assert_close(
+        hardness(t, "my_score", hard_when="higher"), torch.tensor([0.2, 0.9], dtype=torch.float64)
+    )
 
 
 @pytest.mark.parametrize(
