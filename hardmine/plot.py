@@ -34,14 +34,37 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure, SubFigure
 
-__all__ = ["GROUP_COLORS", "confidence_histogram", "confusion", "data_map", "gallery", "pr_curve"]
+__all__ = [
+    "GROUP_COLORS",
+    "OKABE_ITO",
+    "REGION_COLORS",
+    "roc_curve", "confidence_histogram", "confusion", "data_map", "gallery", "pr_curve"]
 
-#: The colour of each group in every plot: hard samples warm, easy samples cool.
+#: The Okabe-Ito palette: eight colours that stay distinct under the common colour-vision deficiencies.
+OKABE_ITO: dict[str, str] = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+
+#: The colour of each group in every plot and in the report: hard samples warm, easy samples blue (Okabe-Ito).
 GROUP_COLORS: dict[str, str] = {
-    "hard_positive": "#d62728",
-    "easy_positive": "#2ca02c",
-    "hard_negative": "#ff7f0e",
-    "easy_negative": "#1f77b4",
+    "hard_positive": OKABE_ITO["vermillion"],
+    "easy_positive": OKABE_ITO["blue"],
+    "hard_negative": OKABE_ITO["orange"],
+    "easy_negative": OKABE_ITO["sky_blue"],
+}
+
+#: The colour of each data-map region (:func:`hardmine.dynamics_regions`), Okabe-Ito.
+REGION_COLORS: dict[str, str] = {
+    "easy-to-learn": OKABE_ITO["blue"],
+    "ambiguous": OKABE_ITO["reddish_purple"],
+    "hard-to-learn": OKABE_ITO["vermillion"],
 }
 
 # Known value ranges, so that histogram bins line up with round numbers.
