@@ -23,6 +23,12 @@ from hardmine.scoring import score
 from hardmine.splitting import split
 from hardmine.weighting import HardSetCollapseWarning, weights
 
+# --- the interactive report (issue 16) ---
+# The static report module loads first, so that a later `import hardmine.report` finds it loaded and leaves
+# `hm.report` the function below (Python binds a submodule to its package's attribute when it first loads it).
+import hardmine.report as _static_report  # noqa: E402, F401  isort: skip
+from hardmine.interactive import Report, report  # noqa: E402  isort: skip
+
 __version__ = "0.2.0"
 
 __all__ = [
@@ -64,4 +70,7 @@ __all__ = [
     "weights",
     "with_indices",
     "wrap",
+    # the interactive report (issue 16)
+    "Report",
+    "report",
 ]

@@ -18,12 +18,13 @@ in any browser and inside a Jupyter notebook (``hm.report(table)`` as a cell's v
   given (:func:`hardmine.label_issues`). Charts are inline SVG computed in numpy: no JavaScript library, no CDN.
 
 Everything the table holds is user data (ids, class names): it is escaped in HTML and embedded in JSON with ``<``,
-``>`` and ``&`` as ``\\u`` escapes, and the page's script writes it with ``textContent`` only.
+``>`` and ``&`` as unicode escapes, and the page's script writes it with ``textContent`` only.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -31,6 +32,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +102,13 @@ class Report:
 def _json_for_script(value: Any) -> str:
     """JSON that is safe inside ``<script type="application/json">``: no ``<``, ``>``, ``&`` or line separators."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    for raw, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for raw, esc in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(raw, esc)
     return text
 
@@ -300,7 +308,9 @@ def _svg_axes(
         px = float(fx(v))
         parts.append(f'<line x1="{px:.1f}" y1="{_T + ph}" x2="{px:.1f}" y2="{_T + ph + 4}" stroke="#666"/>')
         parts.append(f'<text x="{px:.1f}" y="{_T + ph + 16}" text-anchor="middle">{_fmt(float(v))}</text>')
-    yticks = [float(10**e) for e in range(int(math.floor(y0)), int(math.ceil(y1)) + 1)] if logy else np.linspace(y0, y1, 6)
+    yticks = (
+        [float(10**e) for e in range(int(math.floor(y0)), int(math.ceil(y1)) + 1)] if logy else np.linspace(y0, y1, 6)
+    )
     for v in yticks:
         py = float(fy(v))
         if py < _T - 0.5 or py > _T + ph + 0.5:
@@ -349,7 +359,11 @@ def _histogram_svg(table: pd.DataFrame, by: str, threshold: float | None, bins: 
     counts = [np.histogram(v[np.isfinite(v)], bins=edges)[0] for _, v, _ in series]
     top = max(1, max(int(c.max()) for c in counts))
     parts, fx, fy = _svg_axes(
-        f"{by} per group (step histograms)", by, "samples (log scale)", (lo, hi), (0.0, math.log10(top) + 0.15),
+        f"{by} per group (step histograms)",
+        by,
+        "samples (log scale)",
+        (lo, hi),
+        (0.0, math.log10(top) + 0.15),
         logy=True,
     )
     legend = []
@@ -363,7 +377,9 @@ def _histogram_svg(table: pd.DataFrame, by: str, threshold: float | None, bins: 
         legend.append((f"{name} ({len(vals)})", color))
     if threshold is not None and lo <= threshold <= hi:
         px = float(fx(threshold))
-        parts.append(f'<line x1="{px:.1f}" y1="{_T}" x2="{px:.1f}" y2="{_H - _B}" stroke="#000" stroke-dasharray="5 3"/>')
+        parts.append(
+            f'<line x1="{px:.1f}" y1="{_T}" x2="{px:.1f}" y2="{_H - _B}" stroke="#000" stroke-dasharray="5 3"/>'
+        )
         legend.append((f"threshold {threshold:g}", "#000000"))
     parts += _legend(legend)
     parts.append("</svg>")
@@ -412,8 +428,11 @@ def _data_map_svg(table: pd.DataFrame) -> tuple[str, str]:
     xmax = max(vt * 1.6, float(np.nanmax(var[seen])) * 1.05 if len(pos) else 0.0, 0.25)
     xmax = math.ceil(xmax * 20.0) / 20.0  # round ticks: a multiple of 0.05
     parts, fx, fy = _svg_axes(
-        "data map", "variability (std of the label's probability)", "confidence (mean label probability)",
-        (0.0, xmax), (0.0, 1.0),
+        "data map",
+        "variability (std of the label's probability)",
+        "confidence (mean label probability)",
+        (0.0, xmax),
+        (0.0, 1.0),
     )
     codes = regions["region"].cat.codes.to_numpy()
     for r, name in enumerate(REGIONS):
@@ -492,7 +511,9 @@ def _class_names(classes: Sequence[str] | None, dataset: Any, table: pd.DataFram
 
 def _merge_issues(table: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(issues, pd.DataFrame):
-        raise TypeError(f"Expected argument `issues` to be a DataFrame from hm.label_issues, but got {type(issues).__name__}.")
+        raise TypeError(
+            f"Expected argument `issues` to be a DataFrame from hm.label_issues, but got {type(issues).__name__}."
+        )
     for col in ("index", "score"):
         if col not in issues.columns:
             raise ValueError(
@@ -602,7 +623,9 @@ def report(
     charts: list[str] = []
     if by is not None and by in data.columns and pd.api.types.is_numeric_dtype(data[by]):
         threshold = settings.get("threshold") if settings.get("by", by) == by else None
-        threshold = float(threshold) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None
+        threshold = (
+            float(threshold) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else None
+        )
         charts.append(_figure(_histogram_svg(data, by, threshold), "Score histogram per group", "hist"))
     if "label" in data.columns:
         try:
@@ -615,7 +638,9 @@ def report(
                 fpr, tpr, _ = roc_points(actual, prob)
                 auc = roc_auc(actual, prob)
                 what = f"positive class {', '.join(names[c] if names and 0 <= c < len(names) else str(c) for c in pos)}"
-                charts.append(_figure(_curve_svg("pr", r, p, ap, float(actual.mean())), f"Precision-recall ({what})", "pr"))
+                charts.append(
+                    _figure(_curve_svg("pr", r, p, ap, float(actual.mean())), f"Precision-recall ({what})", "pr")
+                )
                 charts.append(_figure(_curve_svg("roc", fpr, tpr, auc, None), f"ROC ({what})", "roc"))
             else:
                 notes.append("No PR/ROC curve: the table has only one class among the positives and negatives.")
@@ -689,16 +714,18 @@ def _page(
     thumbs: list[str | None],
 ) -> str:
     esc = html.escape
-    shown = {k: v for k, v in settings.items() if isinstance(v, (str, int, float, bool, list, tuple)) and k != "classes"}
+    shown = {
+        k: v for k, v in settings.items() if isinstance(v, (str, int, float, bool, list, tuple)) and k != "classes"
+    }
     setting_text = "; ".join(f"{k} = {v}" for k, v in shown.items())
     notes_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <title>{esc(title)}</title>
-<style>{_CSS}</style></head>
+<style>{_asset("report.css")}</style></head>
 <body>
 <header><h1>{esc(title)}</h1><p>{len(data)} samples{"; " + esc(setting_text) if setting_text else ""}</p>
 {f'<ul class="notes">{notes_html}</ul>' if notes_html else ""}</header>
@@ -719,250 +746,16 @@ def _page(
 </div></div>
 <script type="application/json" id="hm-data">{_json_for_script(payload)}</script>
 <script type="application/json" id="hm-thumbs">{_json_for_script(thumbs)}</script>
-<script>{_JS}</script>
+<script>{_asset("report.js")}</script>
 </body></html>
 """
 
 
-_CSS = """
-body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1400px;padding:0 16px;color:#111}
-h1{font-size:22px;margin:14px 0 4px}h2{font-size:17px;margin:18px 0 6px;border-bottom:1px solid #ddd}
-header p{margin:0;color:#444;overflow-wrap:anywhere}.notes{color:#6b4a00;font-size:13px}
-section table{border-collapse:collapse}section td,section th{padding:2px 6px;border:1px solid #e3e3e3;text-align:right}
-.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{margin:0;border:1px solid #eee;padding:4px}
-.chart svg{font:11px sans-serif;max-width:100%;height:auto}.chart .t{font-size:13px;font-weight:600}
-.chart .region{font-size:12px;font-weight:700}figcaption{font-size:12px;color:#444;max-width:440px}
-.cm-grid td.cm{min-width:28px;text-align:center}.cm-grid.small{font-size:10px}.cm-grid.small td.cm{min-width:18px;padding:1px}
-.cm-grid th.col{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left;max-height:120px;overflow:hidden}
-.cm-grid td.diag{outline:1px solid #333;outline-offset:-1px}
-.controls{display:flex;flex-wrap:wrap;gap:10px;align-items:center;margin:6px 0}
-.controls label{display:flex;gap:4px;align-items:center}.controls input[type=number]{width:6em}
-.tablewrap{overflow-x:auto}#hm-table{border-collapse:collapse;width:100%;font-size:13px}
-#hm-table th{position:sticky;top:0;background:#f4f4f4;cursor:pointer;white-space:nowrap;user-select:none}
-#hm-table th[aria-sort=ascending]::after{content:" \\25B2"}#hm-table th[aria-sort=descending]::after{content:" \\25BC"}
-#hm-table td,#hm-table th{border:1px solid #e3e3e3;padding:2px 6px;text-align:right}
-#hm-table td.s{text-align:left;max-width:360px;overflow-wrap:anywhere}#hm-table img{width:48px;height:48px;object-fit:contain;cursor:zoom-in;image-rendering:pixelated}
-#hm-table tr.wrong td[data-col=pred]{color:#D55E00;font-weight:600}
-.pager{display:flex;gap:10px;align-items:center;margin:8px 0}
-#hm-lightbox{position:fixed;inset:0;background:rgba(0,0,0,.72);display:flex;align-items:center;justify-content:center;z-index:10}
-#hm-lightbox[hidden]{display:none}.lb-inner{background:#fff;padding:14px;border-radius:6px;max-width:90vw;max-height:90vh;overflow:auto;position:relative}
-#hm-lb-img{width:384px;max-width:80vw;image-rendering:pixelated;display:block;margin:0 auto}
-#hm-lb-close{position:absolute;right:8px;top:4px;font-size:20px}#hm-lb-info{display:grid;grid-template-columns:auto 1fr;gap:2px 10px;font-size:13px}
-#hm-lb-info dd{margin:0;overflow-wrap:anywhere}
-"""
+#: The page may load nothing: images are data URIs, style and script are inline.
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
-_JS = r"""
-(function () {
-"use strict";
-var D = JSON.parse(document.getElementById("hm-data").textContent);
-var THUMBS = JSON.parse(document.getElementById("hm-thumbs").textContent);
-var N = D.n, COLS = D.columns, CLASSES = D.classes, BY = {};
-COLS.forEach(function (c) { BY[c.name] = c; });
-var hasThumbs = THUMBS.length === N;
-var state = {sortCol: null, sortDir: 1, page: 0, pageSize: 50, filters: {}, search: "", rangeCol: D.score, lo: null, hi: null};
-var order = [], lbPos = -1, lowerIds = null;
 
-function fmtNum(v) {
-  if (v === null || v === undefined) return "";
-  if (v === 0) return "0";
-  var a = Math.abs(v);
-  return (a < 1e-3 || a >= 1e6) ? v.toExponential(2) : String(Number(v.toPrecision(4)));
-}
-function className(v) {
-  if (v === null || v === undefined) return "";
-  return (CLASSES && v >= 0 && v < CLASSES.length) ? CLASSES[v] : String(v);
-}
-function show(c, i) {
-  var v = c.values[i];
-  if (v === null || v === undefined) return "";
-  if (c.kind === "cat") return v < 0 ? "" : c.categories[v];
-  if (c.kind === "class") return className(v);
-  if (c.kind === "bool") return v ? "yes" : "no";
-  if (c.kind === "num") return fmtNum(v);
-  return String(v);
-}
-function el(tag, attrs, text) {
-  var e = document.createElement(tag);
-  if (attrs) Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-// ---- controls: a select per category column and the class, a score range, the id search
-var controls = document.getElementById("hm-controls");
-function addSelect(col, label) {
-  var c = BY[col]; if (!c) return;
-  var sel = el("select", {id: "hm-filter-" + col, "data-col": col});
-  sel.appendChild(el("option", {value: ""}, "all"));
-  if (c.kind === "cat") {
-    var present = {}; c.values.forEach(function (v) { present[v] = true; });
-    c.categories.forEach(function (name, k) { if (present[k]) sel.appendChild(el("option", {value: String(k)}, name)); });
-  } else if (c.kind === "bool") {
-    sel.appendChild(el("option", {value: "1"}, "yes")); sel.appendChild(el("option", {value: "0"}, "no"));
-  } else {
-    var seen = {}; c.values.forEach(function (v) { seen[v] = true; });
-    Object.keys(seen).map(Number).sort(function (a, b) { return a - b; }).forEach(function (v) {
-      sel.appendChild(el("option", {value: String(v)}, c.kind === "class" ? className(v) : String(v)));
-    });
-  }
-  sel.addEventListener("change", function () {
-    if (sel.value === "") delete state.filters[col]; else state.filters[col] = Number(sel.value);
-    state.page = 0; refresh(false);
-  });
-  var lab = el("label", null, label + " "); lab.appendChild(sel); controls.appendChild(lab);
-}
-var search = el("input", {id: "hm-search", type: "search", placeholder: "search ids", "aria-label": "search ids"});
-search.addEventListener("input", function () { state.search = search.value.trim().toLowerCase(); state.page = 0; refresh(false); });
-controls.appendChild(search);
-addSelect("group", "group"); addSelect("label", "class"); addSelect("pred", "predicted");
-addSelect("difficulty", "difficulty"); addSelect("polarity", "polarity"); addSelect("region", "region"); addSelect("is_issue", "label issue");
-var numeric = COLS.filter(function (c) { return c.kind === "num" || c.kind === "int"; });
-if (numeric.length) {
-  var rsel = el("select", {id: "hm-range-col"});
-  numeric.forEach(function (c) { rsel.appendChild(el("option", {value: c.name}, c.name)); });
-  if (state.rangeCol && BY[state.rangeCol]) rsel.value = state.rangeCol; else state.rangeCol = numeric[0].name;
-  var lo = el("input", {id: "hm-range-min", type: "number", step: "any", placeholder: "min"});
-  var hi = el("input", {id: "hm-range-max", type: "number", step: "any", placeholder: "max"});
-  var upd = function () {
-    state.rangeCol = rsel.value;
-    state.lo = lo.value === "" ? null : Number(lo.value);
-    state.hi = hi.value === "" ? null : Number(hi.value);
-    state.page = 0; refresh(false);
-  };
-  rsel.addEventListener("change", upd); lo.addEventListener("input", upd); hi.addEventListener("input", upd);
-  var rl = el("label", null, "score "); rl.appendChild(rsel); rl.appendChild(lo); rl.appendChild(el("span", null, "to")); rl.appendChild(hi);
-  controls.appendChild(rl);
-}
-
-// ---- the header: click a column to sort (again to reverse)
-var shown = COLS.filter(function (c) { return c.name !== "polarity"; });
-var thead = document.querySelector("#hm-table thead"), tbody = document.querySelector("#hm-table tbody");
-var hr = el("tr");
-if (hasThumbs) hr.appendChild(el("th", {"data-col": "_image"}, "image"));
-shown.forEach(function (c) {
-  var th = el("th", {"data-col": c.name, tabindex: "0", title: "sort by " + c.name}, c.name);
-  var go = function () {
-    if (state.sortCol === c.name) state.sortDir = -state.sortDir; else { state.sortCol = c.name; state.sortDir = 1; }
-    state.page = 0; refresh(true);
-  };
-  th.addEventListener("click", go);
-  th.addEventListener("keydown", function (e) { if (e.key === "Enter") go(); });
-  hr.appendChild(th);
-});
-thead.appendChild(hr);
-
-function passes(i) {
-  var f = state.filters;
-  for (var col in f) { if (BY[col].values[i] !== f[col]) return false; }
-  if (state.rangeCol && (state.lo !== null || state.hi !== null)) {
-    var v = BY[state.rangeCol].values[i];
-    if (v === null) return false;
-    if (state.lo !== null && v < state.lo) return false;
-    if (state.hi !== null && v > state.hi) return false;
-  }
-  if (state.search) {
-    if (!lowerIds) lowerIds = BY.id ? BY.id.values.map(function (s) { return String(s).toLowerCase(); }) : null;
-    var hit = lowerIds ? lowerIds[i].indexOf(state.search) >= 0 : false;
-    if (!hit && BY.index && String(BY.index.values[i]) === state.search) hit = true;
-    if (!hit) return false;
-  }
-  return true;
-}
-var sorted = null;  // all rows in the current sort order; filtering keeps that order
-function sortRows() {
-  var idx = new Array(N); for (var i = 0; i < N; i++) idx[i] = i;
-  if (state.sortCol) {
-    var c = BY[state.sortCol], v = c.values, d = state.sortDir;
-    var key = c.kind === "cat" ? v.map(function (x) { return x < 0 ? null : x; }) : v;
-    idx.sort(function (a, b) {
-      var x = key[a], y = key[b];
-      if (x === y) return a - b;
-      if (x === null) return 1;
-      if (y === null) return -1;
-      return (x < y ? -1 : 1) * d;
-    });
-  }
-  sorted = idx;
-}
-function refresh(resort) {
-  if (resort || !sorted) sortRows();
-  order = sorted.filter(passes);
-  thead.querySelectorAll("th").forEach(function (th) {
-    if (th.getAttribute("data-col") === state.sortCol) th.setAttribute("aria-sort", state.sortDir > 0 ? "ascending" : "descending");
-    else th.removeAttribute("aria-sort");
-  });
-  render();
-}
-function render() {
-  var ps = state.pageSize, pages = Math.max(1, Math.ceil(order.length / ps));
-  if (state.page >= pages) state.page = pages - 1;
-  var start = state.page * ps, end = Math.min(order.length, start + ps);
-  var frag = document.createDocumentFragment();
-  for (var k = start; k < end; k++) {
-    var i = order[k], tr = el("tr", {"data-row": String(i)});
-    if (BY.label && BY.pred && BY.label.values[i] !== BY.pred.values[i]) tr.className = "wrong";
-    if (hasThumbs) {
-      var td = el("td", {"data-col": "_image"});
-      if (THUMBS[i]) {
-        var img = el("img", {loading: "lazy", alt: "sample " + (BY.index ? BY.index.values[i] : i), "data-pos": String(k)});
-        img.src = THUMBS[i];
-        td.appendChild(img);
-      }
-      tr.appendChild(td);
-    }
-    shown.forEach(function (c) {
-      tr.appendChild(el("td", {"data-col": c.name, "class": (c.kind === "str" || c.kind === "cat" || c.kind === "class") ? "s" : "n"}, show(c, i)));
-    });
-    frag.appendChild(tr);
-  }
-  tbody.replaceChildren(frag);
-  document.getElementById("hm-count").textContent = order.length
-    ? "Showing " + (start + 1) + "\u2013" + end + " of " + order.length + " matching rows (" + N + " in all)"
-    : "No rows match (" + N + " in all)";
-  document.getElementById("hm-page").textContent = "page " + (state.page + 1) + " of " + pages;
-  document.getElementById("hm-prev").disabled = state.page === 0;
-  document.getElementById("hm-next").disabled = state.page >= pages - 1;
-}
-document.getElementById("hm-prev").addEventListener("click", function () { if (state.page > 0) { state.page--; render(); } });
-document.getElementById("hm-next").addEventListener("click", function () { state.page++; render(); });
-document.getElementById("hm-pagesize").addEventListener("change", function (e) { state.pageSize = Number(e.target.value); state.page = 0; render(); });
-
-// ---- the lightbox: the image large, every field of the row; arrows walk the current order
-var lb = document.getElementById("hm-lightbox");
-function openLb(k) {
-  if (k < 0 || k >= order.length) return;
-  lbPos = k;
-  var i = order[k], img = document.getElementById("hm-lb-img");
-  if (THUMBS[i]) { img.src = THUMBS[i]; img.hidden = false; } else { img.removeAttribute("src"); img.hidden = true; }
-  var info = document.getElementById("hm-lb-info"), frag = document.createDocumentFragment();
-  COLS.forEach(function (c) { frag.appendChild(el("dt", null, c.name)); frag.appendChild(el("dd", null, show(c, i))); });
-  info.replaceChildren(frag);
-  lb.hidden = false; lb.classList.add("open");
-}
-function closeLb() { lb.hidden = true; lb.classList.remove("open"); lbPos = -1; }
-tbody.addEventListener("click", function (e) {
-  var t = e.target;
-  if (t && t.tagName === "IMG" && t.hasAttribute("data-pos")) openLb(Number(t.getAttribute("data-pos")));
-});
-document.getElementById("hm-lb-close").addEventListener("click", closeLb);
-document.getElementById("hm-lb-prev").addEventListener("click", function () { openLb(lbPos - 1); });
-document.getElementById("hm-lb-next").addEventListener("click", function () { openLb(lbPos + 1); });
-lb.addEventListener("click", function (e) { if (e.target === lb) closeLb(); });
-document.addEventListener("keydown", function (e) {
-  if (lb.hidden) return;
-  if (e.key === "Escape") closeLb(); else if (e.key === "ArrowLeft") openLb(lbPos - 1); else if (e.key === "ArrowRight") openLb(lbPos + 1);
-});
-
-// ---- confusion: counts or row-normalised
-document.querySelectorAll("input[name=hm-cm]").forEach(function (r) {
-  r.addEventListener("change", function () {
-    document.getElementById("hm-cm-counts").hidden = r.value !== "counts";
-    document.getElementById("hm-cm-normalised").hidden = r.value === "counts";
-  });
-});
-var issuesBtn = document.getElementById("hm-sort-issues");
-if (issuesBtn) issuesBtn.addEventListener("click", function () { state.sortCol = "issue_rank"; state.sortDir = 1; state.page = 0; refresh(true); });
-refresh(true);
-window.hardmineReport = {rows: function () { return order.slice(); }, state: state};
-})();
-"""
+@functools.cache
+def _asset(name: str) -> str:
+    """The page's stylesheet or script, shipped beside this module in ``_report_assets/``."""
+    return resources.files("hardmine").joinpath("_report_assets", name).read_text(encoding="utf-8")

@@ -38,7 +38,13 @@ __all__ = [
     "GROUP_COLORS",
     "OKABE_ITO",
     "REGION_COLORS",
-    "roc_curve", "confidence_histogram", "confusion", "data_map", "gallery", "pr_curve"]
+    "roc_curve",
+    "confidence_histogram",
+    "confusion",
+    "data_map",
+    "gallery",
+    "pr_curve",
+]
 
 #: The Okabe-Ito palette: eight colours that stay distinct under the common colour-vision deficiencies.
 OKABE_ITO: dict[str, str] = {

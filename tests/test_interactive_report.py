@@ -1,0 +1,343 @@
+"""hm.report: the self-contained interactive HTML report, checked in Python and in a real headless Chromium.
+
+The browser tests drive the system Chromium through selenium. Without Chromium, its driver or selenium they skip
+with the reason, unless HARDMINE_REQUIRE_BROWSER=1 (CI installs them with .ci/install-browser.sh and sets it).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from PIL import Image
+
+import hardmine as hm
+from hardmine.dynamics import dynamics_regions
+from hardmine.interactive import Report
+
+HOSTILE = '</script><img src=x onerror="window.__pwned=1">'
+
+
+def _table(n: int = 120, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, n)
+    lp = rng.uniform(0.02, 0.98, n)
+    pred = np.where(lp >= 0.5, label, 1 - label)
+    t = pd.DataFrame(
+        {
+            "index": np.arange(n, dtype=np.int64),
+            "id": [f"img_{i:04d}.png" for i in range(n)],
+            "label": label.astype(np.int64),
+            "pred": pred.astype(np.int64),
+            "label_prob": lp.astype(np.float32),
+            "loss": (-np.log(lp)).astype(np.float32),
+        }
+    )
+    t.loc[3, "id"] = HOSTILE
+    return hm.split(t, threshold=0.6)
+
+
+def _payload(page: str, key: str = "hm-data") -> object:
+    match = re.search(rf'<script type="application/json" id="{key}">(.*?)</script>', page, flags=re.S)
+    assert match is not None
+    return json.loads(match.group(1))
+
+
+def _decode(uri: str) -> Image.Image:
+    head, data = uri.split(",", 1)
+    assert head in ("data:image/png;base64", "data:image/jpeg;base64")
+    return Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+# ---------------------------------------------------------------- the page, read in Python
+def test_every_row_and_column_is_embedded():
+    t = _table()
+    r = hm.report(t)
+    assert isinstance(r, Report) and r.num_rows == len(t) and r.path is None
+    data = _payload(r.html)
+    assert data["n"] == len(t) and data["score"] == "label_prob"
+    cols = {c["name"]: c for c in data["columns"]}
+    assert list(cols) == list(t.columns)
+    assert cols["id"]["values"] == t["id"].tolist()
+    assert_array_equal(cols["label"]["values"], t["label"])
+    assert_allclose(cols["label_prob"]["values"], t["label_prob"], rtol=1e-5)
+    group = cols["group"]
+    assert [group["categories"][k] for k in group["values"]] == t["group"].astype(str).tolist()
+
+
+def test_user_data_cannot_break_out_of_the_page():
+    t = _table(20)
+    r = hm.report(t, classes=["<b>cat</b>", "dog&</script>"], title="<i>t</i>")
+    assert HOSTILE not in r.html and "<b>cat</b>" not in r.html and "<i>t</i>" not in r.html
+    assert r.html.count("</script>") == r.html.count("<script") == 3  # only the page's own script elements
+    data = _payload(r.html)
+    assert data["columns"][1]["values"][3] == HOSTILE and data["classes"][1] == "dog&</script>"
+    assert "&lt;b&gt;cat&lt;/b&gt;" in r.html  # class names in the confusion matrix, escaped
+    assert "default-src 'none'" in r.html  # no network: the Content-Security-Policy forbids it
+
+
+def test_sections_match_the_numbers():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    t = _table(200, seed=3)
+    r = hm.report(t, classes=["cat", "dog"])
+    y = (t["label"] == 1).to_numpy()
+    p = hm.positive_prob(t)
+    assert f"AP {average_precision_score(y, p):.3f}" in r.html
+    assert f"AUC {roc_auc_score(y, p):.3f}" in r.html
+    assert hm.summary(t)._repr_html_() in r.html
+    # the confusion grids: counts, then row-normalised
+    mat = hm.confusion(t, by_class=True).to_numpy()
+    grids = re.findall(r'<table class="cm-grid[^"]*" data-kind="(\w+)">(.*?)</table>', r.html, flags=re.S)
+    assert [k for k, _ in grids] == ["counts", "normalised"]
+    counts = [int(x) for x in re.findall(r'<td class="cm[^"]*"[^>]*>([\d.]+)</td>', grids[0][1])]
+    assert_array_equal(np.reshape(counts, mat.shape), mat)
+    norm = [float(x) for x in re.findall(r'<td class="cm[^"]*"[^>]*>([\d.]+)</td>', grids[1][1])]
+    assert_allclose(np.reshape(norm, mat.shape), mat / mat.sum(1, keepdims=True), atol=0.005)
+    # the histogram legend counts every group
+    for g, count in t["group"].value_counts().items():
+        assert f"{g} ({count})" in r.html
+    assert "threshold 0.6" in r.html
+    assert "data map" not in r.html  # no dynamics columns
+
+
+def test_data_map_and_label_issues():
+    t = _table(80, seed=1)
+    rng = np.random.default_rng(1)
+    t["mean_label_prob"] = rng.uniform(0, 1, len(t)).astype(np.float32)
+    t["variability"] = rng.uniform(0, 0.45, len(t)).astype(np.float32)
+    probs = np.stack([1 - t["label_prob"], t["label_prob"]], axis=1)
+    probs = np.where(t["label"].to_numpy()[:, None] == 1, probs, probs[:, ::-1])
+    issues = hm.label_issues(probs, t["label"].to_numpy(), method="confident_learning")
+    r = hm.report(t, issues=issues)
+    regions = dynamics_regions(t.rename(columns={"mean_label_prob": "confidence"}))["region"].value_counts()
+    for name in ("easy-to-learn", "ambiguous", "hard-to-learn"):
+        assert f"{name} ({regions[name]})" in r.html
+    cols = {c["name"]: c for c in _payload(r.html)["columns"]}
+    rank = dict(zip(issues["index"], range(1, len(issues) + 1), strict=True))
+    assert cols["issue_rank"]["values"] == [rank[i] for i in t["index"]]
+    assert sum(cols["is_issue"]["values"]) == int(issues["is_issue"].sum())
+    assert "confident_learning" in r.html and 'id="hm-sort-issues"' in r.html
+
+
+def test_thumbnails_from_a_dataset_reduced_with_pil():
+    t = _table(6)
+    g = torch.Generator().manual_seed(0)
+    small = [torch.rand(1, 8, 8, generator=g) for _ in range(3)]
+    big = [(torch.rand(3, 200, 100, generator=g), 0) for _ in range(3)]
+    r = hm.report(t, dataset=small + big, thumbnail_size=32)
+    thumbs = _payload(r.html, "hm-thumbs")
+    assert r.num_images == 6 and len(thumbs) == 6
+    img = _decode(thumbs[0])
+    assert img.size == (8, 8)
+    assert_array_equal(np.asarray(img), np.clip(small[0][0].numpy() * 255 + 0.5, 0, 255).astype(np.uint8))
+    assert _decode(thumbs[4]).size == (16, 32)  # (W, H): 100 x 200 reduced to fit 32
+
+
+def test_thumbnails_only_under_image_root(tmp_path):
+    root = tmp_path / "scored"
+    (root / "cls").mkdir(parents=True)
+    secret = tmp_path / "secret.png"
+    for p, v in ((root / "cls" / "a.png", 10), (root / "b.png", 20), (secret, 200)):
+        Image.fromarray(np.full((4, 4), v, np.uint8)).save(p)
+    (root / "link.png").symlink_to(secret)
+    ids = ["cls/a.png", str(root / "b.png"), "../secret.png", str(secret), "link.png", "cls/missing.png"]
+    t = pd.DataFrame({"index": range(6), "id": ids, "label": [0] * 6, "pred": [0] * 6, "label_prob": [0.5] * 6})
+    r = hm.report(t, image_root=root)
+    thumbs = _payload(r.html, "hm-thumbs")
+    assert [x is not None for x in thumbs] == [True, True, False, False, False, False]
+    assert np.asarray(_decode(thumbs[0])).max() == 10 and np.asarray(_decode(thumbs[1])).max() == 20
+    assert any("3 image path(s) lie outside `image_root`" in n for n in r.notes)
+    assert any("1 image file(s)" in n for n in r.notes)
+    # no image_root: ids are never opened, and the page says how to get thumbnails
+    bare = hm.report(t)
+    assert bare.num_images == 0 and any("image_root=" in n for n in bare.notes)
+    trusting = hm.report(t, image_root=root, allow_any_path=True)
+    assert trusting.num_images == 5
+
+
+def test_max_images_keeps_the_hardest():
+    t = _table(30)
+    r = hm.report(t, dataset=[torch.zeros(1, 4, 4)] * 30, max_images=5)
+    thumbs = _payload(r.html, "hm-thumbs")
+    with_image = {i for i, x in enumerate(thumbs) if x is not None}
+    assert with_image == set(np.argsort(t["label_prob"].to_numpy(), kind="stable")[:5].tolist())
+
+
+def test_save_repr_and_errors(tmp_path):
+    t = _table(10)
+    r = hm.report(t, tmp_path / "r.html")
+    assert r.path == tmp_path / "r.html" and (tmp_path / "r.html").read_text(encoding="utf-8") == r.html
+    assert os.listdir(tmp_path) == ["r.html"]
+    frame = r._repr_html_()
+    assert frame.startswith("<iframe srcdoc=") and html.unescape(frame.split('"')[1]) == r.html
+    assert repr(r).startswith("Report(rows=10, images=0,")
+    with pytest.raises(TypeError, match="`table`"):
+        hm.report([1, 2])
+    with pytest.raises(ValueError, match="`thumbnail_size`"):
+        hm.report(t, thumbnail_size=2)
+    with pytest.raises(ValueError, match="`image_root`"):
+        hm.report(t, image_root=tmp_path / "nope")
+    with pytest.raises(ValueError, match="`issues`"):
+        hm.report(t, issues=pd.DataFrame({"x": [1]}))
+
+
+def test_hm_report_stays_the_function_after_the_static_report_module_loads():
+    import hardmine.cli  # noqa: F401
+    import hardmine.report  # noqa: F401
+
+    assert callable(hm.report) and hm.report.__module__ == "hardmine.interactive"
+
+
+def test_multiclass_without_probabilities_says_how_to_get_curves():
+    rng = np.random.default_rng(0)
+    t = pd.DataFrame({"index": range(50), "label": rng.integers(0, 5, 50), "pred": rng.integers(0, 5, 50)})
+    r = hm.report(t, classes=list("abcde"))
+    assert "precision-recall" not in r.html and any("keep_probs=True" in n or "positive" in n for n in r.notes)
+    assert hm.confusion(t, by_class=True).shape == (5, 5) and r.html.count('<td class="cm') == 50
+
+
+# ---------------------------------------------------------------- in a real browser
+def _browser():
+    """A headless Chromium driven by selenium, or a skip (a failure under HARDMINE_REQUIRE_BROWSER=1)."""
+    required = os.environ.get("HARDMINE_REQUIRE_BROWSER") == "1"
+    missing = []
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing.append("selenium (pip install selenium)")
+    chrome = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    driver = shutil.which("chromedriver")
+    if chrome is None or driver is None:
+        missing.append("the system Chromium and chromedriver (.ci/install-browser.sh)")
+    if missing:
+        reason = "browser tests need " + " and ".join(missing)
+        if required:
+            pytest.fail(reason + ", and HARDMINE_REQUIRE_BROWSER=1 is set")
+        pytest.skip(reason)
+    opts = Options()
+    opts.binary_location = chrome
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1300,900"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    drv = _browser()
+    yield drv
+    drv.quit()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory, browser):
+    t = _table(120, seed=5)
+    g = torch.Generator().manual_seed(0)
+    dataset = [(torch.rand(1, 8, 8, generator=g), 0) for _ in range(len(t))]
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    hm.report(t, path, dataset=dataset, classes=["cat", "dog"])
+    browser.get(path.as_uri())
+    return t
+
+
+def _shown(browser, col: str) -> list[str]:
+    return [td.text for td in browser.find_elements("css selector", f'#hm-table tbody td[data-col="{col}"]')]
+
+
+def _count(browser) -> str:
+    return browser.find_element("id", "hm-count").text
+
+
+def _clear(element) -> None:
+    """Empty an input the way a user does (selenium's clear() fires no input event)."""
+    element.send_keys("\ue009a")  # Ctrl+A
+    element.send_keys("\ue003")  # Backspace
+
+
+def _select(browser, element_id: str, text: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element("id", element_id)).select_by_visible_text(text)
+
+
+def test_browser_sort_filter_search_lightbox_and_no_errors(browser, page):
+    t = page
+    assert _count(browser) == f"Showing 1–50 of {len(t)} matching rows ({len(t)} in all)"
+    assert _shown(browser, "index")[:3] == ["0", "1", "2"]
+    # sort: ascending, then descending on a second click
+    header = browser.find_element("css selector", '#hm-table th[data-col="label_prob"]')
+    header.click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    by_prob = t.sort_values(["label_prob", "index"], kind="stable")
+    assert _shown(browser, "index")[:5] == [str(i) for i in by_prob["index"][:5]]
+    header.click()
+    desc = t.assign(k=-t["label_prob"]).sort_values(["k", "index"], kind="stable")
+    assert _shown(browser, "index")[:5] == [str(i) for i in desc["index"][:5]]
+    # filter by group and class
+    _select(browser, "hm-filter-group", "hard_negative")
+    sel = t[t["group"] == "hard_negative"]
+    assert f"of {len(sel)} matching rows" in _count(browser)
+    assert set(_shown(browser, "group")) == {"hard_negative"}
+    _select(browser, "hm-filter-group", "all")
+    _select(browser, "hm-filter-label", "dog")
+    assert f"of {int((t['label'] == 1).sum())} matching rows" in _count(browser)
+    assert set(_shown(browser, "label")) == {"dog"}
+    _select(browser, "hm-filter-label", "all")
+    # the score range
+    browser.find_element("id", "hm-range-min").send_keys("0.2")
+    browser.find_element("id", "hm-range-max").send_keys("0.4")
+    inside = t[(t["label_prob"] >= 0.2) & (t["label_prob"] <= 0.4)]
+    assert f"of {len(inside)} matching rows" in _count(browser)
+    _clear(browser.find_element("id", "hm-range-min"))
+    _clear(browser.find_element("id", "hm-range-max"))
+    assert f"of {len(t)} matching rows" in _count(browser)
+    # search ids: the hostile id is found and shown as text
+    search = browser.find_element("id", "hm-search")
+    search.send_keys("onerror")
+    assert _count(browser) == f"Showing 1–1 of 1 matching rows ({len(t)} in all)"
+    assert _shown(browser, "id") == [HOSTILE]
+    _clear(search)
+    search.send_keys("img_001")
+    assert _shown(browser, "id") and all("img_001" in s for s in _shown(browser, "id"))
+    assert f"of {int(t['id'].str.contains('img_001').sum())} matching" in _count(browser)
+    _clear(search)
+    assert f"of {len(t)} matching rows" in _count(browser)
+    # the lightbox opens on a thumbnail with the row's fields, and Escape closes it
+    box = browser.find_element("id", "hm-lightbox")
+    assert not box.is_displayed()
+    browser.find_element("css selector", "#hm-table tbody img").click()
+    assert box.is_displayed()
+    assert browser.find_element("id", "hm-lb-img").get_attribute("src").startswith("data:image/png;base64,")
+    assert "label_prob" in browser.find_element("id", "hm-lb-info").text
+    browser.find_element("tag name", "body").send_keys("\ue00c")  # Escape
+    assert not box.is_displayed()
+    # confusion: counts <-> row-normalised
+    browser.find_element("css selector", "input[name=hm-cm][value=normalised]").click()
+    assert browser.find_element("id", "hm-cm-normalised").is_displayed()
+    assert not browser.find_element("id", "hm-cm-counts").is_displayed()
+    # no injected script ran, no console errors
+    assert browser.execute_script("return window.__pwned") is None
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+
+
+def test_browser_pages(browser, page):
+    browser.find_element("id", "hm-next").click()
+    assert _count(browser).startswith(f"Showing 51–100 of {len(page)}")
+    _select(browser, "hm-pagesize", "500")
+    assert len(_shown(browser, "index")) == len(page)
+    assert browser.get_log("browser") == []
