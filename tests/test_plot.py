@@ -16,8 +16,9 @@ from matplotlib.figure import Figure
 from numpy.testing import assert_allclose, assert_array_equal
 
 import hardmine.plot as hp
-from hardmine.dynamics import Dynamics, dynamics_regions
+from hardmine.dynamics import Dynamics, add_dynamics, dynamics_regions
 from hardmine.metrics import confusion, threshold_sweep
+from hardmine.metrics import positive_prob as hm_positive_prob
 from hardmine.splitting import split
 from hardmine.table import GROUPS
 
@@ -58,13 +59,16 @@ def test_histogram_bars_per_group_equal_counts(table):
     ax = fig.axes[0]
     edges = np.linspace(0.0, 1.0, 11)
     drawn = [g for g in GROUPS if (table["group"] == g).any()]
-    assert len(ax.containers) == len(drawn) == 4
-    for group, bars in zip(drawn, ax.containers, strict=True):
-        assert len(bars) == 10
+    # step outlines, not translucent bars: no blended colour that the legend does not hold
+    assert len(ax.patches) == len(drawn) == 4 and not ax.containers
+    for group, step in zip(drawn, ax.patches, strict=True):
+        values, step_edges, _ = step.get_data()
+        assert_allclose(step_edges, edges)
         expected, _ = np.histogram(table.loc[table["group"] == group, "label_prob"], bins=edges)
-        assert_array_equal([b.get_height() for b in bars], expected)
-        assert bars.patches[0].get_label() == f"{group} ({(table['group'] == group).sum()})"
-        assert matplotlib.colors.to_hex(bars[0].get_facecolor()) == hp.GROUP_COLORS[group]
+        assert_array_equal(values, expected)
+        assert step.get_label() == f"{group} ({(table['group'] == group).sum()})"
+        assert matplotlib.colors.to_hex(step.get_edgecolor()) == hp.GROUP_COLORS[group].lower()
+        assert not step.get_fill()
     (line,) = ax.lines
     assert_array_equal(line.get_xdata(), [0.6, 0.6])
     assert ax.get_yscale() == "log"
@@ -74,9 +78,9 @@ def test_histogram_unsplit_table_one_histogram_and_explicit_threshold():
     scores = _scores(40)
     fig = hp.confidence_histogram(scores, by="loss", bins=5, threshold=1.0, log=False)
     ax = fig.axes[0]
-    (bars,) = ax.containers
+    (step,) = ax.patches
     expected, _ = np.histogram(scores["loss"], bins=5, range=(scores["loss"].min(), scores["loss"].max()))
-    assert_array_equal([b.get_height() for b in bars], expected)
+    assert_array_equal(step.get_data().values, expected)
     assert_array_equal(ax.lines[0].get_xdata(), [1.0, 1.0])
     assert "above" in ax.get_xlabel()  # loss: hard when above the threshold
     assert ax.get_yscale() == "linear"
@@ -96,9 +100,9 @@ def test_histogram_counts_every_sample_once(probs, threshold, bins):
     )
     ax = hp.confidence_histogram(t, bins=bins, log=False).axes[0]
     present = [g for g in GROUPS if (t["group"] == g).any()]
-    assert len(ax.containers) == len(present)
-    for group, bars in zip(present, ax.containers, strict=True):
-        assert sum(b.get_height() for b in bars) == (t["group"] == group).sum()
+    assert len(ax.patches) == len(present)
+    for group, step in zip(present, ax.patches, strict=True):
+        assert step.get_data().values.sum() == (t["group"] == group).sum()
 
 
 def test_histogram_errors(table):
@@ -114,7 +118,7 @@ def test_draws_on_given_ax(table):
     fig = Figure()
     ax = fig.add_subplot(1, 2, 2)
     assert hp.confidence_histogram(table, ax=ax) is fig
-    assert fig.axes == [ax] and len(ax.containers) == 4
+    assert fig.axes == [ax] and len(ax.patches) == 4
     assert hp.pr_curve(table, ax=fig.add_subplot(1, 2, 1)) is fig
     sub = Figure().subfigures(1, 2)[0]
     assert (
@@ -136,16 +140,32 @@ def test_pr_curve_best_point_is_the_sweeps_best_row(table, kind):
     (point,) = [ln for ln in ax.lines if ln.get_label() == "best F1"]
     expected = (best["threshold"], best["f1"]) if kind == "threshold" else (best["recall"], best["precision"])
     assert_allclose(point.get_xydata(), [expected])
-    curves = {ln.get_label(): ln for ln in ax.lines}
+    curves = {ln.get_label().split(" (")[0]: ln for ln in ax.lines}
+    called = (sweep["tp"] + sweep["fp"] > 0).to_numpy()
+    assert not called.all()  # the highest thresholds call nothing positive: no precision to draw
     if kind == "threshold":
         for name, col in (("precision", "precision"), ("recall", "recall"), ("F1", "f1")):
             assert_allclose(curves[name].get_xdata(), sweep["threshold"])
-            assert_allclose(curves[name].get_ydata(), sweep[col])
+            expected = np.where(called, sweep[col], np.nan) if name == "precision" else sweep[col]
+            assert_allclose(curves[name].get_ydata(), expected)
     else:
-        called = sweep[sweep["tp"] + sweep["fp"] > 0]
-        assert len(called) < len(sweep)  # the highest thresholds call nothing positive: no precision to draw
-        assert_allclose(curves["precision-recall"].get_xydata(), called[["recall", "precision"]].to_numpy())
-    assert f"{best['f1']:.3f}" in ax.texts[0].get_text()
+        from sklearn.metrics import average_precision_score, precision_recall_curve
+
+        y, p = (table["label"] == 1).to_numpy(), hm_positive_prob(table)
+        precision, recall, _ = precision_recall_curve(y, p)
+        assert_allclose(curves["precision-recall"].get_xdata(), recall)
+        assert_allclose(curves["precision-recall"].get_ydata(), precision)
+        assert curves["precision-recall"].get_label() == f"precision-recall (AP {average_precision_score(y, p):.3f})"
+        assert precision.min() > 0  # no precision 0 where nothing is called positive
+    (note,) = ax.texts
+    assert f"{best['f1']:.3f}" in note.get_text()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(ax.figure)
+    canvas.draw()
+    box = matplotlib.text.Text.get_window_extent(note, renderer=canvas.get_renderer())  # the text, not the arrow
+    frame = ax.get_window_extent()
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1  # inside the axes
 
 
 def test_pr_curve_accepts_a_sweep_and_multiclass_probs():
@@ -291,7 +311,13 @@ def test_data_map_offsets_and_colours():
     assert_allclose(dots.get_offsets(), seen[["variability", "confidence"]].to_numpy())
     assert_allclose(dots.get_array(), seen["correctness"].to_numpy())
     assert dots.get_clim() == (0.0, 1.0)
-    assert len(ax.lines) == 0
+    assert dots.get_cmap().name == "cividis"  # colour-blind safe, not red/green
+    # the default regions (0.5 confidence, 0.2 variability), labelled with their counts; the x axis shows all of
+    # the ambiguous region
+    assert_array_equal(ax.lines[0].get_xdata(), [0.2, 0.2])
+    assert_array_equal(ax.lines[1].get_ydata(), [0.5, 0.5])
+    assert [x.get_text() for x in ax.texts] == ["easy-to-learn (1)", "hard-to-learn (1)", "ambiguous (1)"]
+    assert ax.get_xlim() == (0.0, 0.5)
     assert len(fig.axes) == 2  # the colour bar
 
 
@@ -309,9 +335,27 @@ def test_data_map_from_dynamics_with_region_lines():
     assert xs == [0.1] and ys == [0.4]
 
 
-def test_data_map_error():
-    with pytest.raises(ValueError, match="correctness"):
+def test_data_map_error_says_how_to_record_dynamics():
+    with pytest.raises(ValueError, match=r"correctness.*hm\.Dynamics.*hm\.add_dynamics"):
         hp.data_map(pd.DataFrame({"confidence": [0.5], "variability": [0.1]}))
+    with pytest.raises(ValueError, match="training dynamics"):
+        hp.data_map(_scores())
+
+
+def test_data_map_of_a_score_table_with_dynamics_columns():
+    dyn = Dynamics(num_samples=6)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        dyn.update(torch.arange(6), torch.randn(6, 2, generator=g), torch.tensor([0, 1, 0, 1, 0, 1]))
+        dyn.end_epoch()
+    scores = add_dynamics(_scores(6), dyn)
+    ax = hp.data_map(scores).axes[0]
+    summary = dyn.summary()
+    assert_allclose(ax.collections[0].get_offsets(), summary[["variability", "confidence"]].to_numpy(), rtol=1e-6)
+    regions = dynamics_regions(summary)["region"].value_counts()
+    assert [x.get_text() for x in ax.texts] == [
+        f"{r} ({regions[r]})" for r in ("easy-to-learn", "hard-to-learn", "ambiguous")
+    ]
 
 
 # ---------------------------------------------------------------- the optional extra
@@ -329,3 +373,101 @@ def test_missing_matplotlib_names_the_extra(table, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'hardmine\[plot\]'"):
         hp.confidence_histogram(table)
+
+
+# ---------------------------------------------------------------- display, palette, resolution
+def test_figures_display_in_jupyter_without_the_magic(table, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    fig = hp.confidence_histogram(table)
+    png = fig._repr_png_()
+    assert isinstance(png, bytes) and png.startswith(b"\x89PNG\r\n\x1a\n")
+    html = fig._repr_html_()
+    assert html.startswith('<img src="data:image/png;base64,') and 'width="640"' in html
+    hi_res = base64.b64decode(html.split(",", 1)[1].split('"', 1)[0])
+    assert Image.open(io.BytesIO(hi_res)).size[0] > Image.open(io.BytesIO(png)).size[0]  # 150 dpi vs 100
+    fig.savefig(tmp_path / "h.png")  # saves at 150 dpi by default
+    assert Image.open(tmp_path / "h.png").size == (round(6.4 * 150), round(3.6 * 150))
+    for make in (lambda: hp.pr_curve(table), lambda: hp.roc_curve(table), lambda: hp.confusion(table)):
+        assert make()._repr_png_().startswith(b"\x89PNG")
+
+
+def test_palette_is_okabe_ito():
+    assert set(hp.GROUP_COLORS.values()) <= set(hp.OKABE_ITO.values())
+    assert set(hp.REGION_COLORS.values()) <= set(hp.OKABE_ITO.values())
+    assert len(set(hp.GROUP_COLORS.values())) == 4 and "#2ca02c" not in hp.GROUP_COLORS.values()  # no red/green
+
+
+# ---------------------------------------------------------------- roc_curve and the curves' requirements
+def test_roc_curve_equals_sklearn(table):
+    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
+    y, p = (table["label"] == 1).to_numpy(), hm_positive_prob(table)
+    fpr, tpr, _ = sk_roc_curve(y, p, drop_intermediate=False)
+    ax = hp.roc_curve(table).axes[0]
+    curve = ax.lines[0]
+    assert_allclose(curve.get_xdata(), fpr)
+    assert_allclose(curve.get_ydata(), tpr)
+    assert curve.get_label() == f"ROC (AUC {roc_auc_score(y, p):.3f})"
+    assert_array_equal(ax.lines[1].get_xydata(), [[0, 0], [1, 1]])
+
+
+def test_curves_say_how_to_get_probabilities():
+    rng = np.random.default_rng(0)
+    multi = pd.DataFrame({"label": rng.integers(0, 4, 30), "pred": rng.integers(0, 4, 30)})
+    for plot in (hp.pr_curve, hp.roc_curve):
+        with pytest.raises(ValueError, match=r"needs the probability of the positive class.*keep_probs=True"):
+            plot(multi, positive=2)
+    with pytest.raises(ValueError, match="only one class"):
+        hp.roc_curve(pd.DataFrame({"label": [1, 1], "label_prob": [0.2, 0.9]}))
+
+
+# ---------------------------------------------------------------- confusion at many classes
+def test_confusion_normalised_and_readable_at_60_classes():
+    rng = np.random.default_rng(3)
+    k = 60
+    label = rng.integers(0, k, 3000)
+    pred = np.where(rng.random(3000) < 0.7, label, rng.integers(0, k, 3000))
+    t = pd.DataFrame({"label": label, "pred": pred})
+    counts = confusion(t, by_class=True).to_numpy()
+    names = [f"class number {c}" for c in range(k)]
+    fig = hp.confusion(t, by_class=True, normalize=True, classes=names)
+    ax = fig.axes[0]
+    assert_allclose(ax.images[0].get_array(), counts / counts.sum(1, keepdims=True))
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    width, height = fig.get_size_inches()
+    assert height <= hp.MAX_CONFUSION_INCHES and width <= hp.MAX_CONFUSION_INCHES + 1
+    assert len(ax.texts) == 0  # 60 x 60 numbers would not be readable
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(ticks) <= hp.MAX_TICK_LABELS and ticks[:2] == ["class number 0", "class number 2"]
+    few = hp.confusion(t[(t["label"] < 3) & (t["pred"] < 3)], by_class=True, normalize=True).axes[0]
+    sub = confusion(t[(t["label"] < 3) & (t["pred"] < 3)], by_class=True).to_numpy()
+    assert [x.get_text() for x in few.texts] == [f"{v:.2f}" for v in (sub / sub.sum(1, keepdims=True)).ravel()]
+
+
+# ---------------------------------------------------------------- gallery titles and sources
+def test_gallery_wraps_long_class_names(table):
+    dataset = [(torch.zeros(1, 4, 4), 0)] * len(table)
+    names = ["a very long class name indeed", "another quite long class name"]
+    fig = hp.gallery(table, dataset, group="hard", n=4, classes=names)
+    for ax in fig.axes:
+        lines = ax.get_title().split("\n")
+        assert 2 <= len(lines) <= 4 and all(len(line) <= 22 for line in lines[:-1])
+        assert lines[-1].startswith("label_prob ")
+
+
+def test_gallery_on_index_ids_says_pass_dataset_or_root(table, tmp_path):
+    with pytest.raises(ValueError, match=r"'\d+' is not a file.*`dataset=`.*`root=`"):
+        hp.gallery(table, group="hard")
+    from PIL import Image
+
+    for i in table["index"]:
+        Image.fromarray(np.full((3, 3), i, np.uint8)).save(tmp_path / f"{i}.png")
+    t = table.assign(id=[f"{i}.png" for i in table["index"]])
+    fig = hp.gallery(t, group="hard", n=2, root=tmp_path)
+    first = _hardest(t[t["difficulty"] == "hard"].assign(group="hard"), "hard", 1)["index"].iloc[0]
+    assert_allclose(fig.axes[0].images[0].get_array(), np.full((3, 3), first / 255.0))
