@@ -672,8 +672,8 @@ def data_map(
     Needs training dynamics, recorded during training with :class:`hardmine.Dynamics` (a score table alone has
     none): pass ``dyn.summary()`` (``confidence``, ``variability``, ``correctness``), or a score table joined with
     them by :func:`hardmine.add_dynamics` (``mean_label_prob``, ``variability``, ``correctness``; its
-    ``mean_label_prob`` is used, not the score table's ``confidence``, which is the final model's top probability). ``confidence`` is
-    the mean probability of the label over the epochs (y), ``variability`` its standard deviation (x),
+    ``mean_label_prob`` is used, not the score table's ``confidence``, which is the final model's top probability).
+    ``confidence`` is the mean probability of the label over the epochs (y), ``variability`` its standard deviation (x),
     ``correctness`` the fraction of epochs the model was right (the colour, a colour-blind-safe dark-blue-to-yellow
     scale). The three regions of :func:`hardmine.dynamics_regions` are drawn and labelled with their counts:
     easy-to-learn (top left), hard-to-learn (bottom left, often mislabelled) and ambiguous (right); the x axis runs
