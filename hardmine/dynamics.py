@@ -134,6 +134,33 @@ class Dynamics:
         if self.device is not None:
             self._allocate(self.device)
 
+    def __repr__(self) -> str:
+        """What it holds: samples, epochs recorded, samples seen, updates waiting for ``end_epoch``, device, history.
+
+        Example:
+            >>> dyn = Dynamics(num_samples=3, keep_history=True)
+            >>> dyn
+            Dynamics(num_samples=3, epochs=0, device=None (set by the first update), keep_history=True (0 epochs))
+            >>> dyn.update(torch.tensor([0, 1]), torch.zeros(2, 2), torch.tensor([0, 1]))
+            >>> dyn
+            Dynamics(num_samples=3, epochs=0, seen=0, updated_this_epoch=2, device='cpu', keep_history=True (0 epochs))
+            >>> dyn.end_epoch()
+            >>> dyn
+            Dynamics(num_samples=3, epochs=1, seen=2, updated_this_epoch=0, device='cpu', keep_history=True (1 epochs))
+        """
+        parts = [f"num_samples={self.num_samples}", f"epochs={self.num_epochs}"]
+        if self._buffers:
+            b = self._buffers
+            parts.append(f"seen={int((b['epochs'] > 0).sum())}")  # a host sync: fine in a repr, never in a loop
+            parts.append(f"updated_this_epoch={int((b['ep_sums'][:, 0] > 0).sum())}")
+            parts.append(f"device={str(self.device)!r}")
+        else:
+            parts.append("device=None (set by the first update)")
+        parts.append(
+            f"keep_history={self.keep_history}" + (f" ({len(self._history)} epochs)" if self.keep_history else "")
+        )
+        return f"Dynamics({', '.join(parts)})"
+
     # ------------------------------------------------------------------ recording
     def _allocate(self, device: torch.device) -> None:
         n = self.num_samples

@@ -453,3 +453,15 @@ def test_add_dynamics_errors():
         add_dynamics(pd.DataFrame({"index": [0, 5]}), dyn)
     with pytest.raises(TypeError, match="DataFrame"):
         add_dynamics([0, 1], dyn)
+
+
+def test_repr_says_what_it_holds():
+    dyn = Dynamics(num_samples=5)
+    assert repr(dyn) == "Dynamics(num_samples=5, epochs=0, device=None (set by the first update), keep_history=False)"
+    for _ in range(2):
+        dyn.update(torch.tensor([0, 2, 4]), torch.randn(3, 4), torch.tensor([0, 1, 2]))
+        dyn.end_epoch()
+    dyn.update(torch.tensor([1]), torch.randn(1, 4), torch.tensor([3]))
+    assert repr(dyn) == (
+        "Dynamics(num_samples=5, epochs=2, seen=3, updated_this_epoch=1, device='cpu', keep_history=False)"
+    )
