@@ -260,17 +260,17 @@ def _positive_scores(scores: pd.DataFrame, positive: int | Iterable[int] | None,
 
 
 def _inside_annotation(ax: Axes, text: str, point: tuple[float, float], color: str) -> None:
-    """A note on ``point`` whose box stays inside the axes: placed in the emptier half, away from the point."""
-    x, y = point
-    where = (0.97, 0.06) if y >= 0.5 else (0.97, 0.94)
-    if x > 0.6:
-        where = (0.03, where[1])
+    """A note on ``point`` whose box stays inside the axes: right of the middle, in the half away from the point.
+
+    The legends of the curves sit in the lower left, so the note keeps to the right of it.
+    """
+    where = (0.55, 0.3) if point[1] >= 0.5 else (0.55, 0.7)
     ax.annotate(
         text,
         point,
         xytext=where,
         textcoords="axes fraction",
-        ha="right" if where[0] > 0.5 else "left",
+        ha="left",
         va="bottom" if where[1] < 0.5 else "top",
         fontsize="small",
         annotation_clip=False,
@@ -435,7 +435,8 @@ def confusion(
     :data:`MAX_CONFUSION_INCHES` on a side, each cell's value is written only up to
     :data:`MAX_CELL_TEXT_CLASSES` classes, and tick labels are thinned to at most :data:`MAX_TICK_LABELS` per axis.
     With ``normalize=True`` each row is divided by its count (the recall of each class on the diagonal), so the
-    confusions of small classes stand out as much as those of big ones.
+    confusions of small classes stand out as much as those of big ones; over classes (``by_class``) the colour scale
+    is a square root, so that the few off-diagonal confusions show beside the full diagonal.
 
     Args:
         table: a score or split table (``label`` and ``pred`` columns).
@@ -463,9 +464,14 @@ def confusion(
     k = values.shape[0]
     size = min(MAX_CONFUSION_INCHES, max(3.2, 0.32 * k + 1.8))
     fig, ax = _axes(ax, (size + 0.9, size))
-    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1.0 if normalize else None, interpolation="nearest")
+    top = 1.0 if normalize else max(float(values.max()), 1.0)
+    # Over classes, a square-root colour scale: the few off-diagonal confusions show next to the full diagonal.
+    from matplotlib.colors import Normalize, PowerNorm
+
+    norm = PowerNorm(0.5, vmin=0.0, vmax=top) if by_class else Normalize(vmin=0.0, vmax=top)
+    image = ax.imshow(values, cmap="Blues", norm=norm, interpolation="nearest")
     if k <= MAX_CELL_TEXT_CLASSES:
-        high = values.max() / 2 if values.size else 0
+        high = top / 4 if by_class else top / 2  # where the cell colour is dark enough for white text
         for (i, j), v in np.ndenumerate(values):
             ax.text(
                 j,
