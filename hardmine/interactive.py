@@ -411,9 +411,24 @@ def _curve_svg(kind: str, xs: np.ndarray, ys: np.ndarray, score: float, base: fl
     return "".join(parts)
 
 
-def _data_map_svg(table: pd.DataFrame) -> tuple[str, str]:
+def _dynamics_confidence(table: pd.DataFrame) -> str | None:
+    """The column holding the dynamics' confidence, or ``None`` when the table has no dynamics.
+
+    ``mean_label_prob`` of a score table from ``hm.add_dynamics``, or ``confidence`` of a
+    :meth:`hardmine.Dynamics.summary` (never a score table's ``confidence``, the final model's top probability).
+    """
+    if "variability" not in table.columns:
+        return None
+    if "mean_label_prob" in table.columns:
+        return "mean_label_prob"
+    if "confidence" in table.columns and table.attrs.get("hardmine", {}).get("source") == "dynamics":
+        return "confidence"
+    return None
+
+
+def _data_map_svg(table: pd.DataFrame, conf_col: str) -> tuple[str, str]:
     frame = pd.DataFrame(
-        {"confidence": table["mean_label_prob"].to_numpy(np.float64), "variability": table["variability"].to_numpy()}
+        {"confidence": table[conf_col].to_numpy(np.float64), "variability": table["variability"].to_numpy()}
     )
     regions = dynamics_regions(frame)
     settings = regions.attrs["hardmine"]
@@ -568,7 +583,8 @@ def report(
         table: a table from :func:`hardmine.score` or :func:`hardmine.split` (any table with one row per sample;
             the sections appear when their columns do: ``group`` for the summary and per-group histogram,
             ``label``/``pred`` for the confusion matrix, probabilities for PR/ROC, ``mean_label_prob`` and
-            ``variability`` from :func:`hardmine.add_dynamics` for the data map).
+            ``variability`` from :func:`hardmine.add_dynamics`, or a :meth:`hardmine.Dynamics.summary` itself, for
+            the data map).
         path: write the page here (one ``.html`` file); ``None`` only returns it.
         dataset: images by dataset index: ``dataset[index]`` returns an image tensor ``(C, H, W)``/``(H, W)``, a
             numpy array, a PIL image, or a tuple whose first item is one (``(image, label)``).
@@ -646,8 +662,9 @@ def report(
                 notes.append("No PR/ROC curve: the table has only one class among the positives and negatives.")
         except ValueError as err:
             notes.append(f"No PR/ROC curve: {err}")
-    if {"mean_label_prob", "variability"} <= set(data.columns):
-        svg, caption = _data_map_svg(data)
+    conf_col = _dynamics_confidence(data)
+    if conf_col is not None:
+        svg, caption = _data_map_svg(data, conf_col)
         charts.append(_figure(svg, f"Data map ({caption})", "datamap"))
     if charts:
         sections.append(_section("charts", "Charts", f'<div class="charts">{"".join(charts)}</div>'))

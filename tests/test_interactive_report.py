@@ -340,3 +340,19 @@ def test_browser_pages(browser, page):
     _select(browser, "hm-pagesize", "500")
     assert len(_shown(browser, "index")) == len(page)
     assert browser.get_log("browser") == []
+
+
+def test_report_of_a_dynamics_summary_draws_its_data_map():
+    dyn = hm.Dynamics(num_samples=40)
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(40) % 3
+    for _ in range(3):
+        dyn.update(torch.arange(40), torch.randn(40, 3, generator=g), labels)
+        dyn.end_epoch()
+    summary = dyn.summary()
+    r = hm.report(summary, issues=hm.label_issues(dyn))
+    regions = dyn.regions()["region"].value_counts()
+    for name in ("easy-to-learn", "ambiguous", "hard-to-learn"):
+        assert f"{name} ({regions[name]})" in r.html
+    # a score table's `confidence` is the top probability, not the dynamics' mean: no data map from it
+    assert "data map" not in hm.report(_table(20).assign(variability=0.1)).html
