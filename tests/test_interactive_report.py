@@ -356,3 +356,24 @@ def test_report_of_a_dynamics_summary_draws_its_data_map():
         assert f"{name} ({regions[name]})" in r.html
     # a score table's `confidence` is the top probability, not the dynamics' mean: no data map from it
     assert "data map" not in hm.report(_table(20).assign(variability=0.1)).html
+
+
+def test_browser_minimal_table_without_groups_or_images(browser, tmp_path):
+    rng = np.random.default_rng(4)
+    t = pd.DataFrame({"index": range(30), "label": rng.integers(0, 60, 30), "pred": rng.integers(0, 60, 30)})
+    hm.report(t, tmp_path / "bare.html").save(tmp_path / "bare.html")
+    browser.get((tmp_path / "bare.html").as_uri())
+    assert _count(browser) == "Showing 1–30 of 30 matching rows (30 in all)"
+    browser.find_element("css selector", '#hm-table th[data-col="label"]').click()
+    assert _shown(browser, "label") == [str(v) for v in sorted(t["label"])]
+    assert browser.find_elements("css selector", "#hm-table tbody img") == []
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_missing_browser_skips_or_fails_when_required(monkeypatch, required):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("HARDMINE_REQUIRE_BROWSER", "1" if required else "0")
+    outcome = pytest.fail.Exception if required else pytest.skip.Exception
+    with pytest.raises(outcome, match=r"Chromium and chromedriver \(\.ci/install-browser\.sh\)"):
+        _browser()
