@@ -377,3 +377,9 @@ def test_missing_browser_skips_or_fails_when_required(monkeypatch, required):
     outcome = pytest.fail.Exception if required else pytest.skip.Exception
     with pytest.raises(outcome, match=r"Chromium and chromedriver \(\.ci/install-browser\.sh\)"):
         _browser()
+
+
+def test_ipython_shows_the_report_in_an_iframe():
+    formatters = pytest.importorskip("IPython.core.formatters")
+    data, _ = formatters.DisplayFormatter().format(hm.report(_table(5)))
+    assert data["text/html"].startswith("<iframe srcdoc=") and 'sandbox="allow-scripts"' in data["text/html"]

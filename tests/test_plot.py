@@ -471,3 +471,11 @@ def test_gallery_on_index_ids_says_pass_dataset_or_root(table, tmp_path):
     fig = hp.gallery(t, group="hard", n=2, root=tmp_path)
     first = _hardest(t[t["difficulty"] == "hard"].assign(group="hard"), "hard", 1)["index"].iloc[0]
     assert_allclose(fig.axes[0].images[0].get_array(), np.full((3, 3), first / 255.0))
+
+
+def test_ipython_shows_the_figure_as_an_image_not_its_repr(table):
+    formatters = pytest.importorskip("IPython.core.formatters")
+    data, _ = formatters.DisplayFormatter().format(
+        hp.data_map(pd.DataFrame({"confidence": [0.5], "variability": [0.1], "correctness": [1.0]}))
+    )
+    assert data["image/png"].startswith(b"\x89PNG") and data["text/html"].startswith("<img src=")
