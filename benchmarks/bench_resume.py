@@ -53,7 +53,8 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the benchmark; returns its rows (one per step)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds: 64 images, one repeat")
     parser.add_argument("--images", type=int, default=1024)
@@ -61,7 +62,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.images, args.repeats = 64, 1
     torch.manual_seed(0)
@@ -161,6 +162,7 @@ def main() -> None:
     settings = {"images": n, "image_size": args.image_size, "batch_size": args.batch_size, "arch": "resnet18"}
     paths = save_results(Path(args.out), stem, rows, "\n".join(lines) + "\n", repeats=args.repeats, **settings)
     print(paths[1].read_text())
+    return rows
 
 
 if __name__ == "__main__":
