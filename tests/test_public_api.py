@@ -15,57 +15,25 @@ import pytest
 import hardmine as hm
 
 # hardmine.__all__ in 0.2.0, name by name.
-PUBLIC_0_2_0 = [
-    "HARDER_WHEN",
-    "MEASURES",
-    "Dynamics",
-    "HardMiner",
-    "HardSampler",
-    "HardSetCollapseWarning",
-    "IndexedLoader",
-    "ShareBatchSampler",
-    "Summary",
-    "__version__",
-    "add_dynamics",
-    "confident_thresholds",
-    "confusion",
-    "cross_val_scores",
-    "dynamics_regions",
-    "focal_loss",
-    "functional",
-    "importance_weights",
-    "issue_indices",
-    "label_issues",
-    "label_quality",
-    "ohem_loss",
-    "plot",
-    "positive_prob",
-    "precision_recall_f1",
-    "read_csv",
-    "read_parquet",
-    "score",
-    "select",
-    "split",
-    "summary",
-    "threshold_sweep",
-    "to_csv",
-    "to_parquet",
-    "weighted_loss",
-    "weights",
-    "with_indices",
-    "wrap",
-]
+PUBLIC_0_2_0 = (
+    "HARDER_WHEN MEASURES Dynamics HardMiner HardSampler HardSetCollapseWarning IndexedLoader ShareBatchSampler "
+    "Summary __version__ add_dynamics confident_thresholds confusion cross_val_scores dynamics_regions focal_loss "
+    "functional importance_weights issue_indices label_issues label_quality ohem_loss plot positive_prob "
+    "precision_recall_f1 read_csv read_parquet score select split summary threshold_sweep to_csv to_parquet "
+    "weighted_loss weights with_indices wrap"
+).split()
 
 # The internals that left the top level, and the module each one lives in.
 MOVED = {
-    "HARDER_WHEN": "hardmine.measures",
-    "MEASURES": "hardmine.measures",
-    "IndexedLoader": "hardmine.data",
-    "ShareBatchSampler": "hardmine.miner",
-    "importance_weights": "hardmine.miner",
-    "confident_thresholds": "hardmine.labels",
-    "label_quality": "hardmine.labels",
-    "dynamics_regions": "hardmine.dynamics",
+    name: module
+    for module, names in [
+        ("hardmine.measures", "HARDER_WHEN MEASURES"),
+        ("hardmine.data", "IndexedLoader"),
+        ("hardmine.miner", "ShareBatchSampler importance_weights"),
+        ("hardmine.labels", "confident_thresholds label_quality"),
+        ("hardmine.dynamics", "dynamics_regions"),
+    ]
+    for name in names.split()
 }
 
 

@@ -27,6 +27,12 @@ def test_readme_has_runnable_examples():
     assert "hm.HardMiner(" in blocks[0][1] and "hm.score(" in blocks[0][1]
 
 
+def test_readme_fits_on_a_page():
+    # What hardmine is, the two set-up commands, a quick start, the demo, the measured table and links: the rest is
+    # on the docs site.
+    assert len(README.read_text().splitlines()) <= 300
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("number,code", _blocks(), ids=lambda v: f"block{v}" if isinstance(v, int) else "")
 def test_readme_python_block_runs(number, code, tmp_path):
