@@ -37,11 +37,13 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine(device: Any = "cpu") -> dict[str, Any]:
+def machine(device: Any = "cpu", *, threads: int | None = None) -> dict[str, Any]:
     """The machine a benchmark ran on, as a dict (``describe`` turns it into one line).
 
     Args:
         device: the torch device the benchmark measured (``"cpu"``, ``"cuda"``, a ``torch.device``).
+        threads: the torch threads the measurement ran with, when that is not this process's setting now (a
+            benchmark that measures in child processes, or restores the thread count before it saves).
 
     Returns:
         Keys ``device``, ``cpu``, ``cores``, ``torch_threads``, ``torch``, ``python``, ``platform`` and, on CUDA,
@@ -53,7 +55,7 @@ def machine(device: Any = "cpu") -> dict[str, Any]:
         "device": str(device),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads() if threads is None else threads,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": f"{sys.platform}-{platform.machine()}",
@@ -73,17 +75,29 @@ def describe(info: dict[str, Any]) -> str:
     )
 
 
-def save_results(out: Path, stem: str, rows: Any, markdown: str, *, device: Any = "cpu", **extra: Any) -> list[Path]:
+def save_results(
+    out: Path,
+    stem: str,
+    rows: Any,
+    markdown: str,
+    /,
+    *,
+    device: Any = "cpu",
+    threads: int | None = None,
+    **extra: Any,
+) -> list[Path]:
     """Write ``out/<stem>.json`` (``{"machine": ..., "rows": rows, **extra}``) and ``out/<stem>.md``.
 
     The markdown gets a ``Machine: ...`` line appended unless it already has one, so every table names where it ran.
+    ``device`` and ``threads`` are passed to :func:`machine`; the first four arguments are positional, so ``extra``
+    may hold any key (``markdown=`` included).
 
     Returns:
         The two paths written.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    info = machine(device)
+    info = machine(device, threads=threads)
     line = f"Machine: {describe(info)}"
     if "Machine:" not in markdown:
         markdown = markdown.rstrip("\n") + f"\n\n{line}\n"

@@ -26,9 +26,7 @@ Results go to ``benchmarks/results/label_issues.json`` and ``.md``. cleanlab is 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -40,6 +38,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from _common import describe, machine, save_results  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
@@ -454,8 +453,7 @@ def main(argv: list[str] | None = None) -> dict:
     timings = {k: float(np.mean([r["timings"][k] for r in runs])) for k in runs[0]["timings"]}
     timings["total_s"] = time.perf_counter() - t0
     meta = {
-        "machine": f"{os.cpu_count()}-core {platform.machine()} CPU, torch {torch.__version__}, "
-        f"{args.threads} torch threads, shared with other jobs",
+        "machine": describe(machine(threads=args.threads)),
         "cleanlab_note": (
             f"cleanlab rows computed with {CLEANLAB} on the same probabilities."
             if CLEANLAB
@@ -474,10 +472,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"meta": meta, "aggregate": agg, "runs": runs}
     args.out.mkdir(parents=True, exist_ok=True)
     name = "label_issues_quick" if args.quick else "label_issues"
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
-    md = markdown(agg, meta)
-    (args.out / f"{name}.md").write_text(md)
-    print(md)
+    paths = save_results(args.out, name, runs, markdown(agg, meta), threads=args.threads, meta=meta, aggregate=agg)
+    print(paths[1].read_text())
     return result
 
 

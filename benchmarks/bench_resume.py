@@ -16,17 +16,15 @@ each row is the median of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import save_results
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -55,7 +53,8 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the benchmark; returns its rows (one per step)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds: 64 images, one repeat")
     parser.add_argument("--images", type=int, default=1024)
@@ -63,7 +62,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.images, args.repeats = 64, 1
     torch.manual_seed(0)
@@ -148,24 +147,10 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    machine = f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-    result = {
-        "images": n,
-        "image_size": args.image_size,
-        "batch_size": args.batch_size,
-        "arch": "resnet18",
-        "repeats": args.repeats,
-        "machine": machine,
-        "python": sys.version.split()[0],
-        "rows": rows,
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = "bench_resume_quick" if args.quick else "bench_resume"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     lines = [
         f"{n} digit PNGs, resnet18 at {args.image_size}x{args.image_size}, batch {args.batch_size}, median of "
-        f"{args.repeats}; {machine}",
+        f"{args.repeats}.",
         "",
         "| step | seconds | images/s | note |",
         "|---|---:|---:|---|",
@@ -174,8 +159,10 @@ def main() -> None:
         f"| {r['step']} | {r['seconds']:.3f} | {'' if r['images_per_s'] is None else r['images_per_s']} | {r['note']} |"
         for r in rows
     ]
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {out / stem}.json and .md")
+    settings = {"images": n, "image_size": args.image_size, "batch_size": args.batch_size, "arch": "resnet18"}
+    paths = save_results(Path(args.out), stem, rows, "\n".join(lines) + "\n", repeats=args.repeats, **settings)
+    print(paths[1].read_text())
+    return rows
 
 
 if __name__ == "__main__":

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TORCH_LIMIT = 2**24
@@ -152,22 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             ours_s = _fmt(t_ours, ".3f")
             lines.append(f"| {n:.0e} | {how} | {wrs_s} | {ours_s} | {ratio} | {wrs_mb} | {ours_mb} | {cover_s} |")
     table = "\n".join(lines)
-    import torch
-
-    meta = {
-        "machine": f"{platform.machine()} CPU, torch {torch.__version__}, {args.threads} threads, "
-        f"python {platform.python_version()}",
-        "note": "timings on a shared machine are noisy; rerun on a quiet one",
-        "sizes": sizes,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "rows": rows, "markdown": table}, indent=2))
-    tmp.replace(out)
-    md = out.with_suffix(".md")
-    md.write_text(f"# HardSampler vs WeightedRandomSampler\n\n{table}\n\n{meta['machine']}; {meta['note']}.\n")
-    print(table)
-    print(f"\n{meta['machine']}; results in {out}")
+    note = "timings on a shared machine are noisy; rerun on a quiet one"
+    md = f"# HardSampler vs WeightedRandomSampler\n\n{table}\n\n{note}.\n"
+    paths = save_results(out.parent, out.stem, rows, md, threads=args.threads, markdown=table, note=note, sizes=sizes)
+    print(paths[1].read_text())
     return 0
 
 

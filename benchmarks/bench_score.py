@@ -23,21 +23,20 @@ pass dominates, as it does for real image models) and ``mlp`` (a 64-256-256-10 M
 model where any per-batch overhead of the scoring loop shows).
 
 Run ``python benchmarks/bench_score.py`` (CPU), ``python benchmarks/bench_score.py --device cuda`` on a GPU, or
-``--quick`` for a smoke run of a few seconds. Results go to ``benchmarks/results/bench_score.{json,md}`` (or
+``--quick`` for a smoke run of a few seconds. Results go to ``benchmarks/results/bench_score_<device>.{json,md}`` (or
 ``--out DIR``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from _common import save_results
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -184,19 +183,9 @@ def run_case(name: str, args: argparse.Namespace, device: torch.device) -> dict[
     }
 
 
-def machine(device: torch.device) -> str:
-    """A one-line description of where the numbers came from."""
-    cpu = f"{torch.get_num_threads()} torch threads, {platform.machine()} {platform.processor() or ''}".strip()
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, host {cpu}"
-    return f"CPU ({cpu}), torch {torch.__version__}, Python {platform.python_version()}"
-
-
-def markdown(rows: list[dict[str, Any]], where: str) -> str:
-    """The result table as Markdown."""
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The result table as Markdown (``save_results`` adds the machine line)."""
     lines = [
-        f"Machine: {where}",
-        "",
         "| case | N | batch | amp | bare loop (samples/s) | hm.score (samples/s) | per-sample loop (samples/s) "
         "| hm.score / bare | hm.score / per-sample | CPU-time ratios: hm.score / bare, / per-sample |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
@@ -237,13 +226,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         parser.error("--device cuda asked for, but torch.cuda.is_available() is False")
     cases = CASES if args.case == "all" else (args.case,)
     rows = [run_case(name, args, device) for name in cases]
-    where = machine(device)
-    table = markdown(rows, where)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
     suffix = f"_{device.type}" + ("_quick" if args.quick else "")
-    (args.out / f"bench_score{suffix}.json").write_text(json.dumps({"machine": where, "rows": rows}, indent=2))
-    (args.out / f"bench_score{suffix}.md").write_text(table)
+    paths = save_results(args.out, f"bench_score{suffix}", rows, markdown(rows), device=device)
+    print(paths[1].read_text())
     return rows
 
 

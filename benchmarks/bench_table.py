@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -36,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import save_results
 
 STEPS = ("build", "split", "weights", "weights_balanced", "sampler", "csv", "parquet")
 
@@ -133,10 +134,9 @@ def run(n: int, step: str, out_dir: Path, *, in_process: bool = False) -> dict[s
     return result
 
 
-def markdown(rows: list[dict[str, Any]], where: str) -> str:
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The result table as Markdown (``save_results`` adds the machine line)."""
     lines = [
-        f"Machine: {where}",
-        "",
         "| rows | step | time (s) | peak RSS (GB) | added by the step (GB) | notes |",
         "|---:|---|---:|---:|---:|---|",
     ]
@@ -184,17 +184,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             rows.append(run(n, step, args.out, in_process=args.quick))
             r = rows[-1]
             print(f"{n:>12,} {step:<16} {r['seconds']:8.2f} s  peak {r['peak_bytes'] / 1e9:6.2f} GB", flush=True)
-    import torch
-
-    where = (
-        f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-        f"Python {platform.python_version()}"
-    )
-    table = markdown(rows, where)
-    print(table)
     suffix = "_quick" if args.quick else ""
-    (args.out / f"bench_table{suffix}.json").write_text(json.dumps({"machine": where, "rows": rows}, indent=2))
-    (args.out / f"bench_table{suffix}.md").write_text(table)
+    paths = save_results(args.out, f"bench_table{suffix}", rows, markdown(rows))
+    print(paths[1].read_text())
     return rows
 
 

@@ -49,8 +49,6 @@ minutes) or ``--quick`` for a smoke run (2 seeds, 2 epochs; seconds even with ``
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 import warnings
@@ -60,6 +58,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _common import describe, machine, save_results
 from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
@@ -361,7 +360,6 @@ def run(args: argparse.Namespace, task: str = "rare") -> dict:
         "miner_settings": miner_kwargs(args),
         "data": data[-1],
         "data_per_seed": data,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", torch {torch.__version__}",
         "summary": summary,
         "runs": results,
     }
@@ -414,7 +412,14 @@ def caption(result: dict) -> str:
 def markdown(result: dict) -> str:
     s, metrics, main, ref = result["settings"], result["metrics"], result["main_metric"], result["reference"]
     columns = [HEADERS[m] for m in metrics] + [f"{HEADERS[main]} − {ref} (paired)", f"seeds beating {ref}", "s / run"]
-    lines = [caption(result), "", "| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    # The machine goes on the caption line, so that the table's rows are the last lines of the file.
+    where = f"Machine: {describe(machine())}."
+    lines = [
+        f"{caption(result)} {where}",
+        "",
+        "| method | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for method, r in result["summary"].items():
         values = [f"{r[f'{m}_mean']:.3f} ± {r[f'{m}_std']:.3f}" for m in metrics]
         key = f"{main}_minus_{ref}"
@@ -497,11 +502,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     results = {}
     for task in TASKS if args.task == "all" else (args.task,):
         result = run(args, task)
-        table = markdown(result)
-        print(table)
         name = f"bench_training_{task}_quick" if args.quick else f"bench_training_{task}"
-        (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
-        (args.out / f"{name}.md").write_text(table)
+        rows = [{"method": method, **row} for method, row in result["summary"].items()]
+        paths = save_results(args.out, name, rows, markdown(result), **result)
+        print(paths[1].read_text())
         results[task] = result
     return results
 

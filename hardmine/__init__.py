@@ -9,15 +9,20 @@ Example:
     ['HardMiner', 'score', 'split', 'summary', 'to_csv']
 """
 
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
+
 from hardmine import functional, plot
-from hardmine.data import IndexedLoader, with_indices, wrap
-from hardmine.dynamics import Dynamics, add_dynamics, dynamics_regions
+from hardmine.data import with_indices, wrap
+from hardmine.dynamics import Dynamics, add_dynamics
 from hardmine.io import read_csv, read_parquet, select, to_csv, to_parquet
-from hardmine.labels import confident_thresholds, cross_val_scores, issue_indices, label_issues, label_quality
+from hardmine.labels import cross_val_scores, issue_indices, label_issues
 from hardmine.losses import focal_loss, ohem_loss, weighted_loss
-from hardmine.measures import HARDER_WHEN, MEASURES
 from hardmine.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
-from hardmine.miner import HardMiner, ShareBatchSampler, importance_weights
+from hardmine.miner import HardMiner
 from hardmine.sampling import HardSampler
 from hardmine.scoring import score
 from hardmine.splitting import split
@@ -32,27 +37,19 @@ from hardmine.interactive import Report, report  # noqa: E402  isort: skip
 __version__ = "0.2.0"
 
 __all__ = [
-    "HARDER_WHEN",
-    "MEASURES",
     "Dynamics",
     "HardMiner",
     "HardSampler",
     "HardSetCollapseWarning",
-    "IndexedLoader",
-    "ShareBatchSampler",
     "Summary",
     "__version__",
     "add_dynamics",
-    "confident_thresholds",
     "confusion",
     "cross_val_scores",
-    "dynamics_regions",
     "focal_loss",
     "functional",
-    "importance_weights",
     "issue_indices",
     "label_issues",
-    "label_quality",
     "ohem_loss",
     "plot",
     "positive_prob",
@@ -74,3 +71,30 @@ __all__ = [
     "Report",
     "report",
 ]
+
+# Names that were in ``hardmine.__all__`` in 0.2.0 but are internals: they live in their modules. The old top-level
+# names keep working for one release, with a DeprecationWarning that names the new location.
+_MOVED: dict[str, str] = {
+    "HARDER_WHEN": "hardmine.measures",
+    "MEASURES": "hardmine.measures",
+    "IndexedLoader": "hardmine.data",
+    "ShareBatchSampler": "hardmine.miner",
+    "importance_weights": "hardmine.miner",
+    "confident_thresholds": "hardmine.labels",
+    "label_quality": "hardmine.labels",
+    "dynamics_regions": "hardmine.dynamics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve a name moved out of the top level (0.2.0 -> 0.3.0), warning where it lives now."""
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hardmine' has no attribute {name!r}")
+    warnings.warn(
+        f"hardmine.{name} is deprecated and will be removed from the top level in the next release: "
+        f"use `from {module} import {name}`",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

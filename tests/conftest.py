@@ -8,6 +8,7 @@ The parametrization lists ``DEVICES`` (CUDA skipped when absent) and ``DTYPES`` 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -124,7 +125,13 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """Import ``benchmarks/<name>.py`` (the benchmarks are scripts, not a package) for a smoke run."""
+    """Import ``benchmarks/<name>.py`` (the benchmarks are scripts, not a package) for a smoke run.
+
+    ``benchmarks/`` goes on ``sys.path`` first, as it is when a script runs as ``python benchmarks/<name>.py``, so the
+    scripts' ``from _common import save_results`` works here too.
+    """
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
