@@ -17,8 +17,8 @@ from hardmine.labels import confident_thresholds, cross_val_scores, issue_indice
 from hardmine.losses import focal_loss, ohem_loss, weighted_loss
 from hardmine.measures import HARDER_WHEN, MEASURES
 from hardmine.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
-from hardmine.miner import HardMiner, ShareBatchSampler, importance_weights
-from hardmine.sampling import HardSampler
+from hardmine.miner import HardMiner, MinerSampler, ShareBatchSampler, importance_weights
+from hardmine.sampling import DoubleShardingWarning, HardSampler
 from hardmine.scoring import score
 from hardmine.splitting import split
 from hardmine.weighting import HardSetCollapseWarning, weights
@@ -64,4 +64,7 @@ __all__ = [
     "weights",
     "with_indices",
     "wrap",
+    # training loops (issue 13): the miner as a sampler for other people's DataLoaders, the double-sharding warning
+    "DoubleShardingWarning",
+    "MinerSampler",
 ]

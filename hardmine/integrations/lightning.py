@@ -30,7 +30,7 @@ _L = require("lightning.pytorch", "lightning")
 __all__ = ["HardMiningCallback"]
 
 
-class HardMiningCallback(_L.Callback):  # type: ignore[misc,name-defined]
+class HardMiningCallback(_L.Callback):  # type: ignore[name-defined]
     """Sets the miner's epoch from the Trainer's and logs each scoring pass with the Trainer's loggers.
 
     At every ``on_train_epoch_start`` the miner gets ``miner.set_epoch(trainer.current_epoch)``, so its warm-up,
