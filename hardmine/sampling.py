@@ -6,8 +6,8 @@ Three modes draw ``num_samples`` dataset indices per epoch from per-sample weigh
   ``num_samples - N`` extra draws with replacement in proportion to the weights, mixed evenly through the epoch. Plain
   weighted sampling with replacement leaves about a third of the data unseen each epoch; this mode sees all of it and
   spends the extra draws on the hard ones.
-- ``"replacement"`` (``replacement=True``, the default): ``num_samples`` independent draws, ``P(i) = w_i / sum(w)``, exactly as
-  ``WeightedRandomSampler(replacement=True)``.
+- ``"replacement"`` (``replacement=True``, the default): ``num_samples`` independent draws, ``P(i) = w_i / sum(w)``,
+  exactly as ``WeightedRandomSampler(replacement=True)``.
 - ``"no_replacement"`` (``replacement=False``): ``num_samples`` distinct indices drawn one after another in proportion
   to the remaining weights, as ``WeightedRandomSampler(replacement=False)``, except that a zero-weight index is never
   returned (``torch.multinomial`` returns one once the positive weights run out; here that is an error up front).
@@ -28,8 +28,8 @@ How (and why it scales past ``torch.multinomial``'s 2**24 categories):
 
 Distributed: the rank and world size are read from ``torch.distributed`` when each pass starts (unless given), so a
 sampler built before ``init_process_group`` shards correctly; ``num_replicas=1`` leaves the sharding to a framework
-that does it itself. Every rank generates the same global sequence of ``num_samples`` indices from ``seed + epoch``, pads it
-to a multiple of ``num_replicas`` by wrapping around (as ``DistributedSampler`` pads), and takes the positions
+that does it itself. Every rank generates the same global sequence of ``num_samples`` indices from ``seed + epoch``,
+pads it to a multiple of ``num_replicas`` by wrapping around (as ``DistributedSampler`` pads), and takes the positions
 ``rank, rank + num_replicas, ...`` (a strided share, as ``DistributedSampler`` takes). The shares are disjoint, equally
 long (``ceil(num_samples / num_replicas)``) and together are the padded global draw.
 """
