@@ -91,3 +91,44 @@ def test_log_history_to_tensorboard(tmp_path):
     assert {step for _tag, _value, step in recorder.calls} == {2}
     with pytest.raises(TypeError, match="`history`"):
         log_history(recorder, [1, 2])
+
+
+def _two_ranks(monkeypatch, rank: int = 0) -> None:
+    import hardmine.distributed
+
+    monkeypatch.setattr(hardmine.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(hardmine.distributed, "get_rank", lambda: rank)
+
+
+def test_double_sharding_warns_under_accelerates_batch_sampler_shard(monkeypatch):
+    accelerate_data_loader = pytest.importorskip("accelerate.data_loader")
+    from torch.utils.data import BatchSampler
+
+    from hardmine import DoubleShardingWarning, HardSampler
+
+    _two_ranks(monkeypatch)
+    sharding = HardSampler(torch.ones(32), 32)  # shards itself: 16 indices on this rank
+    shard = accelerate_data_loader.BatchSamplerShard(BatchSampler(sharding, 4, False), num_processes=2)
+    with pytest.warns(DoubleShardingWarning, match="accelerate"):
+        assert sum(len(b) for b in shard) == 8  # a quarter of the epoch: what the warning is about
+    whole = HardSampler(torch.ones(32), 32, num_replicas=1)
+    shard = accelerate_data_loader.BatchSamplerShard(BatchSampler(whole, 4, False), num_processes=2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DoubleShardingWarning)
+        assert sum(len(b) for b in shard) == 16  # accelerate splits the one global draw: half each
+
+
+def test_double_sharding_warns_under_lightnings_sampler_wrapper(monkeypatch):
+    distributed = pytest.importorskip("lightning.fabric.utilities.distributed")
+    from hardmine import DoubleShardingWarning, HardSampler
+
+    _two_ranks(monkeypatch)
+    wrapper = distributed.DistributedSamplerWrapper(HardSampler(torch.ones(32), 32), num_replicas=2, rank=0)
+    with pytest.warns(DoubleShardingWarning, match="Lightning"):
+        assert len(list(wrapper)) == 8
+    wrapper = distributed.DistributedSamplerWrapper(
+        HardSampler(torch.ones(32), 32, num_replicas=1), num_replicas=2, rank=0
+    )
+    assert len(list(wrapper)) == 16
