@@ -99,7 +99,7 @@ def child(n: int, step: str, out: Path) -> None:
                 done = split(parts, threshold=0.5)
                 result["table_bytes_per_row"] = float(done.memory_usage(deep=True, index=True).sum()) / n
             elif step == "weights":
-                weights(parts)
+                weights(parts, balance=None)
             elif step == "weights_balanced":
                 weights(parts, balance="label")
             elif step == "sampler":

@@ -193,6 +193,7 @@ def train(
     miner = None
     dynamics: Dynamics | None = None
     kw = dict(miner_kwargs or {})
+    kw.setdefault("warmup_epochs", 0)  # as the published results ran (HardMiner's default warm-up is now 1 epoch)
     if method == "hardminer":
         miner = HardMiner(model, batches, seed=seed, progress=False, **kw)
     elif method == "hardminer-nobalance":

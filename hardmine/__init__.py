@@ -22,8 +22,8 @@ from hardmine.io import read_csv, read_parquet, select, to_csv, to_parquet
 from hardmine.labels import cross_val_scores, issue_indices, label_issues
 from hardmine.losses import focal_loss, ohem_loss, weighted_loss
 from hardmine.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
-from hardmine.miner import HardMiner
-from hardmine.sampling import HardSampler
+from hardmine.miner import HardMiner, MinerSampler
+from hardmine.sampling import DoubleShardingWarning, HardSampler
 from hardmine.scoring import score
 from hardmine.splitting import split
 from hardmine.weighting import HardSetCollapseWarning, weights
@@ -70,6 +70,9 @@ __all__ = [
     # the interactive report (issue 16)
     "Report",
     "report",
+    # training loops (issue 13): the miner as a sampler for other people's DataLoaders, the double-sharding warning
+    "DoubleShardingWarning",
+    "MinerSampler",
 ]
 
 # Names that were in ``hardmine.__all__`` in 0.2.0 but are internals: they live in their modules. The old top-level

@@ -6,7 +6,7 @@ The miner only holds settings and state; the work is done by the pure parts belo
 
     miner = HardMiner(model, train_loader, threshold=0.7, hard_weight=4.0, rescore_every=2)
     for epoch in range(20):
-        for x, y in miner:          # re-scored at the start of epochs 0, 2, 4, ...
+        for x, y in miner:          # epoch 0 warms up; re-scored at the start of epochs 1, 3, 5, ...
             ...                     # your own training step
     miner.table                     # the latest scored and split table; miner.history: one row per re-score
 
@@ -57,18 +57,26 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Sampler
 
-from hardmine.data import _check_map_style, _IndexedCollate, _IndexedDataset, rebuild_loader
+from hardmine.data import _check_map_style, _IndexedCollate, _IndexedDataset, dataset_ids, rebuild_loader
 from hardmine.distributed import get_world_size
 from hardmine.dynamics import HARDNESS_COLUMNS, Dynamics, add_dynamics
 from hardmine.labels import issue_indices, label_issues
-from hardmine.sampling import HardSampler, SamplerMode
+from hardmine.sampling import HardSampler, SamplerMode, _check_replicas
 from hardmine.scoring import score
 from hardmine.splitting import split
 from hardmine.table import GROUPS, prob_columns
 from hardmine.weighting import Balance, HardSetCollapseWarning, _check_balance
 from hardmine.weighting import weights as sample_weights
 
-__all__ = ["APPLY_MODES", "EXCLUDE_METHODS", "Apply", "HardMiner", "ShareBatchSampler", "importance_weights"]
+__all__ = [
+    "APPLY_MODES",
+    "EXCLUDE_METHODS",
+    "Apply",
+    "HardMiner",
+    "MinerSampler",
+    "ShareBatchSampler",
+    "importance_weights",
+]
 
 Apply = Literal["sample", "loss", "sample+correct"]
 APPLY_MODES: tuple[str, ...] = ("sample", "loss", "sample+correct")
@@ -330,6 +338,63 @@ def _as_easy(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+class MinerSampler(Sampler[int]):
+    """A :class:`HardMiner` seen as a sampler of dataset indices (see :meth:`HardMiner.as_sampler`).
+
+    Each pass runs the miner's epoch logic and yields that epoch's draw; :meth:`set_epoch` is the miner's.
+    """
+
+    def __init__(self, miner: HardMiner) -> None:
+        self.miner = miner
+
+    def __len__(self) -> int:
+        """Indices per epoch on this rank."""
+        return len(self.miner.sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        """See :meth:`HardMiner.set_epoch`."""
+        self.miner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        miner = self.miner
+        _loader, sampler, _w = miner._begin_pass()
+        if not isinstance(sampler, HardSampler):  # as_sampler() refuses batch shares
+            raise TypeError(f"MinerSampler needs a HardSampler, but the miner draws with {type(sampler).__name__}.")
+        drawn: list[int] = []
+        try:
+            for i in sampler:
+                drawn.append(i)
+                yield i
+            miner._pass_done = True
+        finally:
+            if drawn:
+                idx = torch.tensor(drawn, dtype=torch.int64)
+                miner.draws.index_add_(0, idx, torch.ones_like(idx))
+
+
+def _check_score_loader(score_loader: Any, loader: DataLoader) -> None:
+    """Raise unless ``score_loader`` is a DataLoader over the same samples as ``loader`` (length, file paths)."""
+    if not isinstance(score_loader, DataLoader):
+        raise TypeError(
+            f"Expected argument `score_loader` to be a torch.utils.data.DataLoader or None, but got "
+            f"{type(score_loader).__name__}."
+        )
+    _check_map_style(score_loader, "HardMiner's score_loader")
+    n, m = len(loader.dataset), len(score_loader.dataset)  # type: ignore[arg-type]
+    if n != m:
+        raise ValueError(
+            f"Expected argument `score_loader` over the same {n} samples as `loader` (index i the same sample in "
+            f"both), but its dataset has {m}."
+        )
+    train_ids, score_ids = dataset_ids(loader.dataset), dataset_ids(score_loader.dataset)
+    if train_ids is not None and score_ids is not None and list(train_ids) != list(score_ids):
+        first = next(i for i, (a, b) in enumerate(zip(train_ids, score_ids, strict=True)) if a != b)
+        raise ValueError(
+            f"Expected argument `score_loader` to index the same samples as `loader`, but dataset index {first} is "
+            f"{score_ids[first]!r} there and {train_ids[first]!r} in `loader`."
+        )
+
+
 class HardMiner:
     """Yields training batches that favour the hard samples, re-scoring the dataset on a schedule.
 
@@ -392,7 +457,9 @@ class HardMiner:
             (more draws with importance weights ``1 / (N p_i)`` that keep the gradient unbiased).
         rescore_every: re-score every this many epochs (counted from the end of the warm-up), or a callable
             ``rescore_every(epoch) -> bool``. The first mining epoch always scores.
-        warmup_epochs: uniform epochs before mining starts (an untrained model's scores say little).
+        warmup_epochs: uniform epochs before mining starts (default 1: an untrained model's scores say little, every
+            sample looks hard, and the pass would cost a full inference pass for nothing). ``0`` scores before the
+            first epoch, which is right for a model that is already trained (fine-tuning).
         uniform_after: epoch from which sampling is uniform again (fine-tuning on the true distribution), or ``None``.
         positive_share: keep this share of every batch for positive samples (mining epochs; needs ``apply`` to draw).
         hard_share: keep this share of every batch for hard samples (mining epochs).
@@ -410,6 +477,16 @@ class HardMiner:
         progress: show a progress bar while scoring.
         score_kwargs: more keyword arguments for :func:`hardmine.scoring.score` (``unpack``, ``input_key``,
             ``target_key``, ``batch_size``, ``channels_last``).
+        score_loader: the DataLoader the scoring passes read, when it should differ from ``loader``: the same samples
+            in the same dataset order with evaluation transforms (no random crops or flips), so that two passes over
+            an unchanged model give the same scores while training keeps its augmentations. Its dataset must have
+            the same length as ``loader.dataset``, and index ``i`` must be the same sample in both (the miner checks
+            the lengths and, where both datasets have file paths, the paths). Defaults to ``loader``.
+        num_replicas: ranks sharing the weighted draw; ``None`` (default) reads torch.distributed's world size when
+            each epoch's draw starts (a miner built before ``init_process_group``, as Lightning starts it inside
+            ``fit``, still shards correctly). Pass ``1`` when a framework shards the miner's indices itself (see
+            :meth:`as_sampler`).
+        rank: this process's rank among ``num_replicas``; ``None`` (default): read when each epoch's draw starts.
 
     Attributes:
         table: the latest scored and split DataFrame (``None`` before the first scoring), with ``weight`` (the
@@ -419,7 +496,10 @@ class HardMiner:
             ``by`` (the column that decided hardness), ``dynamics_epochs`` (epochs recorded in ``dynamics``, 0
             without), ``suspect_method``, ``suspects`` and ``drawn_per_suspect`` (suspects are left out of
             ``drawn_per_hard`` and ``drawn_per_easy``).
-        epoch: the epoch in progress (``-1`` before the first), :attr:`phase` its phase.
+        epoch: the epoch in progress (``-1`` before the first), :attr:`phase` its phase. A new epoch starts when a
+            pass starts after the previous pass was read to its end, or when :meth:`set_epoch` names another epoch;
+            a pass abandoned early (``next(iter(miner))`` to peek at a batch) does not end its epoch, so the next
+            pass repeats that epoch from its first batch, with no new scoring pass.
         draws: int64 tensor ``(N,)``, the times each sample was yielded in a batch, over all epochs.
         sampler: the sampler of mining epochs.
 
@@ -429,11 +509,11 @@ class HardMiner:
         >>> ds = TensorDataset(torch.randn(64, 4, generator=g), torch.randint(0, 2, (64,), generator=g))
         >>> model = nn.Linear(4, 2)
         >>> miner = HardMiner(model, DataLoader(ds, batch_size=16), threshold=0.6, progress=False)
-        >>> for epoch in range(2):
+        >>> for epoch in range(3):   # epoch 0 is the warm-up (uniform, no scoring); 1 and 2 score and mine
         ...     for x, y in miner:
         ...         pass
-        >>> len(miner), miner.history["epoch"].tolist(), int(miner.draws.sum())
-        (4, [0, 1], 128)
+        >>> len(miner), miner.history["epoch"].tolist(), int(miner.draws.sum()), len(miner.dataset)
+        (4, [1, 2], 192, 64)
     """
 
     def __init__(
@@ -455,7 +535,7 @@ class HardMiner:
         weight_kwargs: Mapping[str, Any] | None = None,
         apply: Apply = "sample",
         rescore_every: int | Callable[[int], bool] = 1,
-        warmup_epochs: int = 0,
+        warmup_epochs: int = 1,
         uniform_after: int | None = None,
         positive_share: float | None = None,
         hard_share: float | None = None,
@@ -468,6 +548,9 @@ class HardMiner:
         seed: int = 0,
         progress: bool = True,
         score_kwargs: Mapping[str, Any] | None = None,
+        score_loader: DataLoader | None = None,
+        num_replicas: int | None = None,
+        rank: int | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}.")
@@ -550,12 +633,15 @@ class HardMiner:
             )
         if shares and (positive_share or 0) + (hard_share or 0) > 1:
             raise ValueError(f"Expected `positive_share + hard_share` <= 1, but got {positive_share} + {hard_share}.")
-        if shares and get_world_size() > 1:
+        if shares and num_replicas != 1 and get_world_size() > 1:
             raise ValueError(
                 "`positive_share`/`hard_share` batches are drawn by one process; under torch.distributed "
                 "leave them out (HardSampler shards the weighted draw across ranks)."
             )
         n = len(loader.dataset)  # type: ignore[arg-type]
+        if score_loader is not None:
+            _check_score_loader(score_loader, loader)
+        _check_replicas(num_replicas, rank)
         if dynamics is not None and not isinstance(dynamics, Dynamics):
             raise TypeError(
                 f"Expected argument `dynamics` to be a hardmine Dynamics or None, but got {type(dynamics).__name__}."
@@ -608,6 +694,9 @@ class HardMiner:
         self.seed = seed
         self.progress = progress
         self.score_kwargs = dict(score_kwargs or {})
+        self._score_loader = score_loader
+        self.num_replicas = num_replicas
+        self.rank = rank
 
         self.num_samples = n if num_samples is None else num_samples
         ones = torch.ones(n, dtype=torch.float64)
@@ -633,10 +722,17 @@ class HardMiner:
                 loader, batch_sampler=self._uniform_sampler, dataset=dataset, collate_fn=collate
             )
         else:
-            self.sampler = HardSampler(ones, self.num_samples, mode=sampler_mode, seed=seed)
+            self.sampler = HardSampler(
+                ones, self.num_samples, mode=sampler_mode, seed=seed, num_replicas=num_replicas, rank=rank
+            )
             # Uniform epochs: every sample once (a permutation) when the epoch is at least N long.
             self._uniform_sampler = HardSampler(
-                ones, self.num_samples, mode="cover" if self.num_samples >= n else "replacement", seed=seed
+                ones,
+                self.num_samples,
+                mode="cover" if self.num_samples >= n else "replacement",
+                seed=seed,
+                num_replicas=num_replicas,
+                rank=rank,
             )
             self._mine_loader = rebuild_loader(loader, sampler=self.sampler, dataset=dataset, collate_fn=collate)
             self._uniform_loader = rebuild_loader(
@@ -651,6 +747,8 @@ class HardMiner:
         self._raw_weights: Tensor | None = None
         self._n = n
         self._next_epoch = 0
+        self._pass_done = True
+        self._pending_epoch: int | None = None
         self._table: pd.DataFrame | None = None
         self._rows: list[dict[str, Any]] = []
         self._draws_at_score = torch.zeros(n, dtype=torch.int64)
@@ -692,7 +790,9 @@ class HardMiner:
         drop_probs = self._exclude_method == "confident_learning" and not options.get("keep_probs")
         if drop_probs:
             options["keep_probs"] = True
-        table = score(self.model, self.loader, device=self.device, amp=self.amp, progress=self.progress, **options)
+        table = score(
+            self.model, self.score_loader, device=self.device, amp=self.amp, progress=self.progress, **options
+        )
         self.score_calls += 1
         positive = self.positive
         num_classes = int(table.attrs.get("hardmine", {}).get("num_classes", 2))
@@ -893,28 +993,116 @@ class HardMiner:
     # ------------------------------------------------------------------ iteration
 
     def __len__(self) -> int:
-        """Batches per epoch (the same in every phase)."""
+        """Batches per epoch on this rank (the same in every phase), as ``len(loader)`` would say."""
         return len(self._mine_loader)
 
-    def __iter__(self) -> Iterator[Any]:
-        epoch = self._next_epoch
-        self._next_epoch += 1
-        self.epoch = epoch
-        self.phase = phase = self.phase_of(epoch)
-        if phase == "mine" and self.rescore_due(epoch):
-            self.rescore()
-        if phase == "mine" and self.apply != "loss":
-            loader, loss_w = self._mine_loader, self._loss_weights
-            self.sampler.set_epoch(epoch)
-        elif phase == "mine":
-            loader, loss_w = self._uniform_loader, self._loss_weights
-            self._uniform_sampler.set_epoch(epoch)
+    @property
+    def dataset(self) -> Any:
+        """The training loader's dataset, so code that reads ``loader.dataset`` (e.g. ``len(loader.dataset)``) works."""
+        return self.loader.dataset
+
+    @property
+    def batch_size(self) -> int | None:
+        """The training loader's batch size."""
+        return self.loader.batch_size
+
+    @property
+    def drop_last(self) -> bool:
+        """The training loader's ``drop_last``."""
+        return self.loader.drop_last
+
+    @property
+    def score_loader(self) -> DataLoader:
+        """The DataLoader the scoring passes read: ``score_loader=`` if given, else the training loader.
+
+        :func:`hardmine.score` reads it too, so ``hm.score(model, miner)`` scores what the miner scores.
+        """
+        return self.loader if self._score_loader is None else self._score_loader
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass epoch ``epoch``, as ``DistributedSampler.set_epoch`` does.
+
+        The next pass starts epoch ``epoch`` (its phase, a scoring pass when the schedule says so, and the draw of
+        ``(seed, epoch)``), unless ``epoch`` is the epoch already under way: then the pass repeats it, with the same
+        draw and no new scoring pass. Without ``set_epoch`` the miner counts epochs itself: a pass read to its end
+        ends its epoch.
+
+        Example:
+            >>> from torch.utils.data import DataLoader, TensorDataset
+            >>> ds = TensorDataset(torch.randn(8, 2), torch.tensor([0, 1] * 4))
+            >>> m = HardMiner(nn.Linear(2, 2), DataLoader(ds, batch_size=4), warmup_epochs=0, progress=False)
+            >>> _ = next(iter(m)); _ = next(iter(m))   # two peeks: epoch 0, one scoring pass
+            >>> m.epoch, m.score_calls
+            (0, 1)
+            >>> m.set_epoch(3); _ = list(m); m.epoch, m.score_calls
+            (3, 2)
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"Expected argument `epoch` to be an int >= 0, but got {epoch!r}.")
+        self._pending_epoch = epoch
+
+    def _begin_pass(self) -> tuple[DataLoader, HardSampler | ShareBatchSampler, Tensor]:
+        """Start a pass: a new epoch (phase, scoring when due) or the epoch under way again; what to read from."""
+        if self._pending_epoch is not None:
+            target = self._pending_epoch
         else:
-            loader, loss_w = self._uniform_loader, self._uniform_loss_weights
-            self._uniform_sampler.set_epoch(epoch)
+            target = self._next_epoch if self._pass_done or self.phase is None else self.epoch
+        self._pending_epoch = None
+        if target != self.epoch or self.phase is None:
+            self.epoch = target
+            self._next_epoch = target + 1
+            self.phase = self.phase_of(target)
+            if self.phase == "mine" and self.rescore_due(target):
+                self.rescore()
+        self._pass_done = False
+        if self._shares and self.num_replicas != 1 and get_world_size() > 1:
+            raise ValueError(
+                "`positive_share`/`hard_share` batches are drawn by one process; under torch.distributed leave them "
+                "out (HardSampler shards the weighted draw across ranks), or pass num_replicas=1 when a framework "
+                "shards the batches."
+            )
+        if self.phase == "mine" and self.apply != "loss":
+            loader, sampler, loss_w = self._mine_loader, self.sampler, self._loss_weights
+        elif self.phase == "mine":
+            loader, sampler, loss_w = self._uniform_loader, self._uniform_sampler, self._loss_weights
+        else:
+            loader, sampler, loss_w = self._uniform_loader, self._uniform_sampler, self._uniform_loss_weights
+        sampler.set_epoch(self.epoch)
+        return loader, sampler, loss_w
+
+    def __iter__(self) -> Iterator[Any]:
+        loader, _sampler, loss_w = self._begin_pass()
         for idx, batch in loader:
             self.draws.index_add_(0, idx, torch.ones_like(idx))
             yield self._format(idx, batch, loss_w)
+        self._pass_done = True
+
+    def as_sampler(self) -> MinerSampler:
+        """This miner as a ``Sampler[int]`` of dataset indices, for a DataLoader that someone else builds.
+
+        For frameworks that build the training DataLoader themselves (the Hugging Face Trainer's
+        ``_get_train_sampler``, a Lightning ``train_dataloader`` with ``use_distributed_sampler``): each pass runs the
+        miner's epoch logic (phase, scoring pass when due) and yields the epoch's draw. Only for ``apply="sample"``
+        without batch shares (loss weights and batch shares need the miner's own batches). Build the miner with
+        ``num_replicas=1`` when the framework shards the indices across ranks (accelerate and Lightning's sampler
+        wrapper do): every rank then yields the same global draw and the framework hands each rank its share.
+
+        Example:
+            >>> from torch.utils.data import DataLoader, TensorDataset
+            >>> ds = TensorDataset(torch.randn(8, 2), torch.tensor([0, 1] * 4))
+            >>> m = HardMiner(nn.Linear(2, 2), DataLoader(ds, batch_size=4), progress=False)
+            >>> s = m.as_sampler()
+            >>> len(s), sorted(s) == list(range(8)), m.phase   # epoch 0 is the warm-up: every sample once
+            (8, True, 'warmup')
+        """
+        if self.apply != "sample" or self._shares or self.with_weights or self.indices:
+            raise ValueError(
+                "Expected a HardMiner with apply='sample', no positive_share/hard_share, with_weights=False and "
+                "indices=False for as_sampler() (a sampler yields indices only), but got "
+                f"apply={self.apply!r}, shares={self._shares}, with_weights={self.with_weights}, "
+                f"indices={self.indices}."
+            )
+        return MinerSampler(self)
 
     def _format(self, idx: Tensor, batch: Any, loss_w: Tensor) -> Any:
         if self.with_weights:

@@ -2,12 +2,12 @@
 
 Three modes draw ``num_samples`` dataset indices per epoch from per-sample weights ``(N,)``:
 
-- ``"cover"`` (the default when ``replacement`` is not given): every sample once, in random order, plus
+- ``"cover"`` (by name, ``mode="cover"``): every sample once, in random order, plus
   ``num_samples - N`` extra draws with replacement in proportion to the weights, mixed evenly through the epoch. Plain
   weighted sampling with replacement leaves about a third of the data unseen each epoch; this mode sees all of it and
   spends the extra draws on the hard ones.
-- ``"replacement"`` (``replacement=True``): ``num_samples`` independent draws, ``P(i) = w_i / sum(w)``, exactly as
-  ``WeightedRandomSampler(replacement=True)``.
+- ``"replacement"`` (``replacement=True``, the default): ``num_samples`` independent draws, ``P(i) = w_i / sum(w)``,
+  exactly as ``WeightedRandomSampler(replacement=True)``.
 - ``"no_replacement"`` (``replacement=False``): ``num_samples`` distinct indices drawn one after another in proportion
   to the remaining weights, as ``WeightedRandomSampler(replacement=False)``, except that a zero-weight index is never
   returned (``torch.multinomial`` returns one once the positive weights run out; here that is an error up front).
@@ -26,8 +26,10 @@ How (and why it scales past ``torch.multinomial``'s 2**24 categories):
   chunk. Memory per epoch: a chunk of draws (with replacement), an int32 permutation of ``N`` (cover), or the sorted
   keys and their int64 order (without replacement, about 16 bytes per sample while sorting).
 
-Distributed: every rank generates the same global sequence of ``num_samples`` indices from ``seed + epoch``, pads it
-to a multiple of ``num_replicas`` by wrapping around (as ``DistributedSampler`` pads), and takes the positions
+Distributed: the rank and world size are read from ``torch.distributed`` when each pass starts (unless given), so a
+sampler built before ``init_process_group`` shards correctly; ``num_replicas=1`` leaves the sharding to a framework
+that does it itself. Every rank generates the same global sequence of ``num_samples`` indices from ``seed + epoch``,
+pads it to a multiple of ``num_replicas`` by wrapping around (as ``DistributedSampler`` pads), and takes the positions
 ``rank, rank + num_replicas, ...`` (a strided share, as ``DistributedSampler`` takes). The shares are disjoint, equally
 long (``ceil(num_samples / num_replicas)``) and together are the padded global draw.
 """
@@ -35,16 +37,27 @@ long (``ceil(num_samples / num_replicas)``) and together are the padded global d
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler, Sampler
 
 from hardmine import distributed
 
-__all__ = ["CHUNK", "HardSampler", "SamplerMode", "check_sampling_weights", "cumulative_weights"]
+__all__ = [
+    "CHUNK",
+    "DoubleShardingWarning",
+    "HardSampler",
+    "SamplerMode",
+    "check_sampling_weights",
+    "cumulative_weights",
+    "framework_sharding",
+]
 
 SamplerMode = Literal["cover", "replacement", "no_replacement"]
 _MODES: tuple[str, ...] = ("cover", "replacement", "no_replacement")
@@ -176,35 +189,53 @@ def _draw(cum: Tensor, last: int, count: int, generator: torch.Generator, *, shu
 class HardSampler(Sampler[int]):
     """Weighted sampler over dataset indices that covers every sample, scales past 2**24 and shards across ranks.
 
-    A drop-in for ``torch.utils.data.WeightedRandomSampler(weights, num_samples, replacement)``: pass it to a
-    ``DataLoader`` as ``sampler=`` (or to :func:`hardmine.data.wrap`). ``replacement=True`` and ``False`` mean what
-    they mean there; leaving ``replacement`` out selects the coverage mode.
+    A drop-in for ``torch.utils.data.WeightedRandomSampler(weights, num_samples, replacement=True, generator=None)``:
+    the same positional arguments with the same meaning, so ``HardSampler(w, 100)`` draws 100 indices with
+    replacement in proportion to ``w``, exactly as ``WeightedRandomSampler(w, 100)`` does. Pass it to a ``DataLoader``
+    as ``sampler=`` (or to :func:`hardmine.data.wrap`). The coverage mode (every sample once plus weighted extra
+    draws) is chosen by name, ``mode="cover"``.
 
     Args:
         weights: ``(N,)`` non-negative finite weights in dataset-index order, not all zero (for example from
             :func:`hardmine.weights`); a tensor or a sequence of numbers. Only ratios matter.
-        num_samples: global number of draws per epoch (all ranks together). Defaults: ``N`` with replacement; the
-            number of positive weights without replacement; ``2 * N`` in cover mode (every sample once plus ``N``
-            weighted draws). Cover mode needs ``num_samples >= N``; without replacement ``num_samples`` may not
-            exceed the number of positive weights. Fixed for the sampler's life, so ``len(sampler)`` stays constant
-            when the weights change.
-        replacement: ``True`` for independent draws, ``False`` for distinct indices, ``None`` for ``mode``'s choice.
-        mode: ``"cover"``, ``"replacement"`` or ``"no_replacement"``; defaults to the one ``replacement`` names, and to
-            ``"cover"`` when ``replacement`` is ``None``. Giving both requires them to agree.
-        seed: base seed; epoch ``e`` draws from ``(seed, e)`` alone, so every rank draws the same global sequence.
-        num_replicas: number of ranks sharing the draw; read from ``torch.distributed`` when it is initialised,
-            else 1.
-        rank: this process's rank in ``[0, num_replicas)``; read from ``torch.distributed`` when initialised, else 0.
+        num_samples: global number of draws per epoch (all ranks together). Defaults to ``N`` (one epoch of the
+            dataset, as a shuffled loader has) with and without replacement (without replacement at most the
+            number of positive weights); in cover mode to ``2 * N`` (every sample once plus ``N`` weighted draws: at
+            ``N`` cover mode would be a plain permutation). Cover mode needs ``num_samples >= N``. Fixed for the
+            sampler's life, so ``len(sampler)`` stays constant when the weights change.
+        replacement: ``True`` (default) for independent draws, ``False`` for distinct indices, as in
+            ``WeightedRandomSampler``. Ignored when ``mode`` names the mode (``False`` with another mode is an error).
+            ``None`` is deprecated (it used to select cover mode): pass ``mode="cover"``.
+        generator: a ``torch.Generator``, as ``WeightedRandomSampler`` takes: the sampler's ``seed`` is drawn from it
+            once, at construction. Not together with ``seed``.
+        mode: ``"replacement"``, ``"no_replacement"`` or ``"cover"``; defaults to the one ``replacement`` names.
+        seed: base seed (default 0); epoch ``e`` draws from ``(seed, e)`` alone, so every rank draws the same global
+            sequence.
+        num_replicas: number of ranks sharing the draw. ``None`` (default): the world size of ``torch.distributed``,
+            read when each pass starts (so a sampler built before ``init_process_group`` shards correctly); 1
+            without torch.distributed. Pass ``num_replicas=1`` when a framework shards the indices itself (Lightning's
+            ``use_distributed_sampler``, accelerate in the Hugging Face Trainer): every rank then yields the whole
+            global draw, the same on every rank, for the framework to split.
+        rank: this process's rank in ``[0, num_replicas)``; ``None`` (default): read from ``torch.distributed`` when
+            each pass starts (0 with ``num_replicas=1``).
 
     ``len(sampler)`` is this rank's share, ``ceil(num_samples / num_replicas)``. Call :meth:`set_epoch` before each
-    epoch for a new reproducible draw (as with ``DistributedSampler``); without it, each completed pass moves on to
-    the next epoch by itself, so consecutive passes differ as ``WeightedRandomSampler``'s do.
+    epoch for a new reproducible draw (as with ``DistributedSampler``); without it, each *completed* pass moves on to
+    the next epoch by itself, so consecutive passes differ as ``WeightedRandomSampler``'s do, while a pass that was
+    abandoned early (a peek at the first batch) leaves the epoch where it was. When the sampler finds itself iterated
+    by a framework's distributed wrapper (Lightning's ``DistributedSamplerWrapper``, accelerate's
+    ``BatchSamplerShard``) while it shards too, it warns (:class:`DoubleShardingWarning`): each rank would get only
+    ``1 / world_size**2`` of the draw.
 
     Example:
-        >>> s = HardSampler(torch.tensor([1.0, 0.0, 1.0, 8.0]), num_samples=6, seed=0)
-        >>> len(s), sorted(set(s)) == [0, 1, 2, 3]   # cover mode: every sample at least once
-        (6, True)
-        >>> s.set_epoch(3); list(s) == list(s.indices(3).tolist())
+        >>> w = torch.tensor([1.0, 0.0, 1.0, 8.0])
+        >>> s = HardSampler(w, 6, seed=0)          # as WeightedRandomSampler(w, 6): 6 draws with replacement
+        >>> len(s), 1 in set(s)                    # a zero weight is never drawn
+        (6, False)
+        >>> c = HardSampler(w, 6, mode="cover", seed=0)
+        >>> sorted(set(c)) == [0, 1, 2, 3]         # cover mode: every sample at least once
+        True
+        >>> c.set_epoch(3); list(c) == list(c.indices(3).tolist())
         True
         >>> HardSampler([1.0, 0.0, 1.0, 8.0], replacement=False).indices(0).sort().values.tolist()
         [0, 2, 3]
@@ -214,33 +245,36 @@ class HardSampler(Sampler[int]):
         self,
         weights: Tensor | Sequence[float],
         num_samples: int | None = None,
-        replacement: bool | None = None,
+        replacement: bool | None = True,
+        generator: torch.Generator | None = None,
         *,
         mode: SamplerMode | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
         self.mode: SamplerMode = _resolve_mode(replacement, mode)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"Expected argument `generator` to be a torch.Generator or None, but got {type(generator).__name__}."
+            )
+        if generator is not None and seed is not None:
+            raise ValueError("Expected one of `generator` and `seed`, but got both.")
+        if generator is not None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+        if seed is None:
+            seed = 0
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"Expected argument `seed` to be an int, but got {type(seed).__name__}.")
         self.seed = seed
-        if num_replicas is None:
-            num_replicas = distributed.get_world_size()
-        if rank is None:
-            rank = distributed.get_rank()
-        if not isinstance(num_replicas, int) or isinstance(num_replicas, bool) or num_replicas < 1:
-            raise ValueError(f"Expected argument `num_replicas` to be an int >= 1, but got {num_replicas!r}.")
-        if not isinstance(rank, int) or isinstance(rank, bool) or not 0 <= rank < num_replicas:
-            raise ValueError(
-                f"Expected argument `rank` to be an int in [0, num_replicas={num_replicas}), but got {rank!r}."
-            )
-        self.num_replicas = num_replicas
-        self.rank = rank
+        _check_replicas(num_replicas, rank)
+        self._num_replicas_arg = num_replicas
+        self._rank_arg = rank
+        self._double_warned = False
         w = check_sampling_weights(weights)
         n = w.numel()
         if num_samples is None:
-            num_samples = {"cover": 2 * n, "replacement": n, "no_replacement": int((w > 0).sum())}[self.mode]
+            num_samples = {"cover": 2 * n, "replacement": n, "no_replacement": min(n, int((w > 0).sum()))}[self.mode]
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
             raise ValueError(f"Expected argument `num_samples` to be an int >= 1, but got {num_samples!r}.")
         if self.mode == "cover" and num_samples < n:
@@ -254,6 +288,32 @@ class HardSampler(Sampler[int]):
         self._resume = 0
         self._pass_pos: tuple[int, Iterator[int], int] | None = None
         self._set_weights(w)
+
+    # ------------------------------------------------------------------ ranks
+
+    @property
+    def num_replicas(self) -> int:
+        """Ranks sharing the draw: the ``num_replicas`` given, else torch.distributed's world size now."""
+        if self._num_replicas_arg is not None:
+            return self._num_replicas_arg
+        return distributed.get_world_size()
+
+    @property
+    def rank(self) -> int:
+        """This process's share of the draw: the ``rank`` given, else torch.distributed's rank now (0 of 1)."""
+        if self._rank_arg is not None:
+            return self._rank_arg
+        return 0 if self.num_replicas == 1 else distributed.get_rank()
+
+    def _replicas_now(self) -> tuple[int, int]:
+        """``(num_replicas, rank)`` for a pass starting now, checked against each other."""
+        reps, rank = self.num_replicas, self.rank
+        if not 0 <= rank < reps:
+            raise ValueError(
+                f"HardSampler: rank {rank} is not in [0, num_replicas={reps}); pass matching `num_replicas` and "
+                "`rank`, or leave both to torch.distributed."
+            )
+        return reps, rank
 
     # ------------------------------------------------------------------ weights
 
@@ -360,16 +420,30 @@ class HardSampler(Sampler[int]):
         e = self.epoch if epoch is None else epoch
         out = torch.empty(len(self), dtype=torch.int64, device=self.weights.device)
         pos = 0
-        for chunk in self._rank_chunks(e, 0, self._tables()):
+        reps, rank = self._replicas_now()
+        for chunk in self._rank_chunks(e, 0, self._tables(), reps, rank):
             out[pos : pos + chunk.numel()] = chunk
             pos += chunk.numel()
         return out
 
     def __iter__(self) -> Iterator[int]:
         epoch, start = self.epoch, self._resume
+        reps, rank = self._replicas_now()
+        if reps > 1 and not self._double_warned:
+            framework = framework_sharding(sys._getframe(1))
+            if framework is not None:
+                self._double_warned = True
+                warnings.warn(
+                    f"HardSampler shards its draw over {reps} ranks and is iterated by {framework}, which shards "
+                    f"the indices again: each rank gets about 1/{reps * reps} of the epoch instead of 1/{reps}. Build "
+                    "it with num_replicas=1 (the framework then splits the one global draw), or let hardmine shard "
+                    "(Lightning: Trainer(use_distributed_sampler=False)).",
+                    DoubleShardingWarning,
+                    stacklevel=2,
+                )
         tables = self._tables()
         base = start
-        for chunk in self._rank_chunks(epoch, start, tables):
+        for chunk in self._rank_chunks(epoch, start, tables, reps, rank):
             values = chunk.tolist()
             it = iter(values)
             self._pass_pos = (base, it, len(values))
@@ -383,12 +457,14 @@ class HardSampler(Sampler[int]):
     def _tables(self) -> tuple[Tensor, Tensor]:
         return self.weights, self._cum
 
-    def _rank_chunks(self, epoch: int, start: int, tables: tuple[Tensor, Tensor]) -> Iterator[Tensor]:
-        """This rank's indices from local position ``start`` to the end of the epoch, in chunks (int64 tensors)."""
-        total = len(self)
+    def _rank_chunks(
+        self, epoch: int, start: int, tables: tuple[Tensor, Tensor], reps: int, r: int
+    ) -> Iterator[Tensor]:
+        """Rank ``r``'s indices from local position ``start`` to the end of the epoch, in chunks (int64 tensors)."""
+        m = self.num_samples
+        total = math.ceil(m / reps)
         if start >= total:
             return
-        r, reps, m = self.rank, self.num_replicas, self.num_samples
         plan = _EpochPlan(self.mode, tables, m, self.seed, epoch)
         first = r + reps * start  # global padded position of local `start`
         pos = first
@@ -462,16 +538,75 @@ class _EpochPlan:
 
 
 def _resolve_mode(replacement: bool | None, mode: str | None) -> SamplerMode:
+    """The mode from ``WeightedRandomSampler``'s ``replacement`` (default ``True``) and the by-name ``mode``."""
     if replacement is not None and not isinstance(replacement, bool):
-        raise TypeError(f"Expected argument `replacement` to be a bool or None, but got {type(replacement).__name__}.")
+        raise TypeError(f"Expected argument `replacement` to be a bool, but got {type(replacement).__name__}.")
     if mode is not None and mode not in _MODES:
         raise ValueError(f"Expected argument `mode` to be one of {_MODES}, but got {mode!r}.")
-    implied = None if replacement is None else ("replacement" if replacement else "no_replacement")
+    if replacement is None:
+        warnings.warn(
+            "HardSampler(replacement=None) is deprecated: it selected the cover mode, which is now chosen by name "
+            "with mode='cover' (replacement defaults to True, as in WeightedRandomSampler).",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return mode or "cover"  # type: ignore[return-value]
     if mode is None:
-        return implied or "cover"  # type: ignore[return-value]
-    if implied is not None and implied != mode:
+        return "replacement" if replacement else "no_replacement"
+    if replacement is False and mode != "no_replacement":
         raise ValueError(
-            f"Expected argument `replacement={replacement}` to agree with `mode={mode!r}`; give one of them, or "
-            f"mode={implied!r}."
+            f"Expected argument `replacement=False` to agree with `mode={mode!r}`; give one of them, or "
+            "mode='no_replacement'."
         )
     return mode  # type: ignore[return-value]
+
+
+def _check_replicas(num_replicas: int | None, rank: int | None) -> None:
+    if num_replicas is not None and (
+        not isinstance(num_replicas, int) or isinstance(num_replicas, bool) or num_replicas < 1
+    ):
+        raise ValueError(f"Expected argument `num_replicas` to be an int >= 1 or None, but got {num_replicas!r}.")
+    if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 0):
+        raise ValueError(f"Expected argument `rank` to be an int >= 0 or None, but got {rank!r}.")
+    if num_replicas is not None and rank is not None and rank >= num_replicas:
+        raise ValueError(
+            f"Expected argument `rank` to be an int in [0, num_replicas={num_replicas}), but got {rank!r}."
+        )
+
+
+class DoubleShardingWarning(UserWarning):
+    """A hardmine sampler that shards across ranks is iterated by a framework that shards the indices again."""
+
+
+#: Modules whose frames iterate a sampler to shard its indices across ranks, and the names they go by.
+_SHARDING_FRAMEWORKS: tuple[tuple[str, str], ...] = (
+    ("lightning.fabric.utilities.distributed", "Lightning's DistributedSamplerWrapper (use_distributed_sampler)"),
+    ("lightning_fabric.utilities.distributed", "Lightning's DistributedSamplerWrapper (use_distributed_sampler)"),
+    ("pytorch_lightning.overrides.distributed", "Lightning's DistributedSamplerWrapper (use_distributed_sampler)"),
+    ("accelerate.data_loader", "accelerate's BatchSamplerShard (Hugging Face Trainer / accelerate.prepare)"),
+)
+
+
+def framework_sharding(frame: FrameType | None, depth: int = 8) -> str | None:
+    """The framework that shards the indices of the sampler being iterated from ``frame``, or ``None``.
+
+    Looks at most ``depth`` frames up for one of the known sharding wrappers (Lightning's ``DistributedSamplerWrapper``,
+    accelerate's ``BatchSamplerShard``) or a ``torch.utils.data.DistributedSampler`` subclass iterating it.
+
+    Example:
+        >>> import sys
+        >>> framework_sharding(sys._getframe()) is None   # a plain call: no framework
+        True
+    """
+    for _ in range(depth):
+        if frame is None:
+            return None
+        module = frame.f_globals.get("__name__", "")
+        for prefix, name in _SHARDING_FRAMEWORKS:
+            if module == prefix:
+                return name
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, DistributedSampler):
+            return f"a DistributedSampler ({type(owner).__name__})"
+        frame = frame.f_back
+    return None

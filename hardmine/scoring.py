@@ -83,7 +83,8 @@ def score(
 
     Args:
         model: the classifier.
-        loader: a DataLoader over a map-style dataset (``__len__`` and ``__getitem__``).
+        loader: a DataLoader over a map-style dataset (``__len__`` and ``__getitem__``), or a
+            :class:`hardmine.HardMiner` (its ``score_loader`` is scored).
         device: where to run; defaults to the device of the model's parameters.
         amp: ``True`` (float16 on CUDA, bfloat16 on CPU), ``"bf16"``, ``"fp16"`` or a dtype for autocast;
             measures are always computed in float32 or wider.
@@ -124,6 +125,7 @@ def score(
         >>> [round(p, 4) for p in table["label_prob"]]
         [0.8808, 0.1192, 0.2689]
     """
+    loader = _as_loader(loader)
     result = score_tensors(
         model,
         loader,
@@ -181,6 +183,7 @@ def score_tensors(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}.")
+    loader = _as_loader(loader)
     _check_map_style(loader, "hm.score")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"Expected argument `batch_size` to be a positive int, but got {batch_size!r}.")
@@ -317,6 +320,14 @@ def score_tensors(
             out[key] = buffers[key].cpu()
     out["probs_shape"] = torch.tensor([num_samples, num_classes], dtype=torch.int64)
     return out
+
+
+def _as_loader(loader: Any) -> Any:
+    """A loader-like object that scores through a DataLoader of its own (a HardMiner's ``score_loader``) gives it."""
+    inner = getattr(loader, "score_loader", None)
+    if not isinstance(loader, DataLoader) and isinstance(inner, DataLoader):
+        return inner
+    return loader
 
 
 def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:

@@ -127,7 +127,7 @@ def weights(
     momentum: float = 0.5,
     labels: Tensor | np.ndarray | Sequence[int] | None = None,
     hard_when: Literal["lower", "higher"] | None = None,
-    balance: Balance | None = None,
+    balance: Balance | Literal["auto"] | None = "auto",
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Per-sample sampling weights ``(N,)`` for :class:`hardmine.sampling.HardSampler`; formula in the module doc.
@@ -150,10 +150,14 @@ def weights(
         labels: int labels ``(N,)`` for the class-collapse warning and ``balance="label"`` when ``source`` is not a
             table.
         hard_when: override which direction of ``by`` is harder.
-        balance: ``None`` (default) leaves the classes' shares of the total weight to the hardness; ``"label"`` gives
-            every class (``label`` column, or ``labels=``) the same total weight, ``"polarity"`` gives positives and
-            negatives the same total weight (a split table's ``polarity`` column); hardness then decides within each
-            (step 5 of the module doc). No collapse warning with ``"label"``: no class can take over the draws.
+        balance: ``"label"`` gives every class (``label`` column, or ``labels=``) the same total weight,
+            ``"polarity"`` gives positives and negatives the same total weight (a split table's ``polarity``
+            column); hardness then decides within each (step 5 of the module doc). ``None`` leaves the classes'
+            shares of the total weight to the hardness. ``"auto"`` (default): ``"label"`` when labels are known (a
+            ``label`` column or ``labels=``), else ``None``; the same default as :class:`hardmine.HardMiner`'s,
+            because the training benchmark shows balancing decides the result (long-tailed digits: balanced
+            accuracy 0.826 with it, 0.597 without; rare positives: F1 0.814 against 0.705). No collapse warning
+            with ``"label"``: no class can take over the draws.
         dtype: floating dtype of the result.
 
     Returns:
@@ -170,17 +174,18 @@ def weights(
         >>> table = pd.DataFrame({"index": [0, 1, 2, 3], "label": [0, 1, 0, 1],
         ...                       "label_prob": [0.95, 0.30, 0.60, 0.99],
         ...                       "difficulty": ["easy", "hard", "easy", "easy"]})
-        >>> weights(table, hard=4.0, easy=1.0)
+        >>> weights(table, hard=4.0, easy=1.0, balance=None)
         tensor([0.2500, 1.0000, 0.2500, 0.2500])
-        >>> weights(table, by="label_prob", gamma=2.0).round(decimals=4)   # (1 - p) ** 2, floored at 0.05
+        >>> weights(table, by="label_prob", gamma=2.0, balance=None).round(decimals=4)  # (1 - p) ** 2, floor 0.05
         tensor([0.0500, 1.0000, 0.3265, 0.0500])
-        >>> weights(table, by="label_prob", mode="rank")
+        >>> weights(table, by="label_prob", mode="rank", balance=None)
         tensor([0.5000, 1.0000, 0.7500, 0.2500])
         >>> weights(table, hard=4.0, easy=1.0, balance="label")  # each label sums to 1.25
         tensor([0.6250, 1.0000, 0.6250, 0.2500])
     """
     _check_options(mode, gamma, temperature, floor, max_ratio, momentum, dtype)
-    _check_balance(balance)
+    if balance != "auto":
+        _check_balance(balance)
     table: pd.DataFrame | None = None
     device = torch.device("cpu")
     if isinstance(source, pd.DataFrame):
@@ -223,6 +228,8 @@ def weights(
     if table is not None:  # dataset order from here on, like `previous` and `labels`
         raw = _dataset_order(raw, table)
     label_tensor = _labels_of(table, labels, raw.numel())
+    if balance == "auto":
+        balance = "label" if label_tensor is not None else None
     if balance is None:
         w = _normalise_smooth_floor(raw, prev, momentum, lo)
     else:

@@ -116,7 +116,7 @@ def _sampler_cases() -> dict[str, Any]:
     w = torch.linspace(0.1, 2.0, 23, dtype=torch.float64)
     w[5] = 0.0  # a zero-weight sample: never drawn without replacement
     return {
-        "cover": HardSampler(w, num_samples=41, seed=3).indices(0),
+        "cover": HardSampler(w, num_samples=41, mode="cover", seed=3).indices(0),
         "replacement": HardSampler(w, num_samples=41, replacement=True, seed=3).indices(1),
         "no_replacement": HardSampler(w, replacement=False, seed=3).indices(0),
     }
@@ -145,13 +145,44 @@ def _miner_case() -> dict[str, Any]:
     ds = make_dataset(50, 2, seed=4)
     model = make_model(2, seed=4)
     miner = HardMiner(
-        model, DataLoader(ds, batch_size=8), threshold=0.5, sampler_mode="no_replacement", indices=True, progress=False
+        model,
+        DataLoader(ds, batch_size=8),
+        threshold=0.5,
+        sampler_mode="no_replacement",
+        indices=True,
+        warmup_epochs=0,
+        progress=False,
     )
     drawn = [idx for idx, _x, _y in miner]
     return {"miner_table": miner.table, "miner_drawn": torch.cat(drawn).tolist()}
 
 
+def _built_before_init() -> dict[str, Any]:
+    """A sampler and a miner built before init_process_group (as Lightning builds them before fit starts it)."""
+    w = torch.linspace(0.1, 2.0, 23, dtype=torch.float64)
+    miner = HardMiner(
+        make_model(2, seed=4), DataLoader(make_dataset(50, 2, seed=4), batch_size=8), warmup_epochs=1, progress=False
+    )
+    return {"sampler": HardSampler(w, 41, seed=3), "miner": miner, "lengths": (len(HardSampler(w, 41)), len(miner))}
+
+
+def _after_init_cases(before: dict[str, Any]) -> dict[str, Any]:
+    """Each epoch's draws of the samplers built before init and one built after it, now that the group is up."""
+    w = torch.linspace(0.1, 2.0, 23, dtype=torch.float64)
+    after = HardSampler(w, 41, seed=3)
+    miner = before["miner"]
+    out: dict[str, Any] = {"lengths_before": before["lengths"], "lengths_after": (len(after), len(miner))}
+    for epoch in range(2):
+        for name, s in (("before", before["sampler"]), ("after", after)):
+            s.set_epoch(epoch)
+            out[f"{name}_{epoch}"] = list(s)
+        out[f"miner_{epoch}"] = torch.cat([y for _x, y in miner]).numel()
+    out["miner_epochs"] = (miner.epoch, miner.history["epoch"].tolist())
+    return out
+
+
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    before = _built_before_init()
     # A collective that one rank never joins fails after the timeout instead of hanging the test run.
     dist.init_process_group(
         "gloo",
@@ -169,6 +200,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         out.update(_sampler_cases())
         out.update(_dynamics_case(rank, world))
         out.update(_miner_case())
+        out.update(_after_init_cases(before))
         with open(Path(out_dir) / f"rank{rank}.pkl", "wb") as fh:
             pickle.dump(out, fh)
         dist.barrier()
@@ -309,3 +341,24 @@ def test_miner_same_table_and_disjoint_draws(ranks) -> None:
     assert len(drawn[0]) == len(drawn[1]) == 25
     assert set(drawn[0]).isdisjoint(drawn[1])
     assert sorted(drawn[0] + drawn[1]) == list(range(50))
+
+
+@pytest.mark.parametrize("built", ["before", "after"])
+def test_sampler_built_before_or_after_init_splits_each_epoch(ranks, built: str) -> None:
+    results, _ = ranks
+    w = torch.linspace(0.1, 2.0, 23, dtype=torch.float64)
+    assert results[0]["lengths_before"] == (41, 7)  # one process: the whole epoch, 7 batches of 8 from 50
+    assert results[0]["lengths_after"] == (21, 4)  # the group is up: this rank's share
+    for epoch in range(2):
+        draw = HardSampler(w, 41, seed=3).indices(epoch).tolist()  # the epoch's global draw, in one process
+        padded = draw + draw[:1]  # 41 draws over 2 ranks: padded to 42 by wrapping around
+        shares = [results[r][f"{built}_{epoch}"] for r in range(WORLD)]
+        assert shares[0] == padded[0::2] and shares[1] == padded[1::2]
+        assert len(shares[0]) + len(shares[1]) == 42
+
+
+def test_miner_built_before_init_gives_each_rank_half_an_epoch(ranks) -> None:
+    results, _ = ranks
+    for r in range(WORLD):
+        assert [results[r][f"miner_{e}"] for e in range(2)] == [25, 25]  # 50 samples, 2 ranks: 25 each
+        assert results[r]["miner_epochs"] == (1, [1])

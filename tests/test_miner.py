@@ -109,7 +109,7 @@ def test_rescores_on_schedule(count_scores, every, warmup, epochs, expected):
 
 def test_rescores_on_callable_schedule(count_scores):
     model = _model()
-    miner = HardMiner(model, _loader(), rescore_every=lambda e: e in (0, 3), progress=False)
+    miner = HardMiner(model, _loader(), rescore_every=lambda e: e in (0, 3), warmup_epochs=0, progress=False)
     _run(miner, 5, model)
     assert miner.history["epoch"].tolist() == [0, 3]
     assert len(count_scores.calls) == 2
@@ -167,7 +167,15 @@ def test_scoring_leaves_the_model_as_it_was():
 # ---------------------------------------------------------------- hard samples are drawn more
 def test_hard_samples_are_drawn_more():
     miner = HardMiner(
-        _model(), _loader(), threshold=0.5, hard_weight=4.0, num_samples=40 * N, seed=1, balance=None, progress=False
+        _model(),
+        _loader(),
+        threshold=0.5,
+        hard_weight=4.0,
+        num_samples=40 * N,
+        seed=1,
+        balance=None,
+        warmup_epochs=0,
+        progress=False,
     )
     _run(miner, 1)
     table = miner.table
@@ -190,7 +198,7 @@ def test_default_balances_the_classes_and_favours_hard_samples_within_each():
     ds = _data()
     labels = ds.tensors[1].numpy()
     assert 0.1 < labels.mean() < 0.4  # a minority positive class
-    miner = HardMiner(_model(), _loader(ds), threshold=0.6, num_samples=60 * N, seed=2, progress=False)
+    miner = HardMiner(_model(), _loader(ds), threshold=0.6, num_samples=60 * N, seed=2, warmup_epochs=0, progress=False)
     assert miner.balance == "label"
     _run(miner, 1)
     table = miner.table
@@ -259,7 +267,7 @@ def test_suspect_under_the_default_balance_weighs_as_an_easy_sample_of_its_class
 
 def test_history_counts_match_table():
     model = _model()
-    miner = HardMiner(model, _loader(), threshold=0.7, progress=False)
+    miner = HardMiner(model, _loader(), threshold=0.7, warmup_epochs=0, progress=False)
     _run(miner, 3, model)
     hist = miner.history
     assert len(hist) == 3
@@ -287,7 +295,14 @@ def test_sample_mode_yields_plain_batches():
 def test_importance_weights_are_one_over_n_p(mode):
     num = 3 * N if mode == "cover" else N
     miner = HardMiner(
-        _model(), _loader(), apply="sample+correct", sampler_mode=mode, num_samples=num, threshold=0.6, progress=False
+        _model(),
+        _loader(),
+        apply="sample+correct",
+        sampler_mode=mode,
+        num_samples=num,
+        threshold=0.6,
+        warmup_epochs=0,
+        progress=False,
     )
     w_seen = torch.zeros(N, dtype=torch.float32)
     for idx, _x, _y, w in _run(
@@ -298,6 +313,7 @@ def test_importance_weights_are_one_over_n_p(mode):
             sampler_mode=mode,
             num_samples=num,
             threshold=0.6,
+            warmup_epochs=0,
             progress=False,
             indices=True,
         ),
@@ -359,7 +375,15 @@ def test_importance_weighted_loss_is_unbiased(mode):
 
 def test_loss_mode_draws_uniformly_and_yields_weights():
     miner = HardMiner(
-        _model(), _loader(), apply="loss", threshold=0.6, hard_weight=4.0, indices=True, balance=None, progress=False
+        _model(),
+        _loader(),
+        apply="loss",
+        threshold=0.6,
+        hard_weight=4.0,
+        indices=True,
+        balance=None,
+        warmup_epochs=0,
+        progress=False,
     )
     batches = _run(miner, 1)[0]
     torch.testing.assert_close(miner.draws, torch.ones(N, dtype=torch.int64))
@@ -450,10 +474,10 @@ def test_share_sampler_uniform_is_a_permutation():
 # ---------------------------------------------------------------- multi-class and checkpoints
 def test_multiclass_without_positive_counts_every_class_positive():
     ds = _data(classes=4)
-    miner = HardMiner(_model(classes=4), _loader(ds), threshold=0.3, progress=False)
+    miner = HardMiner(_model(classes=4), _loader(ds), threshold=0.3, warmup_epochs=0, progress=False)
     _run(miner, 1)
     assert (miner.table["polarity"] == "positive").all()
-    miner = HardMiner(_model(classes=4), _loader(ds), threshold=0.3, positive=2, progress=False)
+    miner = HardMiner(_model(classes=4), _loader(ds), threshold=0.3, positive=2, warmup_epochs=0, progress=False)
     _run(miner, 1)
     assert ((miner.table["polarity"] == "positive") == (miner.table["label"] == 2)).all()
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from reference_sampling import reference_padded_share, reference_pair_probability
 from torch.utils.data import DataLoader, TensorDataset
 
+import hardmine.distributed
 import hardmine.sampling
 from hardmine.sampling import HardSampler, check_sampling_weights, cumulative_weights
 
@@ -80,7 +81,7 @@ def test_replacement_frequencies_match_weights():
 def test_cover_frequencies_every_sample_once_plus_weighted_extras():
     n, extra = 40, 100_000
     w = skewed(n, zeros=2)
-    s = HardSampler(w, n + extra, seed=2)
+    s = HardSampler(w, n + extra, mode="cover", seed=2)
     counts = torch.bincount(s.indices(0), minlength=n).double()
     assert bool((counts >= 1).all())
     assert int(counts.sum()) == n + extra
@@ -129,7 +130,7 @@ def test_replacement_and_cover_extras_never_pick_zero_weight():
     w = skewed(200, zeros=150)
     got = HardSampler(w, 20_000, replacement=True).indices(0)
     assert int(got.min()) >= 150
-    cover = HardSampler(w, 20_000).indices(0)
+    cover = HardSampler(w, 20_000, mode="cover").indices(0)
     counts = torch.bincount(cover, minlength=200)
     assert bool((counts[:150] == 1).all())  # a zero-weight sample only gets its one covering visit
 
@@ -137,7 +138,7 @@ def test_replacement_and_cover_extras_never_pick_zero_weight():
 # ------------------------------------------------------------------------------------------------ cover mode
 @pytest.mark.parametrize("n", [1, 5, 64, 1000])
 def test_cover_visits_every_sample(n, small_chunks):
-    s = HardSampler(skewed(n, zeros=n // 3), seed=5)
+    s = HardSampler(skewed(n, zeros=n // 3), mode="cover", seed=5)
     assert len(s) == 2 * n  # default num_samples
     for epoch in range(3):
         got = s.indices(epoch)
@@ -146,13 +147,13 @@ def test_cover_visits_every_sample(n, small_chunks):
 
 
 def test_cover_with_exactly_n_draws_is_a_permutation(small_chunks):
-    got = HardSampler(skewed(50), 50, seed=0).indices(0)
+    got = HardSampler(skewed(50), 50, mode="cover", seed=0).indices(0)
     assert sorted(got.tolist()) == list(range(50))
 
 
 def test_cover_needs_num_samples_at_least_n():
     with pytest.raises(ValueError, match="at least the number of samples N=10"):
-        HardSampler(torch.ones(10), 9)
+        HardSampler(torch.ones(10), 9, mode="cover")
 
 
 # ------------------------------------------------------------------------------------------------ determinism
@@ -340,7 +341,7 @@ def test_bad_weights_raise(weights, error, match):
     ("kwargs", "error", "match"),
     [
         ({"mode": "greedy"}, ValueError, "`mode` to be one of"),
-        ({"mode": "cover", "replacement": True}, ValueError, "agree"),
+        ({"mode": "cover", "replacement": False}, ValueError, "agree"),
         ({"replacement": 1}, TypeError, "`replacement`"),
         ({"num_samples": 0}, ValueError, "`num_samples`"),
         ({"num_samples": 2.5}, ValueError, "`num_samples`"),
@@ -365,3 +366,97 @@ def test_check_sampling_weights_converts_ints_to_float64():
     torch.testing.assert_close(
         check_sampling_weights(torch.tensor([1, 2])), torch.tensor([1.0, 2.0], dtype=torch.float64)
     )
+
+
+# ------------------------------------------------------------------------------------------------ WeightedRandomSampler
+def test_same_positional_arguments_as_weighted_random_sampler():
+    # The issue's case: a weight of 100 against 99 ones. WeightedRandomSampler(w, 100) draws sample 0 about
+    # 100 * 100 / 199 = 50 times; so must HardSampler(w, 100), with the same arguments.
+    w = torch.ones(100, dtype=torch.float64)
+    w[0] = 100.0
+    draws = 200_000
+    ours = torch.bincount(HardSampler(w, draws, True, torch.Generator().manual_seed(0)).indices(0), minlength=100)
+    wrs = torch.utils.data.WeightedRandomSampler(w, draws, True, torch.Generator().manual_seed(0))
+    theirs = torch.bincount(torch.tensor(list(wrs)), minlength=100)
+    p = w / w.sum()
+    assert max_binomial_z(ours.double(), p, draws) < 5
+    assert max_binomial_z(theirs.double(), p, draws) < 5
+    assert abs(ours[0] / draws - 100 / 199) < 0.01
+    assert len(HardSampler(w, 100)) == len(torch.utils.data.WeightedRandomSampler(w, 100)) == 100
+
+
+def test_defaults_are_replacement_and_n_draws():
+    s = HardSampler(torch.ones(30))
+    assert (s.mode, s.num_samples, len(s)) == ("replacement", 30, 30)
+    assert HardSampler(torch.ones(30), mode="cover").num_samples == 60
+    assert HardSampler(torch.ones(30), replacement=False).num_samples == 30
+
+
+def test_generator_gives_the_seed_and_not_with_seed():
+    a = HardSampler(torch.ones(50), 20, True, torch.Generator().manual_seed(5))
+    b = HardSampler(torch.ones(50), 20, True, torch.Generator().manual_seed(5))
+    c = HardSampler(torch.ones(50), 20, True, torch.Generator().manual_seed(6))
+    assert a.seed == b.seed != c.seed
+    assert a.indices(0).tolist() == b.indices(0).tolist() != c.indices(0).tolist()
+    with pytest.raises(ValueError, match="`generator` and `seed`"):
+        HardSampler(torch.ones(5), 5, True, torch.Generator(), seed=1)
+    with pytest.raises(TypeError, match="`generator`"):
+        HardSampler(torch.ones(5), 5, True, 3)
+
+
+def test_replacement_none_is_deprecated_cover_mode():
+    with pytest.warns(DeprecationWarning, match="mode='cover'"):
+        s = HardSampler(torch.ones(10), 15, None)
+    assert s.mode == "cover"
+
+
+# ------------------------------------------------------------------------------------------------ ranks at each pass
+def test_rank_and_world_size_are_read_when_a_pass_starts(monkeypatch):
+    w = skewed(40)
+    s = HardSampler(w, 40, seed=3)  # built in "one process"
+    assert (s.num_replicas, s.rank, len(s)) == (1, 0, 40)
+    full = s.indices(0)
+    monkeypatch.setattr(hardmine.distributed, "get_world_size", lambda: 4)
+    monkeypatch.setattr(hardmine.distributed, "get_rank", lambda: 2)
+    assert (s.num_replicas, s.rank, len(s)) == (4, 2, 10)
+    assert list(s) == full[2::4].tolist()  # the process group came up after construction: rank 2's share
+    pinned = HardSampler(w, 40, seed=3, num_replicas=1)  # a framework shards: the whole draw on every rank
+    assert (pinned.num_replicas, pinned.rank, len(pinned)) == (1, 0, 40)
+    assert list(pinned) == full.tolist()
+
+
+def _iterate_from(module: str, sampler: HardSampler) -> list[int]:
+    """Iterate ``sampler`` from a function that lives in module ``module`` (as a framework's wrapper would)."""
+    namespace: dict = {"__name__": module}
+    exec("def consume(s):\n    return list(s)\n", namespace)
+    return namespace["consume"](sampler)
+
+
+@pytest.mark.parametrize("module", ["accelerate.data_loader", "lightning.fabric.utilities.distributed"])
+def test_double_sharding_warns(monkeypatch, module):
+    monkeypatch.setattr(hardmine.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(hardmine.distributed, "get_rank", lambda: 0)
+    s = HardSampler(torch.ones(10), 10)
+    with pytest.warns(hardmine.sampling.DoubleShardingWarning, match="num_replicas=1"):
+        assert len(_iterate_from(module, s)) == 5
+    pinned = HardSampler(torch.ones(10), 10, num_replicas=1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(_iterate_from(module, pinned)) == 10  # no sharding of its own: nothing to warn about
+        assert len(_iterate_from("my_training_script", s)) == 5
+
+
+def test_double_sharding_warns_under_a_distributed_sampler(monkeypatch):
+    monkeypatch.setattr(hardmine.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(hardmine.distributed, "get_rank", lambda: 1)
+    inner = HardSampler(torch.ones(10), 10)
+
+    class Wrapper(torch.utils.data.DistributedSampler):
+        def __iter__(self):
+            return iter(list(inner))
+
+    wrapper = Wrapper(list(range(5)), num_replicas=2, rank=1)
+    with pytest.warns(hardmine.sampling.DoubleShardingWarning, match="DistributedSampler"):
+        list(wrapper)

@@ -1,0 +1,63 @@
+"""Thin layers over hardmine's public API for the frameworks people train with; each is an optional extra.
+
+- :mod:`hardmine.integrations.lightning`: :class:`~hardmine.integrations.lightning.HardMiningCallback` for
+  Lightning 2.x (``pip install 'hardmine[lightning]'``).
+- :mod:`hardmine.integrations.hf`: :class:`~hardmine.integrations.hf.HardMiningTrainer` and
+  :class:`~hardmine.integrations.hf.HardMiningCallback` for the Hugging Face ``Trainer``
+  (``pip install 'hardmine[hf]'``).
+- :mod:`hardmine.integrations.tensorboard`: :func:`~hardmine.integrations.tensorboard.log_history`, a miner's history
+  in TensorBoard (``pip install 'hardmine[tensorboard]'``).
+
+``import hardmine`` imports none of them, nor their frameworks; importing one without its extra raises an
+``ImportError`` that names the ``pip install`` line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["history_metrics", "require"]
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import ``module`` or raise an ``ImportError`` that says which hardmine extra installs it.
+
+    Example:
+        >>> require("math", "none").sqrt(4.0)
+        2.0
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"hardmine.integrations needs `{module}` for this; install it with: pip install 'hardmine[{extra}]'"
+        ) from err
+
+
+def history_metrics(row: pd.Series | dict[str, Any], prefix: str = "hardmine/") -> dict[str, float]:
+    """The numeric, finite entries of one row of ``miner.history`` as ``{prefix + column: float}``, for a logger.
+
+    ``epoch`` is left out (loggers take it as the step); text columns (``by``, ``suspect_method``) and NaN draw counts
+    are left out.
+
+    Example:
+        >>> history_metrics({"epoch": 1, "hard": 12, "hard_fraction": 0.25, "by": "label_prob",
+        ...                  "drawn_per_hard": float("nan")})
+        {'hardmine/hard': 12.0, 'hardmine/hard_fraction': 0.25}
+    """
+    out: dict[str, float] = {}
+    for key, value in dict(row).items():
+        if key == "epoch" or isinstance(value, (str, bool)) or value is None:
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(number):
+            out[f"{prefix}{key}"] = number
+    return out

@@ -1,0 +1,171 @@
+"""Hard-example mining in the Hugging Face ``Trainer``: a Trainer subclass and a callback over :class:`HardMiner`.
+
+Needs ``transformers`` and ``accelerate`` (``pip install 'hardmine[hf]'``). The short way::
+
+    trainer = HardMiningTrainer(model=model, args=args, train_dataset=train_ds, miner_kwargs={"threshold": 0.7})
+    trainer.train()
+    trainer.miner.history          # one row per scoring pass; also in trainer.state.log_history as hardmine/*
+
+How it works, and why it is right under ``torchrun``: the Trainer builds its training DataLoader around the sampler
+that ``_get_train_sampler`` returns; :class:`HardMiningTrainer` returns ``miner.as_sampler()``, whose every pass runs
+the miner's epoch logic (warm-up, a scoring pass when the schedule says so) and yields the epoch's weighted draw.
+Under torchrun, accelerate (inside the Trainer) shards that DataLoader's batches across the ranks itself, so the
+miner is built with ``num_replicas=1``: every rank generates the same global draw (same weights, same seed and epoch)
+and accelerate hands each rank its share; hardmine does not split it a second time. The scoring pass
+(:func:`hardmine.score`) is sharded and gathered across ranks, so every rank computes the same weights. The Trainer
+calls ``set_epoch`` on the sampler at each epoch (through accelerate), which the miner follows.
+
+The recipe without the subclass, for a Trainer of your own: build the miner with ``num_replicas=1`` and
+``score_kwargs={"unpack": unpack_hf_batch}``, return ``miner.as_sampler()`` from ``_get_train_sampler``, and add
+``HardMiningCallback(miner)`` to the callbacks.
+
+Only ``apply="sample"``: the Trainer computes the loss inside the model from the batch, so per-sample loss weights
+would need a ``compute_loss`` of your own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from hardmine.integrations import history_metrics, require
+from hardmine.miner import HardMiner
+
+_transformers = require("transformers", "hf")
+require("accelerate", "hf")
+
+__all__ = ["LABEL_KEYS", "HardMiningCallback", "HardMiningTrainer", "unpack_hf_batch"]
+
+#: Keys of a Hugging Face batch that hold the labels (the collators rename ``label`` to ``labels``).
+LABEL_KEYS: tuple[str, ...] = ("labels", "label", "label_ids")
+
+
+def unpack_hf_batch(batch: Mapping[str, Any]) -> tuple[dict[str, Any], Tensor]:
+    """Split a Hugging Face batch into the model's keyword arguments and the labels.
+
+    Every key but the label key goes to the model (``input_ids``, ``attention_mask``, ``token_type_ids``,
+    ``pixel_values``, ...), so nothing the model needs is dropped.
+
+    Args:
+        batch: a dict batch from a Hugging Face collator, with a ``labels`` (or ``label``, ``label_ids``) tensor.
+
+    Returns:
+        ``(inputs, labels)``: a dict of the other entries, and the labels tensor ``(B,)``.
+
+    Raises:
+        TypeError: not a mapping.
+        ValueError: no label key.
+
+    Example:
+        >>> import torch
+        >>> inputs, y = unpack_hf_batch({"input_ids": torch.ones(2, 3), "attention_mask": torch.ones(2, 3),
+        ...                              "labels": torch.tensor([0, 1])})
+        >>> sorted(inputs), y.tolist()
+        (['attention_mask', 'input_ids'], [0, 1])
+    """
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"Expected a dict batch from a Hugging Face collator, but got {type(batch).__name__}.")
+    key = next((k for k in LABEL_KEYS if k in batch), None)
+    if key is None:
+        raise ValueError(f"Expected a label key, one of {LABEL_KEYS}, in the batch, but it has keys {sorted(batch)}.")
+    return {k: v for k, v in batch.items() if k != key}, batch[key]
+
+
+class HardMiningCallback(_transformers.TrainerCallback):  # type: ignore[name-defined]
+    """Logs each scoring pass of ``miner.history`` into the Trainer's log (``hardmine/<column>`` entries).
+
+    With ``trainer`` (as :class:`HardMiningTrainer` sets it) the rows go through ``trainer.log``, so every reporting
+    integration of the Trainer (TensorBoard, W&B, ...) receives them; without it they are appended to
+    ``state.log_history``.
+
+    Args:
+        miner: the miner whose :meth:`~hardmine.HardMiner.as_sampler` the Trainer draws from.
+        trainer: the Trainer, for ``trainer.log``; optional.
+        prefix: prefix of the logged names.
+    """
+
+    def __init__(self, miner: HardMiner, *, trainer: Any = None, prefix: str = "hardmine/") -> None:
+        if not isinstance(miner, HardMiner):
+            raise TypeError(f"Expected argument `miner` to be a hardmine HardMiner, but got {type(miner).__name__}.")
+        self.miner = miner
+        self.trainer = trainer
+        self.prefix = prefix
+        self.logged_epochs: list[int] = []
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Log the scoring passes not logged yet."""
+        history = self.miner.history
+        for _, row in history.iterrows():
+            epoch = int(row["epoch"])
+            if epoch in self.logged_epochs:
+                continue
+            self.logged_epochs.append(epoch)
+            metrics = history_metrics(row, self.prefix)
+            metrics[f"{self.prefix}epoch"] = float(epoch)
+            if self.trainer is not None:
+                self.trainer.log(metrics)
+            else:
+                state.log_history.append({**metrics, "epoch": state.epoch, "step": state.global_step})
+
+
+class HardMiningTrainer(_transformers.Trainer):  # type: ignore[name-defined]
+    """A ``transformers.Trainer`` whose training samples are drawn by a :class:`hardmine.HardMiner`.
+
+    Takes every argument of ``Trainer`` plus:
+
+    Args:
+        miner: a :class:`hardmine.HardMiner` over ``train_dataset`` (same samples, same order) built with
+            ``num_replicas=1`` and ``apply="sample"``; or ``None`` to build one from the Trainer's model,
+            ``train_dataset``, ``data_collator`` and ``per_device_train_batch_size``.
+        miner_kwargs: options for the miner built here (``threshold``, ``hard_weight``, ``warmup_epochs``,
+            ``rescore_every``, ``score_loader``, ...); it always gets ``num_replicas=1``, and unless given
+            ``score_kwargs={"unpack": unpack_hf_batch}`` and ``progress=False``.
+
+    Attributes:
+        miner: the miner; ``miner.history`` and ``miner.table`` after training.
+
+    Raises:
+        ValueError: ``miner`` and ``miner_kwargs`` together, a miner that shards across ranks itself
+            (``num_replicas`` other than 1), or no ``train_dataset``.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        miner: HardMiner | None = None,
+        miner_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if miner is not None and miner_kwargs is not None:
+            raise ValueError("Expected one of `miner` and `miner_kwargs`, but got both.")
+        if miner is None:
+            if self.train_dataset is None:
+                raise ValueError("Expected a `train_dataset` for HardMiningTrainer to mine, but got None.")
+            options = dict(miner_kwargs or {})
+            if options.setdefault("num_replicas", 1) != 1:
+                raise ValueError(
+                    "Expected `num_replicas=1` in `miner_kwargs` (accelerate shards the draw across ranks), but got "
+                    f"{options['num_replicas']!r}."
+                )
+            options.setdefault("score_kwargs", {"unpack": unpack_hf_batch})
+            options.setdefault("progress", False)
+            loader = DataLoader(self.train_dataset, batch_size=self._train_batch_size, collate_fn=self.data_collator)
+            miner = HardMiner(self.model, loader, **options)
+        elif not isinstance(miner, HardMiner):
+            raise TypeError(f"Expected argument `miner` to be a hardmine HardMiner, but got {type(miner).__name__}.")
+        elif miner.num_replicas != 1:
+            raise ValueError(
+                "Expected a HardMiner built with num_replicas=1: accelerate shards the Trainer's batches across "
+                f"ranks itself, and a miner that shards too would lose half the draws; got num_replicas="
+                f"{miner.num_replicas!r}."
+            )
+        self.miner = miner
+        self.add_callback(HardMiningCallback(miner, trainer=self))
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """The miner as a sampler: each epoch runs the miner's schedule and yields its weighted draw."""
+        return self.miner.as_sampler()

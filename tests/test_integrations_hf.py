@@ -1,0 +1,87 @@
+"""hardmine.integrations.hf: the Trainer subclass on a tiny BERT from a config, in one process and under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+
+from hardmine import HardMiner  # noqa: E402
+from hardmine.integrations.hf import HardMiningTrainer, unpack_hf_batch  # noqa: E402
+
+SCRIPT = Path(__file__).resolve().parent / "hf_run.py"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_unpack_keeps_every_model_input():
+    batch = {"input_ids": torch.ones(2, 3), "attention_mask": torch.zeros(2, 3), "labels": torch.tensor([1, 0])}
+    inputs, labels = unpack_hf_batch(batch)
+    assert sorted(inputs) == ["attention_mask", "input_ids"] and labels.tolist() == [1, 0]
+    assert unpack_hf_batch({"x": torch.ones(1), "label": torch.tensor([2])})[1].tolist() == [2]
+    with pytest.raises(ValueError, match="label key"):
+        unpack_hf_batch({"input_ids": torch.ones(1)})
+    with pytest.raises(TypeError, match="dict batch"):
+        unpack_hf_batch((torch.ones(1), torch.ones(1)))
+
+
+def test_trainer_refuses_a_miner_that_shards_itself(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+    from transformers import TrainingArguments
+
+    data = TensorDataset(torch.randn(8, 2), torch.tensor([0, 1] * 4))
+    model = torch.nn.Linear(2, 2)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    miner = HardMiner(model, DataLoader(data, batch_size=4), progress=False)
+    with pytest.raises(ValueError, match="num_replicas=1"):
+        HardMiningTrainer(model=model, args=args, train_dataset=data, miner=miner)
+    ok = HardMiner(model, DataLoader(data, batch_size=4), num_replicas=1, progress=False)
+    trainer = HardMiningTrainer(model=model, args=args, train_dataset=data, miner=ok)
+    assert trainer.miner is ok and len(trainer._get_train_sampler()) == 8
+
+
+def _check(ranks: list[dict], world: int) -> None:
+    assert [r["world"] for r in ranks] == [world] * world
+    for r in ranks:
+        assert r["history_epochs"] == [1, 2] and r["score_calls"] == 2  # warm-up epoch 0, then a pass per epoch
+        assert r["global_step"] == 3 * 8 // world  # 64 samples, batches of 8, 3 epochs, split over the ranks
+        # Scores through the miner equal a per-sample loop with the same model (attention_mask included).
+        assert r["label_prob"] == pytest.approx(r["loop_label_prob"], abs=1e-5)
+        assert [e["hardmine/epoch"] for e in r["logged"]] == [1.0, 2.0]
+    assert all(r["expected"] == ranks[0]["expected"] for r in ranks)  # one global draw per epoch on every rank
+    assert sorted(ranks[0]["expected"]) == ["0", "1", "2"]
+    for epoch, draw in ranks[0]["expected"].items():
+        shares = [r["drawn"][epoch] for r in ranks]
+        assert len(draw) == 64 and all(len(s) == 64 // world for s in shares)  # not split twice
+        assert sorted(sum(shares, [])) == sorted(draw)  # together exactly the epoch's draw
+    if world == 1:
+        assert ranks[0]["drawn"] == ranks[0]["expected"]
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=400)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_hf_trainer_one_process(tmp_path):
+    _run([sys.executable, str(SCRIPT), str(tmp_path)], tmp_path)
+    _check([json.loads((tmp_path / "hf_rank0.json").read_text())], 1)
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_hf_trainer_under_torchrun_is_not_split_twice(tmp_path):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
+    assert torchrun is not None
+    _run([torchrun, "--standalone", "--nproc_per_node=2", str(SCRIPT), str(tmp_path)], tmp_path)
+    _check([json.loads((tmp_path / f"hf_rank{r}.json").read_text()) for r in range(2)], 2)

@@ -1,0 +1,116 @@
+"""hardmine.integrations.lightning: the callback in one process, and Lightning DDP with 2 CPU processes (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+L = pytest.importorskip("lightning.pytorch")
+
+from hardmine import HardMiner  # noqa: E402
+from hardmine.integrations.lightning import HardMiningCallback  # noqa: E402
+
+SCRIPT = Path(__file__).resolve().parent / "lightning_ddp_run.py"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Module(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Linear(4, 2)
+        self.epochs_seen: list[tuple[int, int, str]] = []
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def on_train_epoch_end(self):
+        miner = self.trainer.train_dataloader
+        self.epochs_seen.append((self.current_epoch, miner.epoch, miner.phase))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_callback_follows_the_trainer_epochs_and_logs_history(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 4, generator=g)
+    module = _Module()
+    miner = HardMiner(module, DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8), progress=False)
+    callback = HardMiningCallback(miner)
+    trainer = L.Trainer(
+        max_epochs=4,
+        limit_train_batches=3,  # epochs stop early: the miner's epochs still follow the trainer's
+        accelerator="cpu",
+        callbacks=[callback],
+        logger=L.loggers.CSVLogger(tmp_path, name="run"),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=miner)
+    assert module.epochs_seen == [(0, 0, "warmup"), (1, 1, "mine"), (2, 2, "mine"), (3, 3, "mine")]
+    assert miner.history["epoch"].tolist() == [1, 2, 3] and miner.score_calls == 3
+    assert callback.logged_epochs == [1, 2, 3]
+    import pandas as pd
+
+    logged = pd.read_csv(next(tmp_path.glob("run/*/metrics.csv")))
+    rows = logged.dropna(subset=["hardmine/hard_fraction"])
+    assert rows["hardmine/epoch"].tolist() == [1.0, 2.0, 3.0]
+    assert rows["hardmine/hard_fraction"].tolist() == pytest.approx(miner.history["hard_fraction"].tolist())
+
+
+def test_callback_rejects_a_non_miner():
+    with pytest.raises(TypeError, match="`miner`"):
+        HardMiningCallback(object())  # type: ignore[arg-type]
+
+
+def _run_ddp(scenario: str, out: Path) -> list[dict]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), scenario, str(out)],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return [json.loads((out / f"{scenario}_rank{r}.json").read_text()) for r in range(2)]
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.parametrize("scenario", ["default", "own"])
+def test_lightning_ddp_splits_each_epoch_into_disjoint_rank_shares(tmp_path, scenario):
+    ranks = _run_ddp(scenario, tmp_path)
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert ranks[0]["expected"] == ranks[1]["expected"]  # every rank agrees on each epoch's global draw
+    cases = {"default": ["as_sampler", "miner"], "own": ["sampler"]}[scenario]
+    assert sorted(ranks[0]["expected"]) == cases
+    for case in cases:
+        assert sorted(ranks[0]["expected"][case]) == ["0", "1", "2"]
+        for epoch, draw in ranks[0]["expected"][case].items():
+            a, b = ranks[0]["drawn"][case][epoch], ranks[1]["drawn"][case][epoch]
+            assert len(draw) == 48 and len(a) == len(b) == 24  # each rank half of the epoch
+            assert sorted(a + b) == sorted(draw)  # together exactly the epoch's draw
+            if case != "as_sampler":  # hardmine's own strided shares; Lightning's wrapper shuffles positions
+                assert a == draw[0::2] and b == draw[1::2]
+    assert ranks[0]["double_sharding_in_fit"] == ranks[1]["double_sharding_in_fit"] == 0
+    if scenario == "default":  # a warm-up epoch, then a scoring pass per epoch, the same on both ranks
+        for r in ranks:
+            assert r["history_epochs"] == {"miner": [1, 2], "as_sampler": [1, 2]}
+    else:  # the sampler built after init_process_group, wrapped by Lightning's DistributedSamplerWrapper too
+        assert all(r["double_warned"] == 1 and len(r["double_drawn"]) == 12 for r in ranks)
