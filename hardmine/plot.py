@@ -42,6 +42,8 @@ GROUP_COLORS: dict[str, str] = {
     "easy_positive": "#2ca02c",
     "hard_negative": "#ff7f0e",
     "easy_negative": "#1f77b4",
+    "hard": "#d62728",  # a table split without a positive class: easy/hard only
+    "easy": "#1f77b4",
 }
 
 # Known value ranges, so that histogram bins line up with round numbers.
@@ -90,8 +92,9 @@ def confidence_histogram(
     """The distribution of a score in each group, one histogram per group on shared bins, the threshold drawn.
 
     Groups are ``hard_positive``, ``easy_positive``, ``hard_negative`` and ``easy_negative`` for a split table
-    (each in its :data:`GROUP_COLORS` colour, empty groups left out), or all samples in one histogram for a score
-    table that was not split.
+    (each in its :data:`GROUP_COLORS` colour, empty groups left out), ``hard`` and ``easy`` for a table split without
+    a positive class (multi-class, unlabeled, regression), or all samples in one histogram for a score table that was
+    not split.
 
     Args:
         table: a table from :func:`hardmine.split` (or :func:`hardmine.scoring.score`).
@@ -136,6 +139,9 @@ def confidence_histogram(
     if "group" in table.columns:
         groups = table["group"].astype(str).to_numpy()
         parts = [(g, values[groups == g]) for g in GROUPS]
+    elif "difficulty" in table.columns:  # split without a positive class: easy/hard only
+        difficulty = table["difficulty"].astype(str).to_numpy()
+        parts = [(d, values[difficulty == d]) for d in ("hard", "easy")]
     else:
         parts = [("all samples", values)]
     for name, vals in parts:
@@ -355,7 +361,8 @@ def gallery(
             and the ``by`` column when ``group=None``.
         dataset: the dataset the table was scored on, or ``None`` to open the ``id`` paths.
         group: which rows, as in :func:`hardmine.io.select`: a group name, ``"hard"``, ``"easy"``, a list of
-            groups, or ``None`` for all rows.
+            groups, or ``None`` for all rows; the default ``"hard_positive"`` means ``"hard"`` for a table split
+            without a positive class.
         n: at most this many images.
         by: the score to rank and show; defaults to the one the table was split by, else ``label_prob``.
         classes: class names for the titles (``dataset.classes`` when the dataset has them), else class indices.
@@ -387,6 +394,8 @@ def gallery(
             raise ValueError(f"Expected argument `{arg}` to be an int >= 1, but got {value!r}.")
     if dataset is None:
         _require(table, ("id",), "gallery with dataset=None (it opens the `id` paths)")
+    if group == "hard_positive" and "group" not in table.columns and "difficulty" in table.columns:
+        group = "hard"  # split without a positive class: the default shows the hard samples
     rows = select(table, group)
     direction = settings.get("hard_when") if settings.get("by") == by else None
     ascending = (direction or harder_when(by)) == "lower"

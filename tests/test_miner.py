@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+import hardmine as hm
 import hardmine.miner
 from hardmine.dynamics import Dynamics
 from hardmine.labels import issue_indices, label_issues
@@ -448,11 +449,16 @@ def test_share_sampler_uniform_is_a_permutation():
 
 
 # ---------------------------------------------------------------- multi-class and checkpoints
-def test_multiclass_without_positive_counts_every_class_positive():
+def test_multiclass_without_positive_splits_easy_hard_only():
+    # Behaviour changed on purpose (issue 14): no class is made positive behind the user's back.
     ds = _data(classes=4)
     miner = HardMiner(_model(classes=4), _loader(ds), threshold=0.3, progress=False)
     _run(miner, 1)
-    assert (miner.table["polarity"] == "positive").all()
+    assert "polarity" not in miner.table.columns and "group" not in miner.table.columns
+    assert ((miner.table["difficulty"] == "hard") == (miner.table["label_prob"] < 0.3)).all()
+    s = hm.summary(miner.table)
+    acc = float((miner.table["pred"] == miner.table["label"]).mean())
+    assert s.kind == "multiclass" and s.metrics["accuracy"] == pytest.approx(acc)
     miner = HardMiner(_model(classes=4), _loader(ds), threshold=0.3, positive=2, progress=False)
     _run(miner, 1)
     assert ((miner.table["polarity"] == "positive") == (miner.table["label"] == 2)).all()
