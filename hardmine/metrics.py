@@ -551,7 +551,7 @@ def multilabel_report(
             f"task='multilabel'), but got {y.shape[1]} target and {p.shape[1]} pred columns."
         )
     codes = np.arange(y.shape[1])
-    names = [str(classes[c]) for c in codes] if classes is not None else [int(c) for c in codes]
+    names = [str(classes[int(c)]) for c in codes] if classes is not None else [int(c) for c in codes]
     tp = (y & p).sum(axis=0).astype(np.float64)
     fp = ((1 - y) & p).sum(axis=0).astype(np.float64)
     fn = (y & (1 - p)).sum(axis=0).astype(np.float64)

@@ -305,6 +305,8 @@ def _check_range(t: float, by: str, scores: pd.DataFrame) -> None:
         "entropy": (0.0, math.log(num_classes) if num_classes else math.inf),
         "variability": (0.0, math.inf),
         "forgetting": (0.0, math.inf),
+        "abs_error": (0.0, math.inf),
+        "wrong": (0.0, math.inf),
     }
     if by.startswith("prob_"):
         ranges[by] = (0.0, 1.0)
