@@ -23,6 +23,12 @@ from hardmine.scoring import score
 from hardmine.splitting import split
 from hardmine.weighting import HardSetCollapseWarning, weights
 
+# isort: split
+# Tasks beyond one positive class (issue 14): the task layer and the per-class, multi-label and regression reports.
+from hardmine import tasks
+from hardmine.metrics import classification_report, multilabel_report, regression_metrics
+from hardmine.tasks import ProbabilityOutputWarning, Task
+
 __version__ = "0.2.0"
 
 __all__ = [
@@ -64,4 +70,11 @@ __all__ = [
     "weights",
     "with_indices",
     "wrap",
+    # Tasks beyond one positive class (issue 14)
+    "ProbabilityOutputWarning",
+    "Task",
+    "classification_report",
+    "multilabel_report",
+    "regression_metrics",
+    "tasks",
 ]

@@ -63,7 +63,7 @@ from hardmine.dynamics import HARDNESS_COLUMNS, Dynamics, add_dynamics
 from hardmine.labels import issue_indices, label_issues
 from hardmine.sampling import HardSampler, SamplerMode
 from hardmine.scoring import score
-from hardmine.splitting import split
+from hardmine.splitting import default_by, split
 from hardmine.table import GROUPS, prob_columns
 from hardmine.weighting import Balance, HardSetCollapseWarning, _check_balance
 from hardmine.weighting import weights as sample_weights
@@ -345,11 +345,13 @@ class HardMiner:
         loader: the training DataLoader over a map-style dataset, built with ``batch_size``.
         threshold: the hardness threshold on ``by`` (see :func:`hardmine.split`); ``None`` for its default
             (0.5 for ``label_prob``), or ``"per_class"``.
-        by: the score that decides hardness: ``"label_prob"`` (default), ``"confidence"``, ``"margin"``, ``"loss"``,
-            ``"entropy"``; or, with ``dynamics``, a training-dynamics column of
-            :data:`hardmine.dynamics.HARDNESS_COLUMNS`: ``"aum"`` (default threshold 0), ``"mean_label_prob"``
-            (default 0.5), ``"correctness"`` (lower is harder), ``"variability"``, ``"forgetting"`` (higher is harder;
-            these three need ``threshold`` or ``hard_fraction``). Until every sample has been seen in at least one
+        by: the score that decides hardness: ``"label_prob"``, ``"confidence"``, ``"margin"``, ``"loss"``,
+            ``"entropy"``, ``"abs_error"``; ``None`` (default) for the task's column (:func:`hardmine.split`:
+            ``label_prob`` for classification, ``loss`` for regression and any ``loss_fn`` table); or, with
+            ``dynamics``, a training-dynamics column of :data:`hardmine.dynamics.HARDNESS_COLUMNS`: ``"aum"``
+            (default threshold 0), ``"mean_label_prob"`` (default 0.5), ``"correctness"`` (lower is harder),
+            ``"variability"``, ``"forgetting"`` (higher is harder; these three need ``threshold`` or
+            ``hard_fraction``). Until every sample has been seen in at least one
             recorded epoch (``dynamics.summary()["epochs"] >= 1``), a dynamics ``by`` falls back to ``"label_prob"``
             of the current scores, with its default threshold 0.5 (``hard_fraction`` and ``"per_class"`` are kept);
             ``history["by"]`` says which column each scoring used.
@@ -444,7 +446,7 @@ class HardMiner:
         loader: DataLoader,
         *,
         threshold: float | Literal["per_class"] | None = None,
-        by: str = "label_prob",
+        by: str | None = None,
         hard_fraction: float | None = None,
         positive: int | list[int] | None = None,
         dynamics: Dynamics | None = None,
@@ -705,6 +707,8 @@ class HardMiner:
             summary = self.dynamics.summary()
             table = add_dynamics(table, summary)
         by, threshold = self._hardness_column(summary)
+        if by is None:
+            by = default_by(table)
         table = split(table, threshold, by=by, hard_fraction=self.hard_fraction, positive=positive)
         self._table_has_labels = "label" in table.columns
         suspect = self._suspects(table, summary)
@@ -741,7 +745,7 @@ class HardMiner:
         self._rows.append(self._history_row(table, by, time.perf_counter() - start))
         return self.table
 
-    def _hardness_column(self, summary: pd.DataFrame | None) -> tuple[str, Any]:
+    def _hardness_column(self, summary: pd.DataFrame | None) -> tuple[str | None, Any]:
         """``(by, threshold)`` for this scoring.
 
         A dynamics column falls back to ``label_prob`` until every sample has been seen in a recorded epoch.

@@ -409,7 +409,9 @@ class RegressionTask(_WithLoss):
     """Regression: outputs ``(B,)``, ``(B, 1)`` or ``(B, D)`` and float targets of the same size per sample.
 
     ``loss`` is ``loss_fn`` (default: squared error, ``nn.MSELoss(reduction="none")``) per sample, averaged over
-    ``D``; ``abs_error`` the mean absolute error; with one output per sample also ``target`` and ``prediction``.
+    ``D``, called with the targets reshaped to the outputs' shape (so ``(B, 1)`` outputs beside ``(B,)`` targets never
+    broadcast to ``(B, B)``); ``abs_error`` the mean absolute error; with one output per sample also ``target`` and
+    ``prediction``.
 
     Example:
         >>> m = RegressionTask().measures(torch.tensor([[1.0], [2.0]]), torch.tensor([1.5, 0.0]))
@@ -450,7 +452,8 @@ class RegressionTask(_WithLoss):
             m["loss"] = loss
             m["finite_loss"] = torch.isfinite(loss)
         else:
-            self._user_loss(outputs, targets, m)
+            # Targets in the outputs' shape: (B, 1) outputs beside (B,) targets would broadcast to (B, B) losses.
+            self._user_loss(outputs, targets.reshape(outputs.shape).to(outputs.dtype), m)
         if pred.shape[1] == 1:
             m["target"] = t[:, 0]
             m["prediction"] = pred[:, 0]
@@ -579,7 +582,8 @@ def resolve_task(
     - targets ``(B,)`` or ``(B, 1)``: ``classification`` when they are integers (or floats holding whole numbers)
       and ``loss_fn`` is not a regression loss (``nn.MSELoss``, ``L1Loss``, ``HuberLoss``, ``SmoothL1Loss``), else
       ``regression``;
-    - targets ``(B, C)`` beside outputs ``(B, C)``: ``regression`` with a regression loss; ``soft`` when every row
+    - targets of the outputs' shape with a regression loss: ``regression``;
+    - targets ``(B, C)`` beside outputs ``(B, C)``: ``soft`` when every row
       is a distribution (non-negative, summing to 1: one-hot rows too); ``multilabel`` when every value is 0 or 1;
     - anything else: ``loss`` when ``loss_fn`` is given, else a ``ValueError`` naming ``where`` and the shapes.
 
@@ -633,6 +637,8 @@ def _detect(outputs: Any, targets: Tensor, loss_fn: LossFn | None, where: str) -
         if not targets.is_floating_point() or _whole_numbers(targets):
             return "classification"
         return "regression"
+    if regression_loss and out_shape == tuple(targets.shape):
+        return "regression"  # dense outputs beside targets of their shape, with a regression loss
     if targets.ndim == 2 and out_shape is not None and out_shape == tuple(targets.shape):
         if regression_loss:
             return "regression"
