@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from hardmine.io import OnlyArg, select
-from hardmine.metrics import _require, threshold_sweep
+from hardmine.metrics import _require, classification_report, threshold_sweep
 from hardmine.metrics import confusion as confusion_matrix
+from hardmine.splitting import positive_classes
 from hardmine.table import GROUPS, harder_when
 
 if TYPE_CHECKING:
@@ -248,7 +249,7 @@ def confusion(
     table: pd.DataFrame,
     *,
     positive: int | Iterable[int] | None = None,
-    by_class: bool = False,
+    by_class: bool | None = None,
     ax: Axes | None = None,
 ) -> Figure:
     """The confusion matrix as a heat map, ground truth in rows and prediction in columns, each cell's count written.
@@ -256,7 +257,9 @@ def confusion(
     Args:
         table: a score or split table (``label`` and ``pred`` columns).
         positive: the positive class or classes of the 2 x 2 matrix (see :func:`hardmine.metrics.confusion`).
-        by_class: draw the ``C x C`` matrix over classes instead.
+        by_class: draw the ``C x C`` matrix over classes (named as in :func:`hardmine.summary`) instead; ``None``
+            (default) draws it for a table without a positive class (multi-class without ``positive``), the 2 x 2
+            matrix otherwise.
         ax: the axes to draw on; ``None`` makes a new figure.
 
     Returns:
@@ -268,7 +271,9 @@ def confusion(
         >>> fig.axes[0].images[0].get_array().tolist(), [x.get_text() for x in fig.axes[0].texts]
         ([[2, 1], [1, 0]], ['2', '1', '1', '0'])
     """
-    mat = confusion_matrix(table, positive=positive, by_class=by_class)
+    if by_class is None:
+        by_class = positive is None and positive_classes(table) is None
+    mat = classification_report(table)[1] if by_class else confusion_matrix(table, positive=positive)
     values = mat.to_numpy()
     size = max(3.2, 0.45 * values.shape[0] + 1.8)
     fig, ax = _axes(ax, (size + 0.8, size))
