@@ -435,9 +435,13 @@ def _run_pass(
             buffers = _empty_like_classification(keep_probs, num_classes, run_device)
             flag_keys = [k for k in FLAGS if k in buffers]
         checked = {key: all_gather_concat(buffers[key].to(torch.uint8)).bool() for key in flag_keys}
-        for key in ("label_value",):
-            if key in buffers:
-                checked[key] = all_gather_concat(buffers[key])
+        # Every rank gathers the same keys: label values where any rank had float labels, else the labels.
+        has_values = torch.tensor(["label_value" in buffers], dtype=torch.uint8, device=run_device)
+        if bool(all_gather_concat(has_values).any()):
+            values = buffers["label_value"] if "label_value" in buffers else buffers["label"].double()
+            checked["label_value"] = all_gather_concat(values)
+        elif "label" in buffers:
+            checked["label"] = all_gather_concat(buffers["label"])
     if isinstance(resolved, ClassificationTask) and resolved.num_classes < 0:
         resolved.num_classes = num_classes
     _check_results(checked, flag_keys, resolved, 0 if world > 1 else start, step if world == 1 else 0)
@@ -524,7 +528,6 @@ def _empty_like_classification(keep_probs: bool, num_classes: int, device: torch
     bufs = {key: torch.empty(0, dtype=torch.float32, device=device) for key in MEASURES}
     for key in ("label", "pred"):
         bufs[key] = torch.empty(0, dtype=torch.int64, device=device)
-    bufs["label_value"] = torch.empty(0, dtype=torch.float64, device=device)
     for key in ("valid", "finite"):
         bufs[key] = torch.empty(0, dtype=torch.bool, device=device)
     if keep_probs:

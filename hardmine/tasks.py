@@ -256,7 +256,8 @@ class ClassificationTask(_WithLoss):
         t = targets.reshape(-1)
         m = compute_measures(z, t)
         m["label"] = t.long()
-        m["label_value"] = t.double()
+        if t.is_floating_point():  # float labels must hold whole numbers: keep their values for the error message
+            m["label_value"] = t.double()
         self._user_loss(outputs, targets, m)
         if self.keep_probs:
             m["probs"] = torch.softmax(as_class_logits(z), dim=1)
@@ -273,7 +274,8 @@ class ClassificationTask(_WithLoss):
 
     def invalid_message(self, buffers: Mapping[str, Tensor], rows: Tensor) -> tuple[str, str]:
         """``(what is wrong, what the samples hold)`` for the error about samples ``rows`` whose ``valid`` is False."""
-        shown = [int(v) if float(v).is_integer() else float(v) for v in buffers["label_value"][rows].tolist()]
+        values = buffers["label_value"] if "label_value" in buffers else buffers["label"]
+        shown = [int(v) if float(v).is_integer() else float(v) for v in values[rows].tolist()]
         return f"have labels that are not class indices of the model's outputs [0, {self.num_classes})", (
             f"with labels {shown}"
         )
