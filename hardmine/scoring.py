@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -33,7 +34,7 @@ from hardmine.distributed import (
     raise_if_any_rank_failed,
     shard_bounds,
 )
-from hardmine.measures import MEASURES, num_classes_of
+from hardmine.measures import num_classes_of
 from hardmine.table import assemble_table
 from hardmine.tasks import (
     FLAGS,
@@ -422,29 +423,44 @@ def _run_pass(
         failure = err
     if world > 1:
         raise_if_any_rank_failed(failure)
-    if resolved is None:  # this rank had no samples (more ranks than samples): the classification layout
-        resolved = task if task is not None and not isinstance(task, str) else ClassificationTask()
     checked: dict[str, Tensor] = buffers
-    flag_keys = [k for k in FLAGS if k in buffers]
     if world > 1:
-        # Ranks may differ in class count only if a rank had no samples; agree on it first. Then every rank checks
-        # every rank's flags, so that a bad sample raises the same error on all ranks (a rank raising alone would
-        # leave the others waiting in the gathers below).
-        num_classes = int(all_gather_concat(torch.tensor([num_classes], device=run_device)).max().item())
-        if not buffers:
-            buffers = _empty_like_classification(keep_probs, num_classes, run_device)
-            flag_keys = [k for k in FLAGS if k in buffers]
-        checked = {key: all_gather_concat(buffers[key].to(torch.uint8)).bool() for key in flag_keys}
-        # Every rank gathers the same keys: label values where any rank had float labels, else the labels.
-        has_values = torch.tensor(["label_value" in buffers], dtype=torch.uint8, device=run_device)
-        if bool(all_gather_concat(has_values).any()):
-            values = buffers["label_value"] if "label_value" in buffers else buffers["label"].double()
-            checked["label_value"] = all_gather_concat(values)
-        elif "label" in buffers:
-            checked["label"] = all_gather_concat(buffers["label"])
+        # Every rank must run the same gathers in the same order: agree on the task, the class count and the result
+        # columns (their names, trailing shapes and dtypes) first; a rank without samples (more ranks than samples)
+        # takes them from the others.
+        specs = {key: (tuple(v.shape[1:]), str(v.dtype).removeprefix("torch.")) for key, v in buffers.items()}
+        mine = (resolved.name if resolved is not None else None, num_classes, specs)
+        everyone: list[Any] = [None] * world
+        dist.all_gather_object(everyone, mine)
+        num_classes = max(int(o[1]) for o in everyone)
+        if resolved is None:
+            name = next((o[0] for o in everyone if o[0] is not None), None)
+            resolved = _task_by_name(name, task, loss_fn=loss_fn, outputs=outputs, keep_probs=keep_probs)
+        union: dict[str, tuple[tuple[int, ...], str]] = {}
+        for o in everyone:
+            for key, spec in o[2].items():
+                union.setdefault(key, spec)
+        for key in sorted(union):
+            shape, dtype = union[key]
+            if key == "probs":
+                shape = (num_classes,)
+            if key not in buffers:
+                buffers[key] = torch.zeros((0, *shape), dtype=getattr(torch, dtype), device=run_device)
+            elif key == "probs" and buffers[key].shape[1] != num_classes:
+                buffers[key] = buffers[key].new_zeros((0, num_classes))
+        buffers = {key: buffers[key] for key in sorted(buffers)}
+        # Then every rank checks every rank's flags, so that a bad sample raises the same error on all ranks (a rank
+        # raising alone would leave the others waiting in the gathers below).
+        checked = {key: all_gather_concat(buffers[key].to(torch.uint8)).bool() for key in FLAGS if key in buffers}
+        for key in ("label_value", "label"):
+            if key in buffers:
+                checked[key] = all_gather_concat(buffers[key])
+    if resolved is None:
+        resolved = _task_by_name(None, task, loss_fn=loss_fn, outputs=outputs, keep_probs=keep_probs)
+    flag_keys = [k for k in FLAGS if k in buffers]
     if isinstance(resolved, ClassificationTask) and resolved.num_classes < 0:
         resolved.num_classes = num_classes
-    _check_results(checked, flag_keys, resolved, 0 if world > 1 else start, step if world == 1 else 0)
+    _check_results(checked, flag_keys, resolved, 0 if world > 1 else start, _locator(num_samples, world, step))
     if ckpt is not None:
         ckpt.finish()
 
@@ -453,15 +469,24 @@ def _run_pass(
     if world > 1:
         out_tensors["index"] = torch.arange(num_samples, dtype=torch.int64)
         for key in keys:
-            local = buffers[key]
-            if key == "probs" and local.shape[1] != num_classes:
-                local = local.new_zeros((0, num_classes))
-            out_tensors[key] = all_gather_concat(local).cpu()
+            out_tensors[key] = all_gather_concat(buffers[key]).cpu()
     else:
         for key in keys:
             out_tensors[key] = buffers[key].cpu()
     out_tensors["probs_shape"] = torch.tensor([num_samples, num_classes], dtype=torch.int64)
     return out_tensors, resolved
+
+
+def _task_by_name(
+    name: str | None, task: str | Task | None, *, loss_fn: LossFn | None, outputs: OutputsArg, keep_probs: bool
+) -> Task:
+    """The task of a rank that saw no batch: the one another rank detected, else ``task``, else classification."""
+    if task is not None and not isinstance(task, str):
+        return task
+    chosen = name or task or "classification"
+    empty = torch.zeros(0)
+    targets = None if chosen == "unlabeled" else empty
+    return resolve_task(chosen, empty, targets, loss_fn=loss_fn, outputs_kind=outputs, keep_probs=keep_probs)
 
 
 def _width(outputs: Any) -> int:
@@ -523,23 +548,27 @@ def _allocate(n: int, first: Mapping[str, Tensor], device: torch.device) -> dict
     return {key: torch.empty((n, *value.shape[1:]), dtype=value.dtype, device=device) for key, value in first.items()}
 
 
-def _empty_like_classification(keep_probs: bool, num_classes: int, device: torch.device) -> dict[str, Tensor]:
-    """Zero-row classification buffers, for a rank without samples."""
-    bufs = {key: torch.empty(0, dtype=torch.float32, device=device) for key in MEASURES}
-    for key in ("label", "pred"):
-        bufs[key] = torch.empty(0, dtype=torch.int64, device=device)
-    for key in ("valid", "finite"):
-        bufs[key] = torch.empty(0, dtype=torch.bool, device=device)
-    if keep_probs:
-        bufs["probs"] = torch.empty((0, max(num_classes, 0)), dtype=torch.float32, device=device)
-    return bufs
+def _locator(num_samples: int, world: int, step: int) -> Callable[[int], str]:
+    """``where(i)``: the batch of the pass (and the rank, under torchrun) that held dataset index ``i``."""
+    bounds = [shard_bounds(num_samples, world, r) for r in range(world)]
+
+    def where(i: int) -> str:
+        r = next(r for r, (lo, hi) in enumerate(bounds) if lo <= i < hi)
+        lo, hi = bounds[r]
+        b = (i - lo) // step
+        first = lo + b * step
+        rank = f" of rank {r}" if world > 1 else ""
+        return f" (first in batch {b}{rank}, samples {first}..{min(first + step, hi) - 1})"
+
+    return where
 
 
-def _check_results(buffers: Mapping[str, Tensor], flags: Sequence[str], task: Task, first: int, step: int) -> None:
+def _check_results(
+    buffers: Mapping[str, Tensor], flags: Sequence[str], task: Task, first: int, where_is: Callable[[int], str]
+) -> None:
     """The deferred checks: one host synchronisation for the whole pass.
 
-    ``first`` is the dataset index of row 0; ``step`` the batch size of the pass (0 when the rows of several ranks
-    are checked together: then only the dataset indices are named).
+    ``first`` is the dataset index of row 0; ``where_is(i)`` names the batch that held dataset index ``i``.
     """
     if not flags:
         return
@@ -552,11 +581,7 @@ def _check_results(buffers: Mapping[str, Tensor], flags: Sequence[str], task: Ta
         count = int(rows.sum())
         idx = (local + first).tolist()
         more = " and more" if count > 10 else ""
-        where = ""
-        if step:
-            b = int(local[0]) // step
-            lo = first + b * step
-            where = f" (first in batch {b}, samples {lo}..{min(lo + step, first + rows.numel()) - 1})"
+        where = where_is(idx[0])
         if key == "finite":
             what = "logits" if task.name in ("classification", "soft", "multilabel", "unlabeled") else "outputs"
             raise ValueError(
