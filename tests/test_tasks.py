@@ -452,3 +452,44 @@ def test_resolve_task_detection_rules():
     assert resolve_task(None, z, torch.randn(4, 3), loss_fn=lambda o, y: (o - y).abs()).name == "loss"
     with pytest.raises(ValueError, match="fit no task"):
         resolve_task(None, z, torch.randn(4, 3))
+
+
+class _FailsOnce(Dataset):
+    """Raises once at sample ``bad`` (an interrupted pass), then reads normally."""
+
+    def __init__(self, base: TensorDataset, bad: int) -> None:
+        self.base, self.bad, self.failed = base, bad, False
+        self.reads: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        self.reads.append(i)
+        if i == self.bad and not self.failed:
+            self.failed = True
+            raise OSError("interrupted")
+        return self.base[i]
+
+
+@pytest.mark.parametrize("kind", ["regression", "multilabel", "unlabeled"])
+def test_a_resumed_pass_of_another_task_equals_an_uninterrupted_one(kind, tmp_path):
+    if kind == "regression":
+        model, ds = _regression(n=40)
+        kwargs = {"loss_fn": nn.L1Loss(reduction="none")}
+    elif kind == "multilabel":
+        model, ds = _multilabel(n=40)
+        kwargs = {"task": "multilabel", "keep_probs": True}
+    else:
+        model, ds = _classifier(), _class_data()
+        kwargs = {"targets": False}
+    expected = hm.score(model, DataLoader(ds, batch_size=4), progress=False, **kwargs)
+    flaky = _FailsOnce(ds, bad=30)  # not one of the samples the fingerprint hashes (0, 10, 20, 29, 39)
+    loader = DataLoader(flaky, batch_size=4)
+    with pytest.raises(OSError, match="interrupted"):
+        hm.score(model, loader, progress=False, checkpoint_dir=tmp_path / "ck", checkpoint_every=2, **kwargs)
+    flaky.reads.clear()
+    resumed = hm.score(model, loader, progress=False, checkpoint_dir=tmp_path / "ck", checkpoint_every=2, **kwargs)
+    pd.testing.assert_frame_equal(resumed, expected)
+    assert set(range(24, 40)) <= set(flaky.reads) and len([i for i in flaky.reads if i < 24]) <= 5  # resumed at 24
+    assert resumed.attrs == expected.attrs
