@@ -380,7 +380,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         metavar="CLASS",
         help="class(es) of interest, by folder name or index; repeat or comma-separate (default for two "
-        "classes: the second folder)",
+        "classes: the second folder; with more classes and no --positive: easy/hard only, reported per class)",
     )
     s.add_argument(
         "--by",
