@@ -336,6 +336,30 @@ class TextData(Dataset):
         return {"input_ids": self.ids[i], "attention_mask": self.mask[i], "labels": self.labels[i]}
 
 
+class MaskedMean(nn.Module):
+    """A keyword-argument model like a Hugging Face one: mean of the unmasked token embeddings, logits in `.logits`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed, self.head = nn.Embedding(50, 8), nn.Linear(8, 3)
+
+    def forward(self, input_ids, attention_mask):
+        m = attention_mask[..., None].float()
+        pooled = (self.embed(input_ids) * m).sum(1) / m.sum(1)
+        return type("Output", (), {"logits": self.head(pooled)})()
+
+
+def test_dict_batches_go_to_the_model_as_keyword_arguments():
+    model, data = MaskedMean(), TextData()
+    table = hm.score(model, DataLoader(data, batch_size=5, shuffle=True), progress=False)
+    with torch.no_grad():
+        logits = model(data.ids, data.mask).logits
+    np.testing.assert_allclose(table["loss"], F.cross_entropy(logits, data.labels, reduction="none"), rtol=1e-5)
+    np.testing.assert_array_equal(table["label"], data.labels.numpy())
+
+
+@pytest.mark.slow
 def test_hugging_face_dict_batches_keep_the_attention_mask():
     from transformers import BertConfig, BertForSequenceClassification
 
