@@ -407,12 +407,14 @@ def _mean_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in cols if c in table.columns]
 
 
-def _group_rows(table: pd.DataFrame, column: str, names: Sequence[str]) -> pd.DataFrame:
+def _group_rows(
+    table: pd.DataFrame, column: str, names: Sequence[str], means: Sequence[str] | None = None
+) -> pd.DataFrame:
     n = len(table)
     counts = table[column].astype(str).value_counts().reindex(list(names), fill_value=0)
     rows: dict[str, Any] = {"count": counts.astype(np.int64), "fraction": counts / n if n else counts * 0.0}
     keys = table[column].astype(str)
-    for col in _mean_columns(table):
+    for col in _mean_columns(table) if means is None else [c for c in means if c in table.columns]:
         rows[f"mean_{col}"] = table[col].groupby(keys).mean().reindex(list(names))
     groups = pd.DataFrame(rows)
     groups.index.name = column if column != "difficulty" else "difficulty"
@@ -710,7 +712,7 @@ def summary(
         pos = _positives(table, positive)
         settings["positive"] = pos
         return Summary(
-            groups=_group_rows(table, "group", GROUPS),
+            groups=_group_rows(table, "group", GROUPS, ("label_prob", "confidence", "loss")),  # as in 0.2.0
             confusion=confusion(table, positive=pos),
             metrics=precision_recall_f1(table, positive=pos),
             settings=settings,
