@@ -20,7 +20,12 @@ so the CPU-time ratio is the honest one there. On a GPU read the wall-clock rati
 
 Cases: ``resnet18`` (torchvision ``resnet18(weights=None, num_classes=10)`` on random 3x32x32 images: the forward
 pass dominates, as it does for real image models) and ``mlp`` (a 64-256-256-10 MLP on random features: a tiny
-model where any per-batch overhead of the scoring loop shows).
+model where any per-batch overhead of the scoring loop shows). Three more cases time ``hm.score(..., loss_fn=fn)``
+against a bare loop that computes and keeps the same per-sample losses (``fn(model(x), y)`` per batch, concatenated
+and moved to the host at the end): ``resnet18_loss_fn`` and ``mlp_loss_fn`` (the two models with a label-smoothed
+cross-entropy, ``nn.CrossEntropyLoss(reduction="none", label_smoothing=0.1)``; hm.score also computes its
+classification measures) and ``mlp_regression`` (a 64-256-256-1 MLP on float targets with
+``nn.MSELoss(reduction="none")``: the regression table).
 
 Run ``python benchmarks/bench_score.py`` (CPU), ``python benchmarks/bench_score.py --device cuda`` on a GPU, or
 ``--quick`` for a smoke run of a few seconds. Results go to ``benchmarks/results/bench_score_<device>.{json,md}`` (or
@@ -42,21 +47,33 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from hardmine.scoring import score
 
-CASES = ("resnet18", "mlp")
+CASES = ("resnet18", "mlp", "resnet18_loss_fn", "mlp_loss_fn", "mlp_regression")
+
+
+def case_loss(name: str) -> nn.Module | None:
+    """The per-sample ``loss_fn`` of a case (both loops compute it), or ``None`` for the plain cases."""
+    if name in ("resnet18_loss_fn", "mlp_loss_fn"):
+        return nn.CrossEntropyLoss(reduction="none", label_smoothing=0.1)
+    if name == "mlp_regression":
+        return nn.MSELoss(reduction="none")
+    return None
 
 
 def make_case(name: str, n: int, *, seed: int = 0) -> tuple[nn.Module, TensorDataset]:
     """A model (eval mode) and a dataset of ``n`` random samples with labels in ``[0, 10)``."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    if name == "resnet18":
+    if name in ("resnet18", "resnet18_loss_fn"):
         from torchvision.models import resnet18
 
         model: nn.Module = resnet18(weights=None, num_classes=10)
         x = torch.randn(n, 3, 32, 32, generator=g)
-    elif name == "mlp":
-        model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    elif name in ("mlp", "mlp_loss_fn", "mlp_regression"):
+        out = 1 if name == "mlp_regression" else 10
+        model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, out))
         x = torch.randn(n, 64, generator=g)
+        if name == "mlp_regression":
+            return model.eval(), TensorDataset(x, torch.randn(n, 1, generator=g))
     else:
         raise ValueError(f"Expected argument `case` to be one of {CASES}, but got {name!r}.")
     y = torch.randint(0, 10, (n,), generator=g)
@@ -76,29 +93,48 @@ def _autocast(amp: str | None, device: torch.device) -> Any:
 
 
 def bare_loop(
-    model: nn.Module, loader: DataLoader, device: torch.device, *, amp: str | None, channels_last: bool
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    amp: str | None,
+    channels_last: bool,
+    loss_fn: nn.Module | None = None,
 ) -> tuple[float, float]:
-    """The floor: a plain inference loop over the loader, nothing kept. Returns (wall, CPU) seconds."""
+    """The floor: a plain inference loop over the loader (and ``loss_fn``), nothing kept. Returns (wall, CPU) s."""
     non_blocking = bool(loader.pin_memory) and device.type == "cuda"
+    kept: list[torch.Tensor] = []
     _sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
     with torch.inference_mode(), _autocast(amp, device):
-        for x, _y in loader:
+        for x, y in loader:
             x = x.to(device, non_blocking=non_blocking)
             if channels_last and x.ndim == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            model(x)
+            out = model(x)
+            if loss_fn is not None:  # the per-sample losses, kept on the device as hm.score keeps them
+                kept.append(loss_fn(out, y.to(device, non_blocking=non_blocking)))
+        if kept:
+            torch.cat(kept).cpu()
     _sync(device)
     return time.perf_counter() - t0, time.process_time() - c0
 
 
 def score_pass(
-    model: nn.Module, loader: DataLoader, device: torch.device, *, amp: str | None, channels_last: bool
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    amp: str | None,
+    channels_last: bool,
+    loss_fn: nn.Module | None = None,
 ) -> tuple[float, float]:
-    """``hm.score`` over the loader, table included. Returns (wall, CPU) seconds."""
+    """``hm.score`` over the loader (with ``loss_fn``), table included. Returns (wall, CPU) seconds."""
     _sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
-    table = score(model, loader, device=device, amp=amp or False, progress=False, channels_last=channels_last)
+    table = score(
+        model, loader, device=device, amp=amp or False, progress=False, channels_last=channels_last, loss_fn=loss_fn
+    )
     _sync(device)
     elapsed = time.perf_counter() - t0, time.process_time() - c0
     if len(table) != len(loader.dataset):  # type: ignore[arg-type]
@@ -106,7 +142,9 @@ def score_pass(
     return elapsed
 
 
-def per_sample_loop(model: nn.Module, dataset: TensorDataset, count: int, device: torch.device) -> tuple[float, float]:
+def per_sample_loop(
+    model: nn.Module, dataset: TensorDataset, count: int, device: torch.device, loss_fn: nn.Module | None = None
+) -> tuple[float, float]:
     """The tutorial loop: one sample at a time, softmax, ``.item()``. Returns (wall, CPU) seconds for ``count``."""
     confidences: list[float] = []
     label_probs: list[float] = []
@@ -116,6 +154,9 @@ def per_sample_loop(model: nn.Module, dataset: TensorDataset, count: int, device
         for i in range(count):
             x, y = dataset[i]
             out = model(x.unsqueeze(0).to(device))
+            if loss_fn is not None:
+                label_probs.append(loss_fn(out, y.unsqueeze(0).to(device)).sum().item())
+                continue
             probs = torch.softmax(out, dim=1)
             confidences.append(probs.max().item())
             label_probs.append(probs[0, int(y)].item())
@@ -125,10 +166,11 @@ def per_sample_loop(model: nn.Module, dataset: TensorDataset, count: int, device
 
 def run_case(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """All three timings for one case; returns a result row."""
-    n = args.n if args.n is not None else (args.quick_n if args.quick else {"resnet18": 4000, "mlp": 100_000}[name])
+    default_n = {"resnet18": 4000, "resnet18_loss_fn": 4000, "mlp": 100_000, "mlp_loss_fn": 100_000}.get(name, 100_000)
+    n = args.n if args.n is not None else (args.quick_n if args.quick else default_n)
     model, dataset = make_case(name, n)
     model.to(device)
-    if args.channels_last and name == "resnet18":
+    if args.channels_last and name.startswith("resnet18"):
         model.to(memory_format=torch.channels_last)
     pin = device.type == "cuda"
     # The user's training loader (shuffled) goes to hm.score; the bare loop gets the sequential loader that hm.score
@@ -140,7 +182,7 @@ def run_case(name: str, args: argparse.Namespace, device: torch.device) -> dict[
         dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers, pin_memory=pin
     )
     amp = args.amp
-    opts = {"amp": amp, "channels_last": args.channels_last}
+    opts = {"amp": amp, "channels_last": args.channels_last, "loss_fn": case_loss(name)}
     # Warm-up (not timed): one pass of each, so allocator, kernels and caches are hot for both.
     bare_loop(model, seq_loader, device, **opts)
     score_pass(model, train_loader, device, **opts)
@@ -150,8 +192,9 @@ def run_case(name: str, args: argparse.Namespace, device: torch.device) -> dict[
         bare_times.append(bare_loop(model, seq_loader, device, **opts))
         score_times.append(score_pass(model, train_loader, device, **opts))
     ps_count = min(n, args.per_sample_n)
-    per_sample_loop(model, dataset, min(ps_count, 10), device)  # warm-up
-    ps_times = [per_sample_loop(model, dataset, ps_count, device) for _ in range(max(1, min(args.repeats, 3)))]
+    fn = case_loss(name)
+    per_sample_loop(model, dataset, min(ps_count, 10), device, fn)  # warm-up
+    ps_times = [per_sample_loop(model, dataset, ps_count, device, fn) for _ in range(max(1, min(args.repeats, 3)))]
 
     def med(times: list[tuple[float, float]], which: int) -> float:
         return statistics.median(t[which] for t in times)

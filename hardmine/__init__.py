@@ -34,6 +34,12 @@ from hardmine.weighting import HardSetCollapseWarning, weights
 import hardmine.report as _static_report  # noqa: E402, F401  isort: skip
 from hardmine.interactive import Report, report  # noqa: E402  isort: skip
 
+# isort: split
+# Tasks beyond one positive class (issue 14): the task layer and the per-class, multi-label and regression reports.
+from hardmine import tasks
+from hardmine.metrics import classification_report, multilabel_report, regression_metrics
+from hardmine.tasks import ProbabilityOutputWarning, Task
+
 __version__ = "0.2.0"
 
 __all__ = [
@@ -73,6 +79,13 @@ __all__ = [
     # training loops (issue 13): the miner as a sampler for other people's DataLoaders, the double-sharding warning
     "DoubleShardingWarning",
     "MinerSampler",
+    # Tasks beyond one positive class (issue 14)
+    "ProbabilityOutputWarning",
+    "Task",
+    "classification_report",
+    "multilabel_report",
+    "regression_metrics",
+    "tasks",
 ]
 
 # Names that were in ``hardmine.__all__`` in 0.2.0 but are internals: they live in their modules. The old top-level

@@ -179,13 +179,6 @@ def _cmd_score(args: argparse.Namespace) -> int:
             f"--num-classes {num_classes} is fewer than the {len(classes)} class folders in "
             f"{args.data_dir!r}: the model needs an output for every folder"
         )
-    if positive is None and num_classes > 2:
-        shown = ", ".join(classes[:10]) + (" ..." if len(classes) > 10 else "")
-        model_note = "" if num_classes == len(classes) else f" for a {num_classes}-class model"
-        raise _UsageError(
-            f"{len(classes)} classes found ({shown}){model_note}: name the class(es) of interest with "
-            "--positive NAME_OR_INDEX (one-vs-rest)"
-        )
     model = build_model(args.arch, num_classes)
     load_weights(model, args.weights, arch=args.arch, num_classes=num_classes)
 
@@ -387,7 +380,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         metavar="CLASS",
         help="class(es) of interest, by folder name or index; repeat or comma-separate (default for two "
-        "classes: the second folder)",
+        "classes: the second folder; with more classes and no --positive: easy/hard only, reported per class)",
     )
     s.add_argument(
         "--by",

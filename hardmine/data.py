@@ -300,38 +300,65 @@ def unpack_batch(
     input_key: str | None = None,
     target_key: str | None = None,
     batch_number: int | None = None,
-) -> tuple[Any, Tensor]:
-    """Split a batch into ``(inputs, targets)``.
+    targets: bool = True,
+) -> tuple[Any, Tensor | None]:
+    """Split a batch into ``(inputs, targets)``; ``targets`` is ``None`` for a batch of inputs only.
 
-    Understands ``(inputs, targets, ...)`` tuples and lists (extra items are ignored) and dicts, where the keys are
-    ``input_key``/``target_key`` or the first of the usual names (``input``, ``image``, ``x``, ``pixel_values`` ...;
-    ``label``, ``target``, ``y`` ...). For anything else pass your own ``unpack`` to :func:`hardmine.score`.
+    Understands:
+
+    - ``(inputs, targets, ...)`` tuples and lists (extra items are ignored); a 1-tuple ``(inputs,)`` and a bare
+      tensor are inputs only (unlabeled data);
+    - dicts: the targets under ``target_key`` or the first of the usual names (``label``, ``labels``, ``target``,
+      ``targets``, ``y``), none for a dict without one; the inputs under ``input_key`` or the first of the usual
+      names (``input``, ``image``, ``x``, ``pixel_values`` ...), and when there is none **every other key**, as a
+      dict that the model gets as keyword arguments: ``{"input_ids", "attention_mask", "labels"}`` calls
+      ``model(input_ids=..., attention_mask=...)``.
+
+    With ``targets=False`` the targets are never read (``None``). For anything else pass your own ``unpack`` to
+    :func:`hardmine.score`.
 
     Example:
         >>> unpack_batch({"image": 1, "label": torch.tensor([2])})
         (1, tensor([2]))
+        >>> unpack_batch({"input_ids": 1, "attention_mask": 2, "labels": torch.tensor([0])})
+        ({'input_ids': 1, 'attention_mask': 2}, tensor([0]))
+        >>> unpack_batch(torch.zeros(2, 3))[1] is None
+        True
     """
     where = f" (batch {batch_number})" if batch_number is not None else ""
     if isinstance(batch, Mapping):
         keys = list(batch.keys())
-        ik = input_key or next((k for k in INPUT_KEYS if k in batch), None)
+        if target_key is not None and target_key not in batch:
+            raise ValueError(
+                f"Could not find the targets in a dict batch with keys {keys}{where}: `target_key` is {target_key!r}."
+            )
+        if input_key is not None and input_key not in batch:
+            raise ValueError(
+                f"Could not find the inputs in a dict batch with keys {keys}{where}: `input_key` is {input_key!r}."
+            )
         tk = target_key or next((k for k in TARGET_KEYS if k in batch), None)
-        if ik is None or ik not in batch:
-            raise ValueError(
-                f"Could not find the inputs in a dict batch with keys {keys}{where}: pass "
-                f"`input_key=` (tried {list(INPUT_KEYS) if input_key is None else [input_key]})."
-            )
-        if tk is None or tk not in batch:
-            raise ValueError(
-                f"Could not find the targets in a dict batch with keys {keys}{where}: pass "
-                f"`target_key=` (tried {list(TARGET_KEYS) if target_key is None else [target_key]})."
-            )
-        return batch[ik], _as_tensor(batch[tk], where)
+        ik = input_key or next((k for k in INPUT_KEYS if k in batch), None)
+        if ik is not None:
+            inputs: Any = batch[ik]
+        else:
+            inputs = {k: v for k, v in batch.items() if k != tk}
+            if not inputs:
+                raise ValueError(
+                    f"Could not find the inputs in a dict batch with keys {keys}{where}: it holds only the targets."
+                )
+        if tk is None or not targets:
+            return inputs, None
+        return inputs, _as_tensor(batch[tk], where)
+    if isinstance(batch, Tensor):
+        return batch, None
+    if isinstance(batch, (tuple, list)) and len(batch) == 1:
+        return batch[0], None
     if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], _as_tensor(batch[1], where)
+        return batch[0], (_as_tensor(batch[1], where) if targets else None)
     raise ValueError(
-        f"Expected a batch of (inputs, targets) or a dict, but got {type(batch).__name__}{where}. Pass "
-        "`unpack=lambda batch: (inputs, targets)` to say how to read your batches."
+        f"Expected a batch of (inputs, targets), inputs only (a tensor or a 1-tuple) or a dict, but got "
+        f"{type(batch).__name__}{where}. Pass `unpack=lambda batch: (inputs, targets)` to say how to read your "
+        "batches."
     )
 
 
@@ -342,8 +369,7 @@ def _as_tensor(targets: Any, where: str) -> Tensor:
         return torch.as_tensor(targets)
     except (TypeError, ValueError, RuntimeError) as err:
         raise TypeError(
-            f"Expected the targets{where} to be class indices (a tensor or a list of ints), but got "
-            f"{type(targets).__name__}."
+            f"Expected the targets{where} to be a tensor (or a list of numbers), but got {type(targets).__name__}."
         ) from err
 
 
@@ -367,7 +393,19 @@ def call_model(model: nn.Module | Callable[..., Any], inputs: Any) -> Tensor:
     ``.logits`` attribute (Hugging Face models), a dict with a ``"logits"`` key, or a tuple whose first item is the
     logits.
     """
-    out = model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+    if isinstance(inputs, Mapping):
+        try:
+            out = model(**inputs)
+        except TypeError as err:
+            if "argument" not in str(err):
+                raise
+            raise TypeError(
+                f"{err}: the model was called with the keyword arguments {list(inputs)} of a dict batch (with no "
+                f"known input key, every key but the targets goes to the model). Pass `input_key=` (and "
+                "`target_key=`) to hm.score to name the model's input."
+            ) from err
+    else:
+        out = model(inputs)
     if isinstance(out, Tensor):
         return out
     logits = getattr(out, "logits", None)

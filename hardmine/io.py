@@ -146,12 +146,14 @@ def _check_table(table: pd.DataFrame, where: str) -> pd.DataFrame:
     if "index" not in cols:
         raise ValueError(f"{where} is not a hardmine table: it has no `index` column (its columns are {cols[:20]}).")
     # A score table: it has label_prob, or pred next to one of the measures (a dynamics summary has no pred).
-    if "label_prob" in cols or ("pred" in cols and any(c in cols for c in SCORE_COLUMNS[4:])):
+    # (Tables of other tasks, from hm.score with loss_fn=/task=/targets=False, have no `label`: not checked here.)
+    if "label" in cols and ("label_prob" in cols or ("pred" in cols and any(c in cols for c in SCORE_COLUMNS[4:]))):
         missing = [c for c in SCORE_COLUMNS if c not in cols]
         if missing:
             raise ValueError(f"{where} is not a complete hardmine score table: columns {missing} are missing.")
     present = [c for c in SPLIT_COLUMNS if c in cols]
-    if present and len(present) != len(SPLIT_COLUMNS):
+    # All three, or `difficulty` alone (a table split without a positive class: easy/hard only).
+    if present and len(present) != len(SPLIT_COLUMNS) and present != ["difficulty"]:
         missing = [c for c in SPLIT_COLUMNS if c not in cols]
         raise ValueError(f"{where} has split columns {present} but not {missing}.")
     for col, allowed in (("polarity", POLARITIES), ("difficulty", DIFFICULTIES), ("group", GROUPS)):

@@ -63,7 +63,7 @@ from hardmine.dynamics import HARDNESS_COLUMNS, Dynamics, add_dynamics
 from hardmine.labels import issue_indices, label_issues
 from hardmine.sampling import HardSampler, SamplerMode, _check_replicas
 from hardmine.scoring import score
-from hardmine.splitting import split
+from hardmine.splitting import default_by, split
 from hardmine.table import GROUPS, prob_columns
 from hardmine.weighting import Balance, HardSetCollapseWarning, _check_balance
 from hardmine.weighting import weights as sample_weights
@@ -331,10 +331,11 @@ def _as_easy(table: pd.DataFrame) -> pd.DataFrame:
     """A copy of a split table with its ``suspect`` rows relabelled easy (difficulty and group), for the weights."""
     out = table.copy()
     rows = out["suspect"].to_numpy(dtype=bool)
-    pos = (out["polarity"] == "positive").to_numpy(dtype=bool)
     out.loc[rows, "difficulty"] = "easy"
-    out.loc[rows & pos, "group"] = "easy_positive"
-    out.loc[rows & ~pos, "group"] = "easy_negative"
+    if "polarity" in out.columns:
+        pos = (out["polarity"] == "positive").to_numpy(dtype=bool)
+        out.loc[rows & pos, "group"] = "easy_positive"
+        out.loc[rows & ~pos, "group"] = "easy_negative"
     return out
 
 
@@ -409,17 +410,20 @@ class HardMiner:
         loader: the training DataLoader over a map-style dataset, built with ``batch_size``.
         threshold: the hardness threshold on ``by`` (see :func:`hardmine.split`); ``None`` for its default
             (0.5 for ``label_prob``), or ``"per_class"``.
-        by: the score that decides hardness: ``"label_prob"`` (default), ``"confidence"``, ``"margin"``, ``"loss"``,
-            ``"entropy"``; or, with ``dynamics``, a training-dynamics column of
-            :data:`hardmine.dynamics.HARDNESS_COLUMNS`: ``"aum"`` (default threshold 0), ``"mean_label_prob"``
-            (default 0.5), ``"correctness"`` (lower is harder), ``"variability"``, ``"forgetting"`` (higher is harder;
-            these three need ``threshold`` or ``hard_fraction``). Until every sample has been seen in at least one
+        by: the score that decides hardness: ``"label_prob"``, ``"confidence"``, ``"margin"``, ``"loss"``,
+            ``"entropy"``, ``"abs_error"``; ``None`` (default) for the task's column (:func:`hardmine.split`:
+            ``label_prob`` for classification, ``loss`` for regression and any ``loss_fn`` table); or, with
+            ``dynamics``, a training-dynamics column of :data:`hardmine.dynamics.HARDNESS_COLUMNS`: ``"aum"``
+            (default threshold 0), ``"mean_label_prob"`` (default 0.5), ``"correctness"`` (lower is harder),
+            ``"variability"``, ``"forgetting"`` (higher is harder; these three need ``threshold`` or
+            ``hard_fraction``). Until every sample has been seen in at least one
             recorded epoch (``dynamics.summary()["epochs"] >= 1``), a dynamics ``by`` falls back to ``"label_prob"``
             of the current scores, with its default threshold 0.5 (``hard_fraction`` and ``"per_class"`` are kept);
             ``history["by"]`` says which column each scoring used.
         hard_fraction: call the hardest fraction of samples hard instead of using a threshold.
-        positive: the class (or classes) of interest. Defaults to 1 for binary labels; for a multi-class task without
-            ``positive`` every class counts as positive (only easy/hard matters then).
+        positive: the class (or classes) of interest. Defaults to 1 for binary labels; a multi-class task without
+            ``positive`` (and an unlabeled, regression or multi-label one) is split easy/hard only, as
+            :func:`hardmine.split` does: no ``polarity``/``group`` columns, and ``positive_share`` has no positives.
         dynamics: a :class:`hardmine.dynamics.Dynamics` over the ``N`` samples that your training loop fills:
             ``dynamics.update(idx, logits, y)`` per batch (``indices=True`` yields ``idx``) and
             ``dynamics.end_epoch()`` after each pass. The miner only reads it at every scoring: its columns (``aum``,
@@ -522,7 +526,7 @@ class HardMiner:
         loader: DataLoader,
         *,
         threshold: float | Literal["per_class"] | None = None,
-        by: str = "label_prob",
+        by: str | None = None,
         hard_fraction: float | None = None,
         positive: int | list[int] | None = None,
         dynamics: Dynamics | None = None,
@@ -753,6 +757,7 @@ class HardMiner:
         self._rows: list[dict[str, Any]] = []
         self._draws_at_score = torch.zeros(n, dtype=torch.int64)
         self._loss_weights = torch.ones(n, dtype=torch.float32)
+        self._table_has_labels: bool | None = None
         self._uniform_loss_weights = torch.ones(n, dtype=torch.float32)
 
     # ------------------------------------------------------------------ schedule
@@ -794,16 +799,18 @@ class HardMiner:
             self.model, self.score_loader, device=self.device, amp=self.amp, progress=self.progress, **options
         )
         self.score_calls += 1
+        # Without `positive` a multi-class (or unlabeled, regression, multi-label) table is split easy/hard only, as
+        # hm.split does: no class is made positive behind the user's back.
         positive = self.positive
-        num_classes = int(table.attrs.get("hardmine", {}).get("num_classes", 2))
-        if positive is None and num_classes > 2:
-            positive = list(range(num_classes))
         summary = None
         if self.dynamics is not None and self.dynamics.num_epochs > 0:
             summary = self.dynamics.summary()
             table = add_dynamics(table, summary)
         by, threshold = self._hardness_column(summary)
+        if by is None:
+            by = default_by(table)
         table = split(table, threshold, by=by, hard_fraction=self.hard_fraction, positive=positive)
+        self._table_has_labels = "label" in table.columns
         suspect = self._suspects(table, summary)
         if drop_probs:
             table = table.drop(columns=prob_columns(table))
@@ -811,7 +818,7 @@ class HardMiner:
         w = self._weights(table, suspect)
         self._raw_weights = w
         hard = _mask(table, "difficulty", "hard") & ~suspect
-        pos = _mask(table, "polarity", "positive")
+        pos = _mask(table, "polarity", "positive") if "polarity" in table.columns else None
 
         if self.apply == "loss":
             sampling = torch.ones_like(w)
@@ -838,7 +845,7 @@ class HardMiner:
         self._rows.append(self._history_row(table, by, time.perf_counter() - start))
         return self.table
 
-    def _hardness_column(self, summary: pd.DataFrame | None) -> tuple[str, Any]:
+    def _hardness_column(self, summary: pd.DataFrame | None) -> tuple[str | None, Any]:
         """``(by, threshold)`` for this scoring.
 
         A dynamics column falls back to ``label_prob`` until every sample has been seen in a recorded epoch.
@@ -897,7 +904,10 @@ class HardMiner:
         return w.detach().to("cpu", torch.float64)
 
     def _weight_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"floor": self.floor, "balance": self.balance, **self.weight_kwargs}
+        balance = self.balance
+        if balance == "label" and self._table_has_labels is False:
+            balance = None  # regression, multi-label and unlabeled tables have no class to balance
+        options: dict[str, Any] = {"floor": self.floor, "balance": balance, **self.weight_kwargs}
         if "by" not in options:  # per-group weights from the split; `by` switches to weights from a score
             options.setdefault("hard", self.hard_weight)
             options.setdefault("easy", self.easy_weight)
@@ -923,7 +933,7 @@ class HardMiner:
         return m * p
 
     def _history_row(self, table: pd.DataFrame, by: str, seconds: float) -> dict[str, Any]:
-        counts = table["group"].value_counts()
+        counts = table["group"].value_counts() if "group" in table.columns else pd.Series(dtype=np.int64)
         hard = table["difficulty"] == "hard"
         row: dict[str, Any] = {
             "epoch": self.epoch,
@@ -935,9 +945,10 @@ class HardMiner:
             row[g] = int(counts.get(g, 0))
         row[f"mean_{by}"] = float(table[by].mean())
         for col in ("label_prob", "confidence", "loss"):
-            if col != by:
+            if col != by and col in table.columns:
                 row[f"mean_{col}"] = float(table[col].mean())
-        row["accuracy"] = float((table["pred"] == table["label"]).mean())
+        has_labels = "pred" in table.columns and "label" in table.columns
+        row["accuracy"] = float((table["pred"] == table["label"]).mean()) if has_labels else float("nan")
         row["seconds"] = seconds
         row["by"] = by
         row["dynamics_epochs"] = 0 if self.dynamics is None else self.dynamics.num_epochs
@@ -1157,7 +1168,9 @@ class HardMiner:
             if "suspect" in self._table.columns:
                 hard &= ~_mask(self._table, "suspect", True)
             self.sampler.update(
-                state["sampling_weights"], positive=_mask(self._table, "polarity", "positive"), hard=hard
+                state["sampling_weights"],
+                positive=_mask(self._table, "polarity", "positive") if "polarity" in self._table.columns else None,
+                hard=hard,
             )
         else:
             self.sampler.update(state["sampling_weights"])

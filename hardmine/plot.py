@@ -39,7 +39,7 @@ import pandas as pd
 
 from hardmine._curves import average_precision, pr_points, roc_auc, roc_points
 from hardmine.io import OnlyArg, select
-from hardmine.metrics import _require, positive_prob, threshold_sweep
+from hardmine.metrics import _require, classification_report, positive_prob, threshold_sweep
 from hardmine.metrics import confusion as confusion_matrix
 from hardmine.splitting import positive_classes
 from hardmine.table import GROUPS, harder_when
@@ -78,6 +78,8 @@ GROUP_COLORS: dict[str, str] = {
     "easy_positive": OKABE_ITO["blue"],
     "hard_negative": OKABE_ITO["orange"],
     "easy_negative": OKABE_ITO["sky_blue"],
+    "hard": OKABE_ITO["vermillion"],  # a table split without a positive class: easy/hard only
+    "easy": OKABE_ITO["blue"],
 }
 
 #: The colour of each data-map region (:func:`hardmine.dynamics_regions`), Okabe-Ito.
@@ -168,10 +170,10 @@ def confidence_histogram(
     """The distribution of a score in each group, one step histogram per group on shared bins, the threshold drawn.
 
     Needs a score column (``by``). Groups are ``hard_positive``, ``easy_positive``, ``hard_negative`` and
-    ``easy_negative`` for a split table (each in its :data:`GROUP_COLORS` colour, empty groups left out), or all
-    samples in one histogram for a score table that was not split. Each group is drawn as an outline (a step
-    histogram), so groups never blend into colours that are not in the legend and a group of one sample stays
-    visible.
+    ``easy_negative`` for a split table (each in its :data:`GROUP_COLORS` colour, empty groups left out), ``hard``
+    and ``easy`` for a table split without a positive class (multi-class, unlabeled, regression), or all samples in
+    one histogram for a score table that was not split. Each group is drawn as an outline (a step histogram), so
+    groups never blend into colours that are not in the legend and a group of one sample stays visible.
 
     Args:
         table: a table from :func:`hardmine.split` (or :func:`hardmine.scoring.score`).
@@ -217,6 +219,9 @@ def confidence_histogram(
     if "group" in table.columns:
         groups = table["group"].astype(str).to_numpy()
         parts = [(g, values[groups == g]) for g in GROUPS]
+    elif "difficulty" in table.columns:  # split without a positive class: easy/hard only
+        difficulty = table["difficulty"].astype(str).to_numpy()
+        parts = [(d, values[difficulty == d]) for d in ("hard", "easy")]
     else:
         parts = [("all samples", values)]
     top = 1
@@ -424,7 +429,7 @@ def confusion(
     table: pd.DataFrame,
     *,
     positive: int | Iterable[int] | None = None,
-    by_class: bool = False,
+    by_class: bool | None = None,
     normalize: bool = False,
     classes: Sequence[str] | None = None,
     ax: Axes | None = None,
@@ -441,9 +446,11 @@ def confusion(
     Args:
         table: a score or split table (``label`` and ``pred`` columns).
         positive: the positive class or classes of the 2 x 2 matrix (see :func:`hardmine.metrics.confusion`).
-        by_class: draw the ``C x C`` matrix over classes instead.
+        by_class: draw the ``C x C`` matrix over classes instead; ``None`` (default) draws it for a table without a
+            positive class (multi-class without ``positive``), the 2 x 2 matrix otherwise.
         normalize: divide each row by its sum (rows of no samples stay 0).
-        classes: class names for the ticks of the ``by_class`` matrix, ``classes[c]`` naming class ``c``.
+        classes: class names for the ticks of the ``by_class`` matrix, ``classes[c]`` naming class ``c``; defaults to
+            the names :func:`hardmine.summary` uses (recorded at scoring, e.g. an ImageFolder's ``classes``).
         ax: the axes to draw on; ``None`` makes a new figure.
 
     Returns:
@@ -458,7 +465,12 @@ def confusion(
         >>> confusion(t, normalize=True).axes[0].images[0].get_array().round(3).tolist()
         [[0.667, 0.333], [1.0, 0.0]]
     """
-    mat = confusion_matrix(table, positive=positive, by_class=by_class)
+    if by_class is None:
+        by_class = positive is None and positive_classes(table) is None
+    if by_class:
+        mat = classification_report(table, classes=classes)[1]  # rows and columns named by class
+    else:
+        mat = confusion_matrix(table, positive=positive)
     counts = mat.to_numpy()
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
     k = values.shape[0]
@@ -483,18 +495,11 @@ def confusion(
                 color="white" if v > high else "black",
             )
 
-    def name(c: Any) -> str:
-        if by_class and classes is not None and 0 <= int(c) < len(classes):
-            return str(classes[int(c)])
-        return str(c)
-
     step = max(1, math.ceil(k / MAX_TICK_LABELS))
     ticks = list(range(0, k, step))
     small = "x-small" if k > 12 else "medium"
-    ax.set_xticks(
-        ticks, [name(mat.columns[t]) for t in ticks], rotation=90 if by_class and k > 4 else 0, fontsize=small
-    )
-    ax.set_yticks(ticks, [name(mat.index[t]) for t in ticks], fontsize=small)
+    ax.set_xticks(ticks, [str(mat.columns[t]) for t in ticks], rotation=90 if by_class and k > 4 else 0, fontsize=small)
+    ax.set_yticks(ticks, [str(mat.index[t]) for t in ticks], fontsize=small)
     ax.set_xlabel("predicted")
     ax.set_ylabel("ground truth")
     what = "confusion by class" if by_class else "confusion of the positive class"
@@ -589,7 +594,8 @@ def gallery(
             and the ``by`` column when ``group=None``.
         dataset: the dataset the table was scored on, or ``None`` to open the ``id`` paths.
         group: which rows, as in :func:`hardmine.io.select`: a group name, ``"hard"``, ``"easy"``, a list of
-            groups, or ``None`` for all rows.
+            groups, or ``None`` for all rows; the default ``"hard_positive"`` means ``"hard"`` for a table split
+            without a positive class.
         n: at most this many images.
         by: the score to rank and show; defaults to the one the table was split by, else ``label_prob``.
         classes: class names for the titles (``dataset.classes`` when the dataset has them), else class indices.
@@ -622,6 +628,8 @@ def gallery(
             raise ValueError(f"Expected argument `{arg}` to be an int >= 1, but got {value!r}.")
     if dataset is None:
         _require(table, ("id",), "gallery with dataset=None (it opens the `id` paths)")
+    if group == "hard_positive" and "group" not in table.columns and "difficulty" in table.columns:
+        group = "hard"  # split without a positive class: the default shows the hard samples
     rows = select(table, group)
     direction = settings.get("hard_when") if settings.get("by") == by else None
     ascending = (direction or harder_when(by)) == "lower"

@@ -92,10 +92,10 @@ def load_report(path: PathLike) -> Report:
 
     Raises:
         FileNotFoundError: when the file does not exist.
-        ValueError: when it is not a split hardmine table (columns ``label``, ``pred``, ``group`` are needed).
+        ValueError: when it is not a split hardmine table (columns ``label``, ``pred``, ``difficulty`` are needed).
     """
     table = read_csv(path)
-    missing = [c for c in ("label", "pred", "group") if c not in table.columns]
+    missing = [c for c in ("label", "pred", "difficulty") if c not in table.columns]
     if missing:
         raise ValueError(
             f"{str(path)!r} has no {', '.join(missing)} column(s): the report needs a split table "
@@ -206,17 +206,22 @@ def report_text(
         f"positive class(es): {s.settings.get('positive')}",
         "",
         "groups",
-        s.groups.to_string(**fmt),
-        "",
-        "confusion (rows: ground truth, columns: predicted)",
-        s.confusion.to_string(),
-        "",
-        f"positive class: precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
-        f"accuracy {m['accuracy']:.3f}  (support {m['support']})",
-        "",
-        "per class",
-        per_class(table).to_string(**fmt),
     ]
+    if s.kind != "one_vs_rest":  # no positive class: the summary's own per-class (or per-task) report
+        lines += s.body_lines()
+    else:
+        lines += [
+            s.groups.to_string(**fmt),
+            "",
+            "confusion (rows: ground truth, columns: predicted)",
+            s.confusion.to_string(),
+            "",
+            f"positive class: precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
+            f"accuracy {m['accuracy']:.3f}  (support {m['support']})",
+            "",
+            "per class",
+            per_class(table).to_string(**fmt),
+        ]
     if top and by in table.columns:
         rows = _rows_for_display(hardest(table, top, by=by), by)
         direction = "lowest" if harder_when(by) == "lower" else "highest"
@@ -292,7 +297,6 @@ def report_html(
     esc = html.escape
     fmt = {"float_format": lambda v: f"{v:.3f}"}
     title = f"hardmine report{f': {source}' if source else ''}"
-    metrics = pd.DataFrame([{k: m[k] for k in ("precision", "recall", "f1", "accuracy", "support")}])
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -300,15 +304,21 @@ def report_html(
         "<body>",
         f"<h1>{esc(title)}</h1>",
         f"<p>{esc(_scope_line(table))}; positive class(es): {esc(str(s.settings.get('positive')))}.</p>",
-        "<h2>Groups</h2>",
-        s.groups.to_html(**fmt),
-        "<h2>Confusion</h2><p>rows: ground truth, columns: predicted</p>",
-        s.confusion.to_html(),
-        "<h2>Positive class</h2>",
-        metrics.to_html(index=False, **fmt),
-        "<h2>Per class</h2>",
-        per_class(table).to_html(**fmt),
     ]
+    if s.kind != "one_vs_rest":  # no positive class: the summary's own per-class (or per-task) report
+        parts.append(s._repr_html_())
+    else:
+        metrics = pd.DataFrame([{k: m[k] for k in ("precision", "recall", "f1", "accuracy", "support")}])
+        parts += [
+            "<h2>Groups</h2>",
+            s.groups.to_html(**fmt),
+            "<h2>Confusion</h2><p>rows: ground truth, columns: predicted</p>",
+            s.confusion.to_html(),
+            "<h2>Positive class</h2>",
+            metrics.to_html(index=False, **fmt),
+            "<h2>Per class</h2>",
+            per_class(table).to_html(**fmt),
+        ]
     if top and by in table.columns:
         rows = hardest(table, top, by=by)
         direction = "lowest" if harder_when(by) == "lower" else "highest"

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from hardmine.checkpoint import ScoringCheckpoint, scoring_fingerprint
+from hardmine.checkpoint import ScoringCheckpoint, _describe, scoring_fingerprint
 from hardmine.data import (
     _check_map_style,
     call_model,
@@ -33,10 +34,20 @@ from hardmine.distributed import (
     raise_if_any_rank_failed,
     shard_bounds,
 )
-from hardmine.measures import MEASURES, as_class_logits, compute_measures, num_classes_of
-from hardmine.table import build_table
+from hardmine.measures import num_classes_of
+from hardmine.table import assemble_table
+from hardmine.tasks import (
+    FLAGS,
+    TASKS,
+    ClassificationTask,
+    LossFn,
+    OutputsArg,
+    Task,
+    resolve_task,
+    warn_if_probabilities,
+)
 
-__all__ = ["score", "score_tensors"]
+__all__ = ["dataset_classes", "score", "score_tensors"]
 
 AmpArg = bool | str | torch.dtype
 _AMP_NAMES: dict[str, torch.dtype] = {
@@ -56,7 +67,7 @@ def score(
     amp: AmpArg = False,
     progress: bool = True,
     ids: Sequence[Any] | None = None,
-    unpack: Callable[[Any], tuple[Any, Tensor]] | None = None,
+    unpack: Callable[[Any], tuple[Any, Tensor | None]] | None = None,
     input_key: str | None = None,
     target_key: str | None = None,
     batch_size: int | None = None,
@@ -64,6 +75,11 @@ def score(
     channels_last: bool = False,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 50,
+    targets: bool = True,
+    loss_fn: LossFn | None = None,
+    task: str | Task | None = None,
+    outputs: OutputsArg = None,
+    classes: Sequence[Any] | None = None,
 ) -> pd.DataFrame:
     """Score every sample of ``loader.dataset`` once, in dataset index order, in one batched inference pass.
 
@@ -76,13 +92,18 @@ def score(
     made and BatchNorm statistics do not move, and afterwards every submodule gets its own training flag back. If
     ``device`` differs from the model's device, the model is moved there for the pass and moved back afterwards.
 
-    Batches may be ``(inputs, targets, ...)`` tuples, dicts (keys ``input_key``/``target_key`` or the usual names), or
-    anything your ``unpack(batch) -> (inputs, targets)`` understands; dict inputs are passed as keyword arguments.
-    The model may return logits ``(B,)`` or ``(B, 1)`` (binary, sigmoid) or ``(B, C)`` (softmax), or an object with
-    ``.logits``.
+    Batches may be ``(inputs, targets, ...)`` tuples, inputs only (a tensor or a 1-tuple: unlabeled data), dicts
+    (keys ``input_key``/``target_key`` or the usual names; without a known input key every non-label key goes to
+    the model as a keyword argument, so ``{"input_ids", "attention_mask", "labels"}`` works as it is), or anything
+    your ``unpack(batch) -> (inputs, targets)`` understands. The model may return a tensor, an object with
+    ``.logits`` or a dict with ``"logits"``.
+
+    What the table holds depends on the task (``task=``, else detected from the first batch; see
+    :mod:`hardmine.tasks`): classification, soft labels, multi-label, regression, unlabeled data, or any per-sample
+    loss (``loss_fn``).
 
     Args:
-        model: the classifier.
+        model: the model.
         loader: a DataLoader over a map-style dataset (``__len__`` and ``__getitem__``), or a
             :class:`hardmine.HardMiner` (its ``score_loader`` is scored).
         device: where to run; defaults to the device of the model's parameters.
@@ -91,11 +112,11 @@ def score(
         progress: show a ``tqdm`` progress bar.
         ids: one id per dataset sample (file paths, database keys); defaults to the file paths of ``ImageFolder``
             and ``DatasetFolder`` datasets (also inside ``Subset``/``ConcatDataset``), else the index as a string.
-        unpack: ``unpack(batch) -> (inputs, targets)`` for batches of your own layout.
+        unpack: ``unpack(batch) -> (inputs, targets)`` for batches of your own layout (``targets`` may be ``None``).
         input_key: key of the inputs in dict batches.
         target_key: key of the targets in dict batches.
         batch_size: batch size of the scoring pass; defaults to the loader's.
-        keep_probs: also keep every class probability as columns ``prob_0 .. prob_{C-1}`` (needed by
+        keep_probs: also keep every class (or label) probability as columns ``prob_0 .. prob_{C-1}`` (needed by
             :func:`hardmine.threshold_sweep` for multi-class tasks and by label-issue finding).
         channels_last: feed 4-D inputs in ``torch.channels_last`` memory format (faster convolutions on GPUs).
         checkpoint_dir: make the pass resumable: every ``checkpoint_every`` batches the rows scored so far are
@@ -104,17 +125,31 @@ def score(
             with anything else is refused with a ValueError. The folder's checkpoint files are removed when the pass
             completes. See :mod:`hardmine.checkpoint`.
         checkpoint_every: batches between checkpoint saves (only with ``checkpoint_dir``).
+        targets: ``False`` ignores the batches' targets: the unlabeled table (``pred``, ``confidence``, ``margin``
+            as top-1 minus top-2 probability, ``entropy``), for active learning.
+        loss_fn: ``loss_fn(outputs, targets)`` giving per-sample losses ``(B,)``, or an unreduced loss ``(B, ...)``
+            that is averaged over all but the batch dimension: the ``loss`` column is then that loss (label
+            smoothing, class weights, focal loss, ``nn.MSELoss(reduction="none")`` for regression ...).
+        task: ``"classification"``, ``"soft"``, ``"multilabel"``, ``"regression"``, ``"unlabeled"``, ``"loss"``, a
+            :class:`hardmine.tasks.Task` object, or ``None`` to detect it (:func:`hardmine.tasks.resolve_task`).
+        outputs: ``"probs"`` when the model returns probabilities (they are turned into logits with the same
+            softmax or sigmoid), ``"logits"`` to say they are logits; ``None`` warns once
+            (:class:`hardmine.tasks.ProbabilityOutputWarning`) when they look like probabilities.
+        classes: class names (``classes[c]`` names class ``c``), recorded in ``table.attrs["hardmine"]["classes"]``
+            for :func:`hardmine.summary`; defaults to the dataset's ``classes`` (an ImageFolder's folder names).
 
     Returns:
-        A DataFrame with one row per dataset sample, in index order: ``index`` (int64), ``id`` (str), ``label``
-        (int64, the ground truth), ``pred`` (int64), ``confidence`` (probability of ``pred``), ``label_prob``
-        (probability of ``label``), ``margin`` (``label_prob`` minus the largest other probability), ``entropy``
-        (nats), ``loss`` (cross-entropy, nats), all float32.
+        A DataFrame with one row per dataset sample, in index order, starting with ``index`` (int64) and ``id``
+        (str). For classification: ``label`` (int64, the ground truth), ``pred`` (int64), ``confidence``
+        (probability of ``pred``), ``label_prob`` (probability of ``label``), ``margin`` (``label_prob`` minus the
+        largest other probability), ``entropy`` (nats), ``loss`` (cross-entropy, nats, or ``loss_fn``), all float32.
+        Other tasks: see :mod:`hardmine.tasks`. ``table.attrs["hardmine"]`` records ``task`` and ``num_classes``.
 
     Raises:
         TypeError: for an IterableDataset, a non-module model, or batches it cannot read.
-        ValueError: for an empty dataset, non-finite logits or labels outside the model's classes (naming the
-            samples), logits and targets of different batch sizes (naming the batch).
+        ValueError: for an empty dataset, non-finite outputs or losses, or targets that do not fit the task (naming
+            the samples and the batch), outputs and targets of different batch sizes, a ``loss_fn`` of the wrong
+            shape, or targets whose shape fits no task (naming the batch).
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
@@ -124,9 +159,11 @@ def score(
         [[0, 0, 0], [1, 0, 1], [2, 1, 0]]
         >>> [round(p, 4) for p in table["label_prob"]]
         [0.8808, 0.1192, 0.2689]
+        >>> unlabeled = score(nn.Identity(), DataLoader(ds, batch_size=2), targets=False, progress=False)
+        >>> list(unlabeled.columns)
+        ['index', 'id', 'pred', 'confidence', 'margin', 'entropy']
     """
-    loader = _as_loader(loader)
-    result = score_tensors(
+    result, resolved = _run_pass(
         model,
         loader,
         device=device,
@@ -140,6 +177,10 @@ def score(
         channels_last=channels_last,
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
+        targets=targets,
+        loss_fn=loss_fn,
+        task=task,
+        outputs=outputs,
     )
     n = len(loader.dataset)  # type: ignore[arg-type]
     if ids is not None:
@@ -148,10 +189,31 @@ def score(
         sample_ids: Sequence[Any] | None = ids
     else:
         sample_ids = dataset_ids(loader.dataset)
-    arrays = {k: v.numpy() for k, v in result.items() if k != "probs_shape"}
-    table = build_table(arrays, sample_ids)
-    table.attrs["hardmine"] = {"num_classes": int(result["probs_shape"][1])}
+    arrays = {k: v.numpy() for k, v in result.items() if k not in ("probs_shape", "index")}
+    table = assemble_table(result["index"].numpy(), sample_ids, resolved.columns(arrays))
+    settings: dict[str, Any] = {"num_classes": int(result["probs_shape"][1]), "task": resolved.name}
+    names = list(classes) if classes is not None else dataset_classes(loader.dataset)
+    if names is not None:
+        settings["classes"] = [str(c) for c in names]
+    table.attrs["hardmine"] = settings
     return table
+
+
+def dataset_classes(dataset: Any) -> list[str] | None:
+    """The class names a dataset knows by itself (an ImageFolder's ``classes``), through ``Subset``; else ``None``.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> dataset_classes(TensorDataset(torch.zeros(2))) is None
+        True
+    """
+    names = getattr(dataset, "classes", None)
+    if isinstance(names, (list, tuple)) and names and all(isinstance(c, str) for c in names):
+        return list(names)
+    inner = getattr(dataset, "dataset", None)
+    if inner is not None and inner is not dataset:
+        return dataset_classes(inner)
+    return None
 
 
 def score_tensors(
@@ -161,7 +223,7 @@ def score_tensors(
     device: str | torch.device | None = None,
     amp: AmpArg = False,
     progress: bool = True,
-    unpack: Callable[[Any], tuple[Any, Tensor]] | None = None,
+    unpack: Callable[[Any], tuple[Any, Tensor | None]] | None = None,
     input_key: str | None = None,
     target_key: str | None = None,
     batch_size: int | None = None,
@@ -169,28 +231,81 @@ def score_tensors(
     channels_last: bool = False,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 50,
+    targets: bool = True,
+    loss_fn: LossFn | None = None,
+    task: str | Task | None = None,
+    outputs: OutputsArg = None,
 ) -> dict[str, Tensor]:
     """The engine behind :func:`score`: per-sample results as CPU tensors, in dataset index order.
 
-    Results are written on the device into preallocated ``(N,)`` buffers and moved to the host once; there is no
-    host synchronisation per batch (label and finiteness checks are collected on the device and read at the end);
-    with ``checkpoint_dir`` the new rows go to the host every ``checkpoint_every`` batches to be saved.
+    Results are written on the device into preallocated ``(N, ...)`` buffers and moved to the host once; there is no
+    host synchronisation per batch (target and finiteness checks are collected on the device and read at the end;
+    the task is detected from the first batch, one look); with ``checkpoint_dir`` the new rows go to the host every
+    ``checkpoint_every`` batches to be saved.
 
     Returns:
-        A dict of ``(N,)`` tensors: ``index``, ``label``, ``pred`` (int64) and the measures of
-        :data:`hardmine.measures.MEASURES` (float32); ``probs`` ``(N, C)`` when ``keep_probs``; and ``probs_shape``
-        (int64 ``(2,)``: ``N, C``).
+        A dict of ``(N, ...)`` tensors: ``index`` and the task's results; for classification ``label``, ``pred``
+        (int64) and the measures of :data:`hardmine.measures.MEASURES` (float32), ``probs`` ``(N, C)`` when
+        ``keep_probs``; and ``probs_shape`` (int64 ``(2,)``: ``N, C``).
     """
+    return _run_pass(
+        model,
+        loader,
+        device=device,
+        amp=amp,
+        progress=progress,
+        unpack=unpack,
+        input_key=input_key,
+        target_key=target_key,
+        batch_size=batch_size,
+        keep_probs=keep_probs,
+        channels_last=channels_last,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        targets=targets,
+        loss_fn=loss_fn,
+        task=task,
+        outputs=outputs,
+    )[0]
+
+
+def _run_pass(
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    device: str | torch.device | None,
+    amp: AmpArg,
+    progress: bool,
+    unpack: Callable[[Any], tuple[Any, Tensor | None]] | None,
+    input_key: str | None,
+    target_key: str | None,
+    batch_size: int | None,
+    keep_probs: bool,
+    channels_last: bool,
+    checkpoint_dir: str | os.PathLike[str] | None,
+    checkpoint_every: int,
+    targets: bool,
+    loss_fn: LossFn | None,
+    task: str | Task | None,
+    outputs: OutputsArg,
+) -> tuple[dict[str, Tensor], Task]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}.")
     loader = _as_loader(loader)
     _check_map_style(loader, "hm.score")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"Expected argument `batch_size` to be a positive int, but got {batch_size!r}.")
+    if outputs not in (None, "logits", "probs"):
+        raise ValueError(f"Expected argument `outputs` to be 'logits', 'probs' or None, but got {outputs!r}.")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"Expected argument `loss_fn` to be callable, but got {type(loss_fn).__name__}.")
+    if isinstance(task, str) and task not in TASKS:
+        raise ValueError(f"Expected argument `task` to be one of {TASKS} or None (detect), but got {task!r}.")
     num_samples = len(loader.dataset)  # type: ignore[arg-type]
     world, rank = get_world_size(), get_rank()
     start, stop = shard_bounds(num_samples, world, rank)
     scoring_loader = rebuild_loader(loader, sampler=range(start, stop), batch_size=batch_size, drop_last=False)
+    step = int(scoring_loader.batch_size or 1)
 
     run_device = _resolve_device(model, device)
     autocast = _autocast(amp, run_device)
@@ -200,6 +315,7 @@ def score_tensors(
     num_classes = -1
     pos = 0
     done_batches = 0
+    resolved: Task | None = task if task is not None and not isinstance(task, str) else None
     ckpt: ScoringCheckpoint | None = None
     if checkpoint_dir is not None:
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
@@ -209,7 +325,7 @@ def score_tensors(
         fingerprint = scoring_fingerprint(
             model,
             loader,
-            batch_size=int(scoring_loader.batch_size or 1),
+            batch_size=step,
             keep_probs=keep_probs,
             amp=amp,
             channels_last=channels_last,
@@ -220,14 +336,20 @@ def score_tensors(
             world_size=world,
             rank=rank,
         )
+        if not targets or loss_fn is not None or task is not None or outputs is not None:
+            # Only when used, so that checkpoints of plain classification passes keep matching.
+            fingerprint.update(
+                targets=bool(targets),
+                loss_fn=None if loss_fn is None else _describe(loss_fn),
+                task=task if task is None or isinstance(task, str) else _describe(task),
+                outputs=outputs,
+            )
         ckpt = ScoringCheckpoint(checkpoint_dir, fingerprint, rank=rank, world_size=world)
         state = ckpt.load()
         if state is not None and state.position > 0:
             pos, done_batches, num_classes = state.position, state.batches, state.num_classes
-            buffers = _allocate(stop - start, num_classes, keep_probs, run_device)
             for key, rows in state.rows.items():
-                if key not in buffers:  # a buffer made during the pass (label_value)
-                    buffers[key] = torch.empty((stop - start, *rows.shape[1:]), dtype=rows.dtype, device=run_device)
+                buffers[key] = torch.empty((stop - start, *rows.shape[1:]), dtype=rows.dtype, device=run_device)
                 buffers[key][:pos] = rows.to(run_device)
             scoring_loader = rebuild_loader(
                 loader, sampler=range(start + pos, stop), batch_size=batch_size, drop_last=False
@@ -240,42 +362,55 @@ def score_tensors(
             batches = tqdm(scoring_loader, disable=not progress, desc="hardmine: scoring", unit="batch", leave=False)
             for b, batch in enumerate(batches, start=done_batches):
                 try:
-                    inputs, targets = (
+                    inputs, target = (
                         unpack(batch)
                         if unpack is not None
-                        else unpack_batch(batch, input_key=input_key, target_key=target_key, batch_number=b)
+                        else unpack_batch(
+                            batch, input_key=input_key, target_key=target_key, batch_number=b, targets=targets
+                        )
                     )
                 except (ValueError, TypeError, KeyError, IndexError) as err:
                     raise type(err)(f"{err} (batch {b}, samples {start + pos}..)") from err
-                if not isinstance(targets, Tensor):
-                    targets = torch.as_tensor(targets)
+                if not targets:
+                    target = None
+                if target is not None and not isinstance(target, Tensor):
+                    target = torch.as_tensor(target)
                 inputs = move_to_device(inputs, run_device, non_blocking=non_blocking)
                 if channels_last and isinstance(inputs, Tensor) and inputs.ndim == 4:
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
-                logits = call_model(model, inputs)
-                bsz = _check_batch(logits, targets, b, start + pos, num_classes)
-                if num_classes < 0:
-                    num_classes = num_classes_of(logits)
-                    buffers = _allocate(stop - start, num_classes, keep_probs, run_device)
+                out = call_model(model, inputs)
+                bsz = int(out.shape[0]) if isinstance(out, Tensor) and out.ndim > 0 else 0
+                if target is not None:
+                    bsz = int(target.shape[0]) if target.ndim > 0 else bsz
+                where = f"batch {b} (samples {start + pos}..{start + pos + bsz - 1})"
+                if target is not None:
+                    target = target.to(run_device, non_blocking=non_blocking)
+                first = resolved is None or not buffers
+                if resolved is None:
+                    resolved = resolve_task(
+                        task, out, target, loss_fn=loss_fn, outputs_kind=outputs, keep_probs=keep_probs, where=where
+                    )
+                if first and isinstance(out, Tensor):
+                    warn_if_probabilities(resolved, out, outputs)
+                resolved.check(out, target, where)
                 if pos + bsz > stop - start:
                     raise ValueError(
                         f"The loader yielded more samples than the {stop - start} it was asked for (batch {b}); "
                         "does its collate_fn add samples?"
                     )
-                targets = targets.to(run_device, non_blocking=non_blocking)
-                low_precision = logits.dtype in (torch.float16, torch.bfloat16)
-                m = compute_measures(logits.float() if low_precision else logits, targets)
+                m = resolved.measures(out, target)
+                if not buffers:
+                    buffers = _allocate(stop - start, m, run_device)
+                    num_classes = _width(out)
+                missing = [k for k in m if k not in buffers]
+                if missing:
+                    raise ValueError(
+                        f"The task's results in {where} hold {missing}, which the batches before did not; were they "
+                        "scored with other arguments?"
+                    )
                 sl = slice(pos, pos + bsz)
-                buffers["label"][sl] = targets.reshape(-1).long()
-                if targets.is_floating_point() and "label_value" not in buffers:
-                    # Float labels must hold whole numbers; keep their values so an error can show the real ones.
-                    buffers["label_value"] = buffers["label"].double()
-                if "label_value" in buffers:
-                    buffers["label_value"][sl] = targets.reshape(-1).double()
-                for key in ("pred", *MEASURES, "valid", "finite"):
-                    buffers[key][sl] = m[key]
-                if keep_probs:
-                    buffers["probs"][sl] = torch.softmax(as_class_logits(logits.float()), dim=1)
+                for key, value in m.items():
+                    buffers[key][sl] = value
                 pos += bsz
                 if ckpt is not None and (b + 1) % checkpoint_every == 0:
                     ckpt.save(buffers, position=pos, batches=b + 1, num_classes=num_classes)
@@ -290,36 +425,77 @@ def score_tensors(
         failure = err
     if world > 1:
         raise_if_any_rank_failed(failure)
-    if not buffers:  # this rank had no samples (more ranks than samples)
-        buffers = _allocate(0, 0, keep_probs, run_device)
     checked: dict[str, Tensor] = buffers
     if world > 1:
-        # Ranks may differ in class count only if a rank had no samples; agree on it first. Then every rank checks
-        # every rank's flags, so that a bad sample raises the same error on all ranks (a rank raising alone would
-        # leave the others waiting in the gathers below).
-        num_classes = int(all_gather_concat(torch.tensor([num_classes], device=run_device)).max().item())
-        checked = {key: all_gather_concat(buffers[key].to(torch.uint8)).bool() for key in ("finite", "valid")}
-        checked["label"] = all_gather_concat(buffers["label"])
-        has_values = torch.tensor(["label_value" in buffers], dtype=torch.uint8, device=run_device)
-        if bool(all_gather_concat(has_values).any()):
-            checked["label_value"] = all_gather_concat(buffers.get("label_value", buffers["label"].double()))
-    _check_results(checked, 0 if world > 1 else start, num_classes)
+        # Every rank must run the same gathers in the same order: agree on the task, the class count and the result
+        # columns (their names, trailing shapes and dtypes) first; a rank without samples (more ranks than samples)
+        # takes them from the others.
+        specs = {key: (tuple(v.shape[1:]), str(v.dtype).removeprefix("torch.")) for key, v in buffers.items()}
+        mine = (resolved.name if resolved is not None else None, num_classes, specs)
+        everyone: list[Any] = [None] * world
+        dist.all_gather_object(everyone, mine)
+        num_classes = max(int(o[1]) for o in everyone)
+        if resolved is None:
+            name = next((o[0] for o in everyone if o[0] is not None), None)
+            resolved = _task_by_name(name, task, loss_fn=loss_fn, outputs=outputs, keep_probs=keep_probs)
+        union: dict[str, tuple[tuple[int, ...], str]] = {}
+        for o in everyone:
+            for key, spec in o[2].items():
+                union.setdefault(key, spec)
+        for key in sorted(union):
+            shape, dtype = union[key]
+            if key == "probs":
+                shape = (num_classes,)
+            if key not in buffers:
+                buffers[key] = torch.zeros((0, *shape), dtype=getattr(torch, dtype), device=run_device)
+            elif key == "probs" and buffers[key].shape[1] != num_classes:
+                buffers[key] = buffers[key].new_zeros((0, num_classes))
+        buffers = {key: buffers[key] for key in sorted(buffers)}
+        # Then every rank checks every rank's flags, so that a bad sample raises the same error on all ranks (a rank
+        # raising alone would leave the others waiting in the gathers below).
+        checked = {key: all_gather_concat(buffers[key].to(torch.uint8)).bool() for key in FLAGS if key in buffers}
+        for key in ("label_value", "label"):
+            if key in buffers:
+                checked[key] = all_gather_concat(buffers[key])
+    if resolved is None:
+        resolved = _task_by_name(None, task, loss_fn=loss_fn, outputs=outputs, keep_probs=keep_probs)
+    flag_keys = [k for k in FLAGS if k in buffers]
+    if isinstance(resolved, ClassificationTask) and resolved.num_classes < 0:
+        resolved.num_classes = num_classes
+    _check_results(checked, flag_keys, resolved, 0 if world > 1 else start, _locator(num_samples, world, step))
     if ckpt is not None:
         ckpt.finish()
 
-    out: dict[str, Tensor] = {"index": torch.arange(start, stop, dtype=torch.int64)}
-    keys = ["label", "pred", *MEASURES] + (["probs"] if keep_probs else [])
+    out_tensors: dict[str, Tensor] = {"index": torch.arange(start, stop, dtype=torch.int64)}
+    keys = [k for k in buffers if k not in FLAGS]
     if world > 1:
-        if keep_probs and buffers["probs"].shape[1] != num_classes:
-            buffers["probs"] = buffers["probs"].new_zeros((0, num_classes))
-        out["index"] = torch.arange(num_samples, dtype=torch.int64)
+        out_tensors["index"] = torch.arange(num_samples, dtype=torch.int64)
         for key in keys:
-            out[key] = (checked["label"] if key == "label" else all_gather_concat(buffers[key])).cpu()
+            out_tensors[key] = all_gather_concat(buffers[key]).cpu()
     else:
         for key in keys:
-            out[key] = buffers[key].cpu()
-    out["probs_shape"] = torch.tensor([num_samples, num_classes], dtype=torch.int64)
-    return out
+            out_tensors[key] = buffers[key].cpu()
+    out_tensors["probs_shape"] = torch.tensor([num_samples, num_classes], dtype=torch.int64)
+    return out_tensors, resolved
+
+
+def _task_by_name(
+    name: str | None, task: str | Task | None, *, loss_fn: LossFn | None, outputs: OutputsArg, keep_probs: bool
+) -> Task:
+    """The task of a rank that saw no batch: the one another rank detected, else ``task``, else classification."""
+    if task is not None and not isinstance(task, str):
+        return task
+    chosen = name or task or "classification"
+    empty = torch.zeros(0)
+    targets = None if chosen == "unlabeled" else empty
+    return resolve_task(chosen, empty, targets, loss_fn=loss_fn, outputs_kind=outputs, keep_probs=keep_probs)
+
+
+def _width(outputs: Any) -> int:
+    """``C`` of class outputs (2 for one binary logit), the last size of other 2-D outputs, else -1."""
+    if isinstance(outputs, Tensor) and outputs.ndim in (1, 2):
+        return num_classes_of(outputs)
+    return -1
 
 
 def _as_loader(loader: Any) -> Any:
@@ -377,68 +553,58 @@ def _model_for_scoring(model: nn.Module, device: torch.device) -> Iterator[None]
             model.to(home)
 
 
-def _check_batch(logits: Tensor, targets: Tensor, batch: int, first: int, num_classes: int) -> int:
-    if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        raise TypeError(
-            f"Expected the model to return float logits, but got {getattr(logits, 'dtype', type(logits))} "
-            f"(batch {batch})."
-        )
-    if logits.ndim not in (1, 2):
-        raise ValueError(
-            f"Expected logits of shape (B,), (B, 1) or (B, C), but the model returned shape {tuple(logits.shape)} "
-            f"(batch {batch}, samples {first}..). For segmentation or detection outputs, reduce them to one row of "
-            "logits per sample first."
-        )
-    t = targets
-    if t.ndim == 2 and t.shape[1] == 1:
-        t = t[:, 0]
-    if t.ndim != 1:
-        raise ValueError(
-            f"Expected targets holding one class index per sample, shape (B,), but got shape {tuple(targets.shape)} "
-            f"(batch {batch}, samples {first}..). One-hot targets: unpack them with `targets.argmax(1)`."
-        )
-    if logits.shape[0] != t.shape[0]:
-        raise ValueError(
-            f"The model returned {logits.shape[0]} rows of logits for {t.shape[0]} targets in batch {batch} "
-            f"(samples {first}..{first + t.shape[0] - 1}): logits and targets must have the same batch size."
-        )
-    if num_classes >= 0 and num_classes_of(logits) != num_classes:
-        raise ValueError(
-            f"The model returned logits for {num_classes_of(logits)} classes in batch {batch}, but for {num_classes} "
-            "classes in the batches before."
-        )
-    return int(t.shape[0])
+def _allocate(n: int, first: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """Preallocated ``(n, ...)`` buffers shaped like one batch's results ``first``."""
+    return {key: torch.empty((n, *value.shape[1:]), dtype=value.dtype, device=device) for key, value in first.items()}
 
 
-def _allocate(n: int, num_classes: int, keep_probs: bool, device: torch.device) -> dict[str, Tensor]:
-    bufs = {key: torch.empty(n, dtype=torch.float32, device=device) for key in MEASURES}
-    bufs["label"] = torch.empty(n, dtype=torch.int64, device=device)
-    bufs["pred"] = torch.empty(n, dtype=torch.int64, device=device)
-    bufs["valid"] = torch.empty(n, dtype=torch.bool, device=device)
-    bufs["finite"] = torch.empty(n, dtype=torch.bool, device=device)
-    if keep_probs:
-        bufs["probs"] = torch.empty((n, max(num_classes, 0)), dtype=torch.float32, device=device)
-    return bufs
+def _locator(num_samples: int, world: int, step: int) -> Callable[[int], str]:
+    """``where(i)``: the batch of the pass (and the rank, under torchrun) that held dataset index ``i``."""
+    bounds = [shard_bounds(num_samples, world, r) for r in range(world)]
+
+    def where(i: int) -> str:
+        r = next(r for r, (lo, hi) in enumerate(bounds) if lo <= i < hi)
+        lo, hi = bounds[r]
+        b = (i - lo) // step
+        first = lo + b * step
+        rank = f" of rank {r}" if world > 1 else ""
+        return f" (first in batch {b}{rank}, samples {first}..{min(first + step, hi) - 1})"
+
+    return where
 
 
-def _check_results(buffers: dict[str, Tensor], first: int, num_classes: int) -> None:
-    """The deferred checks: one host synchronisation for the whole pass."""
-    bad_finite = ~buffers["finite"]
-    bad_label = ~buffers["valid"]
-    flags = torch.stack([bad_finite.any(), bad_label.any()]).cpu()
-    if bool(flags[0]):
-        idx = (bad_finite.nonzero()[:, 0][:10] + first).tolist()
-        count = int(bad_finite.sum())
+def _check_results(
+    buffers: Mapping[str, Tensor], flags: Sequence[str], task: Task, first: int, where_is: Callable[[int], str]
+) -> None:
+    """The deferred checks: one host synchronisation for the whole pass.
+
+    ``first`` is the dataset index of row 0; ``where_is(i)`` names the batch that held dataset index ``i``.
+    """
+    if not flags:
+        return
+    bad = {key: ~buffers[key] for key in flags}
+    any_bad = torch.stack([v.any() for v in bad.values()]).cpu().tolist()
+    for (key, rows), found in zip(bad.items(), any_bad, strict=True):
+        if not found:
+            continue
+        local = rows.nonzero()[:, 0][:10]
+        count = int(rows.sum())
+        idx = (local + first).tolist()
+        more = " and more" if count > 10 else ""
+        where = where_is(idx[0])
+        if key == "finite":
+            what = "logits" if task.name in ("classification", "soft", "multilabel", "unlabeled") else "outputs"
+            raise ValueError(
+                f"The model returned NaN or infinite {what} for {count} sample(s), dataset indices {idx}{more}{where}. "
+                "Check these inputs (and the model, e.g. with amp=False)."
+            )
+        if key == "finite_loss":
+            raise ValueError(
+                f"`loss_fn` returned NaN or infinite losses for {count} sample(s), dataset indices {idx}{more}{where}. "
+                "Check these samples' outputs and targets."
+            )
+        message = getattr(task, "invalid_message", None)
+        what, detail = message(buffers, local) if message is not None else ("have targets that do not fit the task", "")
         raise ValueError(
-            f"The model returned NaN or infinite logits for {count} sample(s), dataset indices {idx}"
-            f"{' and more' if count > 10 else ''}. Check these inputs (and the model, e.g. with amp=False)."
-        )
-    if bool(flags[1]):
-        local = bad_label.nonzero()[:, 0][:10]
-        labels = buffers["label_value" if "label_value" in buffers else "label"][local].tolist()
-        count = int(bad_label.sum())
-        classes = f" [0, {num_classes})"
-        raise ValueError(
-            f"{count} sample(s) have labels that are not class indices of the model's outputs{classes}: dataset "
-            f"indices {(local + first).tolist()} with labels {labels}{' and more' if count > 10 else ''}."
+            f"{count} sample(s) {what}: dataset indices {idx}{f' {detail}' if detail else ''}{more}{where}."
         )

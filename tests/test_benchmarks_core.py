@@ -34,6 +34,19 @@ def test_bench_score_quick(tmp_path: Path) -> None:
     assert "| mlp | 32 |" in (tmp_path / "bench_score_cpu_quick.md").read_text()
 
 
+@pytest.mark.parametrize("case", ["mlp_loss_fn", "mlp_regression"])
+def test_bench_score_loss_fn_cases_quick(tmp_path: Path, case: str) -> None:
+    bench = load_benchmark("bench_score")
+    (row,) = bench.main(["--quick", "--case", case, "--out", str(tmp_path)])
+    assert row["case"] == case and row["n"] == 32
+    assert math.isfinite(row["score_vs_bare"]) and row["score_vs_bare"] > 0
+    model, data = bench.make_case(case, 8)
+    table = score(model, DataLoader(data, batch_size=4), loss_fn=bench.case_loss(case), progress=False)
+    with torch.no_grad():
+        expected = bench.case_loss(case)(model(data.tensors[0]), data.tensors[1])
+    np.testing.assert_allclose(table["loss"], expected.reshape(8, -1).mean(1).numpy(), rtol=1e-5, atol=1e-7)
+
+
 def test_bench_score_rejects_unknown_case() -> None:
     bench = load_benchmark("bench_score")
     with pytest.raises(ValueError, match="Expected argument `case`"):

@@ -122,6 +122,26 @@ def test_score_end_to_end(setup, tmp_path, capsys):
     assert [p for p, _ in read_skipped(out)] == [os.path.abspath(p) for p in tree.corrupt]
 
 
+def test_score_and_report_without_positive_report_per_class(setup, tmp_path, capsys):
+    # Issue 14: a 3-class folder without --positive is split easy/hard only and reported per class, as hm.summary.
+    from sklearn.metrics import balanced_accuracy_score, classification_report
+
+    root, _, _ = setup
+    out = tmp_path / "scores.csv"
+    assert _score(root, out, "--threshold", "0.4") == 0
+    printed = capsys.readouterr().out
+    table = read_csv(out)
+    assert "polarity" not in table.columns and "group" not in table.columns
+    assert (table["difficulty"] == "hard").tolist() == (table["label_prob"] < 0.4).tolist()
+    ref = classification_report(table["label"], table["pred"], output_dict=True, zero_division=0)
+    bal = balanced_accuracy_score(table["label"], table["pred"])
+    assert "no positive class (easy/hard only)" in printed
+    assert f"balanced_accuracy {bal:.3f}" in printed and f"macro_f1 {ref['macro avg']['f1-score']:.3f}" in printed
+    assert main(["report", str(out), "--top", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "per class" in text and f"accuracy {ref['accuracy']:.3f}" in text
+
+
 def test_score_only_hard_and_positive_by_name(setup, tmp_path, capsys):
     root, _, _ = setup
     full, hard = tmp_path / "all.csv", tmp_path / "hard.csv"
@@ -290,7 +310,6 @@ def test_help_texts(capsys):
             r"mean resnet18",
         ),
         (["--positive", "seven"], r"--positive 'seven' is neither a class folder name nor a class index"),
-        ([], r"3 classes found \(0, 1, 2\): name the class\(es\) of interest with --positive"),
         (["--positive", "1", "--batch-size", "0"], r"--batch-size: invalid _positive_int value|expected a positive"),
         (["--positive", "1", "--threshold", "0.3", "--hard-fraction", "0.2"], r"not allowed with argument"),
         (["--positive", "1", "--hard-fraction", "1.5"], r"--hard-fraction must be in \[0, 1\]"),
@@ -301,7 +320,6 @@ def test_help_texts(capsys):
     ids=[
         "arch",
         "positive",
-        "multiclass-needs-positive",
         "batch-size",
         "exclusive",
         "fraction",
@@ -513,7 +531,7 @@ def test_report_needs_a_split_table(tmp_path, capsys):
         capsys,
         1,
         ["report", str(tmp_path / "s.csv")],
-        r"has no group column\(s\): the report needs a "
+        r"has no difficulty column\(s\): the report needs a "
         r"split table",
     )
 

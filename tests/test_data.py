@@ -68,22 +68,33 @@ def test_unpack_dict_with_named_keys_and_list_targets():
 
 
 def test_unpack_errors_name_the_problem():
-    with pytest.raises(
-        ValueError,
-        match=r"inputs in a dict batch with keys \['foo', 'label'\] \(batch 4\).*"
-        r"input_key=",
-    ):
-        unpack_batch({"foo": 1, "label": torch.tensor([0])}, batch_number=4)
-    with pytest.raises(ValueError, match=r"targets in a dict batch with keys \['x', 'bar'\].*target_key="):
-        unpack_batch({"x": 1, "bar": torch.tensor([0])})
-    with pytest.raises(ValueError, match=r"tried \['pixels'\]"):
+    with pytest.raises(ValueError, match=r"targets in a dict batch with keys \['x', 'bar'\] \(batch 4\).*'cls'"):
+        unpack_batch({"x": 1, "bar": torch.tensor([0])}, target_key="cls", batch_number=4)
+    with pytest.raises(ValueError, match=r"inputs in a dict batch.*`input_key` is 'pixels'"):
         unpack_batch({"x": 1, "y": torch.tensor([0])}, input_key="pixels")
-    with pytest.raises(ValueError, match=r"a batch of \(inputs, targets\) or a dict, but got Tensor.*unpack="):
-        unpack_batch(torch.zeros(3, 2))
-    with pytest.raises(ValueError, match=r"but got tuple"):
-        unpack_batch((torch.zeros(3, 2),))
-    with pytest.raises(TypeError, match=r"targets \(batch 2\) to be class indices.*but got str"):
+    with pytest.raises(ValueError, match=r"keys \['label'\].*holds only the targets"):
+        unpack_batch({"label": torch.tensor([0])})
+    with pytest.raises(ValueError, match=r"inputs only \(a tensor or a 1-tuple\) or a dict, but got int.*unpack="):
+        unpack_batch(3)
+    with pytest.raises(TypeError, match=r"targets \(batch 2\) to be a tensor.*but got str"):
         unpack_batch((torch.zeros(1), "cat"), batch_number=2)
+
+
+def test_unpack_inputs_only_and_dicts_of_keyword_arguments():
+    # Issue 14: unlabeled batches; issue 13: every non-label key goes to the model when no input key is known.
+    x = torch.zeros(3, 2)
+    assert unpack_batch(x) == (x, None)
+    got, none = unpack_batch((x,))
+    assert got is x and none is None
+    assert unpack_batch((x, torch.tensor([0, 1, 0])), targets=False)[1] is None
+    ids, mask, labels = torch.ones(2, 4), torch.ones(2, 4), torch.tensor([1, 0])
+    inputs, y = unpack_batch({"input_ids": ids, "attention_mask": mask, "labels": labels})
+    assert inputs.keys() == {"input_ids", "attention_mask"} and inputs["attention_mask"] is mask and y is labels
+    inputs, y = unpack_batch({"input_ids": ids, "attention_mask": mask})
+    assert inputs.keys() == {"input_ids", "attention_mask"} and y is None
+    inputs, y = unpack_batch({"foo": 1, "label": torch.tensor([0])})
+    assert inputs == {"foo": 1} and y.tolist() == [0]
+    assert unpack_batch({"image": x, "label": labels}, targets=False) == (x, None)
 
 
 # -------------------------------------------------------------------------------------------------- call_model

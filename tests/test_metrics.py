@@ -236,3 +236,73 @@ def test_summary_renders_empty_groups_with_a_dash_not_nan():
     row = next(line for line in str(s).splitlines() if line.startswith("hard_positive"))
     assert row.split()[-1] == "-" and "nan" not in str(s).lower()
     assert "<td>-</td>" in s._repr_html_() and "NaN" not in s._repr_html_()
+
+
+def _multiclass_table(n: int = 200, classes: int = 5, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, classes, n)
+    pred = np.where(rng.random(n) < 0.6, label, rng.integers(0, classes, n))
+    pred[pred == classes - 1] = 0  # the last class is never predicted: zero division in its precision
+    t = pd.DataFrame(
+        {
+            "index": np.arange(n),
+            "label": label,
+            "pred": pred,
+            "label_prob": rng.random(n).astype(np.float32),
+            "confidence": rng.random(n).astype(np.float32),
+            "loss": rng.random(n).astype(np.float32) * 3,
+        }
+    )
+    t.attrs["hardmine"] = {"num_classes": classes}
+    return t
+
+
+def test_multiclass_summary_equals_scikit_learn():
+    from sklearn.metrics import balanced_accuracy_score, classification_report, confusion_matrix
+
+    table = split(_multiclass_table(), threshold=0.3)
+    names = ["ant", "bee", "cat", "dog", "eel"]
+    s = summary(table, classes=names)
+    assert s.kind == "multiclass" and s.settings["positive"] is None
+    ref = classification_report(table["label"], table["pred"], output_dict=True, zero_division=0)
+    for c, name in enumerate(names):
+        row = s.per_class.loc[name]
+        assert row["support"] == ref[str(c)]["support"]
+        for ours, theirs in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+            assert row[ours] == pytest.approx(ref[str(c)][theirs], abs=1e-12)
+        rows = table["label"] == c
+        assert row["hard"] == int((table.loc[rows, "difficulty"] == "hard").sum())
+        assert row["mean_label_prob"] == pytest.approx(table.loc[rows, "label_prob"].mean(), rel=1e-6)
+    for avg in ("macro", "weighted"):
+        for ours, theirs in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+            assert s.metrics[f"{avg}_{ours}"] == pytest.approx(ref[f"{avg} avg"][theirs], abs=1e-12)
+    assert s.metrics["accuracy"] == pytest.approx(ref["accuracy"])
+    assert s.metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(table["label"], table["pred"]))
+    np.testing.assert_array_equal(s.confusion.to_numpy(), confusion_matrix(table["label"], table["pred"]))
+    assert list(s.confusion.index) == names and s.confusion.index.name == "ground truth"
+    assert s.groups["count"].tolist() == [
+        int((table["difficulty"] == "hard").sum()),
+        int((table["difficulty"] == "easy").sum()),
+    ]
+    text = str(s)
+    assert "per class" in text and "ant" in text and f"balanced_accuracy {s.metrics['balanced_accuracy']:.3f}" in text
+    page = s._repr_html_()
+    assert "<table" in page and "eel" in page
+
+
+def test_to_dict_confusion_is_ground_truth_first_and_strict_json():
+    import json
+
+    # Issue 11: to_dict()["confusion"] was transposed and held NaN for empty groups.
+    t = pd.DataFrame(
+        {"index": range(5), "label": [1, 1, 1, 0, 0], "pred": [1, 1, 0, 0, 0], "label_prob": [0.9, 0.8, 0.3, 0.9, 0.9]}
+    )
+    d = summary(split(t, threshold=0.1)).to_dict()  # nothing is hard: empty groups, NaN means
+    assert d["confusion"]["positive"] == {"positive": 2, "negative": 1}  # ground truth positive: 2 found, 1 missed
+    assert d["confusion"]["negative"] == {"positive": 0, "negative": 2}
+    assert d["groups"][0]["group"] == "hard_positive" and d["groups"][0]["mean_label_prob"] is None
+    json.loads(json.dumps(d, allow_nan=False))
+    m = summary(split(_multiclass_table(n=50), threshold=0.3), classes=list("abcde")).to_dict()
+    json.loads(json.dumps(m, allow_nan=False))
+    table = _multiclass_table(n=50)
+    assert m["confusion"]["a"]["b"] == int(((table["label"] == 0) & (table["pred"] == 1)).sum())

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+import hardmine as hm
 import hardmine.miner
 from hardmine.dynamics import Dynamics
 from hardmine.labels import issue_indices, label_issues
@@ -472,14 +473,26 @@ def test_share_sampler_uniform_is_a_permutation():
 
 
 # ---------------------------------------------------------------- multi-class and checkpoints
-def test_multiclass_without_positive_counts_every_class_positive():
+def test_multiclass_without_positive_splits_easy_hard_only():
+    # Behaviour changed on purpose (issue 14): no class is made positive behind the user's back.
     ds = _data(classes=4)
     miner = HardMiner(_model(classes=4), _loader(ds), threshold=0.3, warmup_epochs=0, progress=False)
     _run(miner, 1)
-    assert (miner.table["polarity"] == "positive").all()
+    assert "polarity" not in miner.table.columns and "group" not in miner.table.columns
+    assert ((miner.table["difficulty"] == "hard") == (miner.table["label_prob"] < 0.3)).all()
+    s = hm.summary(miner.table)
+    acc = float((miner.table["pred"] == miner.table["label"]).mean())
+    assert s.kind == "multiclass" and s.metrics["accuracy"] == pytest.approx(acc)
     miner = HardMiner(_model(classes=4), _loader(ds), threshold=0.3, positive=2, warmup_epochs=0, progress=False)
     _run(miner, 1)
     assert ((miner.table["polarity"] == "positive") == (miner.table["label"] == 2)).all()
+
+
+def test_a_positive_class_the_model_lacks_raises_naming_the_classes():
+    # Issue 11: HardMiner(positive=7) on a 4-class task gave zero positives without a word.
+    miner = HardMiner(_model(classes=4), _loader(_data(classes=4)), threshold=0.3, positive=7, warmup_epochs=0, progress=False)
+    with pytest.raises(ValueError, match=r"\[7\] is not among its classes \[0, 1, 2, 3\] nor the model classes 0..3"):
+        _run(miner, 1)
 
 
 def test_state_dict_round_trip():

@@ -479,3 +479,29 @@ def test_ipython_shows_the_figure_as_an_image_not_its_repr(table):
         hp.data_map(pd.DataFrame({"confidence": [0.5], "variability": [0.1], "correctness": [1.0]}))
     )
     assert data["image/png"].startswith(b"\x89PNG") and data["text/html"].startswith("<img src=")
+
+
+def test_plots_follow_the_no_positive_rule_for_multiclass_tables():
+    # Issue 14: a multi-class table split without `positive` has hard/easy only; the plots draw that.
+    rng = np.random.default_rng(0)
+    t = pd.DataFrame(
+        {
+            "index": range(30),
+            "label": rng.integers(0, 3, 30),
+            "pred": rng.integers(0, 3, 30),
+            "label_prob": rng.random(30),
+        }
+    )
+    table = split(t, threshold=0.5)
+    fig = hp.confidence_histogram(table)
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert labels[:2] == [
+        f"hard ({int((t['label_prob'] < 0.5).sum())})",
+        f"easy ({int((t['label_prob'] >= 0.5).sum())})",
+    ]
+    fig = hp.confusion(table)
+    from sklearn.metrics import confusion_matrix
+
+    assert fig.axes[0].images[0].get_array().tolist() == confusion_matrix(t["label"], t["pred"]).tolist()
+    assert fig.axes[0].get_title() == "confusion by class"
+    assert hp.confusion(split(t, threshold=0.5, positive=2)).axes[0].images[0].get_array().shape == (2, 2)

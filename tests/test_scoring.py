@@ -139,7 +139,8 @@ def test_dict_batches_with_default_and_named_keys():
     pd.testing.assert_frame_equal(score(model, default_keys, progress=False), expected)
     named = DataLoader(DictDataset(base, "pixels", "cls"), batch_size=6, shuffle=True)
     pd.testing.assert_frame_equal(score(model, named, progress=False, input_key="pixels", target_key="cls"), expected)
-    with pytest.raises(ValueError, match=r"Could not find the inputs.*\['pixels', 'cls'\].*batch 0"):
+    # Unknown keys go to the model as keyword arguments (issue 13); a model that takes none says which they were.
+    with pytest.raises(TypeError, match=r"keyword arguments \['pixels', 'cls'\].*input_key="):
         score(model, named, progress=False)
 
 
@@ -399,9 +400,9 @@ def test_bad_loaders_and_arguments_raise():
 
 def test_unreadable_batches_and_outputs_raise():
     model = make_model(3)
-    tensors_only = DataLoader(torch.zeros(8, 6), batch_size=4)
-    with pytest.raises(ValueError, match=r"\(inputs, targets\) or a dict, but got Tensor \(batch 0\).*unpack="):
-        score(model, tensors_only, progress=False)
+    # Batches of inputs only are unlabeled data now (issue 14), no longer an error.
+    unlabeled = score(model, DataLoader(torch.zeros(8, 6), batch_size=4), progress=False)
+    assert "label" not in unlabeled.columns and unlabeled.attrs["hardmine"]["task"] == "unlabeled"
     loader = DataLoader(make_dataset(8, 3), batch_size=4)
     with pytest.raises(ValueError, match=r"shape \(B,\), \(B, 1\) or \(B, C\).*\(4, 3, 1\).*batch 0"):
         score(nn.Sequential(model, nn.Unflatten(1, (3, 1))), loader, progress=False)
@@ -411,5 +412,8 @@ def test_unreadable_batches_and_outputs_raise():
             DataLoader(_index_data(torch.zeros(8)), batch_size=4),
             progress=False,
         )
-    with pytest.raises(ValueError, match=r"one class index per sample.*\(4, 3\).*argmax"):
-        score(model, DataLoader(TensorDataset(torch.zeros(8, 6), torch.zeros(8, 3)), batch_size=4), progress=False)
+    # (B, C) targets beside (B, C) logits are multi-label or soft labels now (issue 14); other shapes fit no task.
+    with pytest.raises(
+        ValueError, match=r"fit no task: outputs of shape \(4, 3\) and targets of shape \(4, 5\) in batch 0"
+    ):
+        score(model, DataLoader(TensorDataset(torch.zeros(8, 6), torch.zeros(8, 5)), batch_size=4), progress=False)

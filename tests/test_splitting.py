@@ -128,18 +128,42 @@ def test_positive_as_int_and_list():
     _check_against(many, ref)
 
 
-def test_binary_default_positive_is_one_and_multiclass_needs_it():
+def test_binary_default_positive_is_one_and_multiclass_splits_easy_hard_only():
+    # Behaviour changed on purpose (issue 14): a multi-class table without `positive` is split easy/hard only.
     binary = _scores(n=10, seed=5)
     assert (split(binary, threshold=0.5)["polarity"] == "positive").tolist() == (binary["label"] == 1).tolist()
     multi = _scores(n=30, num_classes=3, seed=5)
+    plain = split(multi, threshold=0.5)
+    assert list(plain.columns) == [*multi.columns, "difficulty"]
+    assert plain.attrs["hardmine"]["positive"] is None
+    assert (plain["difficulty"] == "hard").tolist() == (multi["label_prob"] < 0.5).tolist()
     with pytest.raises(ValueError, match=r"multi-class table \(labels \[0, 1, 2\]\).*positive="):
-        split(multi, threshold=0.5)
+        positive_classes(multi, required=True)
     # A 10-class model whose sample happens to hold only labels 0 and 1 is still multi-class.
     two_labels = _scores(n=10, seed=6)
     two_labels.attrs["hardmine"] = {"num_classes": 10}
-    with pytest.raises(ValueError, match=r"positive="):
-        split(two_labels, threshold=0.5)
+    assert "polarity" not in split(two_labels, threshold=0.5).columns
     assert positive_classes(pd.DataFrame({"label": [0, 1]})) == [1]
+    # Re-splitting a one-vs-rest table without `positive` keeps its positive class.
+    ovr = split(multi, threshold=0.5, positive=2)
+    assert split(ovr, threshold=0.3).attrs["hardmine"]["positive"] == [2]
+
+
+def test_positive_class_the_table_does_not_hold_raises():
+    # Issue 11: positive=7 on labels 0..4 gave zero positives without a word; "cat" was read as 'c'.
+    scores = _scores(n=40, num_classes=5, seed=3)
+    scores.attrs["hardmine"] = {"num_classes": 5}
+    with pytest.raises(ValueError, match=r"\[7\] is not among its classes \[0, 1, 2, 3, 4\].*0..4"):
+        split(scores, threshold=0.5, positive=7)
+    with pytest.raises(ValueError, match=r"\[7, 9\] are not"):
+        split(scores, threshold=0.5, positive=[1, 7, 9])
+    with pytest.raises(TypeError, match=r"got the string 'cat'"):
+        split(scores, threshold=0.5, positive="cat")
+    # A class of the model that this sample happens not to hold is fine.
+    small = scores[scores["label"] != 4].copy()
+    small.attrs = scores.attrs
+    small["pred"] = small["label"]
+    assert (split(small, threshold=0.5, positive=4)["polarity"] == "negative").all()
 
 
 def test_categorical_columns_and_input_untouched():
@@ -198,8 +222,8 @@ def test_other_bad_arguments_raise():
             split(scores, hard_fraction=q)
     with pytest.raises(ValueError, match=r"Expected a `aum` column in `scores`"):
         split(scores, threshold=0.5, by="aum")
-    with pytest.raises(ValueError, match=r"Expected a `label` column"):
-        split(scores.drop(columns="label"), threshold=0.5)
+    with pytest.raises(ValueError, match=r"Expected a `label` column to tell positives"):
+        split(scores.drop(columns="label"), threshold=0.5, positive=1)
     with pytest.raises(ValueError, match=r"Column `loss` has no default threshold"):
         split(scores, by="loss")
     with pytest.raises(ValueError, match=r"`hard_when` to be 'lower' or 'higher', but got 'up'"):
