@@ -646,7 +646,7 @@ def report(
     if "label" in data.columns:
         try:
             prob = positive_prob(data)
-            pos = positive_classes(data)
+            pos = positive_classes(data, required=True)
             actual = np.isin(data["label"].to_numpy(), pos)
             if actual.any() and not actual.all() and np.isfinite(prob).all():
                 p, r, _ = pr_points(actual, prob)

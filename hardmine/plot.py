@@ -257,7 +257,7 @@ def _positive_scores(scores: pd.DataFrame, positive: int | Iterable[int] | None,
     """``(is_positive, probability, classes)`` for the curves, or an error that says how to get the probabilities."""
     _require(scores, ("label",), what)
     try:
-        classes = positive_classes(scores, positive)
+        classes = positive_classes(scores, positive, required=True)
         prob = positive_prob(scores, positive=classes)
     except ValueError as err:
         raise ValueError(f"{what} needs the probability of the positive class: {err}") from err

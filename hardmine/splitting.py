@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -176,6 +176,18 @@ def split(
     table["group"] = categorical(codes.astype(np.int8), "group")
     table.attrs["hardmine"] = {**scores.attrs.get("hardmine", {}), **settings}
     return table
+
+
+@overload
+def positive_classes(
+    table: pd.DataFrame, positive: int | Iterable[int] | None = None, *, required: Literal[True]
+) -> list[int]: ...
+
+
+@overload
+def positive_classes(
+    table: pd.DataFrame, positive: int | Iterable[int] | None = None, *, required: bool = False
+) -> list[int] | None: ...
 
 
 def positive_classes(

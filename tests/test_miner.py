@@ -490,7 +490,9 @@ def test_multiclass_without_positive_splits_easy_hard_only():
 
 def test_a_positive_class_the_model_lacks_raises_naming_the_classes():
     # Issue 11: HardMiner(positive=7) on a 4-class task gave zero positives without a word.
-    miner = HardMiner(_model(classes=4), _loader(_data(classes=4)), threshold=0.3, positive=7, warmup_epochs=0, progress=False)
+    miner = HardMiner(
+        _model(classes=4), _loader(_data(classes=4)), threshold=0.3, positive=7, warmup_epochs=0, progress=False
+    )
     with pytest.raises(ValueError, match=r"\[7\] is not among its classes \[0, 1, 2, 3\] nor the model classes 0..3"):
         _run(miner, 1)
 
