@@ -425,7 +425,8 @@ def check_table(table: pd.DataFrame, where: str, *, lines: bool = False) -> pd.D
             frac = values != np.round(values)
             i = int(np.flatnonzero(frac)[0]) if frac.any() else 0
             raise ValueError(
-                f"{where}: {_where_row(i, lines)}, column `{col}` must hold whole numbers, but holds {values[i].item()!r}."
+                f"{where}: {_where_row(i, lines)}, column `{col}` must hold whole numbers, but holds "
+                f"{values[i].item()!r}."
             )
         lo, hi = _RANGES.get(col, (0.0, 1.0) if _is_prob(col) else (-math.inf, math.inf))
         with np.errstate(invalid="ignore"):
@@ -439,7 +440,9 @@ def check_table(table: pd.DataFrame, where: str, *, lines: bool = False) -> pd.D
         if col == "index" and (values < 0).any():
             bad = values < 0
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{where}: {_where_row(i, lines)}, column `{col}` holds {values[i].item()!r}; expected >= 0.")
+            raise ValueError(
+                f"{where}: {_where_row(i, lines)}, column `{col}` holds {values[i].item()!r}; expected >= 0."
+            )
     index = table["index"].to_numpy()
     dup = pd.Series(index).duplicated(keep=False).to_numpy()
     if dup.any():
@@ -522,9 +525,7 @@ def _pyarrow() -> Any:
         raise ImportError("Parquet export needs pyarrow: pip install 'hardmine[parquet]'") from err
 
 
-def to_parquet(
-    table: pd.DataFrame, path: PathLike, *, only: OnlyArg = None, inputs: Iterable[PathLike] = ()
-) -> Path:
+def to_parquet(table: pd.DataFrame, path: PathLike, *, only: OnlyArg = None, inputs: Iterable[PathLike] = ()) -> Path:
     """Write a hardmine table to Parquet atomically (needs pyarrow: ``pip install 'hardmine[parquet]'``).
 
     Parquet keeps every dtype, categoricals included, and the split settings (``table.attrs``), and is several
@@ -570,4 +571,3 @@ def read_parquet(path: PathLike) -> pd.DataFrame:
         raise ValueError(f"{str(p)!r} is not a readable Parquet file (truncated or damaged?): {reason}") from err
     table.attrs["hardmine"] = _settings_from_json(table.attrs.get("hardmine", {}))
     return check_table(table, str(p), lines=False)
-
