@@ -179,8 +179,8 @@ def scoring_fingerprint(
     ``targets`` and the ``repr`` of its ``transform`` when it has them, and a hash of five evenly spaced samples (the
     first and the last included; a dataset with random augmentations therefore never matches, as its scores would
     not either), and, for an ImageFolder-like dataset (a ``samples`` list of file paths), the path, size and
-    modification time of every file; the model by its class and a hash of its ``state_dict``. Hashing the model reads every weight once
-    (about 0.2 s per 100 MB).
+    modification time of every file; the model by its class and a hash of its ``state_dict``. Hashing the model
+    reads every weight once (about 0.2 s per 100 MB).
     """
     dataset = loader.dataset
     ids = dataset_ids(dataset)
