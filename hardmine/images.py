@@ -463,6 +463,31 @@ def _list(keys: Sequence[str], n: int = 5) -> str:
     return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
+def _text_head(path: Path, size: int = 512) -> str | None:
+    """The first line of ``path`` when the file is text (no NUL byte, valid UTF-8), else ``None``.
+
+    A PyTorch checkpoint is a zip archive (or, from old versions, a pickle); either holds NUL bytes or non-UTF-8
+    bytes in its first 512 bytes, text never does.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(size)
+    except OSError:
+        return None
+    if not head or b"\0" in head:
+        return None
+    try:
+        decoded = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 4:  # a character cut at the end of the block is still text
+            return None
+        decoded = head[: err.start].decode("utf-8")
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in decoded):
+        return None
+    first = decoded.splitlines()[0] if decoded.strip() else decoded
+    return first[:60]
+
+
 def load_weights(
     model: nn.Module, path: str | os.PathLike[str], *, arch: str | None = None, num_classes: int | None = None
 ) -> nn.Module:
@@ -500,6 +525,12 @@ def load_weights(
     if not p.is_file():
         raise FileNotFoundError(f"The weights file {str(p)!r} does not exist.")
     where = f"The weights file {str(p)!r}"
+    text = _text_head(p)
+    if text is not None:
+        raise ValueError(
+            f"{where} is not a readable PyTorch checkpoint: it is a text file (it starts with {text!r}). Pass the "
+            "file that torch.save(model.state_dict(), path) wrote."
+        )
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -19,6 +19,7 @@ notebook (``%matplotlib inline``) a figure returned as a cell's value is display
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -412,6 +413,18 @@ def gallery(
         return str(names[c]) if names is not None and 0 <= c < len(names) else str(c)
 
     ids = rows["id"].tolist() if dataset is None else None
+    if ids is not None:
+        missing = [i for i in ids if not os.path.isfile(str(i))]
+        if missing and [str(i) for i in ids] == [str(i) for i in rows["index"].tolist()]:
+            raise ValueError(
+                "Expected the table's `id` column to hold image file paths (dataset=None opens them), but its ids "
+                "are the sample indices (the dataset had no file paths): pass `dataset=` the dataset it was scored on."
+            )
+        if missing:
+            raise FileNotFoundError(
+                f"gallery(dataset=None) opens each row's `id` as an image file, but {len(missing)} of them are not "
+                f"files, e.g. {str(missing[0])!r}: pass `dataset=` the dataset the table was scored on."
+            )
     for k, (idx, label, pred, value) in enumerate(
         zip(rows["index"].tolist(), rows["label"].tolist(), rows["pred"].tolist(), rows[by].tolist(), strict=True)
     ):
