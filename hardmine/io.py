@@ -9,6 +9,7 @@ read detects a truncated file and restores ``table.attrs``; Parquet keeps the se
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -144,22 +145,28 @@ def _text_columns(table: pd.DataFrame) -> list[str]:
     ]
 
 
-def _escape_formulas(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def _escape_formulas(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str], bool]:
     """Text cells a spreadsheet would run as a formula get a leading ``'`` (OWASP), as do cells starting with ``'``.
 
-    Returns the table to write (the original when nothing needed escaping) and the text columns, all of which
-    :func:`read_csv` un-escapes when the sidecar lists them.
+    Returns the table to write (the original when nothing needed escaping), the text columns (all of which
+    :func:`read_csv` un-escapes when the sidecar lists them), and whether some text holds a carriage return (the
+    CSV then quotes every text cell: pandas leaves a lone carriage return unquoted, and readers take it for a line end).
     """
     columns = _text_columns(table)
     changed: dict[str, Any] = {}
+    has_cr = False
     for col in columns:
         values = table[col].to_numpy(dtype=object)
-        mask = np.fromiter((isinstance(v, str) and v[:1] in _FORMULA_START for v in values), bool, len(values))
+        mask = np.fromiter((type(v) is str and v[:1] in _FORMULA_START for v in values), bool, len(values))
+        try:
+            has_cr = has_cr or "\r" in "".join(values)
+        except TypeError:  # not all str
+            has_cr = has_cr or any(isinstance(v, str) and "\r" in v for v in values)
         if mask.any():
             out = values.copy()
             out[mask] = ["'" + v for v in values[mask]]
             changed[col] = pd.Series(out, index=table.index, dtype=object)
-    return (table.assign(**changed) if changed else table), columns
+    return (table.assign(**changed) if changed else table), columns, has_cr
 
 
 def _unescape_formulas(table: pd.DataFrame, columns: Sequence[str]) -> None:
@@ -230,17 +237,18 @@ def to_csv(
     _check_frame(table)
     _check_chunksize(chunksize)
     rows = select(table, only)
-    safe, text_columns = _escape_formulas(rows)
+    safe, text_columns, has_cr = _escape_formulas(rows)
+    quoting = csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL
     if is_stdout(path):
         if is_main_process():
-            safe.to_csv(sys.stdout, index=False, chunksize=chunksize)
+            safe.to_csv(sys.stdout, index=False, chunksize=chunksize, quoting=quoting)
         return Path("-")
     dest = Path(path)
     if not is_main_process():
         return dest
     compression = compression_of(dest)
     with atomic_path(dest, inputs=inputs, what="the table") as tmp:
-        safe.to_csv(tmp, index=False, chunksize=chunksize, compression=compression)
+        safe.to_csv(tmp, index=False, chunksize=chunksize, compression=compression, quoting=quoting)
         size = tmp.stat().st_size if tmp.is_file() else None
     side = sidecar_path(dest)
     if size is None:  # a device or a pipe: nothing to describe

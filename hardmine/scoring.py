@@ -340,7 +340,8 @@ def _rebuilt(err: BaseException, message: str) -> Exception:
         new = type(err)(message)
     except Exception:  # noqa: BLE001 - exception types with other constructors
         return RuntimeError(message)
-    return new if isinstance(new, Exception) and str(new) == message else RuntimeError(message)
+    same = isinstance(new, Exception) and (str(new) == message or new.args == (message,))
+    return new if same else RuntimeError(message)
 
 
 def _dataset_error(dataset: Any, indices: Sequence[int], err: Exception) -> Exception:
