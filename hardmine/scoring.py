@@ -340,8 +340,9 @@ def _rebuilt(err: BaseException, message: str) -> Exception:
         new = type(err)(message)
     except Exception:  # noqa: BLE001 - exception types with other constructors
         return RuntimeError(message)
-    same = isinstance(new, Exception) and (str(new) == message or new.args == (message,))
-    return new if same else RuntimeError(message)
+    if isinstance(new, Exception) and (str(new) == message or new.args == (message,)):
+        return new
+    return RuntimeError(message)
 
 
 def _dataset_error(dataset: Any, indices: Sequence[int], err: Exception) -> Exception:
@@ -351,7 +352,7 @@ def _dataset_error(dataset: Any, indices: Sequence[int], err: Exception) -> Exce
         try:
             dataset[i]
         except Exception as inner:  # noqa: BLE001 - any error of the user's dataset; it is named and re-raised
-            samples = getattr(dataset, "samples", None)
+            samples: Any = getattr(dataset, "samples", None)
             path = ""
             with contextlib.suppress(Exception):
                 path = f", file {str(samples[i][0])!r}"
