@@ -8,8 +8,9 @@ What a write guarantees (see docs/reliability.md):
   root, its owner). A read-only destination is refused, never silently replaced.
 - **Symlinks** are written through: the link stays and its target gets the new content (atomically, beside the
   target).
-- **Not a regular file**: a character device or a FIFO (``/dev/stdout``, ``/dev/null``, a named pipe) is written
-  straight to, never replaced; a folder, socket or block device is refused. ``-`` means standard output for text.
+- **Not a regular file**: a character device or a FIFO (``/dev/null``, a named pipe) and the names of open file
+  descriptors (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``, whatever they point to) are written straight to,
+  never replaced; a folder, socket or block device is refused. ``-`` means standard output for text.
 - **Inputs are never outputs**: a destination that is one of the run's input files (the same file, whatever the path
   spelling, links included) is refused before anything is written.
 - **Compression** follows the destination's suffix (``.gz``, ``.bz2``, ``.xz``, ``.zst``), see :func:`compression_of`.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import socket
 import stat
 import time
@@ -113,6 +115,8 @@ def resolve_output(dest: PathLike, *, inputs: Iterable[PathLike | None] = (), wh
                 f"Refusing to write {what} to {str(given)!r}: it is one of this run's inputs ({str(source)!r}) and "
                 "would be destroyed. Name another output file."
             )
+    if _is_fd_alias(given):  # /dev/stdout -> a shell's `> file`: write to the open file, never replace it
+        return OutputTarget(path=given, kind="stream")
     try:
         st = os.stat(given)  # follows symlinks
     except FileNotFoundError:
@@ -143,6 +147,14 @@ def resolve_output(dest: PathLike, *, inputs: Iterable[PathLike | None] = (), wh
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"Cannot write {what} to {str(given)!r}: no permission to write in {str(folder)!r}.")
     return OutputTarget(path=target, kind="file", existing_mode=None if st is None else stat.S_IMODE(st.st_mode))
+
+
+_FD_ALIASES = re.compile(r"^/(?:dev/(?:stdout|stderr|fd/\d+)|proc/(?:self|\d+)/fd/\d+)$")
+
+
+def _is_fd_alias(path: Path) -> bool:
+    """``/dev/stdout``, ``/dev/fd/3``, ``/proc/self/fd/1``: names of an open file descriptor, written straight."""
+    return bool(_FD_ALIASES.match(os.path.abspath(path)))
 
 
 def _umask() -> int:

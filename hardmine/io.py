@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hardmine._files import atomic_path, compression_of, is_stdout
+from hardmine._files import atomic_path, compression_of, is_stdout, resolve_output
 from hardmine.distributed import is_main_process
 from hardmine.table import (
     DIFFICULTIES,
@@ -46,6 +46,8 @@ _TABLE_FORMAT = "hardmine-table"
 _TABLE_VERSION = 1
 #: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection), and the escape itself.
 _FORMULA_START = frozenset("=+-@\t\r'")
+#: A formula start right after a cell separator of the ``"\\0".join`` of a column (the first cell is checked apart).
+_NEEDS_ESCAPE = re.compile("\0[=+\\-@\t\r']")
 #: Ranges of hardmine's score columns; ``prob_<c>`` columns are probabilities too.
 _RANGES: dict[str, tuple[float, float]] = {
     "label_prob": (0.0, 1.0),
@@ -157,11 +159,17 @@ def _escape_formulas(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str], bool
     has_cr = False
     for col in columns:
         values = table[col].to_numpy(dtype=object)
-        mask = np.fromiter((type(v) is str and v[:1] in _FORMULA_START for v in values), bool, len(values))
-        try:
-            has_cr = has_cr or "\r" in "".join(values)
+        try:  # one C-level pass over all cells: most tables need no escape at all
+            joined = "\0".join(values)
         except TypeError:  # not all str
+            joined = None
+        if joined is not None:
+            has_cr = has_cr or "\r" in joined
+            if joined[:1] not in _FORMULA_START and not _NEEDS_ESCAPE.search(joined):
+                continue
+        else:
             has_cr = has_cr or any(isinstance(v, str) and "\r" in v for v in values)
+        mask = np.fromiter((type(v) is str and v[:1] in _FORMULA_START for v in values), bool, len(values))
         if mask.any():
             out = values.copy()
             out[mask] = ["'" + v for v in values[mask]]
@@ -247,11 +255,12 @@ def to_csv(
     if not is_main_process():
         return dest
     compression = compression_of(dest)
+    stream = resolve_output(dest, inputs=inputs, what="the table").kind == "stream"
     with atomic_path(dest, inputs=inputs, what="the table") as tmp:
         safe.to_csv(tmp, index=False, chunksize=chunksize, compression=compression, quoting=quoting)
-        size = tmp.stat().st_size if tmp.is_file() else None
+        size = None if stream else tmp.stat().st_size
     side = sidecar_path(dest)
-    if size is None:  # a device or a pipe: nothing to describe
+    if size is None:  # a device, a pipe, /dev/stdout: nothing to describe
         return dest
     meta = {
         "format": _TABLE_FORMAT,

@@ -240,6 +240,16 @@ def _(ctx: Ctx) -> None:
     assert not sidecar_path(link).exists()
 
 
+@case("dev-stdout-redirected-to-a-file-is-written-not-replaced")
+def _(ctx: Ctx) -> None:
+    redirect = ctx.tmp / "shell-redirect.txt"  # as `hardmine report x.csv --html /dev/stdout > page.html`
+    with open(redirect, "w") as fh:
+        inode = os.fstat(fh.fileno()).st_ino
+        write_html(Report(table=_split_table()), f"/dev/fd/{fh.fileno()}")
+    assert os.stat(redirect).st_ino == inode and redirect.read_text().startswith("<!DOCTYPE html>")
+    assert sorted(os.listdir(ctx.tmp)) == ["shell-redirect.txt"]
+
+
 @case("a-fifo-is-written-straight")
 def _(ctx: Ctx) -> None:
     fifo = ctx.tmp / "pipe.csv"
