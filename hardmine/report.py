@@ -220,7 +220,9 @@ def report_text(
         direction = "lowest" if harder_when(by) == "lower" else "highest"
         lines += ["", f"hardest {len(rows)} ({direction} {by} first)", rows.to_string(index=False, **fmt)]
     if skipped:
-        lines += ["", f"skipped files ({len(skipped)}, not scored: unreadable images)"]
+        folders = sum(1 for _, reason in skipped if reason.startswith("unreadable folder"))
+        what = "unreadable images" + (f" and {folders} unreadable folder(s)" if folders else "")
+        lines += ["", f"skipped files ({len(skipped)}, not scored: {what})"]
         lines += [f"  {path}  ({reason})" for path, reason in skipped]
     return "\n".join(lines)
 
@@ -349,7 +351,7 @@ def report_html(
             )
         parts.append("</div>")
     if skipped:
-        parts.append(f"<h2>Skipped files ({len(skipped)})</h2><p>Unreadable images, not scored.</p><ul>")
+        parts.append(f"<h2>Skipped files ({len(skipped)})</h2><p>Unreadable images and folders, not scored.</p><ul>")
         parts += [f"<li><code>{esc(path)}</code>: {esc(reason)}</li>" for path, reason in skipped]
         parts.append("</ul>")
     parts.append("</body></html>")
