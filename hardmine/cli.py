@@ -184,6 +184,17 @@ def _cmd_score(args: argparse.Namespace) -> int:
     scan = scan_image_folder(
         os.path.abspath(args.data_dir), check=False, follow_links_outside=args.follow_links, strict=args.strict
     )
+    if not to_stdout:
+        real_out = os.path.realpath(args.out)
+        if os.path.isfile(real_out) and any(
+            os.path.exists(p) and os.path.samefile(p, real_out)
+            for p, _ in scan.samples
+            if p.endswith(os.path.basename(real_out))
+        ):
+            raise ValueError(
+                f"Refusing to write the output to {args.out!r}: it is one of the images being scored. Name another "
+                "output file."
+            )
     classes = scan.classes
     positive = _resolve_positive(args.positive, classes)
     num_classes = len(classes) if args.num_classes is None else args.num_classes

@@ -135,6 +135,26 @@ def _(ctx: Ctx) -> None:
     assert (root / "ckpt.pt").read_bytes() == before and link.is_symlink()
 
 
+@case("score-out-is-one-of-the-images")
+def _(ctx: Ctx) -> None:
+    root, tree = ctx.cli
+    image = Path(tree.good[0])
+    before = image.read_bytes()
+    _one_error(ctx, 1, _score_argv(root, image), r"Refusing to write the output .*it is one of the images being scored")
+    assert image.read_bytes() == before
+
+
+@case("score-out-dash-writes-the-table-to-stdout")
+def _(ctx: Ctx) -> None:
+    root, tree = ctx.cli
+    ctx.monkeypatch.chdir(ctx.tmp)
+    assert main(_score_argv(root, "-")) == 0
+    out = ctx.capsys.readouterr()
+    assert out.out.startswith("index,id,label") and len(out.out.splitlines()) == len(tree.good) + 1
+    assert "hardmine summary" in out.err and "images: 15 found, 12 scored" in out.err
+    assert os.listdir(ctx.tmp) == []
+
+
 @case("report-html-is-the-table")
 def _(ctx: Ctx) -> None:
     path = to_csv(_split_table(), ctx.tmp / "s.csv")
