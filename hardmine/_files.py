@@ -197,11 +197,12 @@ def remove_leftovers(target: Path) -> list[Path]:
     removed: list[Path] = []
     host = _host_tag()
     try:
-        candidates = list(target.parent.glob(f".{_glob_escape(target.name)}.*{TEMP_SUFFIX}"))
+        stem = _temp_stem(target.name)
+        candidates = list(target.parent.glob(f".{_glob_escape(stem)}.*{TEMP_SUFFIX}"))
     except OSError:
         return removed
     for path in candidates:
-        tag = path.name[len(target.name) + 2 : -len(TEMP_SUFFIX)]
+        tag = path.name[len(stem) + 2 : -len(TEMP_SUFFIX)]
         parts = tag.split("-")
         if len(parts) != 3 or not parts[1].isdigit():
             continue
@@ -215,6 +216,17 @@ def remove_leftovers(target: Path) -> list[Path]:
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def _temp_stem(name: str) -> str:
+    """The destination's name as it appears in its temporary files, shortened (with a hash) when it is long.
+
+    So ``.<name>.<host>-<pid>-<random>.hardmine-tmp`` stays within the 255-byte limit of file names.
+    """
+    if len(name.encode("utf-8", "surrogateescape")) <= 180:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return name.encode("utf-8", "surrogateescape")[:120].decode("utf-8", "ignore") + "~" + digest
 
 
 def _glob_escape(name: str) -> str:
@@ -253,7 +265,8 @@ def atomic_path(
         return
     target = out.path
     remove_leftovers(target)
-    tmp_path = target.parent / f".{target.name}.{_host_tag()}-{os.getpid()}-{os.urandom(4).hex()}{TEMP_SUFFIX}"
+    stem = _temp_stem(target.name)
+    tmp_path = target.parent / f".{stem}.{_host_tag()}-{os.getpid()}-{os.urandom(4).hex()}{TEMP_SUFFIX}"
     try:
         fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except PermissionError as err:

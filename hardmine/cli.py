@@ -218,10 +218,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
         _warn(
             f"skipped unreadable {'folder' if reason.startswith('unreadable folder') else 'image'} {path!r} ({reason})"
         )
-    if scan.ignored:
-        _warn(
-            f"ignored {len(scan.ignored)} file(s) that are hidden or have no image extension, e.g. {scan.ignored[0]!r}"
-        )
+    links = [i for i in scan.ignored if i.endswith(")") and "(symlinked folder" in i]
+    files = [i for i in scan.ignored if i not in set(links)]
+    for item in links:
+        hint = "; --follow-links follows links that leave DATA_DIR" if "outside the image folder" in item else ""
+        _warn(f"did not follow {item}{hint}")
+    if files:
+        _warn(f"ignored {len(files)} file(s) that are hidden or have no image extension, e.g. {files[0]!r}")
     for name in scan.empty_classes:
         _warn(f"class folder {name!r} holds no image; it still counts as a class")
     transform = eval_transform(args.image_size, resize_size=args.resize_size, mean=args.mean, std=args.std)

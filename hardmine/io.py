@@ -15,6 +15,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -262,6 +263,14 @@ def to_csv(
     side = sidecar_path(dest)
     if size is None:  # a device, a pipe, /dev/stdout: nothing to describe
         return dest
+    if len(side.name.encode("utf-8", "surrogateescape")) > 255:
+        warnings.warn(
+            f"The name of {str(dest)!r} is too long for its sidecar {side.name[:40]!r}...: the table is written "
+            "without it, so hm.read_csv reads it as a plain CSV (checked, but without the settings and the "
+            "truncation check).",
+            stacklevel=2,
+        )
+        return dest
     meta = {
         "format": _TABLE_FORMAT,
         "version": _TABLE_VERSION,
@@ -278,7 +287,10 @@ def to_csv(
 
 def _read_sidecar(p: Path) -> dict[str, Any] | None:
     side = sidecar_path(p)
-    if not side.is_file():
+    try:
+        if not side.is_file():
+            return None
+    except OSError:  # a name too long for a sidecar: to_csv wrote none
         return None
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))

@@ -320,6 +320,19 @@ def _(ctx: Ctx) -> None:
         sock.close()
 
 
+@case("a-name-near-the-length-limit-still-writes")
+def _(ctx: Ctx) -> None:
+    table = _split_table()
+    long = ctx.tmp / ("t" * 246 + ".csv")  # 250 bytes: no room for a temporary name or a sidecar name unshortened
+    with pytest.warns(UserWarning, match="too long for its sidecar"):
+        to_csv(table, long)
+    assert sorted(os.listdir(ctx.tmp)) == [long.name]
+    back = read_csv(long)
+    assert back.attrs == {}
+    back.attrs = table.attrs
+    pd.testing.assert_frame_equal(back, table, check_exact=True)
+
+
 @case("dash-writes-text-to-stdout")
 def _(ctx: Ctx) -> None:
     ctx.monkeypatch.chdir(ctx.tmp)
