@@ -39,6 +39,8 @@ PathLike = str | os.PathLike[str]
 TEMP_SUFFIX = ".hardmine-tmp"
 #: A leftover temporary file of another host (shared file system) is removed only when older than this (seconds).
 _STALE_SECONDS = 24 * 3600
+#: A temporary file in hardmine 0.2.0's naming is removed when older than this (seconds).
+_OLD_STYLE_SECONDS = 3600
 _COMPRESSION: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
 
 
@@ -192,7 +194,8 @@ def remove_leftovers(target: Path) -> list[Path]:
     """Remove temporary files that a killed hardmine process left beside ``target``; returns those removed.
 
     A leftover is ``.<target name>.<host>-<pid>-<random>.hardmine-tmp`` whose process is gone (same host), or, from
-    another host, one older than a day.
+    another host, one older than a day; or one in hardmine 0.2.0's naming (``.<name>.<8 characters>.csv.tmp``) older
+    than an hour.
     """
     removed: list[Path] = []
     host = _host_tag()
@@ -201,6 +204,14 @@ def remove_leftovers(target: Path) -> list[Path]:
         candidates = list(target.parent.glob(f".{_glob_escape(stem)}.*{TEMP_SUFFIX}"))
     except OSError:
         return removed
+    # hardmine 0.2.0 named them `.<name>.<8 random characters><suffix>` (mkstemp): removed once an hour old.
+    old_style = re.compile(rf"^\.{re.escape(target.name)}\.[a-z0-9_]{{8}}(?:\.csv|\.parquet)?\.tmp$")
+    with contextlib.suppress(OSError):
+        for path in target.parent.glob(f".{_glob_escape(target.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if old_style.match(path.name) and time.time() - path.lstat().st_mtime > _OLD_STYLE_SECONDS:
+                    path.unlink()
+                    removed.append(path)
     for path in candidates:
         tag = path.name[len(stem) + 2 : -len(TEMP_SUFFIX)]
         parts = tag.split("-")

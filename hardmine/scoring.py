@@ -84,7 +84,8 @@ def score(
     Args:
         model: the classifier.
         loader: a DataLoader over a map-style dataset (``__len__`` and ``__getitem__``).
-        device: where to run; defaults to the device of the model's parameters.
+        device: where to run; defaults to the device of the model's parameters. A device the weights cannot live
+            on (``"meta"``) is refused before the model moves; a move that fails half-way is undone.
         amp: ``True`` (float16 on CUDA, bfloat16 on CPU), ``"bf16"``, ``"fp16"`` or a dtype for autocast;
             measures are always computed in float32 or wider.
         progress: show a ``tqdm`` progress bar.
@@ -101,7 +102,8 @@ def score(
             saved atomically in this folder; a later call with the same folder and the same model, data and
             arguments scores only the rest and returns the same table as an uninterrupted run. A checkpoint made
             with anything else is refused with a ValueError. The folder's checkpoint files are removed when the pass
-            completes. See :mod:`hardmine.checkpoint`.
+            completes. The folder must be new, empty or hardmine's own (a folder holding other files is refused),
+            and one run at a time may use it (a lock file). See :mod:`hardmine.checkpoint`.
         checkpoint_every: batches between checkpoint saves (only with ``checkpoint_dir``).
 
     Returns:

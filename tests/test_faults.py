@@ -385,8 +385,11 @@ def _(ctx: Ctx) -> None:
     leftover.write_bytes(b"index,label\n0,1\n1,")
     live = ctx.tmp / f".big.csv.{_host_tag()}-{os.getpid()}-12345678{TEMP_SUFFIX}"  # a write in progress
     live.write_bytes(b"")
+    old_style = ctx.tmp / ".big.csv.k3j_x9q2.csv.tmp"  # left by hardmine 0.2.0 (mkstemp), two hours ago
+    old_style.write_bytes(b"index,label\n0,")
+    os.utime(old_style, (os.stat(old_style).st_atime - 7200, os.stat(old_style).st_mtime - 7200))
     to_csv(_split_table(), dest)
-    assert not leftover.exists() and live.exists()
+    assert not leftover.exists() and live.exists() and not old_style.exists()
 
 
 @case("killed-write-leaves-the-old-file-then-is-cleaned")
