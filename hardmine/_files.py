@@ -44,14 +44,19 @@ _OLD_STYLE_SECONDS = 3600
 _COMPRESSION: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
 
 
+#: Names of this process's standard output, written through ``sys.stdout`` (never reopened: reopening a shell's
+#: ``> file`` would truncate what was already printed).
+_STDOUT_NAMES = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
 def is_stdout(dest: object) -> bool:
-    """Whether ``dest`` names standard output (the string ``"-"``).
+    """Whether ``dest`` names standard output: ``"-"`` (or ``/dev/stdout``, ``/dev/fd/1``, ``/proc/self/fd/1``).
 
     Example:
-        >>> is_stdout("-"), is_stdout("out.csv")
-        (True, False)
+        >>> is_stdout("-"), is_stdout("/dev/stdout"), is_stdout("out.csv")
+        (True, True, False)
     """
-    return isinstance(dest, str) and dest == "-"
+    return isinstance(dest, (str, os.PathLike)) and os.fspath(dest) in _STDOUT_NAMES
 
 
 def compression_of(path: PathLike) -> str | None:

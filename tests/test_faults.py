@@ -260,6 +260,17 @@ def _(ctx: Ctx) -> None:
     assert not sidecar_path(link).exists()
 
 
+@case("report-html-dev-stdout-as-root-keeps-the-link")
+def _(ctx: Ctx) -> None:
+    path = to_csv(_split_table(), ctx.tmp / "s.csv")
+    ctx.capsys.readouterr()
+    assert main(["report", str(path), "--html", "/dev/stdout"]) == 0
+    out = ctx.capsys.readouterr()
+    assert out.out.startswith("<!DOCTYPE html>") and out.out.rstrip().endswith("</html>")
+    assert "hardmine report" in out.err  # the text report goes to stderr, so stdout holds only the page
+    assert os.path.islink("/dev/stdout")
+
+
 @case("dev-stdout-redirected-to-a-file-is-written-not-replaced")
 def _(ctx: Ctx) -> None:
     redirect = ctx.tmp / "shell-redirect.txt"  # as `hardmine report x.csv --html /dev/stdout > page.html`
