@@ -15,6 +15,11 @@ another dataset is refused with a ``ValueError`` naming what differs, never mixe
 files hardmine wrote are removed (and the folder, if that leaves it empty): a checkpoint only ever holds an unfinished
 pass. Under torch.distributed each rank keeps its own files (``rank<r>.meta.json`` ...).
 
+The folder belongs to hardmine: it carries a marker file (``.hardmine-checkpoint``), a lock file per rank
+(``lock``, ``rank<r>.lock``: the host and process id of the run using it) refuses a second run while the first is
+alive, and only files of hardmine's own names are ever deleted. A folder that holds anything else (your own files)
+is refused with a ``ValueError`` naming them, before anything is written or deleted.
+
 Writing only the new rows each time keeps the total I/O at one copy of the results, whatever ``checkpoint_every``.
 """
 
@@ -25,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from hardmine._files import atomic_path
+from hardmine._files import _pid_alive, atomic_path
 from hardmine.data import dataset_ids
 
 __all__ = ["CheckpointState", "ScoringCheckpoint", "saved_position", "scoring_fingerprint"]
@@ -42,6 +48,14 @@ __all__ = ["CheckpointState", "ScoringCheckpoint", "saved_position", "scoring_fi
 _FORMAT = "hardmine-scoring-checkpoint"
 _VERSION = 1
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+#: The marker file of a checkpoint folder that hardmine owns.
+MARKER = ".hardmine-checkpoint"
+#: Names of the files hardmine writes in a checkpoint folder (and its temporary files, of 0.2.0 and of now).
+_OWN = re.compile(
+    r"^(?:\.hardmine-checkpoint"
+    r"|(?:rank\d+\.)?(?:meta\.json|lock|rows-\d{12}-\d{12}\.pt)"
+    r"|\.(?:rank\d+\.)?(?:meta\.json|rows-\d{12}-\d{12}\.pt|\.hardmine-checkpoint)\..+\.(?:tmp|hardmine-tmp))$"
+)
 
 
 def _sha256_strings(items: Sequence[Any]) -> str:
@@ -113,6 +127,27 @@ def _samples_hash(dataset: Any, n: int, probes: int = 5) -> str:
     return h.hexdigest()
 
 
+def _files_hash(dataset: Any) -> str | None:
+    """A hash of ``(path, size, mtime_ns)`` of every file of an ImageFolder-like dataset (``samples``), or ``None``.
+
+    One ``stat`` per file (no file is read), so a file changed after a save is caught, whichever it is.
+    """
+    samples = getattr(dataset, "samples", None)
+    if not isinstance(samples, Sequence) or not samples:
+        return None
+    h = hashlib.sha256()
+    for item in samples:
+        path = item[0] if isinstance(item, (tuple, list)) and item else item
+        if not isinstance(path, (str, os.PathLike)):
+            return None
+        try:
+            st = os.stat(path)
+            h.update(f"{os.fspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogatepass"))
+        except OSError:
+            h.update(f"{os.fspath(path)}\0missing\0".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
 def _describe(obj: Any) -> str | None:
     """A process-independent description of a transform or function (memory addresses removed)."""
     if obj is None:
@@ -143,8 +178,9 @@ def scoring_fingerprint(
     The dataset is described by its length, type, a hash of its ids (file paths for ``ImageFolder``), of its
     ``targets`` and the ``repr`` of its ``transform`` when it has them, and a hash of five evenly spaced samples (the
     first and the last included; a dataset with random augmentations therefore never matches, as its scores would
-    not either); the model by its class and a hash of its ``state_dict``. Hashing the model reads every weight once
-    (about 0.2 s per 100 MB).
+    not either), and, for an ImageFolder-like dataset (a ``samples`` list of file paths), the path, size and
+    modification time of every file; the model by its class and a hash of its ``state_dict``. Hashing the model
+    reads every weight once (about 0.2 s per 100 MB).
     """
     dataset = loader.dataset
     ids = dataset_ids(dataset)
@@ -156,6 +192,7 @@ def scoring_fingerprint(
         "dataset_targets": _targets_hash(dataset),
         "dataset_transform": _describe(getattr(dataset, "transform", None)),
         "dataset_samples": _samples_hash(dataset, n),
+        "dataset_files": _files_hash(dataset),
         "model": type(model).__qualname__,
         "model_state": model_hash(model),
         "batch_size": int(batch_size),
@@ -172,6 +209,7 @@ def scoring_fingerprint(
 
 
 _LABELS: dict[str, str] = {
+    "dataset_files": "dataset files (path, size, modification time)",
     "num_samples": "dataset length",
     "dataset_type": "dataset type",
     "dataset_ids": "dataset ids (file paths)",
@@ -253,6 +291,70 @@ class ScoringCheckpoint:
         self._prefix = f"rank{rank}." if world_size > 1 else ""
         self._saved = 0
         self._chunks: list[list[Any]] = []
+        self._locked = False
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file of this rank: it names the host and process of the run using the folder."""
+        return self.directory / f"{self._prefix}lock"
+
+    def _claim(self) -> None:
+        """Make the folder ours (refusing one with other files in it) and take this rank's lock."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ValueError(
+                f"Expected argument `checkpoint_dir` to be a folder, but {str(self.directory)!r} is a file."
+            )
+        if self.directory.is_dir():
+            foreign = sorted(name for name in os.listdir(self.directory) if not _OWN.match(name))
+            if foreign:
+                shown = ", ".join(repr(n) for n in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+                raise ValueError(
+                    f"Expected argument `checkpoint_dir` to be a folder of hardmine's own (new, empty, or used only "
+                    f"for hardmine checkpoints), but {str(self.directory)!r} holds {len(foreign)} other file(s): "
+                    f"{shown}. hardmine deletes its checkpoint files when the pass completes and will not risk "
+                    "yours: name a new folder."
+                )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not (self.directory / MARKER).is_file():
+            with atomic_path(self.directory / MARKER, what="the checkpoint marker") as tmp:
+                tmp.write_text(json.dumps({"format": "hardmine-checkpoint-folder"}) + "\n", encoding="utf-8")
+        self._lock()
+
+    def _lock(self) -> None:
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                try:
+                    holder = self.lock_path.read_text(encoding="utf-8").strip()
+                except OSError:
+                    holder = ""
+                host, _, pid = holder.rpartition(" ")
+                if holder == me:  # this process: a pass that failed earlier, now resumed
+                    self._locked = True
+                    return
+                if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+                    with contextlib.suppress(FileNotFoundError):
+                        self.lock_path.unlink()  # left by a run that was killed
+                    continue
+                raise ValueError(
+                    f"The scoring checkpoint in {str(self.directory)!r} is in use by another hardmine run "
+                    f"(process {pid or '?'} on {host or 'an unknown host'}, see {str(self.lock_path)!r}). Two runs "
+                    "must not share a checkpoint folder: wait for it, or name another folder. If no such run is "
+                    "alive, delete the lock file."
+                ) from None
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(me + "\n")
+            self._locked = True
+            return
+
+    def release(self) -> None:
+        """Give up this rank's lock (the files stay, to be resumed)."""
+        if self._locked:
+            with contextlib.suppress(FileNotFoundError):
+                self.lock_path.unlink()
+            self._locked = False
 
     @property
     def meta_path(self) -> Path:
@@ -266,11 +368,11 @@ class ScoringCheckpoint:
         )
 
     def load(self) -> CheckpointState | None:
-        """The saved state, or ``None`` when there is none; ``ValueError`` when it is for another pass or broken."""
-        if self.directory.exists() and not self.directory.is_dir():
-            raise ValueError(
-                f"Expected argument `checkpoint_dir` to be a folder, but {str(self.directory)!r} is a file."
-            )
+        """The saved state, or ``None`` when there is none; ``ValueError`` when it is for another pass or broken.
+
+        Claims the folder first: a folder holding other files, or in use by another live run, is refused.
+        """
+        self._claim()
         if not self.meta_path.is_file():
             return None
         try:
@@ -325,7 +427,8 @@ class ScoringCheckpoint:
         """
         if position <= self._saved:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self._locked:
+            self._claim()
         name = f"{self._prefix}rows-{self._saved:012d}-{position:012d}.pt"
         chunk = {k: v[self._saved : position].detach().to("cpu").clone() for k, v in buffers.items()}
         with atomic_path(self.directory / name) as tmp:
@@ -346,19 +449,25 @@ class ScoringCheckpoint:
         self._saved = position
 
     def finish(self) -> None:
-        """Remove this pass's files (and the folder, when nothing else is left in it)."""
+        """Remove this pass's files (only files of hardmine's own names), the lock, and the folder when it is empty."""
+        if not self.directory.is_dir():
+            self._saved, self._chunks, self._locked = 0, [], False
+            return
+        own = re.compile(
+            rf"^(?:{re.escape(self._prefix)}rows-\d{{12}}-\d{{12}}\.pt"
+            rf"|\.{re.escape(self._prefix)}(?:rows-\d{{12}}-\d{{12}}\.pt|meta\.json)\..+\.(?:tmp|hardmine-tmp))$"
+        )
         with contextlib.suppress(FileNotFoundError):
             self.meta_path.unlink()
-        if not self.directory.is_dir():
-            return
-        leftovers = [
-            *self.directory.glob(f"{self._prefix}rows-*.pt"),
-            *self.directory.glob(f".{self._prefix}rows-*.tmp"),
-            *self.directory.glob(f".{self._prefix}meta.json.*.tmp"),
-        ]
-        for path in leftovers:
+        for name in os.listdir(self.directory):
+            if own.match(name):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / name).unlink()
+        self.release()
+        rest = os.listdir(self.directory)
+        if rest == [MARKER]:
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                (self.directory / MARKER).unlink()
         with contextlib.suppress(OSError):
             self.directory.rmdir()
         self._saved = 0

@@ -54,17 +54,17 @@ def _warn(message: str) -> None:
     print(f"hardmine: warning: {message}", file=sys.stderr)
 
 
-def _check_writable(path: str, what: str) -> None:
+def _check_writable(path: str, what: str, inputs: Sequence[str | None] = ()) -> None:
+    """Fail before any work when ``path`` cannot be written or is one of the run's ``inputs`` (never overwrite one)."""
     import os
 
-    target = os.path.abspath(path)
-    folder = os.path.dirname(target)
-    if os.path.isdir(target):
+    from hardmine._files import is_stdout, resolve_output
+
+    if is_stdout(path):
+        return
+    if os.path.isdir(path):
         raise ValueError(f"{what} {path!r} is a folder; name a file in it, e.g. {os.path.join(path, 'hard.csv')!r}.")
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Cannot write {what} {path!r}: the folder {folder!r} does not exist.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"Cannot write {what} {path!r}: no permission to write in {folder!r}.")
+    resolve_output(path, inputs=inputs, what=what)
 
 
 def _resolve_positive(values: list[str] | None, classes: list[str]) -> list[int] | None:
@@ -159,9 +159,20 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.threshold is not None and not lo <= args.threshold <= hi:
         raise _UsageError(f"--threshold {args.threshold} is outside the range of {args.by}, [{lo}, {hi}]")
     device = _device(args.device)
-    _check_writable(args.out, "the output")
+    from hardmine._files import is_stdout
+    from hardmine.io import sidecar_path
+    from hardmine.report import skipped_path
+
+    to_stdout = is_stdout(args.out)
+    inputs = [args.weights]
+    _check_writable(args.out, "the output", inputs)
+    if not to_stdout:
+        _check_writable(str(sidecar_path(args.out)), "the table's sidecar", inputs)
+        _check_writable(str(skipped_path(args.out)), "the skipped-files list", inputs)
     ckpt_dir = None
     if args.resume:
+        if to_stdout and not args.checkpoint_dir:
+            raise _UsageError("--resume with --out - needs --checkpoint-dir DIR (there is no OUT.ckpt beside stdout)")
         ckpt_dir = args.checkpoint_dir or f"{args.out}.ckpt"
         parent = os.path.dirname(os.path.abspath(ckpt_dir))
         while not os.path.isdir(parent) and os.path.dirname(parent) != parent:  # it is created on the first save
@@ -170,7 +181,20 @@ def _cmd_score(args: argparse.Namespace) -> int:
             raise PermissionError(f"Cannot keep the checkpoint in {ckpt_dir!r}: no permission to write in {parent!r}.")
 
     # The class folders first (fast), so that a wrong --positive or checkpoint fails before any image is decoded.
-    scan = scan_image_folder(os.path.abspath(args.data_dir), check=False)
+    scan = scan_image_folder(
+        os.path.abspath(args.data_dir), check=False, follow_links_outside=args.follow_links, strict=args.strict
+    )
+    if not to_stdout:
+        real_out = os.path.realpath(args.out)
+        if os.path.isfile(real_out) and any(
+            os.path.exists(p) and os.path.samefile(p, real_out)
+            for p, _ in scan.samples
+            if p.endswith(os.path.basename(real_out))
+        ):
+            raise ValueError(
+                f"Refusing to write the output to {args.out!r}: it is one of the images being scored. Name another "
+                "output file."
+            )
     classes = scan.classes
     positive = _resolve_positive(args.positive, classes)
     num_classes = len(classes) if args.num_classes is None else args.num_classes
@@ -184,11 +208,16 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     scan = check_images(scan, strict=args.strict, workers=args.workers)
     for path, reason in scan.skipped:
-        _warn(f"skipped unreadable image {path!r} ({reason})")
-    if scan.ignored:
         _warn(
-            f"ignored {len(scan.ignored)} file(s) that are hidden or have no image extension, e.g. {scan.ignored[0]!r}"
+            f"skipped unreadable {'folder' if reason.startswith('unreadable folder') else 'image'} {path!r} ({reason})"
         )
+    links = [i for i in scan.ignored if i.endswith(")") and "(symlinked folder" in i]
+    files = [i for i in scan.ignored if i not in set(links)]
+    for item in links:
+        hint = "; --follow-links follows links that leave DATA_DIR" if "outside the image folder" in item else ""
+        _warn(f"did not follow {item}{hint}")
+    if files:
+        _warn(f"ignored {len(files)} file(s) that are hidden or have no image extension, e.g. {files[0]!r}")
     for name in scan.empty_classes:
         _warn(f"class folder {name!r} holds no image; it still counts as a class")
     transform = eval_transform(args.image_size, resize_size=args.resize_size, mean=args.mean, std=args.std)
@@ -223,6 +252,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
         hint = "run the same command again to continue" if ckpt_dir else "add --resume to make a long run resumable"
         print(f"hardmine: interrupted; {hint}", file=sys.stderr)
         return 130
+    # `index` is the sample's index in ImageFolder(DATA_DIR): skipped files leave gaps, so that
+    # Subset(ImageFolder(DATA_DIR), table["index"]) selects exactly these images.
+    import numpy as np
+
+    positions = np.asarray(dataset.positions, dtype=np.int64)
+    scores["index"] = positions[scores["index"].to_numpy()]
     names = [str(c) for c in classes]
     scores.insert(scores.columns.get_loc("pred") + 1, "label_name", [names[k] for k in scores["label"]])
     scores.insert(
@@ -237,10 +272,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
         hard_fraction=args.hard_fraction,
         positive=positive,
     )
+    table.attrs["hardmine"] = {**table.attrs.get("hardmine", {}), "image_root": os.path.abspath(args.data_dir)}
     only = None if args.only == "all" else args.only
-    to_csv(table, args.out, only=only)
-    sidecar = write_skipped(args.out, scan.skipped)
-    print(summary(table))
+    to_csv(table, args.out, only=only, inputs=inputs)
+    sidecar = None if to_stdout else write_skipped(args.out, scan.skipped, inputs=inputs)
+    info = sys.stderr if to_stdout else sys.stdout
+    print(summary(table), file=info)
     if only is None:
         rows = f"all {len(table)} rows"
     else:
@@ -251,24 +288,52 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if count == 0:
             _warn(f"no sample is {only}: {args.out} holds only the header row")
     shown = ", ".join(f"{i}={c}" for i, c in enumerate(names[:10])) + (" ..." if len(names) > 10 else "")
-    print(f"\nwrote {args.out} ({rows}); classes: {shown}")
+    print(f"\nwrote {'stdout' if to_stdout else args.out} ({rows}); classes: {shown}", file=info)
     if sidecar is not None:
-        print(f"skipped {len(scan.skipped)} unreadable image(s), listed in {sidecar}")
+        print(f"skipped {len(scan.skipped)} unreadable file(s) or folder(s), listed in {sidecar}", file=info)
+    folders = sum(1 for _, reason in scan.skipped if reason.startswith("unreadable folder"))
+    counts = f"images: {scan.found} found, {len(table)} scored, {scan.found - len(table)} skipped (unreadable)"
+    if folders:
+        counts += f"; {folders} unreadable folder(s) not walked"
+    if scan.ignored:
+        counts += f"; {len(scan.ignored)} other file(s) or linked folder(s) ignored"
+    print(counts, file=info)
     return 0
 
 
+def _no_root(source: str | None) -> str:
+    """With no recorded image root, only images beside the table (its folder and below) are embedded."""
+    import os
+
+    return os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
-    from hardmine.report import load_report, report_text, write_html
+    from hardmine._files import is_stdout
+    from hardmine.io import sidecar_path
+    from hardmine.report import load_report, report_text, skipped_path, write_html
 
     if args.html is not None:
-        _check_writable(args.html, "the HTML report")
+        _check_writable(
+            args.html, "the HTML report", [args.table, str(sidecar_path(args.table)), str(skipped_path(args.table))]
+        )
     report = load_report(args.table)
     if args.by not in report.table.columns:
         raise ValueError(f"--by {args.by!r}: {args.table!r} has no such column (it has {list(report.table.columns)}).")
-    print(report_text(report.table, top=args.top, by=args.by, skipped=report.skipped, source=report.source))
+    text = report_text(report.table, top=args.top, by=args.by, skipped=report.skipped, source=report.source)
+    print(text, file=sys.stderr if args.html is not None and is_stdout(args.html) else sys.stdout)
     if args.html is not None:
-        write_html(report, args.html, top=args.top, by=args.by)
-        print(f"\nwrote {args.html}")
+        image_root = args.image_root or report.table.attrs.get("hardmine", {}).get("image_root")
+        write_html(
+            report,
+            args.html,
+            top=args.top,
+            by=args.by,
+            image_root=None if args.allow_any_image else (image_root or _no_root(report.source)),
+            inputs=[args.table],
+        )
+        if not is_stdout(args.html):
+            print(f"\nwrote {args.html}")
     return 0
 
 
@@ -311,7 +376,12 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         help="your checkpoint: a state_dict, or a dict holding one under 'state_dict', 'model', "
         "'model_state_dict', 'net' or 'weights' (read with torch.load(weights_only=True))",
     )
-    p.add_argument("--out", required=True, metavar="CSV", help="the table to write (its folder must exist)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="CSV",
+        help="the table to write (its folder must exist; '-' for stdout; .gz/.bz2/.xz compress)",
+    )
     g = p.add_argument_group("images")
     g.add_argument(
         "--image-size",
@@ -341,7 +411,14 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         metavar=("R", "G", "B"),
         help="normalisation standard deviation (default: ImageNet's, %(default)s)",
     )
-    g.add_argument("--strict", action="store_true", help="fail on the first unreadable image instead of skipping it")
+    g.add_argument(
+        "--strict", action="store_true", help="fail on the first unreadable image or folder instead of skipping it"
+    )
+    g.add_argument(
+        "--follow-links",
+        action="store_true",
+        help="also walk symlinked folders that lead outside DATA_DIR (each linked folder is walked once either way)",
+    )
     r = p.add_argument_group("running")
     r.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch (default: %(default)s)")
     r.add_argument(
@@ -431,7 +508,21 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--by", default="label_prob", help="the score column that ranks the hardest samples (default: %(default)s)"
     )
-    p.add_argument("--html", default=None, metavar="HTML", help="also write an HTML page with a thumbnail gallery")
+    p.add_argument(
+        "--html", default=None, metavar="HTML", help="also write an HTML page with a thumbnail gallery ('-': stdout)"
+    )
+    p.add_argument(
+        "--image-root",
+        default=None,
+        metavar="DIR",
+        help="embed only images under DIR (default: the folder 'hardmine score' scored, recorded in the table; "
+        "for other tables the table's own folder)",
+    )
+    p.add_argument(
+        "--allow-any-image",
+        action="store_true",
+        help="embed any image file the ids name, wherever it is (only for tables you trust)",
+    )
     p.set_defaults(func=_cmd_report, parser=p)
 
 
@@ -471,7 +562,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``hardmine`` command; returns the exit code."""
+    """Run the ``hardmine`` command; returns the exit code (130 after Ctrl-C, with one line on stderr)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("hardmine: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)

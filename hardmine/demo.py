@@ -19,12 +19,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from hardmine._files import atomic_path
 from hardmine.io import to_csv
 from hardmine.metrics import Summary, summary
 from hardmine.scoring import score
 from hardmine.splitting import split
 
 __all__ = ["DemoResult", "digits_cnn", "load_digits_tensors", "run_demo"]
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Through hardmine's write path: atomic, the umask's mode, symlinks written through."""
+    with atomic_path(path, what="the demo summary") as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def load_digits_tensors(*, seed: int = 0, test_fraction: float = 0.2) -> tuple[TensorDataset, TensorDataset]:
@@ -198,7 +205,7 @@ def run_demo(
     }
     summary_path = out / "summary.txt"
     result = DemoResult(table=table, summary=s, files={**files, "summary": summary_path}, facts=facts)
-    summary_path.write_text(result.report() + "\n")
-    (out / "summary.json").write_text(json.dumps({"facts": facts, "summary": s.to_dict()}, indent=2, default=str))
+    _write_text(summary_path, result.report() + "\n")
+    _write_text(out / "summary.json", json.dumps({"facts": facts, "summary": s.to_dict()}, indent=2, default=str))
     result.files["json"] = out / "summary.json"
     return result

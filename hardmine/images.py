@@ -103,9 +103,13 @@ class FolderScan:
         root: the folder scanned.
         classes: class folder names, sorted; class ``k`` is ``classes[k]``.
         samples: ``(path, class index)`` of every readable image, in ImageFolder order.
-        skipped: ``(path, reason)`` of every image file that could not be decoded.
-        ignored: files without an image extension, hidden files (``._x.jpg``) and files in hidden folders (not read).
+        positions: for each of ``samples``, its index in ``torchvision.datasets.ImageFolder(root)`` (the position
+            among all image files, hidden ones and unreadable ones included): skipped files leave gaps.
+        skipped: ``(path, reason)`` of every image file or folder that could not be read.
+        ignored: files without an image extension, hidden files (``._x.jpg``) and files in hidden folders (not read),
+            and symlinked folders not followed (a loop, a folder already walked, or outside ``root``).
         empty_classes: class folders without any image file.
+        found: image files found (hidden ones not counted).
     """
 
     root: Path
@@ -114,6 +118,65 @@ class FolderScan:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     empty_classes: list[str] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    found: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.positions:
+            self.positions = list(range(len(self.samples)))
+        if len(self.positions) != len(self.samples):
+            raise ValueError(
+                f"Expected one position per sample ({len(self.samples)}), but got {len(self.positions)} positions."
+            )
+        self.found = max(self.found, len(self.samples))
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _walk(
+    top: Path, root_real: str, *, follow_outside: bool, seen: set[str], skipped: list[tuple[str, str]]
+) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """``(dirpath, sorted file names)`` of every folder under ``top``, in ``sorted(os.walk(top))`` order.
+
+    A symlinked folder is followed only when its real path was not walked yet (so a loop ends) and, unless
+    ``follow_outside``, lies inside ``root_real``; the folders not followed are returned as the second item. A
+    folder that cannot be listed goes to ``skipped`` with the reason.
+    """
+    found: list[tuple[str, list[str]]] = []
+    not_followed: list[str] = []
+    stack = [str(top)]
+    while stack:
+        dirpath = stack.pop()
+        real = os.path.realpath(dirpath)
+        if os.path.islink(dirpath):
+            if real in seen:
+                not_followed.append(f"{dirpath} (symlinked folder already walked, or a loop: {real})")
+                continue
+            if not follow_outside and not _is_within(real, root_real):
+                not_followed.append(f"{dirpath} (symlinked folder outside the image folder: {real})")
+                continue
+        seen.add(real)
+        try:
+            with os.scandir(dirpath) as it:
+                entries = list(it)
+        except OSError as err:
+            skipped.append((dirpath, f"unreadable folder: {type(err).__name__}: {err.strerror or err}"))
+            continue
+        files: list[str] = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir()  # follows symlinks
+            except OSError:
+                is_dir = False
+            if is_dir:
+                stack.append(os.path.join(dirpath, e.name))
+            else:
+                files.append(e.name)
+        found.append((dirpath, sorted(files)))
+    found.sort(key=lambda item: item[0])
+    return found, not_followed
 
 
 def _check_image(path: str) -> str | None:
@@ -133,7 +196,12 @@ def _check_image(path: str) -> str | None:
 
 
 def scan_image_folder(
-    root: str | os.PathLike[str], *, strict: bool = False, workers: int = 0, check: bool = True
+    root: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    workers: int = 0,
+    check: bool = True,
+    follow_links_outside: bool = False,
 ) -> FolderScan:
     """List the classes and images of an ImageFolder tree and decode every image once.
 
@@ -143,6 +211,8 @@ def scan_image_folder(
         workers: threads that decode images in parallel (0 or 1: one thread); the result does not depend on it.
         check: decode the images now; ``False`` only lists them (fast: the class list is known before any image is
             read), and :func:`check_images` does the rest later.
+        follow_links_outside: follow symlinked folders that lead outside ``root`` (by default they are listed in
+            ``ignored`` and not walked). A symlinked folder is walked at most once either way, so a loop ends.
 
     Returns:
         A :class:`FolderScan`.
@@ -150,7 +220,7 @@ def scan_image_folder(
     Raises:
         FileNotFoundError: when ``root`` does not exist.
         ValueError: when ``root`` is not a folder, has no class folders, holds no image at all, or (``strict``)
-            holds a corrupt image, naming the file.
+            holds a corrupt image or an unreadable folder, naming it.
 
     Example:
         >>> import tempfile
@@ -185,27 +255,59 @@ def scan_image_folder(
             f"class: {folder.name or folder}/<class>/<image>.png, e.g. {folder.name or folder}/cat/001.png."
         )
     files: list[tuple[str, int]] = []
+    positions: list[int] = []
     ignored: list[str] = []
     empty: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    root_real = os.path.realpath(folder)
+    seen: set[str] = {root_real}
+    position = 0  # the index torchvision's ImageFolder gives: every file with an image extension counts
     for k, name in enumerate(classes):
         count = 0
-        for dirpath, _, fnames in sorted(os.walk(folder / name, followlinks=True)):
+        walked, not_followed = _walk(
+            folder / name, root_real, follow_outside=follow_links_outside, seen=seen, skipped=skipped
+        )
+        ignored.extend(not_followed)
+        for dirpath, fnames in walked:
             hidden_dir = any(part.startswith(".") for part in Path(dirpath).relative_to(folder / name).parts)
-            for fname in sorted(fnames):
+            for fname in fnames:
                 path = os.path.join(dirpath, fname)
-                if fname.lower().endswith(IMAGE_EXTENSIONS) and not fname.startswith(".") and not hidden_dir:
-                    files.append((path, k))
-                    count += 1
-                else:
+                if not fname.lower().endswith(IMAGE_EXTENSIONS):
                     ignored.append(path)
+                    continue
+                if fname.startswith(".") or hidden_dir:
+                    ignored.append(path)
+                else:
+                    files.append((path, k))
+                    positions.append(position)
+                    count += 1
+                position += 1
         if count == 0:
             empty.append(name)
-    if not files:
+    if not files and not skipped:
         raise ValueError(
             f"{str(folder)!r} holds no image files: its class folders {classes[:10]} contain no file ending in "
             f"{', '.join(IMAGE_EXTENSIONS)}."
         )
-    scan = FolderScan(root=folder, classes=classes, samples=files, ignored=ignored, empty_classes=empty)
+    if not files:
+        raise ValueError(
+            f"No image of {str(folder)!r} could be listed; the first problem, {skipped[0][0]!r}: {skipped[0][1]}."
+        )
+    if skipped and strict:
+        path, reason = skipped[0]
+        raise ValueError(
+            f"Cannot read folder {path!r}: {reason} (without --strict / strict=True it is skipped and listed)."
+        )
+    scan = FolderScan(
+        root=folder,
+        classes=classes,
+        samples=files,
+        skipped=skipped,
+        ignored=ignored,
+        empty_classes=empty,
+        positions=positions,
+        found=len(files),
+    )
     return check_images(scan, strict=strict, workers=workers) if check else scan
 
 
@@ -223,10 +325,16 @@ def check_images(scan: FolderScan, *, strict: bool = False, workers: int = 0) ->
     else:
         reasons = [_check_image(p) for p in paths]
     samples: list[tuple[str, int]] = []
+    positions: list[int] = []
     skipped: list[tuple[str, str]] = list(scan.skipped)
-    for (path, k), reason in zip(files, reasons, strict=True):
+    if strict and skipped:
+        raise ValueError(
+            f"Cannot read {skipped[0][0]!r}: {skipped[0][1]} (without --strict / strict=True it is skipped and listed)."
+        )
+    for (path, k), position, reason in zip(files, scan.positions, reasons, strict=True):
         if reason is None:
             samples.append((path, k))
+            positions.append(position)
         elif strict:
             raise ValueError(
                 f"Cannot read image {path!r}: {reason} (without --strict / strict=True corrupt files "
@@ -246,6 +354,8 @@ def check_images(scan: FolderScan, *, strict: bool = False, workers: int = 0) ->
         skipped=skipped,
         ignored=scan.ignored,
         empty_classes=scan.empty_classes,
+        positions=positions,
+        found=scan.found,
     )
 
 
@@ -254,7 +364,9 @@ class CheckedImageFolder(Dataset):
 
     Built from a :class:`FolderScan`; it has the ``samples``, ``targets``, ``classes`` and ``class_to_idx`` of
     ``torchvision.datasets.ImageFolder`` (so :func:`hardmine.score` finds the file paths as ids) and ``skipped``,
-    the corrupt files left out. Images are converted to RGB before ``transform``.
+    the corrupt files left out, and ``positions``: sample ``i`` is ``ImageFolder(root)[positions[i]]`` (the
+    ``hardmine score`` table's ``index`` column holds these, with gaps where files were skipped). Images are
+    converted to RGB before ``transform``.
 
     Args:
         scan: the result of :func:`scan_image_folder`.
@@ -268,6 +380,7 @@ class CheckedImageFolder(Dataset):
         self.samples = list(scan.samples)
         self.targets = [k for _, k in self.samples]
         self.skipped = list(scan.skipped)
+        self.positions = list(scan.positions)
         self.transform = transform
 
     def __len__(self) -> int:
@@ -350,6 +463,31 @@ def _list(keys: Sequence[str], n: int = 5) -> str:
     return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
+def _text_head(path: Path, size: int = 512) -> str | None:
+    """The first line of ``path`` when the file is text (no NUL byte, valid UTF-8), else ``None``.
+
+    A PyTorch checkpoint is a zip archive (or, from old versions, a pickle); either holds NUL bytes or non-UTF-8
+    bytes in its first 512 bytes, text never does.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(size)
+    except OSError:
+        return None
+    if not head or b"\0" in head:
+        return None
+    try:
+        decoded = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 4:  # a character cut at the end of the block is still text
+            return None
+        decoded = head[: err.start].decode("utf-8")
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in decoded):
+        return None
+    first = decoded.splitlines()[0] if decoded.strip() else decoded
+    return first[:60]
+
+
 def load_weights(
     model: nn.Module, path: str | os.PathLike[str], *, arch: str | None = None, num_classes: int | None = None
 ) -> nn.Module:
@@ -387,6 +525,12 @@ def load_weights(
     if not p.is_file():
         raise FileNotFoundError(f"The weights file {str(p)!r} does not exist.")
     where = f"The weights file {str(p)!r}"
+    text = _text_head(p)
+    if text is not None:
+        raise ValueError(
+            f"{where} is not a readable PyTorch checkpoint: it is a text file (it starts with {text!r}). Pass the "
+            "file that torch.save(model.state_dict(), path) wrote."
+        )
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

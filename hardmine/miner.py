@@ -49,7 +49,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -663,6 +663,10 @@ class HardMiner:
         if by in _NO_DEFAULT_THRESHOLD and threshold is None and hard_fraction is None:
             raise ValueError(f"Column `{by}` has no default threshold: pass `threshold=` or `hard_fraction=`.")
         self._exclude_method, self._exclude_fixed = _exclude_setting(exclude_label_issues, dynamics, n)
+        if sampler_mode not in get_args(SamplerMode):
+            raise ValueError(
+                f"Expected argument `sampler_mode` to be one of {get_args(SamplerMode)}, but got {sampler_mode!r}."
+            )
         if apply == "sample+correct" and sampler_mode == "no_replacement":
             raise ValueError(
                 "Expected `sampler_mode` 'replacement' or 'cover' with apply='sample+correct' (draws "

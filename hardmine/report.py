@@ -16,6 +16,7 @@ import contextlib
 import html
 import io as _io
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hardmine._files import atomic_path
+from hardmine._files import atomic_path, is_stdout
 from hardmine.io import read_csv
 from hardmine.metrics import summary
 from hardmine.table import harder_when
@@ -49,7 +50,9 @@ def skipped_path(table_path: PathLike) -> Path:
     return p.with_name(p.name + ".skipped.txt")
 
 
-def write_skipped(table_path: PathLike, skipped: Sequence[tuple[str, str]]) -> Path | None:
+def write_skipped(
+    table_path: PathLike, skipped: Sequence[tuple[str, str]], *, inputs: Sequence[PathLike] = ()
+) -> Path | None:
     """Write (atomically) the ``path<TAB>reason`` list of skipped files beside a table; remove a stale one if none.
 
     Returns:
@@ -61,7 +64,7 @@ def write_skipped(table_path: PathLike, skipped: Sequence[tuple[str, str]]) -> P
             dest.unlink()
         return None
     text = "".join(f"{path}\t{' '.join(reason.split())}\n" for path, reason in skipped)
-    _atomic_write(dest, text.encode("utf-8"))
+    _atomic_write(dest, text.encode("utf-8"), inputs=inputs, what="the skipped-files list")
     return dest
 
 
@@ -101,11 +104,6 @@ def load_report(path: PathLike) -> Report:
             f"{str(path)!r} has no {', '.join(missing)} column(s): the report needs a split table "
             "(hardmine score writes one; in Python: hm.to_csv(hm.split(scores, ...), path))."
         )
-    names = [c for c in ("label_name", "pred_name") if c in table.columns]
-    if names:  # class folder names such as "007" must stay text; read_csv would read them as numbers
-        text = pd.read_csv(path, usecols=names, dtype=str, keep_default_na=False)
-        for col in names:
-            table[col] = text[col].to_numpy(dtype=object)
     return Report(table=table, source=str(path), skipped=read_skipped(path))
 
 
@@ -227,7 +225,9 @@ def report_text(
         direction = "lowest" if harder_when(by) == "lower" else "highest"
         lines += ["", f"hardest {len(rows)} ({direction} {by} first)", rows.to_string(index=False, **fmt)]
     if skipped:
-        lines += ["", f"skipped files ({len(skipped)}, not scored: unreadable images)"]
+        folders = sum(1 for _, reason in skipped if reason.startswith("unreadable folder"))
+        what = "unreadable images" + (f" and {folders} unreadable folder(s)" if folders else "")
+        lines += ["", f"skipped files ({len(skipped)}, not scored: {what})"]
         lines += [f"  {path}  ({reason})" for path, reason in skipped]
     return "\n".join(lines)
 
@@ -246,8 +246,17 @@ code { font-size: 11px; }
 """
 
 
-def _thumbnail(path: str, size: int, base: Path | None) -> str | None:
-    """A ``data:image/png;base64,...`` URI of a downscaled copy of the image, or ``None`` when it cannot be read."""
+def _under(path: Path, root: str) -> bool:
+    real = os.path.realpath(path)
+    top = os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _thumbnail(path: str, size: int, base: Path | None, image_root: str | None = None) -> str | None:
+    """A ``data:image/png;base64,...`` URI of a downscaled copy of the image, or ``None`` when it cannot be read.
+
+    With ``image_root``, only a file whose real path (links followed) lies under it is read.
+    """
     from PIL import Image
 
     candidates = [Path(path)]
@@ -255,6 +264,8 @@ def _thumbnail(path: str, size: int, base: Path | None) -> str | None:
         candidates.append(base / path)
     for candidate in candidates:
         if not candidate.is_file():
+            continue
+        if image_root is not None and not _under(candidate, image_root):
             continue
         try:
             with Image.open(candidate) as im:
@@ -276,12 +287,18 @@ def report_html(
     skipped: Sequence[tuple[str, str]] = (),
     source: str | None = None,
     thumbnail_size: int = 160,
+    image_root: PathLike | None = None,
 ) -> str:
     """The report as one self-contained HTML page with a thumbnail gallery of the ``top`` hardest samples.
 
     Thumbnails are downscaled to ``thumbnail_size`` pixels and embedded as base64 PNG, so the page needs no other
     file; a sample whose ``id`` is not a readable image file (moved, or not an image dataset) gets a placeholder.
     Relative paths are tried from the working directory, then from the folder of ``source``. All text is escaped.
+
+    ``image_root`` limits which files are embedded: only images whose real path (symlinks followed) lies under it,
+    so that a table from someone else cannot make the page carry ``../../secret.png`` or ``/home/you/id.png``.
+    ``None`` embeds any image the ids name: use it only for tables you made. ``hardmine report`` passes the folder
+    that ``hardmine score`` scored (recorded in the table's settings as ``image_root``).
 
     Example:
         >>> from hardmine.splitting import split
@@ -294,6 +311,7 @@ def report_html(
     s = summary(table)
     m = s.metrics
     base = Path(source).parent if source else None
+    root = None if image_root is None else os.fspath(image_root)
     esc = html.escape
     fmt = {"float_format": lambda v: f"{v:.3f}"}
     title = f"hardmine report{f': {source}' if source else ''}"
@@ -328,7 +346,7 @@ def report_html(
         for rank, row in enumerate(rows.itertuples(index=False), start=1):
             r = row._asdict()
             sample_id = str(r.get("id", r["index"]))
-            uri = _thumbnail(sample_id, thumbnail_size, base) if "id" in r else None
+            uri = _thumbnail(sample_id, thumbnail_size, base, root) if "id" in r else None
             label = f"{r['label_name']} ({r['label']})" if has_names else str(r["label"])
             pred = f"{r['pred_name']} ({r['pred']})" if has_names else str(r["pred"])
             image = (
@@ -343,26 +361,44 @@ def report_html(
             )
         parts.append("</div>")
     if skipped:
-        parts.append(f"<h2>Skipped files ({len(skipped)})</h2><p>Unreadable images, not scored.</p><ul>")
+        parts.append(f"<h2>Skipped files ({len(skipped)})</h2><p>Unreadable images and folders, not scored.</p><ul>")
         parts += [f"<li><code>{esc(path)}</code>: {esc(reason)}</li>" for path, reason in skipped]
         parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def write_html(report: Report, path: PathLike, *, top: int = 20, by: str = "label_prob") -> Path:
-    """Write :func:`report_html` of ``report`` to ``path`` atomically.
+def write_html(
+    report: Report,
+    path: PathLike,
+    *,
+    top: int = 20,
+    by: str = "label_prob",
+    image_root: PathLike | None = None,
+    inputs: Sequence[PathLike] = (),
+) -> Path:
+    """Write :func:`report_html` of ``report`` to ``path`` through hardmine's write path (``"-"``: stdout).
+
+    ``image_root``: see :func:`report_html`. ``report.source`` and ``inputs`` may not be ``path``.
 
     Raises:
+        ValueError: when ``path`` is the report's table or another input, a folder or a socket.
         FileNotFoundError: when the destination folder does not exist.
         PermissionError: when it is not writable.
     """
-    page = report_html(report.table, top=top, by=by, skipped=report.skipped, source=report.source)
+    page = report_html(
+        report.table, top=top, by=by, skipped=report.skipped, source=report.source, image_root=image_root
+    )
+    if is_stdout(path):
+        sys.stdout.write(page)
+        sys.stdout.flush()
+        return Path("-")
     dest = Path(path)
-    _atomic_write(dest, page.encode("utf-8"))
+    sources = [*inputs, *([report.source] if report.source else [])]
+    _atomic_write(dest, page.encode("utf-8"), inputs=sources, what="the HTML report")
     return dest
 
 
-def _atomic_write(dest: Path, data: bytes) -> None:
-    with atomic_path(dest) as tmp:
+def _atomic_write(dest: Path, data: bytes, *, inputs: Sequence[PathLike] = (), what: str = "output") -> None:
+    with atomic_path(dest, inputs=inputs, what=what) as tmp:
         tmp.write_bytes(data)

@@ -106,7 +106,8 @@ def score(
         model: the model.
         loader: a DataLoader over a map-style dataset (``__len__`` and ``__getitem__``), or a
             :class:`hardmine.HardMiner` (its ``score_loader`` is scored).
-        device: where to run; defaults to the device of the model's parameters.
+        device: where to run; defaults to the device of the model's parameters. A device the weights cannot live
+            on (``"meta"``) is refused before the model moves; a move that fails half-way is undone.
         amp: ``True`` (float16 on CUDA, bfloat16 on CPU), ``"bf16"``, ``"fp16"`` or a dtype for autocast;
             measures are always computed in float32 or wider.
         progress: show a ``tqdm`` progress bar.
@@ -123,7 +124,8 @@ def score(
             saved atomically in this folder; a later call with the same folder and the same model, data and
             arguments scores only the rest and returns the same table as an uninterrupted run. A checkpoint made
             with anything else is refused with a ValueError. The folder's checkpoint files are removed when the pass
-            completes. See :mod:`hardmine.checkpoint`.
+            completes. The folder must be new, empty or hardmine's own (a folder holding other files is refused),
+            and one run at a time may use it (a lock file). See :mod:`hardmine.checkpoint`.
         checkpoint_every: batches between checkpoint saves (only with ``checkpoint_dir``).
         targets: ``False`` ignores the batches' targets: the unlabeled table (``pred``, ``confidence``, ``margin``
             as top-1 minus top-2 probability, ``entropy``), for active learning.
@@ -359,16 +361,22 @@ def _run_pass(
     failure: Exception | None = None
     try:
         with _model_for_scoring(model, run_device), torch.inference_mode(), autocast:
-            batches = tqdm(scoring_loader, disable=not progress, desc="hardmine: scoring", unit="batch", leave=False)
+            batches = tqdm(
+                _batches_naming_errors(scoring_loader),
+                total=len(scoring_loader),
+                disable=not progress,
+                desc="hardmine: scoring",
+                unit="batch",
+                leave=False,
+            )
             for b, batch in enumerate(batches, start=done_batches):
                 try:
-                    inputs, target = (
-                        unpack(batch)
-                        if unpack is not None
-                        else unpack_batch(
+                    if unpack is not None:
+                        inputs, target = _check_unpacked(unpack(batch), b)
+                    else:
+                        inputs, target = unpack_batch(
                             batch, input_key=input_key, target_key=target_key, batch_number=b, targets=targets
                         )
-                    )
                 except (ValueError, TypeError, KeyError, IndexError) as err:
                     raise type(err)(f"{err} (batch {b}, samples {start + pos}..)") from err
                 if not targets:
@@ -506,6 +514,70 @@ def _as_loader(loader: Any) -> Any:
     return loader
 
 
+def _check_unpacked(out: Any, batch: int) -> tuple[Any, Any]:
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        got = f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list)) else type(out).__name__
+        raise ValueError(f"Expected argument `unpack` to return a pair (inputs, targets), but it returned {got}.")
+    return out[0], out[1]
+
+
+def _rebuilt(err: BaseException, message: str) -> Exception:
+    """``err``'s type with ``message`` when that type takes one message, else a RuntimeError."""
+    try:
+        new = type(err)(message)
+    except Exception:  # noqa: BLE001 - exception types with other constructors
+        return RuntimeError(message)
+    if isinstance(new, Exception) and (str(new) == message or new.args == (message,)):
+        return new
+    return RuntimeError(message)
+
+
+def _dataset_error(dataset: Any, indices: Sequence[int], err: Exception) -> Exception:
+    """An error that names the dataset sample that failed: each index of the failed batch is read again, alone."""
+    n = len(dataset)
+    for i in indices:
+        try:
+            dataset[i]
+        except Exception as inner:  # noqa: BLE001 - any error of the user's dataset; it is named and re-raised
+            samples: Any = getattr(dataset, "samples", None)
+            path = ""
+            with contextlib.suppress(Exception):
+                path = f", file {str(samples[i][0])!r}"
+            if f"sample {i}" in str(inner) or f"index {i}" in str(inner):
+                return inner  # it already names the sample (hardmine's own image folder does)
+            reason = f"{type(inner).__name__}: {str(inner).strip().splitlines()[0] if str(inner).strip() else ''}"
+            if isinstance(inner, IndexError):
+                return _rebuilt(
+                    inner,
+                    f"The dataset ({type(dataset).__name__}) says it has {n} samples (its __len__), but reading "
+                    f"sample {i} raised {reason}: is its __len__ longer than its data?",
+                )
+            return _rebuilt(
+                inner, f"Reading sample {i} of the dataset ({type(dataset).__name__}{path}) failed: {reason}"
+            )
+    first = f"{indices[0]}..{indices[-1]}" if len(indices) else "?"
+    return _rebuilt(err, f"{str(err).strip()} (while loading the batch of samples {first})")
+
+
+def _batches_naming_errors(loader: DataLoader) -> Iterator[Any]:
+    """The loader's batches; an error while loading one names the sample (index, and file when there is one)."""
+    iterator = iter(loader)
+    size = loader.batch_size or 1
+    order = loader.sampler
+    b = 0
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except Exception as err:
+            if not isinstance(order, range):
+                raise
+            raise _dataset_error(loader.dataset, order[b * size : (b + 1) * size], err) from err
+        yield batch
+        b += 1
+
+
 def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
     if device is not None:
         try:
@@ -541,9 +613,19 @@ def _model_for_scoring(model: nn.Module, device: torch.device) -> Iterator[None]
     param = next(model.parameters(), None)
     home = param.device if param is not None else None
     moved = home is not None and home != device
-    try:
-        if moved:
+    if moved and device.type == "meta":
+        raise ValueError(
+            "Expected argument `device` to be a device that can hold the model's weights, but got 'meta' (tensors "
+            "without data): moving the model there would erase its weights."
+        )
+    if moved:
+        try:
             model.to(device)
+        except Exception as err:
+            with contextlib.suppress(Exception):
+                model.to(home)  # a move that failed half-way: every tensor back where it was
+            raise RuntimeError(f"Cannot move the model to device {str(device)!r} for scoring: {err}") from err
+    try:
         model.eval()
         yield
     finally:

@@ -113,12 +113,15 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(table, tmp_path, mo
         write(table.iloc[::-1], dest)
     monkeypatch.undo()
     assert dest.read_bytes() == old
-    assert sorted(os.listdir(tmp_path)) == [dest.name]
+    # Only the table (and, for CSV, its sidecar, which still describes the old file): no temporary file is left.
+    sidecar = [f"{dest.name}.hardmine.json"] if fmt == "csv" else []
+    assert sorted(os.listdir(tmp_path)) == sorted([dest.name, *sidecar])
+    pd.testing.assert_frame_equal(read_csv(dest) if fmt == "csv" else read_parquet(dest), table, check_exact=True)
     # And a write that succeeds replaces the file completely.
     write(table.iloc[:5], dest)
     back = read_csv(dest) if fmt == "csv" else read_parquet(dest)
     pd.testing.assert_frame_equal(back, table.iloc[:5], check_exact=True)
-    assert sorted(os.listdir(tmp_path)) == [dest.name]
+    assert sorted(os.listdir(tmp_path)) == sorted([dest.name, *sidecar])
 
 
 def test_missing_folder_and_missing_file(table, tmp_path):

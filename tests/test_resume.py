@@ -104,14 +104,17 @@ def test_checkpoint_is_written_atomically_in_chunks(tmp_path):
     ckpt = tmp_path / "ckpt"
     _interrupt(model, loader, ckpt, fail_at=8, every=2)
     names = sorted(p.name for p in ckpt.iterdir())
-    # Only the new rows are written at each save; no temporary files are left.
+    # Only the new rows are written at each save; no temporary files are left. The marker says the folder is
+    # hardmine's; the lock (this process's, as the pass failed here) keeps a second run out until it is resumed.
     assert names == [
+        ".hardmine-checkpoint",
+        "lock",
         "meta.json",
         "rows-000000000000-000000000008.pt",
         "rows-000000000008-000000000016.pt",
         "rows-000000000016-000000000024.pt",
     ]
-    chunk = torch.load(ckpt / names[2], weights_only=True)
+    chunk = torch.load(ckpt / names[4], weights_only=True)
     assert chunk["label"].shape == (8,) and chunk["loss"].dtype == torch.float32
 
 
