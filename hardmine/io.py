@@ -497,11 +497,7 @@ def check_table(table: pd.DataFrame, where: str, *, lines: bool = False) -> pd.D
     return restore_dtypes(table)
 
 
-def _check_split_consistency(table: pd.DataFrame, where: str, lines: bool) -> None:
-    """``group`` is ``<difficulty>_<polarity>``; with the settings known, polarity and difficulty follow them."""
-    polarity = table["polarity"].astype(str).to_numpy()
-    difficulty = table["difficulty"].astype(str).to_numpy()
-    group = table["group"].astype(str).to_numpy()
+def _check_groups(group: np.ndarray, difficulty: np.ndarray, polarity: np.ndarray, where: str, lines: bool) -> None:
     expected = np.char.add(np.char.add(difficulty.astype(str), "_"), polarity.astype(str))
     bad = group != expected
     if bad.any():
@@ -511,9 +507,21 @@ def _check_split_consistency(table: pd.DataFrame, where: str, lines: bool) -> No
             f"and `polarity` {polarity[i]!r} make it {expected[i]!r} ({int(bad.sum())} such row(s): "
             f"{_first_rows(bad)})."
         )
+
+
+def _check_split_consistency(table: pd.DataFrame, where: str, lines: bool) -> None:
+    """``group`` is ``<difficulty>_<polarity>``; with the settings known, polarity and difficulty follow them.
+
+    A table split without a positive class (multi-class, unlabeled, regression) has ``difficulty`` alone: only the
+    threshold rule is checked.
+    """
+    difficulty = table["difficulty"].astype(str).to_numpy()
+    polarity = table["polarity"].astype(str).to_numpy() if "polarity" in table.columns else None
+    if polarity is not None and "group" in table.columns:
+        _check_groups(table["group"].astype(str).to_numpy(), difficulty, polarity, where, lines)
     settings = table.attrs.get("hardmine", {})
     positive = settings.get("positive")
-    if positive is not None and "label" in table.columns:
+    if polarity is not None and positive is not None and "label" in table.columns:
         is_pos = np.isin(table["label"].to_numpy(), np.asarray(list(positive), dtype=np.int64))
         bad = (polarity == "positive") != is_pos
         if bad.any():

@@ -867,7 +867,7 @@ def _(ctx: Ctx) -> None:
     pytest.importorskip("matplotlib")
     scores = hm.score(make_model(2), DataLoader(make_dataset(8, 2), batch_size=4), progress=False)
     table = hm.split(scores, threshold=0.5)
-    with pytest.raises(ValueError, match=r"ids are the sample indices.*pass `dataset=`"):
+    with pytest.raises(ValueError, match=r"is not a file.*Pass `dataset=`.*or `root=`"):
         hm.plot.gallery(table)
 
 

@@ -194,3 +194,24 @@ def test_parquet_round_trip(table, tmp_path):
     pd.DataFrame({"name": ["ada"]}).to_parquet(tmp_path / "people.parquet")
     with pytest.raises(ValueError, match=r"no `index` column"):
         read_parquet(tmp_path / "people.parquet")
+
+
+def test_a_table_split_without_a_positive_class_round_trips_and_its_difficulty_is_checked(tmp_path):
+    # A multi-class table split easy/hard only has `difficulty` without `polarity`/`group`: it reads back whole, and
+    # a `difficulty` that contradicts the recorded threshold is still caught, naming the column.
+    import hardmine as hm
+
+    scores = score(make_model(4), DataLoader(make_dataset(40, 4), batch_size=16), progress=False)
+    threshold = float(scores["label_prob"].median())  # an untrained model: about half of the rows hard
+    table = hm.split(scores, threshold=threshold)
+    assert 0 < (table["difficulty"] == "hard").sum() < len(table)
+    assert "polarity" not in table.columns and "group" not in table.columns
+    path = to_csv(table, tmp_path / "multi.csv")
+    back = read_csv(path)
+    assert back["difficulty"].astype(str).tolist() == table["difficulty"].astype(str).tolist()
+    assert back.attrs["hardmine"]["threshold"] == threshold
+    # "hard" and "easy" have the same length: swapping them keeps the size and rows the sidecar records.
+    text = path.read_text()
+    path.write_text(text.replace(",hard", ",XXXX").replace(",easy", ",hard").replace(",XXXX", ",easy"))
+    with pytest.raises(ValueError, match="column `difficulty` holds"):
+        read_csv(path)
