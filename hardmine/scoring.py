@@ -161,6 +161,10 @@ def score(
         >>> list(unlabeled.columns)
         ['index', 'id', 'pred', 'confidence', 'margin', 'entropy']
     """
+    if task == "detection":  # lists of images and of box dicts: hardmine.detection's own pass (issue 17)
+        from hardmine.detection import score_detection
+
+        return score_detection(model, loader, device=device, progress=progress, ids=ids, classes=classes)
     result, resolved = _run_pass(
         model,
         loader,
@@ -389,6 +393,9 @@ def _run_pass(
                     )
                 if first and isinstance(out, Tensor):
                     warn_if_probabilities(resolved, out, outputs)
+                see_inputs = getattr(resolved, "see_inputs", None)  # tasks that read the inputs (attention_mask)
+                if see_inputs is not None:
+                    see_inputs(inputs)
                 resolved.check(out, target, where)
                 if pos + bsz > stop - start:
                     raise ValueError(
@@ -440,6 +447,8 @@ def _run_pass(
                 checked[key] = all_gather_concat(buffers[key])
     if isinstance(resolved, ClassificationTask) and resolved.num_classes < 0:
         resolved.num_classes = num_classes
+    if num_classes < 0:  # dense outputs: the task knows its class count
+        num_classes = int(getattr(resolved, "num_classes", -1))
     _check_results(checked, flag_keys, resolved, 0 if world > 1 else start, step if world == 1 else 0)
     if ckpt is not None:
         ckpt.finish()
