@@ -308,3 +308,13 @@ def test_segmentation_gallery_draws_the_hardest_images() -> None:
     with torch.no_grad():
         expected = model(ds.tensors[0][int(hardest["index"])][None])["out"].argmax(1)[0]
     np.testing.assert_array_equal(np.asarray(pred), expected.numpy())
+
+
+def test_segmentation_results_are_per_image_whatever_the_image_size() -> None:
+    from hardmine.scoring import score_tensors
+
+    model = TinySeg()
+    small = score_tensors(model, DataLoader(seg_data(4, (6, 5)), batch_size=2), progress=False)
+    large = score_tensors(model, DataLoader(seg_data(4, (24, 20)), batch_size=2), progress=False)
+    assert {k: tuple(v.shape) for k, v in small.items()} == {k: tuple(v.shape) for k, v in large.items()}
+    assert small["inter"].shape == (4, C)
