@@ -318,3 +318,23 @@ def test_segmentation_results_are_per_image_whatever_the_image_size() -> None:
     large = score_tensors(model, DataLoader(seg_data(4, (24, 20)), batch_size=2), progress=False)
     assert {k: tuple(v.shape) for k, v in small.items()} == {k: tuple(v.shape) for k, v in large.items()}
     assert small["inter"].shape == (4, C)
+
+
+def test_segmentation_loss_fn_replaces_the_loss_column_only() -> None:
+    model, ds = TinySeg(), seg_data()
+    loader = DataLoader(ds, batch_size=3)
+    ce = nn.CrossEntropyLoss(reduction="none", ignore_index=255, label_smoothing=0.1)
+
+    def smoothed(logits: Tensor, target: Tensor) -> Tensor:
+        t = target.masked_fill(target == -100, 255)
+        valid = (t != 255).flatten(1).sum(1).clamp_min(1)
+        return ce(logits, t).flatten(1).sum(1) / valid  # per-image mean over valid pixels
+
+    plain = hm.score(model, loader, progress=False)
+    table = hm.score(model, loader, progress=False, task="segmentation", loss_fn=smoothed)
+    model.eval()
+    with torch.no_grad():
+        logits = model(ds.tensors[0])["out"]
+    expected = smoothed(logits, ds.tensors[1])
+    np.testing.assert_allclose(table["loss"].to_numpy(), expected.numpy(), atol=1e-5)
+    pd.testing.assert_series_equal(table["miou"], plain["miou"])

@@ -210,3 +210,21 @@ def test_detection_gallery_colours_misses_and_false_positives() -> None:
 
     assert colors.count(to_rgb("limegreen")) == 2 and colors.count(to_rgb("red")) == 1
     assert colors.count(to_rgb("orange")) == 1
+
+
+def test_hardminer_draws_images_with_mistakes_more_often() -> None:
+    data = synthetic(6)
+    miner = hm.HardMiner(
+        tiny_fasterrcnn(),
+        DataLoader(data, batch_size=2, collate_fn=collate),
+        hard_fraction=0.5,
+        progress=False,
+        score_kwargs={"task": "detection"},
+    )
+    table = miner.rescore()
+    assert table.attrs["hardmine"]["task"] == "detection" and table.attrs["hardmine"]["by"] == "mistakenness"
+    hard = (table["difficulty"] == "hard").to_numpy()
+    assert hard.sum() == 3
+    assert table["mistakenness"][hard].min() >= table["mistakenness"][~hard].max()
+    batches = list(miner)
+    assert len(batches) == 3 and isinstance(batches[0][1][0], dict)  # detection batches, as collated
