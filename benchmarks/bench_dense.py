@@ -13,6 +13,8 @@ Cases:
 
 - ``lraspp``: torchvision ``lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)`` on random
   3x``--size``x``--size`` images and masks (255 on a border, as VOC marks object edges).
+- ``fcn``: torchvision ``fcn_resnet50(weights=None, weights_backbone=None, num_classes=21, aux_loss=False)``, the same
+  data: a heavier forward pass per pixel, as most segmentation models have.
 - ``fasterrcnn``: torchvision ``fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None,
   num_classes=3, min_size=--size, max_size=--size)`` on random images with 0-3 boxes each, batches collated with
   ``tuple(zip(*b))``. An untrained detector keeps up to 100 low-score detections per image; all of them go through the
@@ -31,33 +33,38 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from _common import describe, machine, save_results
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import hardmine as hm
 from hardmine.scoring import score_tensors
 
-CASES = ("lraspp", "fasterrcnn")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when the tests import this script
+from _common import describe, machine, save_results  # noqa: E402
+
+CASES = ("lraspp", "fcn", "fasterrcnn")
 
 
 def collate(batch: list[Any]) -> tuple[Any, ...]:
     return tuple(zip(*batch, strict=True))
 
 
-def seg_case(n: int, size: int, seed: int = 0) -> tuple[nn.Module, TensorDataset]:
-    """The lraspp model (eval mode) and ``n`` random images with masks in ``[0, 21)``, 255 on a 2-pixel border."""
-    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+def seg_case(n: int, size: int, seed: int = 0, arch: str = "lraspp") -> tuple[nn.Module, TensorDataset]:
+    """The segmentation model (eval mode) and ``n`` random images with masks in ``[0, 21)``, 255 on a 2-pixel border."""
+    from torchvision.models.segmentation import fcn_resnet50, lraspp_mobilenet_v3_large
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).eval()
+    build = fcn_resnet50 if arch == "fcn" else lraspp_mobilenet_v3_large
+    kwargs = {"aux_loss": False} if arch == "fcn" else {}
+    model = build(weights=None, weights_backbone=None, num_classes=21, **kwargs).eval()
     x = torch.randn(n, 3, size, size, generator=g)
     y = torch.randint(0, 21, (n, size, size), generator=g)
     y[:, :2] = 255
@@ -92,8 +99,8 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
 
 def run_case(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     n, size = args.n, args.size
-    if name == "lraspp":
-        model, ds = seg_case(n, size)
+    if name in ("lraspp", "fcn"):
+        model, ds = seg_case(n, size, arch=name)
         model.to(device)
         loader = DataLoader(ds, batch_size=args.batch_size)
 

@@ -338,10 +338,10 @@ def score_detection(
                     )
                 conf = m["confident"]
                 for j in np.flatnonzero(~m["pred_matched"]):
-                    k = int(conf[j])
-                    x1, y1, x2, y2 = pb[k].tolist()
+                    q = int(conf[j])
+                    x1, y1, x2, y2 = pb[q].tolist()
                     boxes_rows.append(
-                        (idx, "false_pos", int(pl[k]), float(ps[k]), x1, y1, x2, y2, float(m["pred_best_iou"][j]))
+                        (idx, "false_pos", int(pl[q]), float(ps[q]), x1, y1, x2, y2, float(m["pred_best_iou"][j]))
                     )
             pos += len(images)
     if pos != n:

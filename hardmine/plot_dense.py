@@ -94,8 +94,12 @@ def segmentation_gallery(
             ignored = (target == ignore_index) | (target == -100)
             target[ignored] = np.nan
             c = num_classes or int(logits.shape[1])
-            shown = [("image", _to_image(image), {}), ("target", target, {}), ("prediction", pred, {})]
-            for col, (title, arr, _) in enumerate(shown):
+            shown: list[tuple[str, np.ndarray]] = [
+                ("image", _to_image(image)),
+                ("target", target),
+                ("prediction", pred),
+            ]
+            for col, (title, arr) in enumerate(shown):
                 ax = axes[r][col]
                 if col == 0:
                     ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None)
