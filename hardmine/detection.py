@@ -224,6 +224,7 @@ def score_detection(
     loader: DataLoader,
     *,
     device: str | torch.device | None = ...,
+    batch_size: int | None = ...,
     iou_threshold: float = ...,
     score_threshold: float = ...,
     progress: bool = ...,
@@ -239,6 +240,7 @@ def score_detection(
     loader: DataLoader,
     *,
     device: str | torch.device | None = ...,
+    batch_size: int | None = ...,
     iou_threshold: float = ...,
     score_threshold: float = ...,
     progress: bool = ...,
@@ -253,6 +255,7 @@ def score_detection(
     loader: DataLoader,
     *,
     device: str | torch.device | None = None,
+    batch_size: int | None = None,
     iou_threshold: float = 0.5,
     score_threshold: float = 0.5,
     progress: bool = True,
@@ -269,6 +272,7 @@ def score_detection(
         model: a detection model (torchvision's, or one with the same eval-mode interface).
         loader: a DataLoader over a map-style dataset of ``(image, target)`` pairs.
         device: where to run; defaults to the model's device.
+        batch_size: batch size of the pass; defaults to the loader's.
         iou_threshold: the IoU at or above which a prediction matches a ground-truth box of its class.
         score_threshold: predictions with a score at or above this are confident: only they are matched and counted.
         progress: show a progress bar.
@@ -307,7 +311,9 @@ def score_detection(
     n = len(loader.dataset)  # type: ignore[arg-type]
     if n == 0:
         raise ValueError("Expected a dataset with at least one image, but `loader.dataset` is empty.")
-    scoring_loader = rebuild_loader(loader, sampler=range(n), batch_size=None, drop_last=False)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"Expected argument `batch_size` to be a positive int, but got {batch_size!r}.")
+    scoring_loader = rebuild_loader(loader, sampler=range(n), batch_size=batch_size, drop_last=False)
     run_device = _resolve_device(model, device)
     rows: dict[str, list[float]] = {k: [] for k in DETECTION_COLUMNS}
     boxes_rows: list[tuple[Any, ...]] = []

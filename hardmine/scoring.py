@@ -164,7 +164,26 @@ def score(
     if task == "detection":  # lists of images and of box dicts: hardmine.detection's own pass (issue 17)
         from hardmine.detection import score_detection
 
-        return score_detection(model, loader, device=device, progress=progress, ids=ids, classes=classes)
+        unused = {
+            "amp": amp is not False,
+            "unpack": unpack is not None,
+            "input_key": input_key is not None,
+            "target_key": target_key is not None,
+            "keep_probs": keep_probs,
+            "channels_last": channels_last,
+            "checkpoint_dir": checkpoint_dir is not None,
+            "targets": targets is not True,
+            "loss_fn": loss_fn is not None,
+            "outputs": outputs is not None,
+        }
+        if any(unused.values()):
+            raise ValueError(
+                f"Arguments {[k for k, v in unused.items() if v]} do not apply to task='detection' (hm.score_detection "
+                "takes device, batch_size, progress, ids, classes and its own thresholds)."
+            )
+        return score_detection(
+            model, loader, device=device, batch_size=batch_size, progress=progress, ids=ids, classes=classes
+        )
     result, resolved = _run_pass(
         model,
         loader,

@@ -338,3 +338,17 @@ def test_segmentation_loss_fn_replaces_the_loss_column_only() -> None:
     expected = smoothed(logits, ds.tensors[1])
     np.testing.assert_allclose(table["loss"].to_numpy(), expected.numpy(), atol=1e-5)
     pd.testing.assert_series_equal(table["miou"], plain["miou"])
+
+
+def test_ties_and_nan_logits() -> None:
+    task = SegmentationTask()
+    logits = torch.zeros(2, 3, 1, 4)  # every class ties: argmax is class 0
+    logits[0, 2, 0, 1] = 1.0
+    target = torch.tensor([[[0, 2, 1, 0]], [[1, 1, 0, 2]]])
+    m = task.measures(logits, target)
+    assert m["pixel_accuracy"].tolist() == [0.75, 0.25]
+    assert m["inter"].tolist() == [[2, 0, 1], [1, 0, 0]]
+    logits[1, 0, 0, 0] = float("nan")
+    assert task.measures(logits, target)["finite"].tolist() == [True, False]
+    with pytest.raises(ValueError, match=r"NaN or infinite outputs for 1 sample\(s\), dataset indices \[1\]"):
+        hm.score(nn.Identity(), DataLoader(TensorDataset(logits, target), batch_size=2), progress=False)

@@ -127,7 +127,9 @@ def test_fasterrcnn_rows_equal_brute_force_and_the_model_comes_back_as_it_was(tm
     back = pd.read_csv(tmp_path / "boxes.csv")
     assert list(back.columns) == list(boxes.columns) and len(back) == len(boxes)
     via_score = hm.score(model, loader, task="detection", progress=False)
-    pd.testing.assert_frame_equal(via_score, score_detection(model, loader, progress=False))
+    pd.testing.assert_frame_equal(via_score, score_detection(model, loader, progress=False, batch_size=5))
+    with pytest.raises(ValueError, match=r"\['amp', 'loss_fn'\] do not apply to task='detection'"):
+        hm.score(model, loader, task="detection", amp=True, loss_fn=nn.MSELoss())
     split = hm.split(table, hard_fraction=0.4)
     assert split.attrs["hardmine"]["by"] == "mistakenness"
     hard = split["difficulty"] == "hard"
