@@ -51,6 +51,7 @@ __all__ = [
     "SegmentationTask",
     "SequenceTask",
     "dense_task",
+    "detect_dense",
     "segmentation_summary",
 ]
 

@@ -213,6 +213,8 @@ def score(
     arrays = {k: v.numpy() for k, v in result.items() if k not in ("probs_shape", "index")}
     table = assemble_table(result["index"].numpy(), sample_ids, resolved.columns(arrays))
     settings: dict[str, Any] = {"num_classes": int(result["probs_shape"][1]), "task": resolved.name}
+    if settings["num_classes"] < 0:  # dense outputs (segmentation, sequences): the task knows its class count
+        settings["num_classes"] = int(getattr(resolved, "num_classes", -1))
     names = list(classes) if classes is not None else dataset_classes(loader.dataset)
     if names is not None:
         settings["classes"] = [str(c) for c in names]
@@ -466,8 +468,6 @@ def _run_pass(
                 checked[key] = all_gather_concat(buffers[key])
     if isinstance(resolved, ClassificationTask) and resolved.num_classes < 0:
         resolved.num_classes = num_classes
-    if num_classes < 0:  # dense outputs: the task knows its class count
-        num_classes = int(getattr(resolved, "num_classes", -1))
     _check_results(checked, flag_keys, resolved, 0 if world > 1 else start, step if world == 1 else 0)
     if ckpt is not None:
         ckpt.finish()
