@@ -4,8 +4,9 @@ Both plug into :func:`hardmine.score` through ``task=`` (a name or an object of 
 ``ignore_index``), or are detected from the first batch when ``loss_fn`` is not given:
 
 - ``"segmentation"`` (:class:`SegmentationTask`): logits ``(B, C, *spatial)`` (any number of spatial dimensions,
-  ``C >= 2``) and integer targets ``(B, *spatial)``. Pixels equal to ``ignore_index`` (default 255) or to -100 (torch's
-  own default, never a class) are ignored. Columns, per image, over its valid pixels:
+  ``C >= 2``) and integer targets ``(B, *spatial)`` (or ``(B, 1, *spatial)``). Pixels equal to ``ignore_index``
+  (default 255) or to -100 (torch's own default, never a class) are ignored. Columns, per image, over its valid
+  pixels:
 
   - ``loss``: mean pixel cross-entropy (nats); ``label_prob``: mean probability of the true class;
   - ``pixel_accuracy``: share of pixels whose arg-max is the true class;
@@ -80,6 +81,13 @@ def _check_int_targets(targets: Tensor | None, task: str, where: str) -> Tensor:
     return targets
 
 
+def _mask_of(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Masks ``(B, 1, *spatial)`` (a channel dimension, as ``ToTensor`` gives them) as ``(B, *spatial)``."""
+    if targets.ndim == outputs.ndim and targets.ndim >= 3 and targets.shape[1] == 1:
+        return targets[:, 0]
+    return targets
+
+
 class SegmentationTask(_WithLoss):
     """Semantic segmentation, one row per image (see the module doc for the columns and the IoU rule).
 
@@ -111,7 +119,7 @@ class SegmentationTask(_WithLoss):
     def check(self, outputs: Tensor, targets: Tensor | None, where: str) -> None:
         """Shapes and dtypes of one batch (see :class:`hardmine.tasks.Task`)."""
         _check_float(outputs, where)
-        t = _check_int_targets(targets, self.name, where)
+        t = _mask_of(outputs, _check_int_targets(targets, self.name, where))
         if outputs.ndim < 3 or outputs.shape[1] < 2:
             raise ValueError(
                 f"Expected segmentation logits of shape (B, C, *spatial) with C >= 2, but the model returned shape "
@@ -137,7 +145,7 @@ class SegmentationTask(_WithLoss):
             raise ValueError("Expected segmentation targets, but got none.")
         z = _upcast(outputs)
         b, c = int(z.shape[0]), int(z.shape[1])
-        t = targets.reshape(b, -1).long()
+        t = _mask_of(outputs, targets).reshape(b, -1).long()
         zf = z.reshape(b, c, -1)
         ignored = (t == self.ignore_index) | (t == _IGNORED_ALWAYS)
         in_range = (t >= 0) & (t < c)
@@ -337,7 +345,7 @@ def detect_dense(outputs: Any, targets: Tensor) -> str | None:
     """
     if not isinstance(outputs, Tensor) or outputs.ndim < 3 or targets.is_floating_point():
         return None
-    seg = tuple(targets.shape) == (outputs.shape[0], *outputs.shape[2:])
+    seg = tuple(_mask_of(outputs, targets).shape) == (outputs.shape[0], *outputs.shape[2:])
     tok = outputs.ndim == 3 and tuple(targets.shape) == tuple(outputs.shape[:2])
     if seg and tok:
         raise ValueError(

@@ -352,3 +352,11 @@ def test_ties_and_nan_logits() -> None:
     assert task.measures(logits, target)["finite"].tolist() == [True, False]
     with pytest.raises(ValueError, match=r"NaN or infinite outputs for 1 sample\(s\), dataset indices \[1\]"):
         hm.score(nn.Identity(), DataLoader(TensorDataset(logits, target), batch_size=2), progress=False)
+
+
+def test_masks_with_a_channel_dimension_are_read_as_masks() -> None:
+    model, ds = TinySeg(), seg_data()
+    plain = hm.score(model, DataLoader(ds, batch_size=3), progress=False)
+    channel = TensorDataset(ds.tensors[0], ds.tensors[1].unsqueeze(1))
+    table = hm.score(model, DataLoader(channel, batch_size=3), progress=False)
+    pd.testing.assert_frame_equal(table, plain)
