@@ -40,6 +40,13 @@ from hardmine import tasks
 from hardmine.metrics import classification_report, multilabel_report, regression_metrics
 from hardmine.tasks import ProbabilityOutputWarning, Task
 
+# isort: split
+# Dense tasks (issue 17): segmentation, sequences, detection.
+from hardmine import plot_dense
+from hardmine.dense import SegmentationTask, SequenceTask, segmentation_summary
+from hardmine.detection import score_detection
+from hardmine.losses import ohem_pixel_loss
+
 __version__ = "0.2.0"
 
 __all__ = [
@@ -86,6 +93,13 @@ __all__ = [
     "multilabel_report",
     "regression_metrics",
     "tasks",
+    # Dense tasks (issue 17)
+    "SegmentationTask",
+    "SequenceTask",
+    "ohem_pixel_loss",
+    "plot_dense",
+    "score_detection",
+    "segmentation_summary",
 ]
 
 # Names that were in ``hardmine.__all__`` in 0.2.0 but are internals: they live in their modules. The old top-level

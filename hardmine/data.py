@@ -390,8 +390,8 @@ def call_model(model: nn.Module | Callable[..., Any], inputs: Any) -> Tensor:
     """Call ``model`` on ``inputs`` and return its logits.
 
     A dict of inputs is passed as keyword arguments. The output may be the logits tensor, an object with a
-    ``.logits`` attribute (Hugging Face models), a dict with a ``"logits"`` key, or a tuple whose first item is the
-    logits.
+    ``.logits`` attribute (Hugging Face models), a dict with a ``"logits"`` key (or ``"out"``, as torchvision's
+    segmentation models), or a tuple whose first item is the logits.
     """
     if isinstance(inputs, Mapping):
         try:
@@ -413,6 +413,8 @@ def call_model(model: nn.Module | Callable[..., Any], inputs: Any) -> Tensor:
         return logits
     if isinstance(out, Mapping) and isinstance(out.get("logits"), Tensor):
         return out["logits"]
+    if isinstance(out, Mapping) and isinstance(out.get("out"), Tensor):  # torchvision segmentation models
+        return out["out"]
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
         return out[0]
     raise TypeError(

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from hardmine.measures import per_sample_targets
 
-__all__ = ["Reduction", "focal_loss", "ohem_loss", "per_sample_cross_entropy", "weighted_loss"]
+__all__ = ["Reduction", "focal_loss", "ohem_loss", "ohem_pixel_loss", "per_sample_cross_entropy", "weighted_loss"]
 
 Reduction = Literal["mean", "sum", "none"]
 _REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
@@ -353,3 +353,77 @@ def _check_alpha(alpha: float | Tensor | None, num_classes: int, device: torch.d
             f"pass a tensor of {num_classes} per-class weights instead."
         )
     return torch.tensor([1.0 - float(alpha), float(alpha)], device=device)
+
+
+# OHEM for dense predictions (issue 17): the pixel sampler of semantic segmentation toolboxes.
+def ohem_pixel_loss(
+    logits: Tensor,
+    targets: Tensor,
+    thresh: float = 0.7,
+    min_kept: int = 100_000,
+    ignore_index: int = 255,
+) -> Tensor:
+    """OHEM pixel cross-entropy: the mean loss of the pixels whose true-class probability is below ``thresh``.
+
+    The semantics of the usual OHEM pixel sampler (mmsegmentation's ``OHEMPixelSampler`` with ``thresh``, the
+    ``OhemCrossEntropy`` of HRNet/PSPNet code): over the valid pixels of the whole batch (targets not equal to
+    ``ignore_index``), sort the true-class probabilities; the threshold is the larger of ``thresh`` and the
+    probability at position ``min(min_kept, n_valid - 1)``; the kept pixels are those strictly below it (so at least
+    the ``min_kept`` hardest are kept when ``thresh`` would keep fewer, ties aside), and the loss is their mean
+    cross-entropy. Selection is on detached probabilities; gradients flow through the kept pixels' losses only. No host
+    synchronisation. A batch with no kept pixel returns a zero that still carries the graph.
+
+    Accepts the following input tensors:
+
+    - ``logits`` (float tensor): ``(B, C, *spatial)``
+    - ``targets`` (int tensor): ``(B, *spatial)``, class indices or ``ignore_index``
+
+    Args:
+        logits: the model's outputs.
+        targets: the ground-truth masks.
+        thresh: keep the pixels whose true-class probability is below this, in ``(0, 1]``.
+        min_kept: keep at least this many of the hardest valid pixels (``>= 0``).
+        ignore_index: the target value of pixels to ignore.
+
+    Returns:
+        A scalar float32 (or wider) tensor.
+
+    Example:
+        >>> logits = torch.tensor([[[[4.0, 0.0, 0.0]], [[0.0, 0.0, 4.0]]]])  # (1, 2, 1, 3)
+        >>> targets = torch.tensor([[[0, 0, 255]]])  # p(true) = 0.98, 0.5, ignored
+        >>> loss = ohem_pixel_loss(logits, targets, min_kept=0)  # keeps the one pixel below 0.7
+        >>> loss.item() == F.cross_entropy(logits[..., 1], targets[..., 1]).item()
+        True
+    """
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        raise TypeError(f"Expected argument `logits` to be a float tensor, but got {getattr(logits, 'dtype', logits)}.")
+    if logits.ndim < 2:
+        raise ValueError(f"Expected `logits` of shape (B, C, *spatial), but got shape {tuple(logits.shape)}.")
+    if tuple(targets.shape) != (logits.shape[0], *logits.shape[2:]):
+        raise ValueError(
+            f"Expected `targets` of shape {(logits.shape[0], *logits.shape[2:])} beside logits "
+            f"{tuple(logits.shape)}, but got {tuple(targets.shape)}."
+        )
+    if not 0.0 < float(thresh) <= 1.0:
+        raise ValueError(f"Expected argument `thresh` to be in (0, 1], but got {thresh!r}.")
+    if isinstance(min_kept, bool) or not isinstance(min_kept, int) or min_kept < 0:
+        raise ValueError(f"Expected argument `min_kept` to be an int >= 0, but got {min_kept!r}.")
+    z = _upcast(logits)
+    t = targets.long()
+    valid = t != ignore_index
+    tc = torch.where(valid, t, torch.zeros_like(t))
+    if tc.device.type == "cpu" and tc.numel() and (int(tc.min()) < 0 or int(tc.max()) >= z.shape[1]):
+        raise ValueError(
+            f"Expected `targets` in [0, {z.shape[1]}) or ignore_index ({ignore_index}), but got values in "
+            f"[{int(t[valid].min())}, {int(t[valid].max())}]."
+        )
+    ce = F.cross_entropy(z, tc, reduction="none").reshape(-1)
+    valid = valid.reshape(-1)
+    prob = torch.exp(-ce.detach())
+    ordered = torch.where(valid, prob, torch.full_like(prob, 2.0)).sort().values  # invalid pixels last
+    n_valid = valid.sum()
+    at = torch.clamp(torch.clamp(n_valid - 1, min=0), max=min_kept)
+    threshold = torch.clamp(ordered.gather(0, at.reshape(1)), min=float(thresh))
+    keep = valid & (prob < threshold)
+    kept = keep.to(ce.dtype)
+    return (ce * kept).sum() / kept.sum().clamp_min(1.0)

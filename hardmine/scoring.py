@@ -165,6 +165,29 @@ def score(
         >>> list(unlabeled.columns)
         ['index', 'id', 'pred', 'confidence', 'margin', 'entropy']
     """
+    if task == "detection":  # lists of images and of box dicts: hardmine.detection's own pass (issue 17)
+        from hardmine.detection import score_detection
+
+        unused = {
+            "amp": amp is not False,
+            "unpack": unpack is not None,
+            "input_key": input_key is not None,
+            "target_key": target_key is not None,
+            "keep_probs": keep_probs,
+            "channels_last": channels_last,
+            "checkpoint_dir": checkpoint_dir is not None,
+            "targets": targets is not True,
+            "loss_fn": loss_fn is not None,
+            "outputs": outputs is not None,
+        }
+        if any(unused.values()):
+            raise ValueError(
+                f"Arguments {[k for k, v in unused.items() if v]} do not apply to task='detection' (hm.score_detection "
+                "takes device, batch_size, progress, ids, classes and its own thresholds)."
+            )
+        return score_detection(
+            model, loader, device=device, batch_size=batch_size, progress=progress, ids=ids, classes=classes
+        )
     result, resolved = _run_pass(
         model,
         loader,
@@ -194,6 +217,8 @@ def score(
     arrays = {k: v.numpy() for k, v in result.items() if k not in ("probs_shape", "index")}
     table = assemble_table(result["index"].numpy(), sample_ids, resolved.columns(arrays))
     settings: dict[str, Any] = {"num_classes": int(result["probs_shape"][1]), "task": resolved.name}
+    if settings["num_classes"] < 0:  # dense outputs (segmentation, sequences): the task knows its class count
+        settings["num_classes"] = int(getattr(resolved, "num_classes", -1))
     names = list(classes) if classes is not None else dataset_classes(loader.dataset)
     if names is not None:
         settings["classes"] = [str(c) for c in names]
@@ -400,6 +425,9 @@ def _run_pass(
                     )
                 if first and isinstance(out, Tensor):
                     warn_if_probabilities(resolved, out, outputs)
+                see_inputs = getattr(resolved, "see_inputs", None)  # tasks that read the inputs (attention_mask)
+                if see_inputs is not None:
+                    see_inputs(inputs)
                 resolved.check(out, target, where)
                 if pos + bsz > stop - start:
                     raise ValueError(

@@ -276,6 +276,13 @@ DEFAULT_BY: dict[str, str] = {
     "loss": "loss",
 }
 
+# The dense tasks (issue 17): segmentation and token tables by the mean true-class probability, language models by
+# their loss, detection by mistakenness (1 - IoU-weighted F1 of the image; hard above 0.5 by default).
+DEFAULT_BY.update(
+    {"segmentation": "label_prob", "tokens": "label_prob", "causal_lm": "loss", "detection": "mistakenness"}
+)
+_DEFAULT_THRESHOLDS["mistakenness"] = 0.5
+
 
 def default_by(table: pd.DataFrame) -> str:
     """The column a table is split by when ``by`` is not given: the task's (see :data:`DEFAULT_BY`).

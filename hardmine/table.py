@@ -65,6 +65,23 @@ _EXTRA_HARDER_WHEN: dict[str, Literal["lower", "higher"]] = {
     "wrong": "higher",  # multi-label: labels predicted wrong at 0.5
 }
 
+# The dense tasks' columns (issue 17: hardmine.dense, hardmine.detection).
+_EXTRA_HARDER_WHEN.update(
+    {
+        "pixel_accuracy": "lower",
+        "hard_pixel_fraction": "higher",
+        "miou": "lower",
+        "perplexity": "higher",
+        "token_accuracy": "lower",
+        "det_recall": "lower",
+        "det_precision": "lower",
+        "missed": "higher",
+        "false_pos": "higher",
+        "mean_iou": "lower",
+        "mistakenness": "higher",
+    }
+)
+
 
 def harder_when(column: str) -> Literal["lower", "higher"]:
     """Which direction of ``column`` means harder: ``"lower"`` for probabilities and margins, ``"higher"`` for loss.

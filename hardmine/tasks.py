@@ -70,6 +70,8 @@ FLAGS: dict[str, str] = {
 
 #: The names ``task=`` accepts.
 TASKS: tuple[str, ...] = ("classification", "soft", "multilabel", "regression", "unlabeled", "loss")
+# The dense tasks of hardmine.dense (issue 17): segmentation, token classification, causal language models.
+TASKS += ("segmentation", "tokens", "causal_lm")
 
 #: Loss modules that mark a regression task when ``task`` is not given.
 _REGRESSION_LOSSES: tuple[type[nn.Module], ...] = (nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.SmoothL1Loss)
@@ -626,6 +628,10 @@ def resolve_task(
         return RegressionTask(loss_fn)
     if task == "unlabeled":
         return UnlabeledTask(outputs=outputs_kind, keep_probs=keep_probs)
+    if task in ("segmentation", "tokens", "causal_lm"):
+        from hardmine.dense import dense_task  # hardmine.dense builds on this module
+
+        return dense_task(task, loss_fn)
     return LossTask(loss_fn)
 
 
@@ -649,6 +655,12 @@ def _detect(outputs: Any, targets: Tensor, loss_fn: LossFn | None, where: str) -
             return "soft"
         if bool(((t == 0) | (t == 1)).all()):
             return "multilabel"
+    if loss_fn is None:
+        from hardmine.dense import detect_dense  # segmentation (B, C, *S) / tokens (B, T, C) beside integer targets
+
+        dense = detect_dense(outputs, targets)
+        if dense is not None:
+            return dense
     if loss_fn is not None:
         return "loss"
     raise ValueError(

@@ -672,11 +672,153 @@ hmplot.confidence_histogram(after_table)
 ]
 
 
+DENSE = [
+    md("""
+# Hard images: segmentation and detection
+
+Hard example mining was born in detection and lives on in segmentation. hardmine scores both **one row per image**,
+so the hardest images can be listed, exported, split and drawn more often in training. This notebook builds two
+synthetic tasks (squares on noise, nothing downloaded) and shows their hardest images:
+
+1. **segmentation**: a small network trained for a few steps with the OHEM pixel loss, scored per image (loss,
+   true-class probability, pixel accuracy, hard-pixel fraction, mIoU), with the per-class IoU;
+2. **detection**: a simple blob detector scored against the ground-truth boxes (recall, precision, misses, false
+   positives, mistakenness), with the per-box table of misses and false positives.
+
+It runs in a few seconds on a CPU.
+"""),
+    code(
+        setup(
+            "05",
+            unused=(
+                "from hardmine.demo import digits_cnn, load_digits_tensors",
+                "import time",
+                "import pandas as pd",
+                "import hardmine.plot as hmplot",
+            ),
+        )
+    ),
+    md("""
+## Segmentation: squares on noise
+
+Class 1 is a square, class 2 a brighter square; the top edge of every square is marked 255 (ignored), as VOC marks
+object borders. A two-layer network learns it for a few steps with `hm.ohem_pixel_loss`, which keeps the pixels
+whose true-class probability is below 0.7 (and at least the 256 hardest).
+"""),
+    code("""
+torch.manual_seed(0)
+n, size = 96, 24
+x = torch.randn(n, 1, size, size) * 0.6
+y = torch.zeros(n, size, size, dtype=torch.long)
+for i in range(n):
+    r, c = torch.randint(0, size - 8, (2,)).tolist()
+    s = int(torch.randint(3, 9, ()))
+    y[i, r : r + s, c : c + s] = 1 + i % 2
+    x[i, 0, r : r + s, c : c + s] += 1.0 + 0.6 * (i % 2)
+    y[i, r, c : c + s] = 255
+seg_data = TensorDataset(x, y)
+seg_loader = DataLoader(seg_data, batch_size=32, shuffle=True)
+
+seg_model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 3, 3, padding=1))
+opt = torch.optim.Adam(seg_model.parameters(), lr=0.02)
+for _ in range(6):
+    for xb, yb in seg_loader:
+        opt.zero_grad()
+        hm.ohem_pixel_loss(seg_model(xb), yb, thresh=0.7, min_kept=256).backward()
+        opt.step()
+
+seg_scores = hm.score(seg_model, seg_loader, progress=False)  # detected: segmentation
+print(seg_scores.attrs["hardmine"])
+seg_scores[["index", "loss", "label_prob", "pixel_accuracy", "hard_pixel_fraction", "miou", "valid_pixels"]].head()
+"""),
+    md("""
+The hardest quarter by `label_prob`, and the per-class IoU of the whole set against that of the hard images
+(`hm.segmentation_summary` sums the per-image intersections and unions of the rows it is given).
+"""),
+    code("""
+seg_table = hm.split(seg_scores, hard_fraction=0.25)
+names = ["background", "square", "bright square"]
+print(hm.segmentation_summary(seg_table, classes=names)[["name", "iou", "images"]])
+hard = seg_table[seg_table["difficulty"] == "hard"]
+print(hm.segmentation_summary(hard, classes=names)[["name", "iou", "images"]])
+sizes = (y > 0).flatten(1).sum(1).numpy()
+easy = seg_table.loc[seg_table["difficulty"] == "easy", "index"]
+print("mean object pixels, hard vs easy images:", sizes[hard["index"]].mean(), sizes[easy].mean())
+hm.to_csv(seg_table, out / "hard_images.csv")
+hm.plot_dense.segmentation_gallery(seg_table, seg_data, seg_model, k=4)
+"""),
+    md("""
+## Detection: a blob detector
+
+Each image holds up to three squares (class 1) on noise, some of them dim. The "model" thresholds the image and
+returns the bounding box of every connected blob, scored by its brightness: an `nn.Module` with torchvision's
+detection interface (a list of images in, a list of `boxes`/`labels`/`scores` dicts out), so `hm.score_detection`
+treats it as it treats `fasterrcnn_*`. It misses dim squares, merges touching ones and fires on bright noise.
+"""),
+    code("""
+from scipy import ndimage
+
+
+class BlobDetector(nn.Module):
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        out = []
+        for image in images:
+            bright = image.mean(0).numpy()
+            blobs, _ = ndimage.label(ndimage.uniform_filter(bright, 3) > 0.45)
+            boxes, scores = [], []
+            for sl in ndimage.find_objects(blobs):
+                boxes.append([sl[1].start, sl[0].start, sl[1].stop, sl[0].stop])
+                scores.append(float(np.clip(bright[sl].mean() * 1.2, 0, 1)))
+            out.append(
+                {
+                    "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                    "labels": torch.ones(len(boxes), dtype=torch.long),
+                    "scores": torch.tensor(scores, dtype=torch.float32),
+                }
+            )
+        return out
+
+
+g = torch.Generator().manual_seed(1)
+det_data = []
+for _ in range(40):
+    image = torch.rand(3, 48, 48, generator=g) * 0.5
+    boxes = []
+    for _ in range(int(torch.randint(0, 4, (), generator=g))):
+        x1, y1 = torch.randint(0, 36, (2,), generator=g).tolist()
+        s = int(torch.randint(5, 12, (), generator=g))
+        x2, y2 = min(x1 + s, 48), min(y1 + s, 48)
+        image[:, y1:y2, x1:x2] += float(torch.rand((), generator=g)) * 0.6 + 0.1
+        boxes.append([x1, y1, x2, y2])
+    boxes_t = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    det_data.append((image.clamp(0, 1), {"boxes": boxes_t, "labels": torch.ones(len(boxes), dtype=torch.long)}))
+
+det_loader = DataLoader(det_data, batch_size=8, collate_fn=lambda b: tuple(zip(*b, strict=True)))
+det_table, det_boxes = hm.score_detection(BlobDetector(), det_loader, return_boxes=True, progress=False)
+det_table.sort_values("mistakenness", ascending=False).head()
+"""),
+    md("""
+`mistakenness` is one minus the image's F1 score with every match weighted by its IoU: misses, false positives and
+loose boxes all raise it. The per-box table lists every missed ground-truth box and every confident false positive
+(the hard negatives) and goes to CSV as it is. In the gallery, ground truth is green, misses red and dashed, false
+positives orange with their scores.
+"""),
+    code("""
+print(det_table[["det_recall", "det_precision", "missed", "false_pos", "mistakenness"]].mean().round(3))
+det_boxes.to_csv(out / "hard_boxes.csv", index=False)
+print(det_boxes["kind"].value_counts())
+det_split = hm.split(det_table, hard_fraction=0.25)
+hm.plot_dense.detection_gallery(det_split, det_boxes, det_data, k=4)
+"""),
+]
+
+
 NOTEBOOKS: dict[str, list[nbformat.NotebookNode]] = {
     "01_quickstart.ipynb": QUICKSTART,
     "02_precision_recall.ipynb": PRECISION_RECALL,
     "03_hard_example_training.ipynb": HARD_TRAINING,
     "04_images_on_disk.ipynb": IMAGES_ON_DISK,
+    "05_hard_images_dense.ipynb": DENSE,
 }
 
 

@@ -24,7 +24,7 @@ def _build_module():
     return module
 
 
-def test_the_four_notebooks_exist_and_match_their_source():
+def test_the_notebooks_exist_and_match_their_source():
     build = _build_module()
     assert (
         NAMES
@@ -34,6 +34,7 @@ def test_the_four_notebooks_exist_and_match_their_source():
             "02_precision_recall.ipynb",
             "03_hard_example_training.ipynb",
             "04_images_on_disk.ipynb",
+            "05_hard_images_dense.ipynb",
         ]
     )
     for name in NAMES:

@@ -40,7 +40,8 @@ MOVED = {
 NEW_SINCE_0_2_0 = (
     "Report report "  # the interactive report
     "DoubleShardingWarning MinerSampler "  # the training loops and frameworks
-    "ProbabilityOutputWarning Task classification_report multilabel_report regression_metrics tasks"  # every task
+    "ProbabilityOutputWarning Task classification_report multilabel_report regression_metrics tasks "  # every task
+    "SegmentationTask SequenceTask ohem_pixel_loss plot_dense score_detection segmentation_summary"  # dense tasks
 ).split()
 
 
