@@ -34,6 +34,10 @@ from hardmine.weighting import HardSetCollapseWarning, weights
 import hardmine.report as _static_report  # noqa: E402, F401  isort: skip
 from hardmine.interactive import Report, report  # noqa: E402  isort: skip
 
+# --- past one machine's memory (issue 18) ---
+from hardmine.bigtable import ScoreDataset, open_scores  # noqa: E402  isort: skip
+from hardmine.sharded import ShardedSampler  # noqa: E402  isort: skip
+
 __version__ = "0.2.0"
 
 __all__ = [
@@ -70,6 +74,10 @@ __all__ = [
     # the interactive report (issue 16)
     "Report",
     "report",
+    # past one machine's memory (issue 18)
+    "ScoreDataset",
+    "ShardedSampler",
+    "open_scores",
 ]
 
 # Names that were in ``hardmine.__all__`` in 0.2.0 but are internals: they live in their modules. The old top-level
