@@ -37,6 +37,7 @@ from hardmine.interactive import Report, report  # noqa: E402  isort: skip
 # --- past one machine's memory (issue 18) ---
 from hardmine.bigtable import ScoreDataset, open_scores  # noqa: E402  isort: skip
 from hardmine.sharded import ShardedSampler  # noqa: E402  isort: skip
+from hardmine.streamed import score_to_parquet  # noqa: E402  isort: skip
 
 __version__ = "0.2.0"
 
@@ -78,6 +79,7 @@ __all__ = [
     "ScoreDataset",
     "ShardedSampler",
     "open_scores",
+    "score_to_parquet",
 ]
 
 # Names that were in ``hardmine.__all__`` in 0.2.0 but are internals: they live in their modules. The old top-level
