@@ -470,17 +470,20 @@ class ScoreDataset:
             ts = np.sort(np.asarray(thresholds, dtype=np.float64))
             if ts.ndim != 1 or len(ts) == 0 or not np.isfinite(ts).all():
                 raise ValueError("Expected argument `thresholds` to be a non-empty 1-D sequence of finite numbers.")
+        # One streamed pass: each row's bucket is the number of thresholds <= p (ts is sorted), so p >= ts[j]
+        # exactly when bucket > j; counts per bucket, summed from the top, give every threshold's counts.
         inside = ", ".join(str(c) for c in classes)
-        aggs = ", ".join(
-            f"count(*) FILTER (WHERE p >= {_lit(t)}), count(*) FILTER (WHERE p >= {_lit(t)} AND a)" for t in ts
-        )
-        row = self._one(
-            f"SELECT count(*), count(*) FILTER (WHERE a), {aggs} "
-            f"FROM (SELECT ({p}) AS p, (label IN ({inside})) AS a FROM {self._source})"
-        )
-        n, n_pos = int(row[0]), int(row[1])
-        called = np.array(row[2::2], dtype=np.int64)
-        tp = np.array(row[3::2], dtype=np.int64)
+        all_rows = np.zeros(len(ts) + 1, dtype=np.int64)
+        pos_rows = np.zeros(len(ts) + 1, dtype=np.int64)
+        query = f"SELECT ({p}) AS p, (label IN ({inside})) AS a FROM {self._source}"
+        for batch in self._con.sql(query).to_arrow_reader(_FETCH_ROWS):
+            bucket = np.searchsorted(ts, batch.column(0).to_numpy(), side="right")
+            actual = batch.column(1).to_numpy(zero_copy_only=False)
+            all_rows += np.bincount(bucket, minlength=len(ts) + 1)
+            pos_rows += np.bincount(bucket[actual], minlength=len(ts) + 1)
+        n, n_pos = int(all_rows.sum()), int(pos_rows.sum())
+        called = np.cumsum(all_rows[::-1])[::-1][1:]
+        tp = np.cumsum(pos_rows[::-1])[::-1][1:]
         fp = called - tp
         fn = n_pos - tp
         tn = n - tp - fp - fn
