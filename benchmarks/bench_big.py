@@ -19,9 +19,9 @@ pandas and DuckDB imported is about 0.35 GB of it):
   shard weights) and ``indices()`` of the epoch, seconds and peak RSS per rank.
 
 Run ``nice python benchmarks/bench_big.py`` (table at 10**7 rows, sampler at 10**8), ``--table-sizes``/
-``--sampler-sizes`` for others (10**9 writes a 4 GB memmap), or ``--quick`` for a smoke run (tiny sizes, every step
-in this process, so its peak RSS is cumulative). Big files go to ``--work`` (default a temporary folder, removed
-afterwards). Results: ``benchmarks/results/bench_big.{json,md}``.
+``--sampler-sizes`` for others (an empty list skips that part; 10**9 writes a 4 GB memmap), ``--engines`` for some
+engines only, or ``--quick`` for a smoke run (tiny sizes, every step in this process, so its peak RSS is
+cumulative). Big files go to ``--work`` (default a temporary folder, removed afterwards). Results: ``benchmarks/results/bench_big.{json,md}``.
 """
 
 from __future__ import annotations
@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--table-sizes", type=int, nargs="*", default=None)
     parser.add_argument("--pandas-max", type=int, default=10_000_000, help="largest N the pandas engine runs at")
     parser.add_argument("--sampler-sizes", type=int, nargs="*", default=None)
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--rows-per-file", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -247,8 +248,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         print(json.dumps(result))
         return [result]
 
-    table_sizes = args.table_sizes or ([20_000] if args.quick else [10_000_000])
-    sampler_sizes = args.sampler_sizes or ([50_000] if args.quick else [100_000_000])
+    table_sizes = args.table_sizes if args.table_sizes is not None else ([20_000] if args.quick else [10_000_000])
+    sampler_sizes = (
+        args.sampler_sizes if args.sampler_sizes is not None else ([50_000] if args.quick else [100_000_000])
+    )
     rows_per_file = 5_000 if args.quick else args.rows_per_file
     work = Path(tempfile.mkdtemp(prefix="bench_big-", dir=args.work))
     rows: list[dict[str, Any]] = []
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             folder = make_dataset(work / f"scores-{n}", n, rows_per_file=rows_per_file)
             gen = time.perf_counter() - t
             disk = sum(f.stat().st_size for f in folder.iterdir())
-            for engine in ENGINES:
+            for engine in args.engines:
                 if engine == "pandas" and n > args.pandas_max:
                     continue
                 out = work / f"out-{engine}-{n}"
