@@ -21,7 +21,8 @@ pandas and DuckDB imported is about 0.35 GB of it):
 Run ``nice python benchmarks/bench_big.py`` (table at 10**7 rows, sampler at 10**8), ``--table-sizes``/
 ``--sampler-sizes`` for others (an empty list skips that part; 10**9 writes a 4 GB memmap), ``--engines`` for some
 engines only, or ``--quick`` for a smoke run (tiny sizes, every step in this process, so its peak RSS is
-cumulative). Big files go to ``--work`` (default a temporary folder, removed afterwards). Results: ``benchmarks/results/bench_big.{json,md}``.
+cumulative). Big files go to ``--work`` (default a temporary folder, removed afterwards). Results:
+``benchmarks/results/bench_big.{json,md}``.
 """
 
 from __future__ import annotations
