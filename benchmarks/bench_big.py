@@ -140,6 +140,7 @@ def table_child(engine: str, folder: Path, out: Path) -> dict[str, Any]:
 
     import hardmine as hm
 
+    before = _peak_rss_bytes()  # Python, torch, pandas and hardmine imported
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     if engine == "duckdb":
@@ -185,6 +186,7 @@ def table_child(engine: str, folder: Path, out: Path) -> dict[str, Any]:
         "seconds": times,
         "cpu_seconds": _cpu_seconds(),
         "hard": hard,
+        "before_rss_bytes": before,
         "peak_rss_bytes": core_peak,
         "final_rss_bytes": _peak_rss_bytes(),
     }
