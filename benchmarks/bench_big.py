@@ -50,6 +50,17 @@ def _cpu_seconds() -> float:
     return float(r.ru_utime + r.ru_stime)
 
 
+def _anon_rss_bytes() -> int:
+    """This process's private resident memory now (``RssAnon``: no file pages, so no page-cached memmap), Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return -1
+
+
 def _peak_rss_bytes() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
@@ -212,6 +223,7 @@ def sampler_child(path: Path, rank: int, ranks: int) -> dict[str, Any]:
         "build_seconds": build,
         "epoch_seconds": epoch,
         "cpu_seconds": _cpu_seconds(),
+        "anon_rss_bytes": _anon_rss_bytes(),  # with the epoch's draws still alive
         "before_rss_bytes": before,
         "peak_rss_bytes": _peak_rss_bytes(),
     }
@@ -316,17 +328,19 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "Peak RSS is measured after split + summary + export; for duckdb the hard_fraction split and the sweep run "
         "after that point (their RSS is `final_rss_bytes` in the JSON). Wall seconds are on 2 cores shared with other "
         "jobs (niced); the process CPU seconds (user + system, all threads, the whole process including imports) are "
-        "the work done.",
+        "the work done. A sampler rank's peak RSS counts the pages of the weights memmap it read (page cache, shared "
+        "by the ranks of a machine); its private RSS (`RssAnon`, imports included) is measured after the epoch.",
         "",
         "## ShardedSampler: one epoch (N draws over all ranks) per rank",
         "",
-        "| N | ranks | rank | draws | build (s) | epoch (s) | process CPU seconds | peak RSS (GB) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| N | ranks | rank | draws | build (s) | epoch (s) | process CPU seconds | peak RSS (GB) | private RSS (GB) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in (r for r in rows if r["part"] == "sampler"):
         lines.append(
             f"| {r['n']:,} | {r['ranks']} | {r['rank']} | {r['draws']:,} | {r['build_seconds']:.1f} | "
-            f"{r['epoch_seconds']:.1f} | {_cpu(r)} | {_gb(r['peak_rss_bytes'])} |"
+            f"{r['epoch_seconds']:.1f} | {_cpu(r)} | {_gb(r['peak_rss_bytes'])} | "
+            f"{_gb(r['anon_rss_bytes']) if r.get('anon_rss_bytes', -1) > 0 else '-'} |"
         )
     return "\n".join(lines) + "\n"
 
