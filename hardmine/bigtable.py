@@ -107,7 +107,7 @@ def open_scores(
         path: a ``.parquet`` file, a folder of them, or a list of either. Every file has the same columns.
         memory_limit: DuckDB's memory limit (``"1GB"``, ``"500MB"``); sorts past it spill to ``temp_directory``.
         threads: DuckDB worker threads (default: DuckDB's, one per core).
-        temp_directory: where DuckDB spills; default a fresh folder under the system temp folder.
+        temp_directory: where DuckDB spills; default ``hardmine-duckdb-<pid>`` under the system temp folder.
 
     Returns:
         A :class:`ScoreDataset`; its settings (``num_classes`` ...) come from the first file's metadata.
@@ -135,7 +135,9 @@ def open_scores(
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"Expected argument `threads` to be an int >= 1, but got {threads!r}.")
         con.execute(f"SET threads = {threads}")
-    spill = Path(temp_directory) if temp_directory is not None else Path(tempfile.mkdtemp(prefix="hardmine-duckdb-"))
+    # DuckDB creates the folder only when a step spills, and removes what it wrote when the connection closes.
+    default = Path(tempfile.gettempdir()) / f"hardmine-duckdb-{os.getpid()}"
+    spill = Path(temp_directory) if temp_directory is not None else default
     con.execute(f"SET temp_directory = '{spill}'")
     con.execute("SET preserve_insertion_order = true")
     return ScoreDataset(con, files, _file_settings(files[0]))
