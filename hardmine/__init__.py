@@ -47,6 +47,11 @@ from hardmine.dense import SegmentationTask, SequenceTask, segmentation_summary
 from hardmine.detection import score_detection
 from hardmine.losses import ohem_pixel_loss
 
+# --- past one machine's memory (issue 18) ---
+from hardmine.bigtable import ScoreDataset, open_scores  # noqa: E402  isort: skip
+from hardmine.sharded import ShardedSampler  # noqa: E402  isort: skip
+from hardmine.streamed import score_to_parquet  # noqa: E402  isort: skip
+
 __version__ = "0.2.0"
 
 __all__ = [
@@ -100,6 +105,11 @@ __all__ = [
     "plot_dense",
     "score_detection",
     "segmentation_summary",
+    # past one machine's memory (issue 18)
+    "ScoreDataset",
+    "ShardedSampler",
+    "open_scores",
+    "score_to_parquet",
 ]
 
 # Names that were in ``hardmine.__all__`` in 0.2.0 but are internals: they live in their modules. The old top-level

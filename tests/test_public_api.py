@@ -41,7 +41,8 @@ NEW_SINCE_0_2_0 = (
     "Report report "  # the interactive report
     "DoubleShardingWarning MinerSampler "  # the training loops and frameworks
     "ProbabilityOutputWarning Task classification_report multilabel_report regression_metrics tasks "  # every task
-    "SegmentationTask SequenceTask ohem_pixel_loss plot_dense score_detection segmentation_summary"  # dense tasks
+    "SegmentationTask SequenceTask ohem_pixel_loss plot_dense score_detection segmentation_summary "  # dense tasks
+    "ScoreDataset ShardedSampler open_scores score_to_parquet"  # past one machine's memory
 ).split()
 
 

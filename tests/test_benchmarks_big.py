@@ -1,0 +1,43 @@
+"""Smoke run of benchmarks/bench_big.py at tiny sizes: every engine and rank ran, and the files were written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import load_benchmark
+
+import hardmine as hm
+
+pytest.importorskip("duckdb")
+
+
+def test_bench_big_quick(tmp_path: Path) -> None:
+    bench = load_benchmark("bench_big")
+    rows = bench.main(["--quick", "--out", str(tmp_path), "--work", str(tmp_path)])
+    table = [r for r in rows if r["part"] == "table"]
+    assert [r["engine"] for r in table] == list(bench.ENGINES)
+    for r in table:
+        assert r["n"] == 20_000 and r["dataset_bytes"] > 0 and r["hard_file_bytes"] > 0
+        assert all(v >= 0 for v in r["seconds"].values()) and r["peak_rss_bytes"] > 0
+    # the out-of-core and the in-memory engines found the same hard rows
+    assert table[0]["hard"] == table[2]["hard"] > 0
+    sampler = [r for r in rows if r["part"] == "sampler"]
+    assert [r["rank"] for r in sampler] == [0, 1] and sum(r["draws"] for r in sampler) == 50_000
+    saved = json.loads((tmp_path / "bench_big_quick.json").read_text())
+    assert len(saved["rows"]) == len(rows)
+    assert "| 20,000 | duckdb |" in (tmp_path / "bench_big_quick.md").read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("bench_big-")] == []  # big files cleaned up
+
+
+def test_make_dataset_is_a_score_table(tmp_path: Path) -> None:
+    bench = load_benchmark("bench_big")
+    folder = bench.make_dataset(tmp_path / "s", 250, rows_per_file=100)
+    assert len(list(folder.iterdir())) == 3
+    table = pd.read_parquet(folder)
+    assert list(table.columns) == list(hm.table.SCORE_COLUMNS)
+    assert table["index"].tolist() == list(range(250))
+    assert ((table["label_prob"] >= 0.5) == (table["pred"] == table["label"])).all()
+    assert hm.open_scores(folder).settings == {"num_classes": 2}

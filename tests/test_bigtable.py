@@ -1,0 +1,249 @@
+"""The out-of-core ScoreDataset against the in-memory functions on the same rows (hm.split, summary, sweep, weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hardmine as hm
+from hardmine.bigtable import ScoreDataset, open_scores
+from hardmine.table import build_table
+
+pytest.importorskip("duckdb")
+
+
+def _scores(n: int, *, classes: int = 2, seed: int = 0, probs: bool = False, ties: bool = False) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, classes, n)
+    logits = rng.normal(size=(n, classes)).astype(np.float32)
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    if ties:  # few distinct values, so hard_fraction must break ties by index
+        p = np.round(p * 4) / 4
+        p = p / p.sum(1, keepdims=True)
+    p = p.astype(np.float32)
+    label_prob = p[np.arange(n), label]
+    pred = p.argmax(1)
+    other = np.where(np.arange(classes)[None, :] == label[:, None], -1.0, p).max(1)
+    cols = {
+        "index": np.arange(n, dtype=np.int64),
+        "label": label,
+        "pred": pred,
+        "confidence": p.max(1),
+        "label_prob": label_prob,
+        "margin": (label_prob - other).astype(np.float32),
+        "entropy": (-(p * np.log(np.maximum(p, 1e-12))).sum(1)).astype(np.float32),
+        "loss": (-np.log(np.maximum(label_prob, 1e-7))).astype(np.float32),
+    }
+    if probs:
+        cols["probs"] = p
+    table = build_table(cols, None)
+    table.attrs["hardmine"] = {"num_classes": classes}
+    return table
+
+
+def _write(table: pd.DataFrame, folder: Path, parts: int = 3) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    bounds = np.linspace(0, len(table), parts + 1).astype(int)
+    for i in range(parts):
+        part = table.iloc[bounds[i] : bounds[i + 1]].reset_index(drop=True)
+        part.attrs = table.attrs
+        hm.to_parquet(part, folder / f"part-{i:03d}.parquet")
+    return folder
+
+
+@pytest.fixture
+def binary(tmp_path: Path) -> tuple[pd.DataFrame, ScoreDataset]:
+    table = _scores(1000, ties=True)
+    return table, open_scores(_write(table, tmp_path / "scores"), memory_limit="200MB", threads=1)
+
+
+def _groups(t: pd.DataFrame) -> list[str]:
+    return t["group"].astype(str).tolist()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"threshold": 0.3},
+        {"threshold": 0.4, "by": "confidence"},
+        {"threshold": 0.7, "by": "loss"},
+        {"threshold": 0.0, "by": "margin"},
+        {"hard_fraction": 0.1},
+        {"hard_fraction": 0.37, "by": "loss"},
+        {"hard_fraction": 0.0},
+        {"hard_fraction": 1.0},
+        {"threshold": "per_class"},
+        {"threshold": "per_class", "by": "entropy"},
+        {"threshold": 0.5, "hard_when": "higher"},
+    ],
+    ids=str,
+)
+def test_split_equals_in_memory(binary: tuple[pd.DataFrame, ScoreDataset], kwargs: dict) -> None:
+    table, ds = binary
+    expected = hm.split(table, **kwargs)
+    got = ds.split(**kwargs)
+    assert _groups(got.to_pandas()) == _groups(expected)
+    assert got.counts() == expected["group"].value_counts().reindex(list(hm.table.GROUPS)).to_dict()
+    for key in ("by", "threshold", "hard_when", "positive", "hard_fraction"):
+        assert got.settings.get(key) == expected.attrs["hardmine"].get(key), key
+
+
+def test_hard_fraction_breaks_ties_by_index(binary: tuple[pd.DataFrame, ScoreDataset]) -> None:
+    table, ds = binary
+    assert table["label_prob"].nunique() < 20  # many ties
+    got = ds.split(hard_fraction=0.25).to_pandas()
+    assert (got["difficulty"] == "hard").sum() == 250
+    assert _groups(got) == _groups(hm.split(table, hard_fraction=0.25))
+
+
+def test_multiclass_split_summary_sweep(tmp_path: Path) -> None:
+    table = _scores(600, classes=5, seed=3, probs=True)
+    ds = open_scores(_write(table, tmp_path / "s"), threads=1)
+    with pytest.raises(ValueError, match="multi-class"):
+        ds.split(threshold=0.5)
+    for kwargs in ({"threshold": 0.3, "positive": [2, 4]}, {"threshold": "per_class", "positive": 3}):
+        expected = hm.split(table, **kwargs)
+        got = ds.split(**kwargs)
+        assert _groups(got.to_pandas()) == _groups(expected)
+        s, e = got.summary(), hm.summary(expected)
+        pd.testing.assert_frame_equal(s.groups, e.groups, check_index_type=False, check_dtype=False, rtol=1e-6)
+        pd.testing.assert_frame_equal(s.confusion, e.confusion)
+        assert s.metrics == e.metrics
+    pd.testing.assert_frame_equal(
+        ds.threshold_sweep(positive=[1, 2], thresholds=33), hm.threshold_sweep(table, positive=[1, 2], thresholds=33)
+    )
+
+
+def test_summary_equals_in_memory(binary: tuple[pd.DataFrame, ScoreDataset]) -> None:
+    table, ds = binary
+    for kwargs in ({"threshold": 0.45}, {"hard_fraction": 0.2, "by": "loss"}):
+        s = ds.split(**kwargs).summary()
+        e = hm.summary(hm.split(table, **kwargs))
+        pd.testing.assert_frame_equal(s.groups, e.groups, check_index_type=False, check_dtype=False, rtol=1e-6)
+        pd.testing.assert_frame_equal(s.confusion, e.confusion)
+        assert s.metrics == e.metrics
+        assert s.settings["by"] == e.settings["by"] and s.settings["positive"] == e.settings["positive"]
+        assert str(s).splitlines()[0] == str(e).splitlines()[0]
+    # positive overrides the metrics only, as in hm.summary
+    split = ds.split(threshold=0.5)
+    assert split.summary(positive=0).metrics == hm.summary(hm.split(table, threshold=0.5), positive=0).metrics
+    assert ds.precision_recall_f1() == hm.precision_recall_f1(table)
+
+
+def test_threshold_sweep_equals_in_memory(binary: tuple[pd.DataFrame, ScoreDataset]) -> None:
+    table, ds = binary
+    for thresholds in (None, 7, [0.9, 0.1, 0.25, 0.5]):
+        got = ds.threshold_sweep(thresholds=thresholds)
+        expected = hm.threshold_sweep(table, thresholds=thresholds)
+        pd.testing.assert_frame_equal(got, expected)
+        assert got.attrs == expected.attrs
+
+
+@pytest.mark.parametrize("only", ["hard", "easy", "positive", ["hard_negative", "easy_positive"], None])
+def test_export_equals_in_memory_select(binary: tuple[pd.DataFrame, ScoreDataset], tmp_path: Path, only) -> None:
+    table, ds = binary
+    split = hm.split(table, hard_fraction=0.3)
+    expected = hm.select(split, only).reset_index(drop=True)
+    ds_split = ds.split(hard_fraction=0.3)
+    pq = ds_split.export(tmp_path / "hard.parquet", only=only)
+    csv = ds_split.export(tmp_path / "hard.csv", only=only)
+    for got in (hm.read_parquet(pq), hm.read_csv(csv)):
+        pd.testing.assert_frame_equal(got, expected, check_dtype=True)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_export_and_to_pandas_need_a_split(binary: tuple[pd.DataFrame, ScoreDataset], tmp_path: Path) -> None:
+    _, ds = binary
+    with pytest.raises(ValueError, match="needs a split dataset"):
+        ds.export(tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match="needs a split dataset"):
+        ds.summary()
+    with pytest.raises(ValueError, match="end in .csv or .parquet"):
+        ds.split().export(tmp_path / "x.json")
+    with pytest.raises(ValueError, match="Expected argument `only`"):
+        ds.split().export(tmp_path / "x.csv", only="medium")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"hard": 8.0, "easy": 0.5},
+        {"hard": {"positive": 5.0, "negative": 2.0}},
+        {"hard": {"hard_positive": 3.0, "hard_negative": 6.0}, "easy": {"easy_positive": 1.0, "easy_negative": 2.0}},
+        {"by": "label_prob", "gamma": 2.0},
+        {"by": "margin"},
+        {"by": "loss", "mode": "softmax", "temperature": 0.5},
+        {"by": "label_prob", "floor": 0.0},
+        {"by": "label_prob", "max_ratio": 4.0},
+    ],
+    ids=str,
+)
+def test_weights_equal_in_memory(tmp_path: Path, kwargs: dict) -> None:
+    table = _scores(500, seed=7)
+    shuffled = table.sample(frac=1.0, random_state=0).reset_index(drop=True)  # rows out of index order
+    shuffled.attrs = table.attrs
+    ds = open_scores(_write(shuffled, tmp_path / "s"), threads=1).split(threshold=0.4)
+    expected = hm.weights(hm.split(table, threshold=0.4), balance=None, **kwargs).numpy()  # out of core: no balance
+    npy = ds.weights(tmp_path / "w.npy", **kwargs)
+    got = np.load(npy, mmap_mode="r")
+    assert got.dtype == np.float32 and got.shape == (500,)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    col = pd.read_parquet(ds.weights(tmp_path / "w.parquet", column="w", **kwargs))
+    assert col["index"].tolist() == shuffled["index"].tolist()
+    np.testing.assert_allclose(col["w"].to_numpy(), expected[col["index"].to_numpy()], rtol=1e-6)
+
+
+def test_weights_reject_what_needs_memory(binary: tuple[pd.DataFrame, ScoreDataset], tmp_path: Path) -> None:
+    _, ds = binary
+    with pytest.raises(ValueError, match="'rank' needs"):
+        ds.weights(tmp_path / "w.npy", by="label_prob", mode="rank")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs a split dataset"):
+        ds.weights(tmp_path / "w.npy")
+    with pytest.raises(ValueError, match="cover every polarity"):
+        ds.split().weights(tmp_path / "w.npy", hard={"positive": 2.0})
+
+
+def test_weights_npy_needs_a_permutation(tmp_path: Path) -> None:
+    table = _scores(50)
+    table.loc[3, "index"] = 7  # 7 twice, 3 missing
+    ds = open_scores(_write(table, tmp_path / "s", parts=1), threads=1)
+    with pytest.raises(ValueError, match="3 is missing"):
+        ds.weights(tmp_path / "w.npy", by="loss")
+    assert not (tmp_path / "w.npy").exists()
+
+
+def test_split_errors(binary: tuple[pd.DataFrame, ScoreDataset], tmp_path: Path) -> None:
+    table, ds = binary
+    with pytest.raises(ValueError, match="range of `label_prob`"):
+        ds.split(threshold=1.5)
+    with pytest.raises(ValueError, match="only one of"):
+        ds.split(threshold=0.5, hard_fraction=0.1)
+    with pytest.raises(ValueError, match="`hard_fraction`"):
+        ds.split(hard_fraction=2.0)
+    with pytest.raises(ValueError, match=r"needs the columns \['nope'\]"):
+        ds.split(by="nope")
+    nan = table.copy()
+    nan.loc[[5, 9], "label_prob"] = np.nan
+    nds = open_scores(_write(nan, tmp_path / "nan", parts=2), threads=1)
+    with pytest.raises(ValueError, match=r"2 NaN value\(s\), at index \[5, 9\]"):
+        nds.split()
+    with pytest.raises(FileNotFoundError):
+        open_scores(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="found none"):
+        open_scores(tmp_path / "empty")
+
+
+def test_settings_and_len_come_from_the_files(binary: tuple[pd.DataFrame, ScoreDataset]) -> None:
+    _, ds = binary
+    assert len(ds) == 1000 and len(ds.files) == 3
+    assert ds.settings == {"num_classes": 2}
+    assert "1000 rows in 3 file(s)" in repr(ds)
+    assert int(ds.split().relation().filter("difficulty = 'hard'").count("*").fetchall()[0][0]) == int(
+        (ds.split().to_pandas()["difficulty"] == "hard").sum()
+    )
