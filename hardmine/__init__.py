@@ -18,8 +18,12 @@ from hardmine.losses import focal_loss, ohem_loss, weighted_loss
 from hardmine.measures import HARDER_WHEN, MEASURES
 from hardmine.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
 from hardmine.miner import HardMiner, ShareBatchSampler, importance_weights
+
+# Mining that pays (issue 15): in-batch selection and observed scores.
+from hardmine.online import ObservedScores
 from hardmine.sampling import HardSampler
 from hardmine.scoring import score
+from hardmine.selection import LossHistory, select_batch
 from hardmine.splitting import split
 from hardmine.weighting import HardSetCollapseWarning, weights
 
@@ -64,4 +68,8 @@ __all__ = [
     "weights",
     "with_indices",
     "wrap",
+    # Mining that pays (issue 15): in-batch selection and observed scores.
+    "LossHistory",
+    "ObservedScores",
+    "select_batch",
 ]
