@@ -39,14 +39,21 @@ accuracy and its difference to uniform (paired by seed), the accuracy at uniform
 whose CPU time does not exceed uniform's total on that seed), and the steps and CPU time to first reach uniform's final
 accuracy (the mean of uniform's last two evaluations on that seed) as a fraction of uniform's.
 
-Run ``nice python benchmarks/bench_selection.py`` (every noise level, 5 seeds; about half an hour of one CPU core),
-``--quick`` for a smoke run (seconds). Results: ``benchmarks/results/bench_selection.{json,md}``
-(``bench_selection_quick.*`` with ``--quick``; or ``--out DIR``).
+Run ``nice python benchmarks/bench_selection.py`` (every noise level, 5 seeds; about 12 minutes of one idle CPU core),
+or one process per noise level and then ``--merge`` (as the committed results were made, on a shared machine)::
+
+    for n in 0.0 0.2 0.4; do nice python benchmarks/bench_selection.py --noise $n --stem noise$n --out /tmp/r & done
+    wait; python benchmarks/bench_selection.py --merge /tmp/r/noise0.0.json /tmp/r/noise0.2.json /tmp/r/noise0.4.json
+
+``--quick`` is a smoke run (seconds). Results: ``benchmarks/results/bench_selection.{json,md}``
+(``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``). ``--methods`` also takes variants
+with options, e.g. ``selective-backprop:keep=0.5`` or ``hm-online:balance=None,hard_weight=8``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -373,19 +380,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-size", type=int, default=30_000)
-    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--eval-every", type=int, default=94)
     parser.add_argument("--keep", type=float, default=0.25)
     parser.add_argument("--il-epochs", type=int, default=8)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--quick", action="store_true", help="2 seeds, 2,000 samples, 1 epoch, no noise")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 1,000 samples, 1 epoch, no noise")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--stem", default=None)
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="combine result JSONs of runs split by noise level (e.g. run in parallel) into one table; runs nothing",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out, args.stem or "bench_selection")
     torch.set_num_threads(1)
     if args.quick:
-        args.seeds, args.train_size, args.epochs, args.eval_every, args.noise, args.il_epochs = 2, 2000, 1, 10, [0.0], 1
+        args.seeds, args.train_size, args.epochs, args.eval_every, args.noise, args.il_epochs = 2, 1000, 1, 8, [0.0], 1
     methods = list(dict.fromkeys(["uniform", *args.methods]))
     unknown = [m for m in methods if m.split(":")[0] not in METHODS]
     if unknown:
@@ -431,6 +447,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     stem = args.stem or ("bench_selection_quick" if args.quick else "bench_selection")
     save_results(args.out, stem, results["noise"], "\n".join(blocks), setup=setup)
     return results
+
+
+def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
+    """One table from several result files of this script (one per noise level), in the order given."""
+    rows: dict[str, Any] = {}
+    setups = []
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        rows.update(saved["rows"])
+        setups.append(saved["setup"])
+    if len(set(setups)) != 1:
+        raise SystemExit(f"Expected result files of one setup, but got {sorted(set(setups))}.")
+    blocks = [markdown(float(noise), row["summary"], setups[0]) for noise, row in rows.items()]
+    save_results(out, stem, rows, "\n".join(blocks), setup=setups[0])
+    print("\n".join(blocks))
+    return {"setup": setups[0], "noise": rows}
 
 
 def _parse_options(text: str) -> dict[str, Any]:

@@ -794,8 +794,8 @@ class HardMiner:
             ...     for idx, x, y in miner:
             ...         logits = model(x)
             ...         miner.observe(idx, logits, y)
-            >>> miner.score_calls, int(miner.table["seen"].sum())
-            (0, 8)
+            >>> miner.score_calls, len(miner.table), miner.history["epoch"].tolist()
+            (0, 8, [1])
         """
         self._observed.observe(indices, outputs, targets, stamp=float(self.epoch))
 
