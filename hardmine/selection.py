@@ -81,9 +81,11 @@ class LossHistory:
             old = self.values.to(s.device)
             self._buffer = torch.zeros(self.size, dtype=torch.float32, device=s.device)
             self._buffer[: old.numel()] = old
-        if s.numel() >= self.size:
-            s = s[-self.size :]
         start = self._count % self.size
+        if s.numel() >= self.size:  # only the last `size` survive; they land where the ring would have put them
+            start = (self._count + s.numel() - self.size) % self.size
+            self._count += s.numel() - self.size
+            s = s[-self.size :]
         first = min(s.numel(), self.size - start)
         self._buffer[start : start + first] = s[:first]
         if first < s.numel():
