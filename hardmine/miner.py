@@ -697,7 +697,7 @@ class HardMiner:
 
     # ------------------------------------------------------------------ scoring and weights
 
-    def rescore(self) -> pd.DataFrame:
+    def rescore(self) -> pd.DataFrame | None:
         """Score and split the dataset now and set the weights of the next mining epochs; returns the table.
 
         In online mode (``rescore_every=None``) no model runs: the table comes from the scores given to

@@ -144,8 +144,14 @@ class ObservedScores:
                     f"Expected logits of shape ({b}, C) or ({b},) (one row per index), but got shape "
                     f"{tuple(out.shape)}."
                 )
-            measures = compute_measures(out, targets.to(out.device, non_blocking=True))
             c = 2 if out.ndim == 1 or out.shape[1] == 1 else int(out.shape[1])
+            measures = compute_measures(out, targets.to(out.device, non_blocking=True))
+            if out.device.type == "cpu" and not bool(measures["valid"].all()):  # free on the CPU only
+                bad = (~measures["valid"]).nonzero()[:, 0][:10]
+                raise ValueError(
+                    f"Expected `targets` to be class indices in [0, {c}), but the samples with dataset indices "
+                    f"{idx[bad].tolist()} have targets {targets.reshape(-1)[bad].tolist()}."
+                )
             if self.num_classes is not None and self.num_classes != c:
                 raise ValueError(f"Expected logits with {self.num_classes} classes as before, but got {c}.")
             self.num_classes = c

@@ -224,6 +224,8 @@ def test_online_errors() -> None:
         miner.observe(torch.tensor([0, 8]), torch.zeros(2))
     with pytest.raises(ValueError, match=r"logits of shape \(2, C\)"):
         miner.observe(torch.tensor([0, 1]), torch.zeros(3, 2), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"class indices in \[0, 2\), but the samples with dataset indices \[5\]"):
+        miner.observe(torch.tensor([4, 5]), torch.zeros(2, 2), torch.tensor([1, 2]))
     miner.observe(torch.tensor([0, 1]), torch.zeros(2, 2), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="2 classes as before, but got 3"):
         miner.observe(torch.tensor([0, 1]), torch.zeros(2, 3), torch.tensor([0, 1]))
