@@ -161,8 +161,8 @@ class ObservedScores:
         buffers = self._buffers
         idx = idx.to(buffers["stamp"].device, non_blocking=True)
         if idx.device.type == "cpu" and b and bool(((idx < 0) | (idx >= self.num_samples)).any()):
-            bad = idx[(idx < 0) | (idx >= self.num_samples)][:10].tolist()
-            raise ValueError(f"Expected `indices` in [0, {self.num_samples}), but got {bad}.")
+            outside = idx[(idx < 0) | (idx >= self.num_samples)][:10].tolist()
+            raise ValueError(f"Expected `indices` in [0, {self.num_samples}), but got {outside}.")
         for name, values in measures.items():
             if name in buffers:
                 buffers[name].index_copy_(0, idx, values.reshape(-1).to(buffers[name].dtype))
