@@ -18,8 +18,8 @@ so its easy score would otherwise stay frozen while the model changes (it may be
   class), so it is drawn soon; its row in the table has ``seen`` False and no scores.
 
 Under ``torchrun`` each rank observes the samples it trains on; at the start of every epoch the miner merges the
-ranks' buffers (one ``all_gather`` of ``8 x N`` values, the latest observation of each sample wins), so every rank
-builds the same table and draws from the same weights.
+ranks' buffers (one ``all_gather`` of ``8 x N`` float64 values and two scalar reductions; the latest observation of
+each sample wins), so every rank builds the same table and draws from the same weights.
 
 Example:
     >>> obs = ObservedScores(4, half_life=1.0)
