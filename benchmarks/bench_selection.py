@@ -455,7 +455,12 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
     setups = []
     for path in paths:
         saved = json.loads(Path(path).read_text())
-        rows.update(saved["rows"])
+        for noise, row in saved["rows"].items():  # the same noise level in two files: their methods side by side
+            if noise in rows:
+                rows[noise]["summary"].update(row["summary"])
+                rows[noise]["runs"].update(row["runs"])
+            else:
+                rows[noise] = row
         setups.append(saved["setup"])
     if len(set(setups)) != 1:
         raise SystemExit(f"Expected result files of one setup, but got {sorted(set(setups))}.")
