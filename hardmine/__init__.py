@@ -23,8 +23,12 @@ from hardmine.labels import cross_val_scores, issue_indices, label_issues
 from hardmine.losses import focal_loss, ohem_loss, weighted_loss
 from hardmine.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
 from hardmine.miner import HardMiner, MinerSampler
+
+# Mining that pays (issue 15): in-batch selection and observed scores.
+from hardmine.online import ObservedScores
 from hardmine.sampling import DoubleShardingWarning, HardSampler
 from hardmine.scoring import score
+from hardmine.selection import LossHistory, select_batch
 from hardmine.splitting import split
 from hardmine.weighting import HardSetCollapseWarning, weights
 
@@ -110,6 +114,10 @@ __all__ = [
     "ShardedSampler",
     "open_scores",
     "score_to_parquet",
+    # Mining that pays (issue 15): in-batch selection and observed scores.
+    "LossHistory",
+    "ObservedScores",
+    "select_batch",
 ]
 
 # Names that were in ``hardmine.__all__`` in 0.2.0 but are internals: they live in their modules. The old top-level

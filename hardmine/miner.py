@@ -57,10 +57,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Sampler
 
+from hardmine._state import frame_from_state, frame_to_state, plain
 from hardmine.data import _check_map_style, _IndexedCollate, _IndexedDataset, dataset_ids, rebuild_loader
 from hardmine.distributed import get_world_size
 from hardmine.dynamics import HARDNESS_COLUMNS, Dynamics, add_dynamics
 from hardmine.labels import issue_indices, label_issues
+from hardmine.online import ObservedScores
 from hardmine.sampling import HardSampler, SamplerMode, _check_replicas
 from hardmine.scoring import score
 from hardmine.splitting import default_by, split
@@ -460,7 +462,11 @@ class HardMiner:
         apply: ``"sample"`` (more draws), ``"loss"`` (larger loss weights, uniform draws) or ``"sample+correct"``
             (more draws with importance weights ``1 / (N p_i)`` that keep the gradient unbiased).
         rescore_every: re-score every this many epochs (counted from the end of the warm-up), or a callable
-            ``rescore_every(epoch) -> bool``. The first mining epoch always scores.
+            ``rescore_every(epoch) -> bool``. The first mining epoch always scores. ``None``: online mode, no scoring
+            pass at all: the miner mines from the per-sample losses your training step hands to :meth:`observe`,
+            refreshed at the start of every mining epoch (see :meth:`observe` for the staleness rule).
+        half_life: online mode: an observed score decays halfway back to the mean of all observed scores every
+            ``half_life`` epochs of age, so a sample drawn rarely is drawn again to refresh it (``None``: no decay).
         warmup_epochs: uniform epochs before mining starts (default 1: an untrained model's scores say little, every
             sample looks hard, and the pass would cost a full inference pass for nothing). ``0`` scores before the
             first epoch, which is right for a model that is already trained (fine-tuning).
@@ -538,7 +544,8 @@ class HardMiner:
         balance: Balance | None = "label",
         weight_kwargs: Mapping[str, Any] | None = None,
         apply: Apply = "sample",
-        rescore_every: int | Callable[[int], bool] = 1,
+        rescore_every: int | Callable[[int], bool] | None = 1,
+        half_life: float | None = 2.0,
         warmup_epochs: int = 1,
         uniform_after: int | None = None,
         positive_share: float | None = None,
@@ -611,12 +618,14 @@ class HardMiner:
                 f"Expected `weight_kwargs` without {bad_keys}: pass those as HardMiner's own options "
                 "(floor, momentum, balance) or leave them to the miner."
             )
-        if not callable(rescore_every) and (
-            isinstance(rescore_every, bool) or not isinstance(rescore_every, int) or rescore_every < 1
+        if (
+            rescore_every is not None
+            and not callable(rescore_every)
+            and (isinstance(rescore_every, bool) or not isinstance(rescore_every, int) or rescore_every < 1)
         ):
             raise ValueError(
-                f"Expected argument `rescore_every` to be an int >= 1 or a callable(epoch) -> bool, but got "
-                f"{rescore_every!r}."
+                f"Expected argument `rescore_every` to be an int >= 1, a callable(epoch) -> bool or None (online: "
+                f"mine from the losses passed to observe()), but got {rescore_every!r}."
             )
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
             raise ValueError(f"Expected argument `warmup_epochs` to be an int >= 0, but got {warmup_epochs!r}.")
@@ -667,6 +676,9 @@ class HardMiner:
             raise ValueError(
                 f"Expected argument `sampler_mode` to be one of {get_args(SamplerMode)}, but got {sampler_mode!r}."
             )
+        self._observed = ObservedScores(n, half_life=half_life)  # checks half_life
+        if rescore_every is None:
+            _check_online(shares=shares, exclude_method=self._exclude_method)
         if apply == "sample+correct" and sampler_mode == "no_replacement":
             raise ValueError(
                 "Expected `sampler_mode` 'replacement' or 'cover' with apply='sample+correct' (draws "
@@ -784,7 +796,7 @@ class HardMiner:
 
     def rescore_due(self, epoch: int) -> bool:
         """Whether a mining epoch ``epoch`` starts with a scoring pass (always when nothing was scored yet)."""
-        if self._table is None:
+        if self._table is None or self.rescore_every is None:
             return True
         if callable(self.rescore_every):
             return bool(self.rescore_every(epoch))
@@ -792,8 +804,14 @@ class HardMiner:
 
     # ------------------------------------------------------------------ scoring and weights
 
-    def rescore(self) -> pd.DataFrame:
-        """Score and split the dataset now and set the weights of the next mining epochs; returns the table."""
+    def rescore(self) -> pd.DataFrame | None:
+        """Score and split the dataset now and set the weights of the next mining epochs; returns the table.
+
+        In online mode (``rescore_every=None``) no model runs: the table comes from the scores given to
+        :meth:`observe` (``None`` while nothing has been observed: the weights stay uniform).
+        """
+        if self.rescore_every is None:
+            return self._refresh_observed()
         start = time.perf_counter()
         options = dict(self.score_kwargs)
         drop_probs = self._exclude_method == "confident_learning" and not options.get("keep_probs")
@@ -823,7 +841,11 @@ class HardMiner:
         self._raw_weights = w
         hard = _mask(table, "difficulty", "hard") & ~suspect
         pos = _mask(table, "polarity", "positive") if "polarity" in table.columns else None
+        self._install(table, w, hard, pos, by, start)
+        return self.table
 
+    def _install(self, table: pd.DataFrame, w: Tensor, hard: Tensor, pos: Tensor | None, by: str, start: float) -> None:
+        """Set the sampler and loss weights of the next mining epochs from weights ``w`` of the split ``table``."""
         if self.apply == "loss":
             sampling = torch.ones_like(w)
             loss_w = w / w.mean()
@@ -847,6 +869,101 @@ class HardMiner:
         self._table = table
         self._draws_at_score = self.draws.clone()
         self._rows.append(self._history_row(table, by, time.perf_counter() - start))
+
+    def observe(self, indices: Tensor, outputs: Tensor, targets: Tensor | None = None) -> None:
+        """Record the training step's own per-sample scores; online mode (``rescore_every=None``) mines from them.
+
+        Call it once per batch with the batch's dataset indices (``indices=True`` yields them first) and either the
+        per-sample losses (``loss_fn(..., reduction="none")``, detached for you) or the logits and targets (then
+        every score column is recorded: ``label_prob``, ``confidence``, ``margin``, ``entropy``, ``loss``, ``pred``
+        and the label). Nothing waits for the device: the values are scattered into ``(N,)`` buffers on the
+        device of ``outputs``.
+
+        At the start of every mining epoch the online miner builds its table from the latest observation of every
+        sample, aged by epochs and decayed toward the mean (``half_life``; see :mod:`hardmine.online`); a sample
+        never observed gets the largest weight so it is drawn soon. The table's ``seen`` and ``age`` columns say
+        which scores are observed and how old they are, and it then goes through the same split, weights and
+        label-issue exclusion as a scored table (``by``, ``threshold``, ``balance``, ``momentum``, ``dynamics``).
+        With losses alone the labels are unknown: ``label_prob`` is ``exp(-loss)`` (the probability of the label
+        for cross-entropy), and ``balance="label"`` needs the targets (pass logits and targets, or
+        ``balance=None``). Under ``torchrun`` each rank records its own batches and the ranks' buffers are merged
+        at the start of every epoch (the latest observation of each sample wins), so every rank draws from the same
+        weights. Observations are kept in :meth:`state_dict`.
+
+        Args:
+            indices: int tensor ``(B,)``, the batch's dataset indices.
+            outputs: float tensor: per-sample losses ``(B,)`` without ``targets``; logits ``(B, C)`` (or ``(B,)``
+                for one binary logit) with ``targets``.
+            targets: ``(B,)`` class indices, or ``None``.
+
+        Example:
+            >>> from torch.utils.data import DataLoader, TensorDataset
+            >>> ds = TensorDataset(torch.randn(8, 2), torch.tensor([0, 1] * 4))
+            >>> model = nn.Linear(2, 2)
+            >>> miner = HardMiner(model, DataLoader(ds, batch_size=4), rescore_every=None, indices=True)
+            >>> for epoch in range(2):
+            ...     for idx, x, y in miner:
+            ...         logits = model(x)
+            ...         miner.observe(idx, logits, y)
+            >>> miner.score_calls, len(miner.table), miner.history["epoch"].tolist()
+            (0, 8, [1])
+        """
+        self._observed.observe(indices, outputs, targets, stamp=float(self.epoch))
+
+    def _refresh_observed(self) -> pd.DataFrame | None:
+        """Online mode: split and weigh the observed scores (no model runs); ``None`` while none are observed."""
+        start = time.perf_counter()
+        observed = self._observed
+        observed.merge_ranks()
+        full = observed.table(now=max(self.epoch, 0))
+        seen = full["seen"].to_numpy(dtype=bool)
+        if not seen.any():
+            return None
+        rows = np.flatnonzero(seen)
+        labelled = bool((full["label"].to_numpy()[rows] >= 0).all())
+        if self.balance == "label" and not labelled:
+            raise ValueError(
+                "Expected the labels of the observed samples with balance='label', but observe() got losses "
+                "without targets: call miner.observe(indices, logits, targets), or build the miner with "
+                "balance=None."
+            )
+        positive = self.positive  # None on a multi-class task: easy/hard only, as hm.split does
+        sub = full.iloc[rows].drop(columns=["seen", "age"]).reset_index(drop=True)
+        summary = None
+        if self.dynamics is not None and self.dynamics.num_epochs > 0:
+            summary = self.dynamics.summary()
+            sub = add_dynamics(sub, summary)
+        by, threshold = self._hardness_column(summary)
+        if by is None:
+            by = default_by(sub)
+        sub = split(sub, threshold, by=by, hard_fraction=self.hard_fraction, positive=positive)
+        suspect = self._suspects(sub, summary)
+        sub["suspect"] = suspect.numpy()[rows]
+        renumbered = sub.assign(index=np.arange(len(sub)))  # hm.weights wants the rows as a dataset of their own
+        previous = self._raw_weights
+        self._raw_weights = None if previous is None else previous[torch.from_numpy(rows)]  # momentum on these rows
+        try:
+            w_seen = self._weights(renumbered, suspect[torch.from_numpy(rows)])
+        finally:
+            self._raw_weights = previous
+        w = torch.full((self._n,), float(w_seen.max()), dtype=torch.float64)  # unseen: the largest weight
+        w[torch.from_numpy(rows)] = w_seen
+        self._raw_weights = w
+        table = full[["index", "seen", "age"]].merge(sub, on="index", how="left")
+        table["label"] = full["label"].to_numpy()
+        table["pred"] = full["pred"].to_numpy()
+        table["suspect"] = table["suspect"].fillna(False).astype(bool)
+        hard = torch.from_numpy((table["difficulty"] == "hard").to_numpy(dtype=bool, copy=True)) & ~suspect
+        pos = (
+            torch.from_numpy((table["polarity"] == "positive").to_numpy(dtype=bool, copy=True))
+            if "polarity" in table.columns
+            else None
+        )
+        self._install(table, w, hard, pos, by, start)
+        row = self._rows[-1]
+        known = seen & (table["pred"].to_numpy() >= 0)
+        row["accuracy"] = float((table["pred"] == table["label"]).to_numpy()[known].mean()) if known.any() else math.nan
+        row["observed"] = int(seen.sum())
         return self.table
 
     def _hardness_column(self, summary: pd.DataFrame | None) -> tuple[str | None, Any]:
@@ -1058,6 +1175,7 @@ class HardMiner:
 
     def _begin_pass(self) -> tuple[DataLoader, HardSampler | ShareBatchSampler, Tensor]:
         """Start a pass: a new epoch (phase, scoring when due) or the epoch under way again; what to read from."""
+        self._check_length()
         if self._pending_epoch is not None:
             target = self._pending_epoch
         else:
@@ -1137,16 +1255,27 @@ class HardMiner:
     # ------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        """The miner's state for a checkpoint: next epoch, draw counts, weights, table and history."""
+        """The miner's state for a checkpoint: next epoch, draw counts, weights, table, history, observed scores.
+
+        Only tensors, numbers, strings, lists and dicts (the table as columns, see :mod:`hardmine._state`), so a
+        checkpoint holding it loads with ``torch.load(path)`` (``weights_only=True``). A miner built with the same
+        arguments on the same dataset and given this state draws exactly what the saved one would have drawn next,
+        also with ``momentum`` (the previous weights are kept). The ``dynamics`` are not included: checkpoint them
+        with their own ``state_dict``.
+        """
         return {
+            "num_samples": self._n,
             "next_epoch": self._next_epoch,
             "draws": self.draws.clone(),
             "draws_at_score": self._draws_at_score.clone(),
             "loss_weights": self._loss_weights.clone(),
             "sampling_weights": self.sampler.weights.clone(),
-            "table": None if self._table is None else self._table.copy(),
-            "history": [dict(r) for r in self._rows],
+            "raw_weights": None if self._raw_weights is None else self._raw_weights.clone(),
+            "table": None if self._table is None else frame_to_state(self._table),
+            "history": plain([dict(r) for r in self._rows]),
             "score_calls": self.score_calls,
+            "collapse_warned": self._collapse_warned,
+            "observed": self._observed.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -1156,17 +1285,29 @@ class HardMiner:
         ]
         if missing:
             raise ValueError(f"Expected argument `state` to come from HardMiner.state_dict(), but it lacks {missing}.")
+        self._check_length()
         if state["draws"].shape != self.draws.shape:
-            raise ValueError(f"Expected a state for {self._n} samples, but it holds {state['draws'].shape[0]}.")
+            raise ValueError(
+                f"Expected a state for the loader's {self._n} samples, but it holds {state['draws'].shape[0]}; "
+                "a miner resumes on the dataset it was saved with."
+            )
         self._next_epoch = int(state["next_epoch"])
         self.epoch = self._next_epoch - 1
         self.draws = state["draws"].clone()
         self._draws_at_score = state.get("draws_at_score", torch.zeros_like(self.draws)).clone()
         self._loss_weights = state["loss_weights"].clone()
+        raw = state.get("raw_weights")
+        self._raw_weights = None if raw is None else raw.clone()
         table = state["table"]
-        self._table = None if table is None else table.copy()
+        if isinstance(table, pd.DataFrame):  # a state saved before 0.3 (loads with weights_only=False only)
+            self._table = table.copy()
+        else:
+            self._table = None if table is None else frame_from_state(table)
         self._rows = [dict(r) for r in state["history"]]
         self.score_calls = int(state.get("score_calls", 0))
+        self._collapse_warned = bool(state.get("collapse_warned", False))
+        if state.get("observed") is not None:
+            self._observed.load_state_dict(state["observed"])
         if isinstance(self.sampler, ShareBatchSampler) and self._table is not None:
             hard = _mask(self._table, "difficulty", "hard")
             if "suspect" in self._table.columns:
@@ -1178,3 +1319,27 @@ class HardMiner:
             )
         else:
             self.sampler.update(state["sampling_weights"])
+
+    def _check_length(self) -> None:
+        """Raise when the dataset's length changed since the miner was built (its weights and counts are per sample)."""
+        n = len(self.loader.dataset)  # type: ignore[arg-type]
+        if n != self._n:
+            raise ValueError(
+                f"Expected the dataset of `loader` to keep its {self._n} samples, but it now has {n}: the miner's "
+                "weights, draw counts and observed scores are per sample. Build a new HardMiner on the changed "
+                "dataset (its epoch count and history start afresh; observe() or a scoring pass fills it)."
+            )
+
+
+def _check_online(*, shares: bool, exclude_method: str | None) -> None:
+    """Options that online mode (``rescore_every=None``) cannot serve."""
+    if shares:
+        raise ValueError(
+            "Expected no `positive_share`/`hard_share` with rescore_every=None (online mode weighs the observed "
+            "samples only; the share batches need every sample's group), but got a share."
+        )
+    if exclude_method == "confident_learning":
+        raise ValueError(
+            "Expected exclude_label_issues other than 'confident_learning' with rescore_every=None: confident "
+            "learning needs every class probability of a scoring pass; use 'aum' with dynamics, a callable or indices."
+        )

@@ -538,7 +538,7 @@ def test_importance_weights_function():
         ({"hard_weight": 0.0}, "`hard_weight` to be a finite float > 0"),
         ({"easy_weight": -1.0}, "`easy_weight` to be a finite float > 0"),
         ({"floor": 2.0}, "`floor` to be a float in \\[0, 1\\]"),
-        ({"rescore_every": 0}, "`rescore_every` to be an int >= 1 or a callable"),
+        ({"rescore_every": 0}, "`rescore_every` to be an int >= 1, a callable"),
         ({"warmup_epochs": -1}, "`warmup_epochs` to be an int >= 0"),
         ({"warmup_epochs": 3, "uniform_after": 2}, "`uniform_after` to be None or an int >= warmup_epochs=3"),
         ({"positive_share": 1.2}, "`positive_share` to be a float in \\[0, 1\\]"),

@@ -1,0 +1,491 @@
+"""Does mining pay? Steps and CPU time to a target accuracy on a redundant task, with and without label noise.
+
+The task (generated deterministically, nothing downloaded): scikit-learn's bundled 8x8 digits, split once by a fixed
+permutation into 1,257 training originals and 540 test originals. Every training sample is a training original placed
+on a 12x12 canvas under a random affine transform (rotation +-15 degrees, scale 0.85-1.15, shear +-0.15, shift +-1
+pixel; bilinear) plus Gaussian pixel noise (sd 0.1 on a [0, 1] scale): ``--train-size`` (30,000) of them, about 24
+variants of every original, so most samples repeat what others already teach. The test set is 4 such variants of
+each held-out original (2,160 samples, never seen in training, clean labels). A separate held-out split of 3,000 more
+variants of the training originals (with the same label noise as the training set) is only for RHO-LOSS's
+irreducible-loss model.
+
+Label noise: ``--noise`` (0 %, 20 %, 40 %) of the training labels (and of the held-out split's) are replaced by a
+uniformly drawn *other* class, so exactly that share is wrong; the test labels are clean. The seed decides the noise,
+the initialisation and the sampling; the images are the same for every seed.
+
+Model: a small CNN (conv 1->16 3x3, ReLU, max-pool 2; conv 16->32 3x3, ReLU, max-pool 2; linear 288->10), Adam with
+learning rate 2e-3, training batches of 64 samples, ``--epochs`` epochs of uniform shuffling as the budget: every
+method takes the same number of gradient steps (``epochs * ceil(N / 64)``), one torch thread, data in memory, plain
+DataLoaders without workers.
+
+Methods (``--methods``):
+
+- ``uniform``: a shuffled DataLoader, cross-entropy.
+- ``balanced``: class-balanced draws (``WeightedRandomSampler``, weights 1 / class count).
+- ``hm-offline``: ``hm.HardMiner`` with its defaults (a scoring pass over the training set at every epoch, counted).
+- ``hm-online``: ``hm.HardMiner(rescore_every=None)`` mining from ``miner.observe(idx, logits, y)``: no scoring pass.
+- ``selective-backprop``: ``hm.select_batch`` on candidate batches of ``64 / keep`` (``--keep``, 0.25): the 64 with
+  the largest loss are trained on (the candidate forward pass is counted).
+- ``rho-loss``: ``hm.select_batch(..., irreducible=il[idx])``: the 64 with the largest loss minus irreducible loss;
+  ``il`` is ``hm.score(il_model, train_loader)["loss"]`` of the same small CNN trained for ``--il-epochs`` (8) on the
+  held-out split (its training and the scoring pass are counted).
+- ``ohem``: ``hm.ohem_loss`` (the hardest quarter of every batch of 64).
+- ``focal``: ``hm.focal_loss(gamma=2)``.
+
+Measured for every run: test accuracy every ``--eval-every`` gradient steps against the steps taken and the process
+CPU time spent (``time.process_time``, the evaluations themselves excluded; every forward pass, every scoring and
+selection pass and the irreducible-loss model's training included). Reported per method, over seeds: the final test
+accuracy and its difference to uniform (paired by seed), the accuracy at uniform's CPU budget (the last evaluation
+whose CPU time does not exceed uniform's total on that seed), and the steps and CPU time to first reach uniform's final
+accuracy (the mean of uniform's last two evaluations on that seed) as a fraction of uniform's.
+
+Run ``nice python benchmarks/bench_selection.py`` (every noise level, 5 seeds; about 12 minutes of one idle CPU core),
+or one process per noise level and then ``--merge`` (as the committed results were made, on a shared machine)::
+
+    for n in 0.0 0.2 0.4; do nice python benchmarks/bench_selection.py --noise $n --stem noise$n --out /tmp/r & done
+    wait; python benchmarks/bench_selection.py --merge /tmp/r/noise0.0.json /tmp/r/noise0.2.json /tmp/r/noise0.4.json
+
+``--quick`` is a smoke run (seconds). Results: ``benchmarks/results/bench_selection.{json,md}``
+(``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``). ``--methods`` also takes variants
+with options, e.g. ``selective-backprop:keep=0.5`` or ``hm-online:balance=None,hard_weight=8``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from _common import RESULTS, save_results
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+import hardmine as hm
+
+METHODS = (
+    "uniform",
+    "balanced",
+    "hm-offline",
+    "hm-online",
+    "selective-backprop",
+    "rho-loss",
+    "ohem",
+    "focal",
+)
+NUM_CLASSES = 10
+BATCH = 64
+LR = 2e-3
+SIDE = 12
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+
+def _affine(images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random affine transforms of ``(M, 1, 8, 8)`` images onto a ``(M, 1, 12, 12)`` canvas, plus pixel noise."""
+    m = images.shape[0]
+    canvas = F.pad(images, (2, 2, 2, 2))
+    angle = (torch.rand(m, generator=g) * 2 - 1) * math.radians(15)
+    scale = 0.85 + torch.rand(m, generator=g) * 0.3
+    shear = (torch.rand(m, generator=g) * 2 - 1) * 0.15
+    shift = (torch.rand(m, 2, generator=g) * 2 - 1) * (2.0 / SIDE)  # +-1 pixel in normalised coordinates
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin + shear, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, [m, 1, SIDE, SIDE], align_corners=False)
+    out = F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return (out + 0.1 * torch.randn(out.shape, generator=g)).to(torch.float32)
+
+
+def make_images(train_size: int = 30_000, holdout_size: int = 3_000) -> dict[str, torch.Tensor]:
+    """The images and clean labels of the training, held-out (for RHO-LOSS) and test sets; the same for every seed."""
+    digits = load_digits()
+    x = torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
+    y = torch.tensor(digits.target, dtype=torch.int64)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(2024))
+    train_orig, test_orig = order[:1257], order[1257:]
+    g = torch.Generator().manual_seed(7)
+    pick = train_orig[torch.arange(train_size) % len(train_orig)]
+    hold = train_orig[torch.randint(0, len(train_orig), (holdout_size,), generator=g)]
+    test = test_orig.repeat(4)
+    return {
+        "x_train": _affine(x[pick], g),
+        "y_train": y[pick],
+        "x_hold": _affine(x[hold], g),
+        "y_hold": y[hold],
+        "x_test": _affine(x[test], g),
+        "y_test": y[test],
+    }
+
+
+def add_noise(labels: torch.Tensor, rate: float, g: torch.Generator) -> torch.Tensor:
+    """A copy of ``labels`` with ``round(rate * N)`` of them, chosen at random, moved to another random class."""
+    y = labels.clone()
+    k = round(rate * len(y))
+    where = torch.randperm(len(y), generator=g)[:k]
+    y[where] = (y[where] + torch.randint(1, NUM_CLASSES, (k,), generator=g)) % NUM_CLASSES
+    return y
+
+
+def make_model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)  # the benchmark owns this process: initialisation follows the seed
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 3 * 3, NUM_CLASSES),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- training
+
+
+class Clock:
+    """Process CPU time of training only: :meth:`pause` around the evaluations."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self._start: float | None = time.process_time()
+
+    def pause(self) -> None:
+        if self._start is not None:
+            self.spent += time.process_time() - self._start
+            self._start = None
+
+    def resume(self) -> None:
+        self._start = time.process_time()
+
+    def now(self) -> float:
+        return self.spent + (time.process_time() - self._start if self._start is not None else 0.0)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    was = model.training
+    model.eval()
+    with torch.inference_mode():
+        correct = sum(int((model(x[i : i + 1024]).argmax(1) == y[i : i + 1024]).sum()) for i in range(0, len(y), 1024))
+    model.train(was)
+    return correct / len(y)
+
+
+def _forever(loader: Any) -> Iterator[Any]:
+    while True:
+        yield from loader
+
+
+def train_il_model(data: dict[str, torch.Tensor], y_hold: torch.Tensor, seed: int, epochs: int) -> nn.Module:
+    """The irreducible-loss model: the same small CNN trained on the held-out split alone."""
+    model = make_model(seed + 10_000)
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    g = torch.Generator().manual_seed(seed + 10_000)
+    loader = DataLoader(TensorDataset(data["x_hold"], y_hold), batch_size=BATCH, shuffle=True, generator=g)
+    for _ in range(epochs):
+        for x, y in loader:
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    return model
+
+
+def run(
+    method: str,
+    data: dict[str, torch.Tensor],
+    *,
+    noise: float,
+    seed: int,
+    epochs: int,
+    eval_every: int,
+    keep: float,
+    il_epochs: int,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train one method on one seed; returns the curve ``(steps, cpu seconds, test accuracy)``."""
+    options = dict(options or {})
+    g_noise = torch.Generator().manual_seed(1_000 + seed)
+    y_train = add_noise(data["y_train"], noise, g_noise)
+    y_hold = add_noise(data["y_hold"], noise, g_noise)
+    train_set = TensorDataset(data["x_train"], y_train)
+    n = len(y_train)
+    total_steps = epochs * math.ceil(n / BATCH)
+    clock = Clock()
+    g = torch.Generator().manual_seed(seed)
+    model = make_model(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
+    miner: hm.HardMiner | None = None
+    il: torch.Tensor | None = None
+    candidates = BATCH
+    if method == "balanced":
+        counts = torch.bincount(y_train, minlength=NUM_CLASSES).double()
+        sampler = WeightedRandomSampler((1.0 / counts)[y_train], num_samples=n, replacement=True, generator=g)
+        loader: Any = DataLoader(train_set, batch_size=BATCH, sampler=sampler)
+    elif method in ("hm-offline", "hm-online"):
+        base = DataLoader(train_set, batch_size=BATCH, shuffle=True)
+        kw: dict[str, Any] = {"rescore_every": None} if method == "hm-online" else {}
+        kw["warmup_epochs"] = 0  # the published results mine from the first epoch (the library default is 1 since)
+        kw.update({k: v for k, v in options.items() if k != "weight_by"})
+        if "weight_by" in options:  # continuous weights from a score instead of easy/hard groups
+            kw["weight_kwargs"] = {"by": options["weight_by"]}
+        miner = hm.HardMiner(model, base, seed=seed, progress=False, indices=True, **kw)
+        loader = miner
+    elif method in ("selective-backprop", "rho-loss"):
+        candidates = max(BATCH, round(BATCH / options.get("keep", keep)))
+        indexed = TensorDataset(torch.arange(n), data["x_train"], y_train)
+        loader = DataLoader(indexed, batch_size=candidates, shuffle=True, generator=g, drop_last=True)
+        if method == "rho-loss":
+            il_model = train_il_model(data, y_hold, seed, options.get("il_epochs", il_epochs))
+            scores = hm.score(il_model, DataLoader(train_set, batch_size=1024), progress=False)
+            il = torch.tensor(scores["loss"].to_numpy(), dtype=torch.float32)
+    else:
+        loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=g)
+    if method == "ohem":
+        loss_fn = lambda z, t: hm.ohem_loss(z, t)  # noqa: E731
+    elif method == "focal":
+        loss_fn = lambda z, t: hm.focal_loss(z, t, gamma=2.0)  # noqa: E731
+    history = hm.LossHistory(1024) if options.get("method") == "percentile" else None
+
+    curve: list[tuple[int, float, float]] = []
+    clock.pause()
+    curve.append((0, clock.now(), evaluate(model, data["x_test"], data["y_test"])))
+    clock.resume()
+    step = 0
+    for batch in _forever(loader):
+        if method in ("hm-offline", "hm-online"):
+            idx, x, y = batch
+        elif candidates != BATCH or method in ("selective-backprop", "rho-loss"):
+            idx, x, y = batch
+            pos = hm.select_batch(
+                model,
+                x,
+                y,
+                BATCH,
+                irreducible=None if il is None else il[idx],
+                method=options.get("method", "top"),
+                history=history,
+                beta=options.get("beta", 1.0),
+                generator=g,
+            )
+            x, y = x[pos], y[pos]
+        else:
+            x, y = batch
+        model.train()
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if method == "hm-online" and miner is not None:
+            miner.observe(idx, logits.detach(), y)
+        step += 1
+        if step % eval_every == 0 or step == total_steps:
+            clock.pause()
+            curve.append((step, clock.now(), evaluate(model, data["x_test"], data["y_test"])))
+            clock.resume()
+        if step == total_steps:
+            break
+    clock.pause()
+    return {"curve": curve, "score_calls": 0 if miner is None else miner.score_calls}
+
+
+# ---------------------------------------------------------------------------------------------------- summary
+
+
+def _reach(curve: list[list[float]], target: float) -> tuple[float, float] | None:
+    for step, cpu, acc in curve:
+        if acc >= target - 1e-12:
+            return step, cpu
+    return None
+
+
+def _at_budget(curve: list[list[float]], budget: float) -> float:
+    best = curve[0][2]
+    for _, cpu, acc in curve:
+        if cpu <= budget * 1.0001:
+            best = acc
+    return best
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per method: final accuracy, paired difference to uniform, accuracy at uniform's CPU budget, steps/CPU ratios."""
+    base = runs["uniform"]
+    out: dict[str, dict[str, Any]] = {}
+    for method, seeds in runs.items():
+        finals, diffs, budget_acc, budget_diff, step_ratios, cpu_ratios, cpu_per_step = [], [], [], [], [], [], []
+        reached = 0
+        for run_, ref in zip(seeds, base, strict=True):
+            curve, ref_curve = run_["curve"], ref["curve"]
+            final = curve[-1][2]
+            target = statistics.mean(p[2] for p in ref_curve[-2:])
+            finals.append(final)
+            diffs.append(final - ref_curve[-1][2])
+            acc_b = _at_budget(curve, ref_curve[-1][1])
+            budget_acc.append(acc_b)
+            budget_diff.append(acc_b - ref_curve[-1][2])
+            cpu_per_step.append(curve[-1][1] / max(1, curve[-1][0]))
+            hit = _reach(curve, target)
+            ref_hit = _reach(ref_curve, target)
+            if hit is not None and ref_hit is not None:
+                reached += 1
+                step_ratios.append(hit[0] / ref_hit[0])
+                cpu_ratios.append(hit[1] / ref_hit[1])
+        out[method] = {
+            "final_mean": statistics.mean(finals),
+            "final_sd": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+            "final_minus_uniform": statistics.mean(diffs),
+            "at_uniform_cpu_mean": statistics.mean(budget_acc),
+            "at_uniform_cpu_minus_uniform": statistics.mean(budget_diff),
+            "reached": reached,
+            "seeds": len(seeds),
+            "steps_ratio_median": statistics.median(step_ratios) if step_ratios else None,
+            "cpu_ratio_median": statistics.median(cpu_ratios) if cpu_ratios else None,
+            "cpu_ms_per_step": 1000 * statistics.mean(cpu_per_step),
+        }
+    return out
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "never" if value is None else format(value, spec)
+
+
+def markdown(noise: float, summary: dict[str, dict[str, Any]], setup: str) -> str:
+    lines = [
+        f"Label noise {noise:.0%}: {setup}",
+        "",
+        "| method | final acc | − uniform | acc at uniform's CPU | − uniform | reached uniform's final "
+        "| steps to it (× uniform) | CPU to it (× uniform) | CPU ms / step |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for method, row in summary.items():
+        lines.append(
+            f"| {method} | {row['final_mean']:.4f} ± {row['final_sd']:.4f} | {row['final_minus_uniform']:+.4f} "
+            f"| {row['at_uniform_cpu_mean']:.4f} | {row['at_uniform_cpu_minus_uniform']:+.4f} "
+            f"| {row['reached']}/{row['seeds']} | {_fmt(row['steps_ratio_median'], '.2f')} "
+            f"| {_fmt(row['cpu_ratio_median'], '.2f')} | {row['cpu_ms_per_step']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--train-size", type=int, default=30_000)
+    parser.add_argument("--eval-every", type=int, default=94)
+    parser.add_argument("--keep", type=float, default=0.25)
+    parser.add_argument("--il-epochs", type=int, default=8)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 1,000 samples, 1 epoch, no noise")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--stem", default=None)
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="combine result JSONs of runs split by noise level (e.g. run in parallel) into one table; runs nothing",
+    )
+    args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out, args.stem or "bench_selection")
+    torch.set_num_threads(1)
+    if args.quick:
+        args.seeds, args.train_size, args.epochs, args.eval_every, args.noise, args.il_epochs = 2, 1000, 1, 8, [0.0], 1
+    methods = list(dict.fromkeys(["uniform", *args.methods]))
+    unknown = [m for m in methods if m.split(":")[0] not in METHODS]
+    if unknown:
+        parser.error(f"unknown methods {unknown}; choose from {METHODS}")
+    data = make_images(args.train_size, 3_000 if not args.quick else 300)
+    run("uniform", data, noise=0.0, seed=0, epochs=1, eval_every=10**9, keep=args.keep, il_epochs=1)  # warm-up
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    setup = (
+        f"{args.train_size:,} training samples (12x12 affine digits), small CNN, Adam 2e-3, batch 64, "
+        f"{args.epochs} epochs = {args.epochs * math.ceil(args.train_size / BATCH):,} gradient steps, "
+        f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}, selection keep {args.keep} "
+        f"(candidates {round(BATCH / args.keep)}), irreducible-loss model {args.il_epochs} epochs on 3,000 held-out."
+    )
+    results: dict[str, Any] = {"setup": setup, "noise": {}}
+    blocks = []
+    for noise in args.noise:
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for method in methods:
+            name, _, extra = method.partition(":")
+            options = _parse_options(extra)
+            runs[method] = []
+            for seed in seeds:
+                r = run(
+                    name,
+                    data,
+                    noise=noise,
+                    seed=seed,
+                    epochs=args.epochs,
+                    eval_every=args.eval_every,
+                    keep=args.keep,
+                    il_epochs=args.il_epochs,
+                    options=options,
+                )
+                runs[method].append(r)
+                last = r["curve"][-1]
+                print(f"noise {noise:.1f} {method:>24} seed {seed}: acc {last[2]:.4f}, cpu {last[1]:.1f} s", flush=True)
+        summary = summarise(runs)
+        block = markdown(noise, summary, setup)
+        print(block, flush=True)
+        blocks.append(block)
+        curves = {m: [r["curve"] for r in rs] for m, rs in runs.items()}
+        results["noise"][str(noise)] = {"summary": summary, "runs": curves}
+    stem = args.stem or ("bench_selection_quick" if args.quick else "bench_selection")
+    save_results(args.out, stem, results["noise"], "\n".join(blocks), setup=setup)
+    return results
+
+
+def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
+    """One table from several result files of this script (one per noise level), in the order given."""
+    rows: dict[str, Any] = {}
+    setups = []
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        for noise, row in saved["rows"].items():  # the same noise level in two files: their methods side by side
+            if noise in rows:
+                rows[noise]["summary"].update(row["summary"])
+                rows[noise]["runs"].update(row["runs"])
+            else:
+                rows[noise] = row
+        setups.append(saved["setup"])
+    if len(set(setups)) != 1:
+        raise SystemExit(f"Expected result files of one setup, but got {sorted(set(setups))}.")
+    blocks = [markdown(float(noise), row["summary"], setups[0]) for noise, row in rows.items()]
+    save_results(out, stem, rows, "\n".join(blocks), setup=setups[0])
+    print("\n".join(blocks))
+    return {"setup": setups[0], "noise": rows}
+
+
+def _parse_options(text: str) -> dict[str, Any]:
+    """``"keep=0.5,method=percentile"`` -> ``{"keep": 0.5, "method": "percentile"}`` (numbers parsed)."""
+    options: dict[str, Any] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        for cast in (int, float):
+            try:
+                options[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key] = None if value == "None" else value
+    return options
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+import json
+
+import pytest
+import torch
+from conftest import BENCHMARKS, load_benchmark
+
+
+@pytest.fixture(autouse=True)
+def _benchmarks_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the script imports its sibling _common, as `python benchmarks/x.py`
+
+
+def test_bench_selection_quick(tmp_path, capsys):
+    bench = load_benchmark("bench_selection")
+    results = bench.main(["--quick", "--out", str(tmp_path), "--methods", *bench.METHODS])
+    saved = json.loads((tmp_path / "bench_selection_quick.json").read_text())
+    assert saved["machine"] and "torch" in saved["machine"] and saved["setup"] == results["setup"]
+    summary = saved["rows"]["0.0"]["summary"]
+    assert list(summary) == list(bench.METHODS)
+    assert summary["uniform"]["final_minus_uniform"] == 0.0 and summary["uniform"]["steps_ratio_median"] == 1.0
+    for method, row in summary.items():
+        assert 0.0 <= row["final_mean"] <= 1.0 and row["seeds"] == 2, method
+        curves = saved["rows"]["0.0"]["runs"][method]
+        for curve in curves:
+            steps = [p[0] for p in curve]
+            cpu = [p[1] for p in curve]
+            assert steps[0] == 0 and steps[-1] == 16 and steps == sorted(steps), method  # 1,000 / 64 = 16 steps
+            assert cpu == sorted(cpu) and cpu[-1] > 0, method
+        assert row["final_mean"] == pytest.approx(sum(c[-1][2] for c in curves) / 2)
+    table = (tmp_path / "bench_selection_quick.md").read_text()
+    assert table.splitlines()[0].startswith("Label noise 0%: 1,000 training samples")
+    assert "Machine:" in table and "| rho-loss |" in table
+    assert table.split("\n\nMachine:")[0] in capsys.readouterr().out
+    merged = bench.main(
+        ["--merge", str(tmp_path / "bench_selection_quick.json"), "--out", str(tmp_path), "--stem", "m"]
+    )
+    assert merged["noise"] == saved["rows"]
+    assert (tmp_path / "m.md").read_text().split("\n\nMachine:")[0] == table.split("\n\nMachine:")[0]
+
+
+def test_data_is_deterministic_and_noise_exact():
+    bench = load_benchmark("bench_selection")
+    a, b = bench.make_images(500, 50), bench.make_images(500, 50)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert a["x_train"].shape == (500, 1, 12, 12) and a["x_test"].shape == (540 * 4, 1, 12, 12)
+    noisy = bench.add_noise(a["y_train"], 0.4, torch.Generator().manual_seed(0))
+    assert int((noisy != a["y_train"]).sum()) == 200  # exactly 40 % wrong, none moved onto its own class
+    assert sorted(set(noisy.tolist())) == list(range(10))
