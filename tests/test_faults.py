@@ -882,6 +882,77 @@ def _(ctx: Ctx) -> None:
     pd.testing.assert_frame_equal(read_parquet(ctx.tmp / "t.parquet"), table, check_exact=True)
 
 
+# ---------------------------------------------------------------- the cases built in other modules, tried here too
+@case("summary-confusion-is-ground-truth-first-and-strict-json")
+def _(ctx: Ctx) -> None:
+    import json
+
+    t = pd.DataFrame(
+        {"index": range(5), "label": [1, 1, 1, 0, 0], "pred": [1, 1, 0, 0, 0], "label_prob": [0.9, 0.8, 0.3, 0.9, 0.9]}
+    )
+    d = hm.summary(hm.split(t, threshold=0.1)).to_dict()  # nothing is hard: empty groups
+    assert d["confusion"]["positive"] == {"positive": 2, "negative": 1}  # rows: ground truth
+    json.loads(json.dumps(d, allow_nan=False))  # no NaN for the empty groups
+
+
+@case("positive-class-not-among-labels")
+def _(ctx: Ctx) -> None:
+    scores = hm.score(make_model(4), DataLoader(make_dataset(20, 4), batch_size=8), progress=False)
+    with pytest.raises(ValueError, match=r"\[7\] is not among its classes"):
+        hm.split(scores, threshold=0.5, positive=7)
+    miner = hm.HardMiner(
+        make_model(4), DataLoader(make_dataset(20, 4), batch_size=8), positive=7, warmup_epochs=0, progress=False
+    )
+    with pytest.raises(ValueError, match=r"\[7\] is not among its classes"):
+        next(iter(miner))
+
+
+@case("positive-given-as-a-string-is-named-whole")
+def _(ctx: Ctx) -> None:
+    scores = hm.score(make_model(4), DataLoader(make_dataset(20, 4), batch_size=8), progress=False)
+    with pytest.raises(TypeError, match=r"'cat'"):
+        hm.split(scores, threshold=0.5, positive="cat")
+
+
+@case("miner-state-loads-weights-only-and-resumes-with-momentum")
+def _(ctx: Ctx) -> None:
+    ds = make_dataset(40, 2, seed=5)
+    model = make_model(2, seed=5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    straight = hm.HardMiner(model, DataLoader(ds, batch_size=8), momentum=0.5, warmup_epochs=0, progress=False)
+    for _epoch in range(2):  # the model learns, so each re-scoring's weights differ and the momentum matters
+        for x, y in straight:
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    torch.save({"miner": straight.state_dict(), "model": model.state_dict()}, ctx.tmp / "ckpt.pt")
+    state = torch.load(ctx.tmp / "ckpt.pt")  # weights_only=True, torch's default
+    twin = make_model(2, seed=0)
+    twin.load_state_dict(state["model"])
+    resumed = hm.HardMiner(twin, DataLoader(ds, batch_size=8), momentum=0.5, warmup_epochs=0, progress=False)
+    resumed.load_state_dict(state["miner"])
+    drawn_straight = [b[1].tolist() for b in straight]  # epoch 2: re-scored, mixed with the saved weights
+    drawn_resumed = [b[1].tolist() for b in resumed]
+    assert drawn_resumed == drawn_straight
+    torch.testing.assert_close(
+        torch.as_tensor(resumed.table["weight"].to_numpy()), torch.as_tensor(straight.table["weight"].to_numpy())
+    )
+    fresh = hm.HardMiner(twin, DataLoader(ds, batch_size=8), momentum=0.5, warmup_epochs=0, progress=False)
+    fresh.set_epoch(2)
+    list(fresh)  # the same epoch without the saved weights: the momentum has nothing to mix, the weights differ
+    assert not np.allclose(fresh.table["weight"].to_numpy(), straight.table["weight"].to_numpy())
+
+
+@case("miner-dataset-that-grew-is-refused")
+def _(ctx: Ctx) -> None:
+    data = list(make_dataset(20, 2, seed=6))
+    miner = hm.HardMiner(make_model(2), DataLoader(data, batch_size=5), warmup_epochs=0, progress=False)
+    list(miner)
+    data.extend(data[:5])  # the dataset grows under the miner
+    with pytest.raises(ValueError, match=r"20.*25|25.*20"):
+        list(miner)
+
+
 _NEEDS_CLI = {name for name in CASES if "cli" in name or name.startswith(("score-", "text-file", "ctrl-c-during"))}
 
 
