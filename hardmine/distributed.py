@@ -6,6 +6,10 @@ size from the initialised default process group.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -16,23 +20,51 @@ __all__ = [
     "get_world_size",
     "is_distributed",
     "is_main_process",
+    "local_only",
     "raise_if_any_rank_failed",
     "shard_bounds",
 ]
 
 
+_LOCAL: contextvars.ContextVar[bool] = contextvars.ContextVar("hardmine_local_only", default=False)
+
+
+@contextlib.contextmanager
+def local_only() -> Iterator[None]:
+    """Inside this block hardmine acts as a world of one: rank 0 of 1, no collectives, whatever torchrun started.
+
+    For work that each rank does on its own share and writes itself, with nothing gathered (for example
+    :func:`hardmine.streamed.score_to_parquet`, where every rank scores whole chunks of its own). Only hardmine's own
+    view changes: the process group stays as it is.
+
+    Example:
+        >>> with local_only():
+        ...     get_world_size(), get_rank(), is_distributed()
+        (1, 0, False)
+    """
+    token = _LOCAL.set(True)
+    try:
+        yield
+    finally:
+        _LOCAL.reset(token)
+
+
 def is_distributed() -> bool:
-    """True when torch.distributed is available, initialised, and has more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    """True when torch.distributed is available, initialised, and has more than one process (and not local_only)."""
+    return get_world_size() > 1
 
 
 def get_world_size() -> int:
-    """Number of processes in the default group (1 without torch.distributed)."""
+    """Number of processes in the default group (1 without torch.distributed, and inside :func:`local_only`)."""
+    if _LOCAL.get():
+        return 1
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def get_rank() -> int:
-    """This process's rank in the default group (0 without torch.distributed)."""
+    """This process's rank in the default group (0 without torch.distributed, and inside :func:`local_only`)."""
+    if _LOCAL.get():
+        return 0
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 

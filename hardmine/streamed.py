@@ -6,10 +6,9 @@ moved into place), with the settings, the chunk's bounds and ``N`` in the file's
 resumes from its last complete chunk: a chunk whose file is complete is not scored again. The result opens as a
 :class:`hardmine.bigtable.ScoreDataset` for the out-of-core steps.
 
-Under ``torchrun`` every rank calls it the same way: :func:`hardmine.score` shares each chunk between the ranks and
-gathers that chunk (only that chunk) onto every rank, and rank ``k % world_size`` writes chunk ``k``. Memory and the
-gather are bounded by ``chunk_size`` rows; a pass with no gather at all needs per-rank writing inside
-:func:`hardmine.score` itself.
+Under ``torchrun`` every rank calls it the same way. Rank ``k % world_size`` scores chunk ``k`` whole, on its own
+(inside :func:`hardmine.distributed.local_only`), and writes its file: nothing is gathered across ranks, and each
+rank's memory is bounded by one chunk. Pick ``chunk_size`` at most ``N / world_size`` so that every rank has work.
 """
 
 from __future__ import annotations
@@ -137,19 +136,27 @@ def score_to_parquet(
             done.add(file.name)
         todo = [k for k in todo if names[k].name not in done]
     todo = _broadcast(todo)
-    for k in todo:
-        lo, hi = bounds[k]
-        chunk_ids = None if all_ids is None else all_ids[lo:hi]
-        table = score(model, _chunk_loader(loader, lo, hi), ids=chunk_ids, **score_kwargs)
-        table["index"] += lo
-        if all_ids is None:
-            table["id"] = pd.Series([str(i) for i in range(lo, hi)], dtype=object)
-        table.attrs["hardmine"] = {
-            **table.attrs.get("hardmine", {}),
-            "chunk": {"start": lo, "stop": hi, "num_samples": n},
-        }
-        if k % world == rank:
+    failure: Exception | None = None
+    with distributed.local_only():  # this rank's chunks, scored whole: no collective, nothing gathered
+        for k in todo:
+            if k % world != rank:
+                continue
+            lo, hi = bounds[k]
+            chunk_ids = None if all_ids is None else all_ids[lo:hi]
+            try:
+                table = score(model, _chunk_loader(loader, lo, hi), ids=chunk_ids, **score_kwargs)
+            except Exception as err:  # every rank must still reach the barrier below, then all raise
+                failure = err
+                break
+            table["index"] += lo
+            if all_ids is None:
+                table["id"] = pd.Series([str(i) for i in range(lo, hi)], dtype=object)
+            table.attrs["hardmine"] = {
+                **table.attrs.get("hardmine", {}),
+                "chunk": {"start": lo, "stop": hi, "num_samples": n},
+            }
             with atomic_path(names[k], suffix=".parquet.tmp") as tmp:
                 table.to_parquet(tmp, index=False)
+    distributed.raise_if_any_rank_failed(failure, "hm.score_to_parquet")  # every rank raises, or none
     _barrier()
     return open_scores(folder)

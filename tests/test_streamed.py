@@ -107,8 +107,12 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 def test_two_ranks_write_the_one_process_table_each_sample_once(tmp_path: Path) -> None:
     out = tmp_path / "s"
     mp.start_processes(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
-    calls = sum(torch.load(tmp_path / f"calls{r}.pt") for r in range(2))
-    assert calls.tolist() == [1] * 29  # every sample read exactly once over both ranks
+    per_rank = [torch.load(tmp_path / f"calls{r}.pt") for r in range(2)]
+    assert sum(per_rank).tolist() == [1] * 29  # every sample read exactly once over both ranks
+    # Whole chunks per rank (chunk k on rank k % 2), nothing gathered: rank 0 read chunks 0, 2, 4, rank 1 chunks 1, 3.
+    chunk_of = torch.arange(29) // 6
+    for rank, calls in enumerate(per_rank):
+        assert calls.tolist() == (chunk_of % 2 == rank).long().tolist()
     ds = hm.open_scores(out)
     assert len(ds.files) == 5
     pd.testing.assert_frame_equal(_frame(ds), _expected(make_model(3), make_dataset(29, 3)), rtol=1e-5, atol=1e-6)
