@@ -37,9 +37,10 @@ import numpy as np
 import pandas as pd
 
 from hardmine._files import atomic_path
+from hardmine.io import parse_only
 from hardmine.metrics import Summary, _prf
 from hardmine.splitting import _DEFAULT_THRESHOLDS, _check_range
-from hardmine.table import DIFFICULTIES, GROUPS, POLARITIES, harder_when
+from hardmine.table import GROUPS, POLARITIES, harder_when
 
 __all__ = ["ScoreDataset", "open_scores"]
 
@@ -713,18 +714,5 @@ def _group_case(value: float | Mapping[str, float], what: str) -> str:
 def _where(only: str | Iterable[str] | None) -> str | None:
     if only is None:
         return None
-    if isinstance(only, str):
-        if only in DIFFICULTIES:
-            return f"difficulty = '{only}'"
-        if only in POLARITIES:
-            return f"polarity = '{only}'"
-        names = [only]
-    else:
-        names = list(only)
-    unknown = [n for n in names if n not in GROUPS]
-    if unknown or not names:
-        raise ValueError(
-            f"Expected argument `only` to be 'hard', 'easy', 'positive', 'negative', a group name {list(GROUPS)} or a "
-            f"list of group names, but got {only!r}."
-        )
-    return f"{_q('group')} IN ({', '.join(repr(n) for n in names)})"
+    column, values = parse_only(only)
+    return f"{_q(column)} IN ({', '.join(repr(v) for v in values)})"

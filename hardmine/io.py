@@ -81,11 +81,22 @@ def select(table: pd.DataFrame, only: OnlyArg = None) -> pd.DataFrame:
     """
     if only is None:
         return table
+    column, values = parse_only(only)
+    return table[_column(table, column, only).isin(values)]
+
+
+def parse_only(only: str | Iterable[str]) -> tuple[str, list[str]]:
+    """``(column, values)`` that ``only`` selects: ``difficulty``, ``polarity`` or ``group``, and the values kept.
+
+    Example:
+        >>> parse_only("hard"), parse_only(["hard_positive", "easy_positive"])
+        (('difficulty', ['hard']), ('group', ['hard_positive', 'easy_positive']))
+    """
     if isinstance(only, str):
         if only in DIFFICULTIES:
-            return table[_column(table, "difficulty", only) == only]
+            return "difficulty", [only]
         if only in POLARITIES:
-            return table[_column(table, "polarity", only) == only]
+            return "polarity", [only]
         names = [only]
     else:
         names = list(only)
@@ -95,7 +106,7 @@ def select(table: pd.DataFrame, only: OnlyArg = None) -> pd.DataFrame:
             f"Expected argument `only` to be 'hard', 'easy', 'positive', 'negative', a group name {list(GROUPS)} or a "
             f"list of group names, but got {only!r}."
         )
-    return table[_column(table, "group", only).isin(names)]
+    return "group", names
 
 
 def _column(table: pd.DataFrame, col: str, only: object) -> pd.Series:

@@ -39,24 +39,12 @@ from torch import Tensor
 from torch.utils.data import Sampler
 
 from hardmine import distributed
+from hardmine.sampling import _mix
 
 __all__ = ["ShardedSampler"]
 
 PathLike = str | os.PathLike[str]
-_MASK64 = (1 << 64) - 1
 _YIELD_CHUNK = 1 << 16
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from integers (splitmix64 over each), so nearby seeds, epochs and shards are unrelated."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = (h ^ (v & _MASK64)) & _MASK64
-        h = (h + 0x9E3779B97F4A7C15) & _MASK64
-        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MASK64
-        h ^= h >> 31
-    return h >> 1
 
 
 def _rng(*key: int) -> np.random.Generator:
