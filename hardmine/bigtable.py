@@ -38,8 +38,8 @@ import pandas as pd
 
 from hardmine._files import atomic_path
 from hardmine.io import parse_only
-from hardmine.metrics import Summary, _prf
-from hardmine.splitting import _DEFAULT_THRESHOLDS, _check_range
+from hardmine.metrics import Summary, _prf, sweep_from_counts
+from hardmine.splitting import fixed_threshold
 from hardmine.table import GROUPS, POLARITIES, harder_when
 
 __all__ = ["ScoreDataset", "open_scores"]
@@ -322,18 +322,9 @@ class ScoreDataset:
             settings["threshold"] = "per_class"
             settings["per_class_thresholds"] = per_class
         else:
-            if threshold is None:
-                if by not in _DEFAULT_THRESHOLDS:
-                    raise ValueError(f"Column `{by}` has no default threshold: pass `threshold=` or `hard_fraction=`.")
-                threshold = _DEFAULT_THRESHOLDS[by]
-            if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
-                raise TypeError(
-                    f"Expected argument `threshold` to be a float or 'per_class', but got {type(threshold).__name__}."
-                )
-            t = float(threshold)
             probe = pd.DataFrame()
             probe.attrs["hardmine"] = self._base_settings
-            _check_range(t, by, probe)
+            t = fixed_threshold(threshold, by, probe)
             hard = f"({col} {lt} {_lit(t)})"
             settings["threshold"] = t
         return ScoreDataset(self._con, self.files, self._base_settings, _Split(hard, classes, settings))
@@ -487,35 +478,7 @@ class ScoreDataset:
         n, n_pos = int(all_rows.sum()), int(pos_rows.sum())
         called = np.cumsum(all_rows[::-1])[::-1][1:]
         tp = np.cumsum(pos_rows[::-1])[::-1][1:]
-        fp = called - tp
-        fn = n_pos - tp
-        tn = n - tp - fp - fn
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision = np.where(called > 0, tp / np.maximum(called, 1), 0.0)
-            recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0)
-            f1 = np.where(
-                precision + recall > 0,
-                2 * precision * recall / np.where(precision + recall > 0, precision + recall, 1),
-                0.0,
-            )
-        sweep = pd.DataFrame(
-            {
-                "threshold": ts,
-                "precision": precision,
-                "recall": recall,
-                "f1": f1,
-                "tp": tp,
-                "fp": fp,
-                "fn": fn,
-                "tn": tn,
-            }
-        )
-        best = int(np.argmax(f1))
-        sweep["best"] = np.arange(len(ts)) == best
-        sweep.attrs["best_threshold"] = float(ts[best])
-        sweep.attrs["best_f1"] = float(f1[best])
-        sweep.attrs["positive"] = classes
-        return sweep
+        return sweep_from_counts(ts, called, tp, n_pos, n, classes)
 
     # ------------------------------------------------------------------ export and weights
 

@@ -223,9 +223,25 @@ def threshold_sweep(
     called = len(p) - np.searchsorted(order, ts, side="left")
     pos_sorted = np.sort(p[actual])
     tp = len(pos_sorted) - np.searchsorted(pos_sorted, ts, side="left")
+    return sweep_from_counts(ts, called, tp, int(actual.sum()), len(p), classes)
+
+
+def sweep_from_counts(
+    ts: np.ndarray, called: np.ndarray, tp: np.ndarray, num_positive: int, num_samples: int, classes: Any
+) -> pd.DataFrame:
+    """The threshold-sweep table from the counts at each threshold: called positive and true positives.
+
+    Shared by :func:`threshold_sweep` and the out-of-core sweep of :class:`hardmine.bigtable.ScoreDataset`. A ratio
+    whose denominator is zero is 0.0; the row of the best F1 is marked (``best``) and named in ``attrs``.
+
+    Example:
+        >>> sweep = sweep_from_counts(np.array([0.2, 0.8]), np.array([3, 1]), np.array([2, 1]), 2, 4, [1])
+        >>> sweep[["precision", "recall", "f1"]].round(3).to_numpy().tolist()
+        [[0.667, 1.0, 0.8], [1.0, 0.5, 0.667]]
+    """
     fp = called - tp
-    fn = int(actual.sum()) - tp
-    tn = len(p) - tp - fp - fn
+    fn = num_positive - tp
+    tn = num_samples - tp - fp - fn
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(called > 0, tp / np.maximum(called, 1), 0.0)
         recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0)

@@ -149,16 +149,7 @@ def split(
         settings["threshold"] = "per_class"
         settings["per_class_thresholds"] = per_class
     else:
-        if threshold is None:
-            if by not in _DEFAULT_THRESHOLDS:
-                raise ValueError(f"Column `{by}` has no default threshold: pass `threshold=` or `hard_fraction=`.")
-            threshold = _DEFAULT_THRESHOLDS[by]
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
-            raise TypeError(
-                f"Expected argument `threshold` to be a float or 'per_class', but got {type(threshold).__name__}."
-            )
-        t = float(threshold)
-        _check_range(t, by, scores)
+        t = fixed_threshold(threshold, by, scores)
         hard = values < t if direction == "lower" else values > t
         settings["threshold"] = t
 
@@ -333,3 +324,26 @@ def _check_range(t: float, by: str, scores: pd.DataFrame) -> None:
         lo, hi = ranges[by]
         if not lo <= t <= hi:
             raise ValueError(f"Expected argument `threshold` to be in the range of `{by}`, [{lo}, {hi}], but got {t}.")
+
+
+def fixed_threshold(threshold: Any, by: str, table: pd.DataFrame) -> float:
+    """A fixed threshold for column ``by``: ``threshold`` checked against the column's range, or its default.
+
+    ``table`` gives the range's context (its settings, e.g. the class count for ``entropy``). Shared by
+    :func:`split` and the out-of-core split of :class:`hardmine.bigtable.ScoreDataset`.
+
+    Example:
+        >>> fixed_threshold(None, "label_prob", pd.DataFrame()), fixed_threshold(0.3, "label_prob", pd.DataFrame())
+        (0.5, 0.3)
+    """
+    if threshold is None:
+        if by not in _DEFAULT_THRESHOLDS:
+            raise ValueError(f"Column `{by}` has no default threshold: pass `threshold=` or `hard_fraction=`.")
+        threshold = _DEFAULT_THRESHOLDS[by]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+        raise TypeError(
+            f"Expected argument `threshold` to be a float or 'per_class', but got {type(threshold).__name__}."
+        )
+    t = float(threshold)
+    _check_range(t, by, table)
+    return t
