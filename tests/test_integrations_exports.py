@@ -40,7 +40,7 @@ def test_wandb_table_holds_every_row_and_column(table):
     w = to_wandb_table(table)
     columns = [c for c in table.columns if not c.startswith("prob_")]
     assert w.columns == columns and len(w.data) == len(table)
-    for row, (_, ref) in zip(w.data, table[columns].iterrows()):
+    for row, (_, ref) in zip(w.data, table[columns].iterrows(), strict=True):
         assert [_expected_cell(v) for v in row] == [
             str(v) if isinstance(table[c].dtype, pd.CategoricalDtype) else _expected_cell(v) for c, v in ref.items()
         ]

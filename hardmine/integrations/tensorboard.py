@@ -100,13 +100,13 @@ def _cell(value: Any) -> str:
 
 
 def markdown_table(table: pd.DataFrame, *, columns: Sequence[str] | None = None, max_rows: int = 100) -> str:
-    """The first ``max_rows`` rows of ``table`` as a Markdown table (numbers to 4 significant digits).
+    r"""The first ``max_rows`` rows of ``table`` as a Markdown table (numbers to 4 significant digits).
 
     Example:
         >>> print(markdown_table(pd.DataFrame({"index": [3, 1], "label_prob": [0.123456, 0.9], "id": ["a|b", "c"]})))
         | index | label_prob | id |
         |---|---|---|
-        | 3 | 0.1235 | a\\|b |
+        | 3 | 0.1235 | a\|b |
         | 1 | 0.9 | c |
     """
     names = _check_table(table, columns)

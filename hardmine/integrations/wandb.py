@@ -30,7 +30,8 @@ def to_wandb_table(
     them; numbers stay numbers.
 
     Args:
-        table: a table from :func:`hardmine.score`, :func:`hardmine.split`, ``miner.table`` or :func:`hardmine.read_csv`.
+        table: a table from :func:`hardmine.score`, :func:`hardmine.split`, ``miner.table`` or
+            :func:`hardmine.read_csv`.
         columns: the columns to keep, in this order; default all but the per-class ``prob_*`` columns.
         probs: keep the ``prob_*`` columns too (one per class) when ``columns`` is not given.
         max_rows: keep only the first ``max_rows`` rows (W&B caps a logged Table at 200 000 rows by default); sort
