@@ -93,6 +93,12 @@ print("HARDMINE_PROBE", json.dumps({
     "fine_tuned_on": len(hard_set),
 }))
 """,
+    "05_hard_images_dense.ipynb": """
+def _iou(rows):
+    return hm.segmentation_summary(rows, classes=names).set_index("name")["iou"].to_dict()
+print("HARDMINE_PROBE", json.dumps({"iou": _iou(seg_table), "hard_iou": _iou(hard),
+    "pixels_hard": float(sizes[hard["index"]].mean()), "pixels_easy": float(sizes[easy].mean())}))
+""",
 }
 
 
@@ -185,11 +191,23 @@ def _check_04(text: str, probe: dict[str, Any]) -> None:
     assert round((probe["after"] - probe["before"]) * 200) == gain
 
 
+def _check_05(text: str, probe: dict[str, Any]) -> None:
+    # "learned the background and, in part, the bright square (IoU about 0.56), but not the dim square yet: its IoU is
+    # about 0" and "the hardest quarter holds the images with the most object pixels, more than twice as many".
+    (bright,) = _number(text, r"in part, the bright square \(IoU about (0\.\d+)\)")
+    iou = probe["iou"]
+    assert iou["background"] > 0.95 and round(iou["bright square"], 2) == bright and iou["square"] < 0.01
+    assert "but not the dim square yet: its IoU is about 0" in text and probe["hard_iou"]["square"] < 0.01
+    assert "more than twice as many on average as the easy ones" in text
+    assert probe["pixels_hard"] > 2 * probe["pixels_easy"]
+
+
 CLAIMS = {
     "01_quickstart.ipynb": _check_01,
     "02_precision_recall.ipynb": _check_02,
     "03_hard_example_training.ipynb": _check_03,
     "04_images_on_disk.ipynb": _check_04,
+    "05_hard_images_dense.ipynb": _check_05,
 }
 
 
