@@ -170,3 +170,39 @@ def test_log_embedding_writes_projector_files(table, tmp_path):
         log_embedding(other, table.drop(columns=["prob_0", "prob_1"]))
     with pytest.raises(TypeError, match="`features`"):
         log_embedding(other, table, [[0.0]] * len(table))
+
+
+def test_wandb_table_with_images_from_file_paths(tmp_path):
+    pytest.importorskip("wandb")
+    from PIL import Image
+
+    from hardmine.integrations.wandb import to_wandb_table
+
+    paths = []
+    for i, shade in enumerate((0, 128, 255)):
+        path = tmp_path / f"img_{i}.png"
+        Image.fromarray(np.full((4, 6), shade, dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    t = pd.DataFrame({"index": [0, 1, 2], "id": paths, "label_prob": [0.1, 0.5, 0.9]})
+    w = to_wandb_table(t, images=True, max_rows=2)
+    assert w.columns == ["index", "id", "label_prob", "image"] and len(w.data) == 2
+    shown = [row[3] for row in w.data]
+    assert [np.asarray(img.image).tolist() for img in shown] == [np.full((4, 6), s).tolist() for s in (0, 128)]
+    with pytest.raises(ValueError, match=r"1 are missing"):
+        to_wandb_table(t.assign(id=[paths[0], paths[1], str(tmp_path / "gone.png")]), images=True)
+    with pytest.raises(ValueError, match="no id column"):
+        to_wandb_table(t.drop(columns=["id"]), images=True)
+
+
+def test_log_embedding_with_images_writes_a_sprite(table, tmp_path):
+    pytest.importorskip("tensorboard")
+    from PIL import Image
+
+    images = torch.rand(len(table), 1, 5, 5)
+    log_embedding(tmp_path, table, images=images)
+    (sprite,) = tmp_path.glob("*/hardmine/sprite.png")
+    assert "sprite" in (tmp_path / "projector_config.pbtxt").read_text()
+    width, height = Image.open(sprite).size
+    assert width == height == 6 * 5  # ceil(sqrt(30)) = 6 tiles of 5x5 on a side
+    with pytest.raises(ValueError, match=r"\(30, C, H, W\)"):
+        log_embedding(tmp_path, table, images=torch.rand(30, 5, 5))

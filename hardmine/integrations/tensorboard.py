@@ -167,6 +167,7 @@ def log_embedding(
     tag: str = "hardmine",
     step: int | None = None,
     columns: Sequence[str] | None = None,
+    images: torch.Tensor | None = None,
 ) -> int:
     """Put the samples in TensorBoard's embedding projector with their hardness, label and group as metadata.
 
@@ -182,6 +183,8 @@ def log_embedding(
         step: the global step; ``None`` for none.
         columns: the metadata columns; default those of ``index``, ``id``, ``label``, ``pred``, ``label_prob``,
             ``confidence``, ``loss``, ``polarity``, ``difficulty``, ``group`` and ``suspect`` that the table has.
+        images: ``(N, C, H, W)`` float images in ``[0, 1]`` (C = 1 or 3), same row order: the projector shows each
+            point as its image (a sprite).
 
     Returns:
         The number of samples written.
@@ -190,7 +193,7 @@ def log_embedding(
         ImportError: ``writer`` is a folder and tensorboard is not installed.
         TypeError: ``table`` is not a DataFrame or ``features`` not a tensor.
         ValueError: no ``features`` and no ``prob_*`` columns, ``features`` not ``(len(table), D)``, or a missing
-            column.
+            column, or ``images`` not ``(N, C, H, W)``.
     """
     default = ["index", "id", "label", "pred", "label_prob", "confidence", "loss", "polarity", "difficulty", "group"]
     default.append("suspect")
@@ -210,6 +213,11 @@ def log_embedding(
             f"Expected argument `features` to have shape ({len(table)}, D), one row per table row, but got "
             f"{tuple(features.shape)}."
         )
+    if images is not None and (
+        not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] != len(table)
+    ):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"Expected argument `images` to be a ({len(table)}, C, H, W) tensor, but got {shape}.")
     metadata = [[_cell(v) for v in row] for row in table.loc[:, names].itertuples(index=False)]
     writer, owned = _writer(writer)
     try:
@@ -217,6 +225,7 @@ def log_embedding(
             features.detach().to("cpu", torch.float32),
             metadata=metadata if len(names) > 1 else [r[0] for r in metadata],
             metadata_header=names if len(names) > 1 else None,
+            label_img=None if images is None else images.detach().to("cpu", torch.float32),
             global_step=step,
             tag=tag,
         )

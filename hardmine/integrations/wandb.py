@@ -7,6 +7,7 @@ logging it goes wherever your ``wandb.init`` run goes (``WANDB_MODE=offline`` ke
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,6 +24,7 @@ def to_wandb_table(
     columns: Sequence[str] | None = None,
     probs: bool = False,
     max_rows: int | None = None,
+    images: bool = False,
 ) -> Any:
     """A ``wandb.Table`` with one row per sample of a hardmine table (hardness, labels, groups, ids).
 
@@ -36,6 +38,8 @@ def to_wandb_table(
         probs: keep the ``prob_*`` columns too (one per class) when ``columns`` is not given.
         max_rows: keep only the first ``max_rows`` rows (W&B caps a logged Table at 200 000 rows by default); sort
             the table first (``table.sort_values("label_prob")``) to keep the hardest.
+        images: add an ``image`` column of ``wandb.Image`` read from the file path in each row's ``id`` (tables of
+            an ``ImageFolder`` or of :func:`hardmine.read_csv` hold them), so the W&B UI shows the samples.
 
     Returns:
         A ``wandb.Table``: ``.columns`` the column names, ``.data`` the rows as lists.
@@ -43,7 +47,8 @@ def to_wandb_table(
     Raises:
         ImportError: wandb is not installed.
         TypeError: ``table`` is not a DataFrame.
-        ValueError: ``columns`` names a column the table lacks, or ``max_rows < 1``.
+        ValueError: ``columns`` names a column the table lacks, ``max_rows < 1``, or ``images=True`` and an ``id``
+            is not the path of an existing file.
 
     Example:
         >>> import pytest; _ = pytest.importorskip("wandb")
@@ -55,6 +60,16 @@ def to_wandb_table(
     """
     wandb = require("wandb", "wandb")
     frame = _frame(table, columns=columns, probs=probs, max_rows=max_rows)
+    if images:
+        ids = table["id"].head(len(frame)) if "id" in table.columns else None
+        paths = [] if ids is None else [Path(str(i)) for i in ids]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if ids is None or missing:
+            raise ValueError(
+                "Expected argument `images=True` to find an image file at the `id` of every row, but "
+                + ("the table has no id column." if ids is None else f"{len(missing)} are missing, e.g. {missing[:3]}.")
+            )
+        frame["image"] = [wandb.Image(str(p)) for p in paths]
     return wandb.Table(dataframe=frame)
 
 
@@ -73,7 +88,7 @@ def log_table(
         table: the hardmine table.
         key: the name of the Table in the run.
         step: the run's step to log at (for example the epoch of ``miner.table``); ``None`` lets W&B count.
-        **kwargs: passed to :func:`to_wandb_table` (``columns``, ``probs``, ``max_rows``).
+        **kwargs: passed to :func:`to_wandb_table` (``columns``, ``probs``, ``max_rows``, ``images``).
     """
     w = to_wandb_table(table, **kwargs)
     if step is None:
