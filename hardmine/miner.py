@@ -1211,9 +1211,8 @@ class HardMiner:
                 rule = f"{by} {'<' if settings.get('hard_when') == 'lower' else '>'} {threshold:.4g}"
             else:
                 rule = f"{by}"
-            last = (
-                f"epoch {row['epoch']}, {row['hard']} hard of {row['samples']} by {rule} "
-                f"(scoring pass {self.score_calls})"
+            last = f"epoch {row['epoch']}, {row['hard']} hard of {row['samples']} by {rule} " + (
+                f"(scoring pass {self.score_calls})" if self.score_calls else "(no scoring pass: observed scores)"
             )
         else:
             last = "none yet"
@@ -1248,9 +1247,11 @@ class HardMiner:
             return f"none (uniform from epoch {self.uniform_after})"
         if self._table is None:
             return f"epoch {start} (the first mining epoch)"
-        if callable(self.rescore_every):
-            return f"when rescore_every(epoch) says so, from epoch {start}"
         every = self.rescore_every
+        if callable(every):
+            return f"when rescore_every(epoch) says so, from epoch {start}"
+        if not isinstance(every, int):  # no period (online mining): a new table at every mining epoch
+            return f"epoch {start} (every mining epoch)"
         nxt = start + (-(start - self.warmup_epochs)) % every
         if self.uniform_after is not None and nxt >= self.uniform_after:
             return f"none (uniform from epoch {self.uniform_after})"
