@@ -1330,6 +1330,84 @@ class HardMiner:
                 "dataset (its epoch count and history start afresh; observe() or a scoring pass fills it)."
             )
 
+    # ------------------------------------------------------------------ repr
+
+    def __repr__(self) -> str:
+        """Where the miner stands: phase and epoch, the last re-score, the next one, the sampler and the device.
+
+        Example:
+            >>> from torch.utils.data import DataLoader, TensorDataset
+            >>> ds = TensorDataset(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]))
+            >>> print(HardMiner(nn.Linear(2, 2), DataLoader(ds, batch_size=2), warmup_epochs=1, progress=False))
+            ... # doctest: +NORMALIZE_WHITESPACE
+            HardMiner(
+              phase=None (no pass yet), epoch=-1, N=4, apply='sample', warmup_epochs=1,
+              last re-score: none yet,
+              next re-score: epoch 1 (the first mining epoch),
+              sampler=HardSampler(num_samples=4 per epoch of N=4, mode='replacement', replacement=True,
+                weights in [1, 1] (0 of 4 zero, max/min positive 1), epoch=0, seed=0, rank 0 of 1),
+              device=cpu,
+            )
+        """
+        phase = f"{self.phase!r}" if self.phase is not None else "None (no pass yet)"
+        if self._rows:
+            row = self._rows[-1]
+            settings = self._table.attrs.get("hardmine", {}) if self._table is not None else {}
+            threshold, by = settings.get("threshold"), row.get("by", self.by)
+            if threshold is None and settings.get("hard_fraction") is not None:
+                rule = f"{by}, hardest {settings['hard_fraction']:.4g}"
+            elif threshold == "per_class":
+                rule = f"{by} under per-class thresholds"
+            elif threshold is not None:
+                rule = f"{by} {'<' if settings.get('hard_when') == 'lower' else '>'} {threshold:.4g}"
+            else:
+                rule = f"{by}"
+            last = f"epoch {row['epoch']}, {row['hard']} hard of {row['samples']} by {rule} " + (
+                f"(scoring pass {self.score_calls})" if self.score_calls else "(no scoring pass: observed scores)"
+            )
+        else:
+            last = "none yet"
+        if isinstance(self.sampler, ShareBatchSampler):
+            s = self.sampler
+            sampler = (
+                f"ShareBatchSampler({s.num_batches} batches of {s.batch_size} per epoch, "
+                f"positive_share={s.positive_share:.4g}, hard_share={s.hard_share:.4g}, epoch={s.epoch}, seed={s.seed})"
+            )
+        else:
+            sampler = repr(self.sampler)
+        device = self.device
+        if device is None:
+            param = next(iter(self.model.parameters()), None)
+            device = param.device if param is not None else "cpu"
+        return (
+            "HardMiner(\n"
+            f"  phase={phase}, epoch={self.epoch}, N={self._n}, apply={self.apply!r}, "
+            f"warmup_epochs={self.warmup_epochs},\n"
+            f"  last re-score: {last},\n"
+            f"  next re-score: {self._next_rescore()},\n"
+            f"  sampler={sampler},\n"
+            f"  device={device},\n"
+            ")"
+        )
+
+    def _next_rescore(self) -> str:
+        """The epoch of the next scoring pass, in words (for ``__repr__``)."""
+        start = self._pending_epoch if self._pending_epoch is not None else self._next_epoch
+        start = max(start, self.warmup_epochs)
+        if self.uniform_after is not None and start >= self.uniform_after:
+            return f"none (uniform from epoch {self.uniform_after})"
+        if self._table is None:
+            return f"epoch {start} (the first mining epoch)"
+        every = self.rescore_every
+        if callable(every):
+            return f"when rescore_every(epoch) says so, from epoch {start}"
+        if not isinstance(every, int):  # no period (online mining): a new table at every mining epoch
+            return f"epoch {start} (every mining epoch)"
+        nxt = start + (-(start - self.warmup_epochs)) % every
+        if self.uniform_after is not None and nxt >= self.uniform_after:
+            return f"none (uniform from epoch {self.uniform_after})"
+        return f"epoch {nxt} (every {every} epoch{'s' if every != 1 else ''})"
+
 
 def _check_online(*, shares: bool, exclude_method: str | None) -> None:
     """Options that online mode (``rescore_every=None``) cannot serve."""

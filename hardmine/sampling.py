@@ -480,6 +480,30 @@ class HardSampler(Sampler[int]):
             padded = torch.arange(pos, last + 1, reps, device=self.weights.device) % m
             yield plan.gather(padded)
 
+    def __repr__(self) -> str:
+        """What the sampler draws: per-epoch draws of ``N``, mode, weight range, epoch, seed and rank.
+
+        Example:
+            >>> HardSampler(torch.tensor([1.0, 0.0, 1.0, 8.0]), 6, seed=3)  # doctest: +NORMALIZE_WHITESPACE
+            HardSampler(num_samples=6 per epoch of N=4, mode='replacement', replacement=True, weights in [0, 8]
+            (1 of 4 zero, max/min positive 8), epoch=0, seed=3, rank 0 of 1)
+        """
+        w = self.weights
+        positive = w[w > 0]
+        zeros = w.numel() - positive.numel()
+        low, high = float(w.min()), float(w.max())
+        ratio = high / float(positive.min())
+        try:
+            ranks = f"rank {self.rank} of {self.num_replicas}"
+        except (RuntimeError, ValueError):  # torch.distributed half set up: say what was asked for
+            ranks = f"rank {self._rank_arg} of {self._num_replicas_arg}"
+        return (
+            f"HardSampler(num_samples={self.num_samples} per epoch of N={w.numel()}, mode={self.mode!r}, "
+            f"replacement={self.mode != 'no_replacement'}, weights in [{low:.4g}, {high:.4g}] "
+            f"({zeros} of {w.numel()} zero, max/min positive {ratio:.4g}), epoch={self.epoch}, seed={self.seed}, "
+            f"{ranks})"
+        )
+
 
 class _EpochPlan:
     """The global draw of one epoch, chunk by chunk; chunk ``k`` is positions ``[k * CHUNK, (k + 1) * CHUNK)``."""

@@ -21,7 +21,7 @@ def test_import_hardmine_imports_no_framework():
     code = (
         "import sys, hardmine, hardmine.integrations\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('lightning', 'transformers', 'accelerate', 'tensorboard')))"
+        "('lightning', 'transformers', 'accelerate', 'tensorboard', 'wandb')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -6,7 +6,11 @@
   :class:`~hardmine.integrations.hf.HardMiningCallback` for the Hugging Face ``Trainer``
   (``pip install 'hardmine[hf]'``).
 - :mod:`hardmine.integrations.tensorboard`: :func:`~hardmine.integrations.tensorboard.log_history`, a miner's history
-  in TensorBoard (``pip install 'hardmine[tensorboard]'``).
+  in TensorBoard, :func:`~hardmine.integrations.tensorboard.log_table` and
+  :func:`~hardmine.integrations.tensorboard.log_embedding`, a table as text and in the embedding projector
+  (``pip install 'hardmine[tensorboard]'``).
+- :mod:`hardmine.integrations.wandb`: :func:`~hardmine.integrations.wandb.to_wandb_table` and
+  :func:`~hardmine.integrations.wandb.log_table`, a table as a W&B Table (``pip install 'hardmine[wandb]'``).
 
 ``import hardmine`` imports none of them, nor their frameworks; importing one without its extra raises an
 ``ImportError`` that names the ``pip install`` line.
