@@ -95,7 +95,7 @@ def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
         '    case "$cmd:$prev" in',
         *value_lines,
         "    esac",
-        '    if [[ -n "$values" ]]; then',
+        '    if [[ -n "$values" && "$cur" != -* ]]; then',
         '        COMPREPLY=($(compgen -W "$values" -- "$cur"))',
         "        return 0",
         "    fi",
