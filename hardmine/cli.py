@@ -40,10 +40,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         positive=args.positive,
         progress=_progress(args),
+        log=None if args.quiet else _demo_log,
     )
     if not args.quiet:
         print(result.report())
     return 0
+
+
+def _demo_log(line: str) -> None:
+    """The demo's training epochs, one line each on stderr (no carriage returns: readable in a log too)."""
+    print(f"hardmine demo: {line}", file=sys.stderr, flush=True)
 
 
 def _progress(args: argparse.Namespace) -> bool:

@@ -975,3 +975,25 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path, delay):
             proc.kill()
     assert proc.returncode == 130, err.decode()
     assert err.decode().splitlines() == ["hardmine: interrupted"] and out == b""
+
+
+def test_demo_logs_each_epoch_on_stderr_and_is_quiet_with_q(tmp_path, capsys):
+    from hardmine.demo import run_demo
+
+    assert main(["demo", "--epochs", "2", "-o", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert [re.sub(r"[\d.]+$", "X", line) for line in lines] == [
+        "hardmine demo: epoch 1/2: mean loss X",
+        "hardmine demo: epoch 2/2: mean loss X",
+        "hardmine demo: scoring the 1437 training samples",
+    ]
+    first, second = (float(line.rsplit(" ", 1)[1]) for line in lines[:2])
+    assert 0 < second < first < np.log(10) + 0.5  # cross-entropy of 10 classes starts near log(10) and falls
+    assert "\r" not in captured.err and "hard.csv" in captured.out
+    assert main(["demo", "--epochs", "2", "-q", "-o", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr() == ("", "")
+    # Logging does not change the run: the same table as the library call without a log.
+    run_demo(tmp_path / "c", epochs=2)
+    for name in ("a", "b"):
+        pd.testing.assert_frame_equal(read_csv(tmp_path / name / "scores.csv"), read_csv(tmp_path / "c" / "scores.csv"))
