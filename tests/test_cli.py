@@ -797,8 +797,8 @@ def _without_torch(tmp_path: Path, *args: str) -> tuple[str, list[str]]:
     script.write_text(
         "import sys\n"
         "try:\n"
-        "    from hardmine.cli import main\n"
-        "    code = main()\n"
+        "    from hardmine._entry import run\n"  # what the console script calls (pyproject.toml)
+        "    code = run()\n"
         "except SystemExit as exc:\n"
         "    code = exc.code\n"
         "print('TORCH', sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])\n"
@@ -952,9 +952,39 @@ def test_zsh_completion_registers(tmp_path, capsys):
     assert run.returncode == 0 and run.stdout.strip(), run.stderr
 
 
-@pytest.mark.parametrize("delay", [0.3, 2.5], ids=["during-start-up-imports", "waiting-on-stdin"])
-def test_ctrl_c_exits_130_with_one_line(tmp_path, delay):
-    """SIGINT to `python -m hardmine report -` (stdin left open): during torch's import, or later on the read."""
+def test_ctrl_c_during_the_start_up_imports_exits_130_with_one_line():
+    """SIGINT to `python -m hardmine report -` right after hardmine.cli is imported, while torch is importing."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(
+        [*PYTHON, "-X", "importtime", "-m", "hardmine", "report", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    seen = []
+    try:
+        assert proc.stderr is not None
+        for raw in proc.stderr:  # -X importtime reports each module when its import ends
+            seen.append(raw.decode())
+            if seen[-1].rstrip().endswith("| hardmine.cli"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [*seen, *err.decode().splitlines(keepends=True)]
+    modules = [line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")]
+    assert "hardmine.cli" in modules and "torch" not in modules  # interrupted while torch was still importing
+    assert proc.returncode == 130, "".join(lines)
+    assert [line.rstrip("\n") for line in lines if not line.startswith("import time:")] == ["hardmine: interrupted"]
+    assert out == b""
+
+
+def test_ctrl_c_while_waiting_on_stdin_exits_130_with_one_line():
     import signal
     import subprocess
     import time
@@ -967,8 +997,8 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path, delay):
         env=_env(),
     )
     try:
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)  # during the imports or on the read of stdin (left open): the same answer
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
