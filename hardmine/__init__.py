@@ -12,51 +12,78 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import warnings
 from typing import Any
 
-from hardmine import functional, plot
-from hardmine.data import with_indices, wrap
-from hardmine.dynamics import Dynamics, add_dynamics
-from hardmine.io import read_csv, read_parquet, select, to_csv, to_parquet
-from hardmine.labels import cross_val_scores, issue_indices, label_issues
-from hardmine.losses import focal_loss, ohem_loss, weighted_loss
-from hardmine.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
-from hardmine.miner import HardMiner, MinerSampler
-
-# Mining that pays (issue 15): in-batch selection and observed scores.
-from hardmine.online import ObservedScores
-from hardmine.sampling import DoubleShardingWarning, HardSampler
-from hardmine.scoring import score
-from hardmine.selection import LossHistory, select_batch
-from hardmine.splitting import split
-from hardmine.weighting import HardSetCollapseWarning, weights
-
-# --- the interactive report (issue 16) ---
-# The static report module loads first, so that a later `import hardmine.report` finds it loaded and leaves
-# `hm.report` the function below (Python binds a submodule to its package's attribute when it first loads it).
-import hardmine.report as _static_report  # noqa: E402, F401  isort: skip
-from hardmine.interactive import Report, report  # noqa: E402  isort: skip
-
-# isort: split
-# Tasks beyond one positive class (issue 14): the task layer and the per-class, multi-label and regression reports.
-from hardmine import tasks
-from hardmine.metrics import classification_report, multilabel_report, regression_metrics
-from hardmine.tasks import ProbabilityOutputWarning, Task
-
-# isort: split
-# Dense tasks (issue 17): segmentation, sequences, detection.
-from hardmine import plot_dense
-from hardmine.dense import SegmentationTask, SequenceTask, segmentation_summary
-from hardmine.detection import score_detection
-from hardmine.losses import ohem_pixel_loss
-
-# --- past one machine's memory (issue 18) ---
-from hardmine.bigtable import ScoreDataset, open_scores  # noqa: E402  isort: skip
-from hardmine.sharded import ShardedSampler  # noqa: E402  isort: skip
-from hardmine.streamed import score_to_parquet  # noqa: E402  isort: skip
-
 __version__ = "0.2.0"
+
+
+def _started_as_cli() -> bool:
+    """Whether this process is the ``hardmine`` command (``hardmine ...`` or ``python -m hardmine ...``).
+
+    Then the package defers its torch-importing names until the command needs them (``--help``, ``--version`` and
+    ``completion`` never do): :func:`hardmine.cli.main` calls :func:`_finish_import` after parsing the arguments.
+    """
+    argv = list(getattr(sys, "orig_argv", ()))
+    if "-m" in argv[:-1] and argv[argv.index("-m") + 1] in ("hardmine", "hardmine.cli"):
+        return True
+    return os.path.basename(sys.argv[0] if sys.argv else "") in ("hardmine", "hardmine.exe", "hardmine-script.py")
+
+
+# True while the CLI start-up defers the imports; _finish_import's re-run of this file sets _FINISHING first.
+_DEFERRED: bool = _started_as_cli() and not globals().get("_FINISHING", False)
+
+
+def _finish_import() -> None:
+    """Import the public names the CLI start-up deferred (a no-op when they are imported)."""
+    if _DEFERRED:
+        globals()["_FINISHING"] = True
+        importlib.reload(sys.modules[__name__])
+
+
+if not _DEFERRED:
+    from hardmine import functional, plot
+    from hardmine.data import with_indices, wrap
+    from hardmine.dynamics import Dynamics, add_dynamics
+    from hardmine.io import read_csv, read_parquet, select, to_csv, to_parquet
+    from hardmine.labels import cross_val_scores, issue_indices, label_issues
+    from hardmine.losses import focal_loss, ohem_loss, weighted_loss
+    from hardmine.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
+    from hardmine.miner import HardMiner, MinerSampler
+
+    # Mining that pays (issue 15): in-batch selection and observed scores.
+    from hardmine.online import ObservedScores
+    from hardmine.sampling import DoubleShardingWarning, HardSampler
+    from hardmine.scoring import score
+    from hardmine.selection import LossHistory, select_batch
+    from hardmine.splitting import split
+    from hardmine.weighting import HardSetCollapseWarning, weights
+
+    # --- the interactive report (issue 16) ---
+    # The static report module loads first, so that a later `import hardmine.report` finds it loaded and leaves
+    # `hm.report` the function below (Python binds a submodule to its package's attribute when it first loads it).
+    import hardmine.report as _static_report  # noqa: E402, F401  isort: skip
+    from hardmine.interactive import Report, report  # noqa: E402  isort: skip
+
+    # isort: split
+    # Tasks beyond one positive class (issue 14): the task layer and the per-class, multi-label and regression reports.
+    from hardmine import tasks
+    from hardmine.metrics import classification_report, multilabel_report, regression_metrics
+    from hardmine.tasks import ProbabilityOutputWarning, Task
+
+    # isort: split
+    # Dense tasks (issue 17): segmentation, sequences, detection.
+    from hardmine import plot_dense
+    from hardmine.dense import SegmentationTask, SequenceTask, segmentation_summary
+    from hardmine.detection import score_detection
+    from hardmine.losses import ohem_pixel_loss
+
+    # --- past one machine's memory (issue 18) ---
+    from hardmine.bigtable import ScoreDataset, open_scores  # noqa: E402  isort: skip
+    from hardmine.sharded import ShardedSampler  # noqa: E402  isort: skip
+    from hardmine.streamed import score_to_parquet  # noqa: E402  isort: skip
 
 __all__ = [
     "Dynamics",
@@ -136,6 +163,9 @@ _MOVED: dict[str, str] = {
 
 def __getattr__(name: str) -> Any:
     """Resolve a name moved out of the top level (0.2.0 -> 0.3.0), warning where it lives now."""
+    if _DEFERRED and not name.startswith("__"):  # the CLI start-up deferred the imports: finish them first
+        _finish_import()
+        return getattr(sys.modules[__name__], name)
     module = _MOVED.get(name)
     if module is None:
         raise AttributeError(f"module 'hardmine' has no attribute {name!r}")

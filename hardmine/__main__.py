@@ -1,7 +1,5 @@
-"""``python -m hardmine`` runs the command line."""
+"""``python -m hardmine`` runs the command line (Ctrl-C, even during the start-up imports, exits 130 in one line)."""
 
-import sys
+from hardmine._entry import run
 
-from hardmine.cli import main
-
-sys.exit(main())
+run()

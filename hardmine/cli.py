@@ -1,7 +1,10 @@
 """The ``hardmine`` command line: a thin argparse layer over the public functions.
 
 Exit codes: 0 success, 2 usage errors (argparse), 1 data or model errors, reported in one line on stderr
-(``--debug`` shows the traceback).
+(``--debug`` shows the traceback), 130 after Ctrl-C (one line on stderr, also during the start-up imports).
+
+This module imports nothing heavy at its top: the parser is argparse only, so ``--help``, ``--version`` and
+``completion`` answer without importing torch; each command imports what it needs.
 """
 
 from __future__ import annotations
@@ -9,8 +12,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hardmine.report import Report
 
 __all__ = ["build_parser", "main"]
+
+# hardmine.measures.MEASURES and hardmine.table.GROUPS, written out so that building the parser imports no torch
+# (tests/test_cli.py checks that they agree).
+_MEASURES = ("confidence", "label_prob", "margin", "entropy", "loss")
+_GROUPS = ("hard_positive", "easy_positive", "hard_negative", "easy_negative")
 
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError, OSError, RuntimeError)
 
@@ -25,10 +39,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         noise=args.noise,
         threshold=args.threshold,
         positive=args.positive,
-        progress=not args.no_progress,
+        progress=_progress(args),
+        log=None if args.quiet else _demo_log,
     )
-    print(result.report())
+    if not args.quiet:
+        print(result.report())
     return 0
+
+
+def _demo_log(line: str) -> None:
+    """The demo's training epochs, one line each on stderr (no carriage returns: readable in a log too)."""
+    print(f"hardmine demo: {line}", file=sys.stderr, flush=True)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Draw the progress bar only on a terminal: in a log or a pipe it would fill the file with carriage returns."""
+    return not (args.no_progress or args.quiet) and sys.stderr.isatty()
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A DataFrame's rows as plain JSON values (NaN as null)."""
+    import json
+
+    return list(json.loads(frame.to_json(orient="records")))
 
 
 def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
@@ -158,6 +198,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     lo, hi = _THRESHOLD_RANGES[args.by]
     if args.threshold is not None and not lo <= args.threshold <= hi:
         raise _UsageError(f"--threshold {args.threshold} is outside the range of {args.by}, [{lo}, {hi}]")
+    if args.json and args.out == "-":
+        raise _UsageError("--json and --out - both write to stdout; write the table to a file with --out PATH")
     device = _device(args.device)
     from hardmine._files import is_stdout
     from hardmine.io import sidecar_path
@@ -241,7 +283,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             loader,
             device=device,
             amp=amp,
-            progress=not args.no_progress,
+            progress=_progress(args),
             keep_probs=args.keep_probs,
             checkpoint_dir=ckpt_dir,
             checkpoint_every=args.checkpoint_every,
@@ -276,8 +318,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
     only = None if args.only == "all" else args.only
     to_csv(table, args.out, only=only, inputs=inputs)
     sidecar = None if to_stdout else write_skipped(args.out, scan.skipped, inputs=inputs)
-    info = sys.stderr if to_stdout else sys.stdout
-    print(summary(table), file=info)
+    info = sys.stderr if to_stdout or args.json else sys.stdout
+    verbose = not args.quiet
+    report = summary(table)
+    if verbose:
+        print(report, file=info)
+    count = len(table)
     if only is None:
         rows = f"all {len(table)} rows"
     else:
@@ -287,6 +333,21 @@ def _cmd_score(args: argparse.Namespace) -> int:
         rows = f"the {count} {only} rows"
         if count == 0:
             _warn(f"no sample is {only}: {args.out} holds only the header row")
+    if args.json:
+        _print_json(
+            {
+                "out": args.out,
+                "rows_written": count,
+                "only": args.only,
+                "classes": names,
+                "images": {"found": scan.found, "scored": len(table), "skipped": scan.found - len(table)},
+                "skipped": [{"path": path, "reason": reason} for path, reason in scan.skipped],
+                "skipped_list": None if sidecar is None else str(sidecar),
+                "summary": report.to_dict(),
+            }
+        )
+    if not verbose:
+        return 0
     shown = ", ".join(f"{i}={c}" for i, c in enumerate(names[:10])) + (" ..." if len(names) > 10 else "")
     print(f"\nwrote {'stdout' if to_stdout else args.out} ({rows}); classes: {shown}", file=info)
     if sidecar is not None:
@@ -308,20 +369,70 @@ def _no_root(source: str | None) -> str:
     return os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
 
 
+def _read_report(path: str) -> Report:
+    """The table at ``path`` (CSV, compressed CSV or ``.parquet``; ``-``: a CSV or Parquet file on stdin)."""
+    import tempfile
+    from pathlib import Path
+
+    from hardmine.io import read_csv, read_parquet
+    from hardmine.report import Report, load_report, read_skipped
+
+    def checked(table: pd.DataFrame, source: str, skipped: list[tuple[str, str]]) -> Report:
+        missing = [c for c in ("label", "pred", "difficulty") if c not in table.columns]
+        if missing:
+            raise ValueError(
+                f"{source!r} has no {', '.join(missing)} column(s): the report needs a split table "
+                "(hardmine score writes one; in Python: hm.to_parquet(hm.split(scores, ...), path))."
+            )
+        return Report(table=table, source=source, skipped=skipped)
+
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        if not data.strip():
+            raise ValueError("the table on stdin ('-') is empty: pipe a CSV or Parquet table into 'hardmine report -'")
+        with tempfile.TemporaryDirectory(prefix="hardmine-stdin-") as tmp:
+            name = Path(tmp) / ("stdin.parquet" if data[:4] == b"PAR1" else "stdin.csv")
+            name.write_bytes(data)
+            table = read_parquet(name) if name.suffix == ".parquet" else read_csv(name)
+        return checked(table, "<stdin>", [])
+    if Path(path).suffix.lower() in (".parquet", ".pq"):
+        return checked(read_parquet(path), str(path), read_skipped(path))
+    return load_report(path)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from hardmine._files import is_stdout
     from hardmine.io import sidecar_path
-    from hardmine.report import load_report, report_text, skipped_path, write_html
+    from hardmine.report import hardest, report_text, skipped_path, write_html
 
-    if args.html is not None:
+    if args.json and args.html is not None and is_stdout(args.html):
+        raise _UsageError("--json and --html - both write to stdout; write the page to a file with --html PATH")
+    if args.html is not None and args.table != "-":
         _check_writable(
             args.html, "the HTML report", [args.table, str(sidecar_path(args.table)), str(skipped_path(args.table))]
         )
-    report = load_report(args.table)
+    elif args.html is not None:
+        _check_writable(args.html, "the HTML report")
+    report = _read_report(args.table)
     if args.by not in report.table.columns:
         raise ValueError(f"--by {args.by!r}: {args.table!r} has no such column (it has {list(report.table.columns)}).")
-    text = report_text(report.table, top=args.top, by=args.by, skipped=report.skipped, source=report.source)
-    print(text, file=sys.stderr if args.html is not None and is_stdout(args.html) else sys.stdout)
+    text_out = sys.stderr if args.json or (args.html is not None and is_stdout(args.html)) else sys.stdout
+    if not args.quiet:
+        text = report_text(report.table, top=args.top, by=args.by, skipped=report.skipped, source=report.source)
+        print(text, file=text_out)
+    if args.json:
+        from hardmine.metrics import summary
+
+        _print_json(
+            {
+                "source": report.source,
+                "rows": len(report.table),
+                "summary": summary(report.table).to_dict(),
+                "by": args.by,
+                "hardest": _records(hardest(report.table, args.top, by=args.by)),
+                "skipped": [{"path": path, "reason": reason} for path, reason in report.skipped],
+            }
+        )
     if args.html is not None:
         image_root = args.image_root or report.table.attrs.get("hardmine", {}).get("image_root")
         write_html(
@@ -332,8 +443,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             image_root=None if args.allow_any_image else (image_root or _no_root(report.source)),
             inputs=[args.table],
         )
-        if not is_stdout(args.html):
-            print(f"\nwrote {args.html}")
+        if not is_stdout(args.html) and not args.quiet:
+            print(f"\nwrote {args.html}", file=text_out)
     return 0
 
 
@@ -345,13 +456,26 @@ def _debug_parent() -> argparse.ArgumentParser:
     return parent
 
 
-def _add_score_parser(sub: argparse._SubParsersAction) -> None:
-    from hardmine.measures import MEASURES
-    from hardmine.table import GROUPS
+def _output_parent() -> argparse.ArgumentParser:
+    """``-q/--quiet`` and ``--json``, shared by ``score`` and ``report``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    out = parent.add_argument_group("output")
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help="print a machine-readable summary (JSON, hm.summary(table).to_dict() under 'summary') on stdout; the "
+        "human text goes to stderr",
+    )
+    out.add_argument(
+        "-q", "--quiet", action="store_true", help="no summary text and no progress bar (warnings and errors stay)"
+    )
+    return parent
 
+
+def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
-        parents=[_debug_parent()],
+        parents=[_debug_parent(), _output_parent()],
         help="score every image of an ImageFolder tree with your checkpoint and write the split table",
         description="Score every image of an ImageFolder tree (DATA_DIR/<class>/<image>) with a torchvision "
         "architecture and your own weights, split the samples into easy/hard and positive/negative, and write the "
@@ -377,6 +501,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         "'model_state_dict', 'net' or 'weights' (read with torch.load(weights_only=True))",
     )
     p.add_argument(
+        "-o",
         "--out",
         required=True,
         metavar="CSV",
@@ -422,7 +547,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     r = p.add_argument_group("running")
     r.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch (default: %(default)s)")
     r.add_argument(
-        "--workers", type=_non_negative_int, default=0, help="DataLoader worker processes (default: %(default)s)"
+        "-j", "--workers", type=_non_negative_int, default=0, help="DataLoader worker processes (default: %(default)s)"
     )
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto, cuda when available)")
     r.add_argument(
@@ -434,7 +559,9 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         help="mixed precision; without a value: fp16 on CUDA, bf16 on CPU (default: off)",
     )
     r.add_argument("--keep-probs", action="store_true", help="also write every class probability (prob_<k>)")
-    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (it is drawn only when stderr is a terminal)"
+    )
     r.add_argument(
         "--resume",
         action="store_true",
@@ -462,7 +589,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--by",
         default="label_prob",
-        choices=list(MEASURES),
+        choices=list(_MEASURES),
         help="the score that decides hard/easy (default: %(default)s)",
     )
     how = s.add_mutually_exclusive_group()
@@ -480,7 +607,7 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--only",
         default="all",
-        choices=["all", "hard", "easy", "positive", "negative", *GROUPS],
+        choices=["all", "hard", "easy", "positive", "negative", *_GROUPS],
         metavar="ROWS",
         help="which rows to write: all, hard, easy, positive, negative or a group name "
         "(hard_positive, easy_positive, hard_negative, easy_negative) (default: %(default)s)",
@@ -491,15 +618,22 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
 def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
-        parents=[_debug_parent()],
+        parents=[_debug_parent(), _output_parent()],
         help="summarise a table from 'hardmine score': groups, confusion, precision/recall/F1, hardest samples",
         description="Print counts per group, the confusion matrix, precision/recall/F1 of the positive class, a "
         "per-class table and the hardest samples with their paths; --html also writes a self-contained page with "
         "thumbnails of the hardest images. A file with only the hard rows gives counts of those rows only.",
-        epilog="example: hardmine report hard.csv --top 30 --html hard.html",
+        epilog="examples: hardmine report hard.csv -n 30 --html hard.html; "
+        "hardmine score ... -o - | hardmine report - --json",
     )
-    p.add_argument("table", metavar="CSV", help="a split table written by 'hardmine score' (or hm.to_csv)")
     p.add_argument(
+        "table",
+        metavar="TABLE",
+        help="a split table written by 'hardmine score' or hm.to_csv (.csv, .csv.gz, ...) or hm.to_parquet "
+        "(.parquet); '-' reads a CSV or Parquet table from stdin",
+    )
+    p.add_argument(
+        "-n",
         "--top",
         type=_non_negative_int,
         default=20,
@@ -526,6 +660,13 @@ def _add_report_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_report, parser=p)
 
 
+def _cmd_completion(args: argparse.Namespace) -> int:
+    from hardmine._completion import completion_script
+
+    sys.stdout.write(completion_script(build_parser(), args.shell))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hardmine`` command."""
     from hardmine import __version__
@@ -535,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find the hard examples in a training set and feed them back into training.",
         epilog="Run 'hardmine demo' for the whole flow on scikit-learn's bundled digits (no download).",
     )
-    parser.add_argument("--version", action="version", version=f"hardmine {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"hardmine {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -546,7 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
         "every training sample, split easy/hard and positive/negative, and write scores.csv, hard.csv and a "
         "summary into OUT.",
     )
-    demo.add_argument("--out", default="hardmine-demo", help="output folder (default: %(default)s)")
+    demo.add_argument("-o", "--out", default="hardmine-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--epochs", type=int, default=15, help="training epochs (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     demo.add_argument("--noise", type=float, default=0.05, help="fraction of labels flipped (default: %(default)s)")
@@ -554,10 +695,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=float, default=0.5, help="hard when label_prob is below this (default: %(default)s)"
     )
     demo.add_argument("--positive", type=int, default=9, help="the positive digit (default: %(default)s)")
-    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    demo.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar (it is drawn only when stderr is a terminal)"
+    )
+    demo.add_argument("-q", "--quiet", action="store_true", help="no summary text and no progress bar")
     demo.set_defaults(func=_cmd_demo)
     _add_score_parser(sub)
     _add_report_parser(sub)
+    completion = sub.add_parser(
+        "completion",
+        help="print a bash or zsh completion script",
+        description="Print a completion script for the hardmine command. bash: add "
+        "'source <(hardmine completion bash)' to ~/.bashrc. zsh: add 'source <(hardmine completion zsh)' to ~/.zshrc "
+        "(after compinit).",
+    )
+    completion.add_argument("shell", choices=["bash", "zsh"], help="the shell to complete in")
+    completion.set_defaults(func=_cmd_completion, light=True)
     return parser
 
 
@@ -577,6 +730,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
+    if not getattr(args, "light", False):
+        import hardmine
+
+        hardmine._finish_import()  # the imports `hardmine ...` deferred at start-up (see hardmine/__init__.py)
     try:
         return func(args)
     except _UsageError as err:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ def run_demo(
     threshold: float = 0.5,
     positive: int = 9,
     progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Train on digits with a few flipped labels, score, split, write ``scores.csv``, ``hard.csv`` and a summary.
 
@@ -139,6 +141,8 @@ def run_demo(
         threshold: hard when ``label_prob`` is below it.
         positive: the digit treated as the positive class.
         progress: show the scoring progress bar.
+        log: called with one line per training epoch (``"epoch 3/15: mean loss 0.412"``) and one when scoring starts;
+            ``None`` is silent. The ``hardmine demo`` command prints them on stderr.
 
     Returns:
         A :class:`DemoResult`; ``print(result.report())`` gives the readable report.
@@ -164,12 +168,19 @@ def run_demo(
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     t0 = time.perf_counter()
     model.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        total = torch.zeros(())
         for xb, yb in loader:
             opt.zero_grad()
-            nn.functional.cross_entropy(model(xb), yb).backward()
+            loss = nn.functional.cross_entropy(model(xb), yb)
+            loss.backward()
             opt.step()
+            total += loss.detach() * len(yb)
+        if log is not None:
+            log(f"epoch {epoch + 1}/{epochs}: mean loss {float(total) / n:.3f}")
     train_seconds = time.perf_counter() - t0
+    if log is not None:
+        log(f"scoring the {n} training samples")
 
     t0 = time.perf_counter()
     scores = score(model, loader, progress=progress)

@@ -632,3 +632,398 @@ def test_num_classes_for_a_checkpoint_with_more_classes_than_folders(setup, tmp_
         main([*argv, "--num-classes", "2"])
     assert exc.value.code == 2
     assert "--num-classes 2 is fewer than the 3 class folders" in capsys.readouterr().err
+
+
+# --- the CLI as people script it (issue 16): short options, --json, stdin, Parquet, fast start, progress, completion,
+# Ctrl-C ---
+
+PYTHON = [sys.executable]
+
+
+def _env() -> dict[str, str]:
+    """The environment of a `python -m hardmine` subprocess: this checkout first on the path, one thread."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""), "OMP_NUM_THREADS": "1"}
+
+
+def test_short_options_match_the_long_ones(setup, tmp_path, capsys):
+    root, _, _ = setup
+    long_out, short_out = tmp_path / "long.csv", tmp_path / "short.csv"
+    assert _score(root, long_out, "--positive", "2", "--workers", "0") == 0
+    long_text = capsys.readouterr().out
+    argv = ["score", str(root / "data"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--image-size", "32"]
+    assert main([*argv, "-o", str(short_out), "-q", "-j", "0", "--positive", "2"]) == 0
+    quiet = capsys.readouterr()
+    pd.testing.assert_frame_equal(read_csv(short_out), read_csv(long_out))
+    assert "hardmine summary" in long_text and quiet.out == ""  # -q: no summary text; the warnings stay on stderr
+    assert "skipped unreadable image" in quiet.err
+    assert main(["report", str(long_out), "-n", "2", "-q"]) == 0 and capsys.readouterr().out == ""
+    assert main(["report", str(long_out), "-n", "2"]) == 0
+    two = capsys.readouterr().out
+    assert main(["report", str(long_out), "--top", "2"]) == 0 and capsys.readouterr().out == two
+
+
+def test_score_json_is_the_summary_of_the_written_table(setup, tmp_path, capsys):
+    import json
+
+    import hardmine as hm
+
+    root, tree, _ = setup
+    out = tmp_path / "s.csv"
+    assert _score(root, out, "--positive", "2", "--threshold", "0.4", "--only", "hard", "--json") == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # stdout holds the JSON only; the human text went to stderr
+    assert "hardmine summary" in captured.err and f"wrote {out}" in captured.err
+    table = read_csv(out)
+    assert data["rows_written"] == len(table) == int((table["difficulty"] == "hard").sum())
+    assert data["only"] == "hard" and data["out"] == str(out) and data["classes"] == list(CLASSES)
+    assert data["images"] == {
+        "found": len(tree.good) + len(tree.corrupt),
+        "scored": len(tree.good),
+        "skipped": len(tree.corrupt),
+    }
+    assert [s["path"] for s in data["skipped"]] == [os.path.abspath(p) for p in tree.corrupt]
+    # The summary is of every scored row (the split), not only of the rows written.
+    groups = {g["group"]: g["count"] for g in data["summary"]["groups"]}
+    assert groups["hard_positive"] + groups["hard_negative"] == len(table)
+    assert sum(groups.values()) == len(tree.good)
+    # Against the full table scored without --only: the JSON is exactly hm.summary(table).to_dict().
+    full_out = tmp_path / "all.csv"
+    assert _score(root, full_out, "--positive", "2", "--threshold", "0.4", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"] == json.loads(json.dumps(hm.summary(read_csv(full_out)).to_dict()))
+    assert data["summary"]["groups"] and data["rows_written"] == len(tree.good)
+    # --json and --out - would both write to stdout: a usage error.
+    with pytest.raises(SystemExit) as exc:
+        _score(root, Path("-"), "--json")
+    assert exc.value.code == 2 and "--json and --out - both write to stdout" in capsys.readouterr().err
+
+
+def test_report_reads_parquet_and_stdin_and_prints_json(setup, tmp_path, capsys, monkeypatch):
+    import io
+    import json
+
+    import hardmine as hm
+
+    root, _, _ = setup
+    csv = tmp_path / "t.csv"
+    assert _score(root, csv, "--positive", "2", "--hard-fraction", "0.3") == 0
+    capsys.readouterr()
+    table = read_csv(csv)
+    parquet = tmp_path / "t.parquet"
+    hm.to_parquet(table, parquet)
+    from hardmine.report import skipped_path
+
+    skipped_path(parquet).write_bytes(skipped_path(csv).read_bytes())  # the skipped-files list beside each table
+    assert main(["report", str(csv), "-n", "5"]) == 0
+    csv_text = capsys.readouterr().out
+    assert main(["report", str(parquet), "-n", "5"]) == 0
+    parquet_text = capsys.readouterr().out
+    assert parquet_text.replace(str(parquet), str(csv)) == csv_text  # the same report, from the Parquet file
+    expected = json.loads(json.dumps(hm.summary(table).to_dict()))
+    ranked = table.sort_values("label_prob", kind="stable").head(5)
+    assert all(path in csv_text for path in ranked["id"])
+    for source in (csv, parquet):
+        assert main(["report", str(source), "--json", "-n", "5"]) == 0
+        captured = capsys.readouterr()
+        data = json.loads(captured.out)
+        assert captured.err.startswith(f"hardmine report: {source}")  # the text report goes to stderr with --json
+        assert data["summary"] == expected and data["rows"] == len(table) and data["source"] == str(source)
+        assert [r["index"] for r in data["hardest"]] == ranked["index"].tolist()
+        np.testing.assert_allclose([r["label_prob"] for r in data["hardest"]], ranked["label_prob"], rtol=1e-6)
+    # '-': the table on stdin, CSV or Parquet. A CSV on stdin comes without its sidecar (the split settings): its
+    # summary is that of the same CSV copied alone; Parquet keeps its settings inside.
+    bare = tmp_path / "bare" / "t.csv"
+    bare.parent.mkdir()
+    bare.write_bytes(csv.read_bytes())
+    bare_expected = json.loads(json.dumps(hm.summary(read_csv(bare)).to_dict()))
+    assert bare_expected["groups"] == expected["groups"] and bare_expected["settings"] != expected["settings"]
+    for raw, want in ((csv.read_bytes(), bare_expected), (parquet.read_bytes(), expected)):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+        assert main(["report", "-", "--json", "-q", "-n", "5"]) == 0
+        captured = capsys.readouterr()
+        data = json.loads(captured.out)
+        assert captured.err == "" and data["summary"] == want and data["source"] == "<stdin>"
+        assert [r["index"] for r in data["hardest"]] == ranked["index"].tolist()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    assert main(["report", "-"]) == 1 and "the table on stdin ('-') is empty" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(csv.read_bytes())))
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "-", "--json", "--html", "-"])
+    assert exc.value.code == 2 and "both write to stdout" in capsys.readouterr().err
+
+
+def test_score_to_stdout_piped_into_report_from_stdin(setup, tmp_path):
+    """The real processes: `hardmine score ... -o - | hardmine report - --json`."""
+    import json
+    import subprocess
+
+    root, tree, _ = setup
+    score_argv = ["score", str(root / "data"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--image-size"]
+    first = subprocess.run(
+        [*PYTHON, "-m", "hardmine", *score_argv, "32", "--positive", "2", "-o", "-"],
+        capture_output=True,
+        env=_env(),
+        timeout=300,
+        check=True,
+    )
+    second = subprocess.run(
+        [*PYTHON, "-m", "hardmine", "report", "-", "--json"],
+        input=first.stdout,
+        capture_output=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert second.returncode == 0, second.stderr.decode()
+    data = json.loads(second.stdout)
+    assert data["rows"] == len(tree.good) and data["source"] == "<stdin>"
+    assert b"\r" not in first.stderr + second.stderr  # no progress bar off a terminal
+
+
+def test_measures_and_groups_written_out_in_the_cli_agree():
+    from hardmine import cli
+    from hardmine.measures import MEASURES
+    from hardmine.table import GROUPS
+
+    assert cli._MEASURES == tuple(MEASURES) and cli._GROUPS == tuple(GROUPS)
+
+
+def _without_torch(tmp_path: Path, *args: str) -> tuple[str, list[str]]:
+    """Run the CLI as a `hardmine` entry-point script; its stdout and the torch modules loaded by the end."""
+    import subprocess
+
+    script = tmp_path / "hardmine"  # the name the console script has: the package defers its imports for it
+    script.write_text(
+        "import sys\n"
+        "try:\n"
+        "    from hardmine._entry import run\n"  # what the console script calls (pyproject.toml)
+        "    code = run()\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "print('TORCH', sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])\n"
+        "sys.exit(code)\n"
+    )
+    run = subprocess.run([*PYTHON, str(script), *args], capture_output=True, text=True, env=_env(), timeout=120)
+    assert run.returncode == 0, run.stderr
+    text, _, loaded = run.stdout.rpartition("TORCH ")
+    return text, eval(loaded)
+
+
+def test_help_version_and_completion_import_no_torch(tmp_path):
+    import subprocess
+
+    from hardmine import __version__
+
+    for args in (["--help"], ["-V"], ["score", "--help"], ["report", "-h"], ["completion", "bash"]):
+        text, torch_modules = _without_torch(tmp_path, *args)
+        assert torch_modules == [], args
+        assert text.strip(), args
+    assert _without_torch(tmp_path, "--version")[0].strip() == f"hardmine {__version__}"
+    # `python -m hardmine`, as the issue measures it: -X importtime lists every module imported.
+    run = subprocess.run(
+        [*PYTHON, "-X", "importtime", "-m", "hardmine", "--help"], capture_output=True, text=True, env=_env()
+    )
+    assert run.returncode == 0 and "usage: hardmine" in run.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if "|" in line]
+    assert "argparse" in imported and "hardmine.cli" in imported
+    assert not [m for m in imported if m.split(".")[0] in ("torch", "numpy", "pandas")]
+
+
+def test_deferred_start_up_gives_the_whole_package(tmp_path):
+    """In a process that is the hardmine command, `import hardmine` defers torch; the first name used loads it all."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "sys.orig_argv = [sys.executable, '-m', 'hardmine', 'report', 'x.csv']\n"
+        "import hardmine as hm\n"
+        "assert hm._DEFERRED and 'torch' not in sys.modules\n"
+        "import hardmine.report\n"  # a submodule loaded before the rest: hm.report must still be the function
+        "miner = hm.HardMiner\n"
+        "assert not hm._DEFERRED and 'torch' in sys.modules\n"
+        "assert callable(hm.report) and hm.report.__module__ == 'hardmine.interactive', hm.report\n"
+        "assert set(hm.__all__) <= set(dir(hm)), set(hm.__all__) - set(dir(hm))\n"
+        "print('ok', miner.__name__)\n"
+    )
+    run = subprocess.run([*PYTHON, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "ok HardMiner"
+
+
+def test_progress_bar_only_on_a_terminal(setup, tmp_path, capsys, monkeypatch):
+    root, _, _ = setup
+    argv = ["score", str(root / "data"), "--arch", ARCH, "--weights", str(root / "ckpt.pt"), "--image-size", "32"]
+    assert main([*argv, "-o", str(tmp_path / "a.csv"), "--batch-size", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "hardmine: scoring" not in err  # stderr is not a terminal here: no bar
+    # The same run with stderr a terminal draws the bar (so the check above can fail).
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main([*argv, "-o", str(tmp_path / "b.csv"), "--batch-size", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" in err and "hardmine: scoring" in err
+    assert main([*argv, "-o", str(tmp_path / "c.csv"), "--batch-size", "8", "--no-progress"]) == 0
+    assert "\r" not in capsys.readouterr().err
+
+
+def _complete(script: str, *words: str) -> list[str]:
+    """Candidates bash's completion function offers for the command line `words` (the last one being typed)."""
+    import shlex
+    import subprocess
+
+    line = " ".join(shlex.quote(w) for w in words)
+    run = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'source "$1"; COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; _hardmine_complete; '
+            'printf "%s\\n" "${COMPREPLY[@]}"',
+            "bash",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    return [w for w in run.stdout.splitlines() if w]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("bash"), reason="needs bash")
+def test_bash_completion_completes_commands_options_and_values(tmp_path, capsys):
+    import subprocess
+
+    assert main(["completion", "bash"]) == 0
+    script = tmp_path / "hardmine.bash"
+    script.write_text(capsys.readouterr().out)
+    registered = subprocess.run(
+        ["bash", "-c", 'source "$1"; complete -p hardmine', "bash", str(script)], capture_output=True, text=True
+    )
+    assert registered.returncode == 0 and "-F _hardmine_complete hardmine" in registered.stdout
+    assert _complete(str(script), "hardmine", "") == [
+        "-h",
+        "--help",
+        "-V",
+        "--version",
+        "--debug",
+        "demo",
+        "score",
+        "report",
+        "completion",
+    ]
+    assert _complete(str(script), "hardmine", "re") == ["report"]
+    assert _complete(str(script), "hardmine", "score", "--b") == ["--batch-size", "--by"]
+    assert _complete(str(script), "hardmine", "report", "--j") == ["--json"]
+    assert _complete(str(script), "hardmine", "score", "--by", "") == list(cli_measures())
+    assert _complete(str(script), "hardmine", "score", "--only", "hard_") == ["hard_positive", "hard_negative"]
+    assert _complete(str(script), "hardmine", "completion", "") == ["bash", "zsh"]
+    (tmp_path / "scores.csv").write_text("x")
+    found = _complete(str(script), "hardmine", "report", str(tmp_path / "sco"))
+    assert found == [str(tmp_path / "scores.csv")]  # file names for the positional
+    # Every option of every sub-command is offered (the script is generated from the parser).
+    from hardmine.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    for name, p in sub.choices.items():
+        options = [o for a in p._actions for o in a.option_strings]
+        assert _complete(str(script), "hardmine", name, "-") == options, name
+
+
+def cli_measures() -> tuple[str, ...]:
+    from hardmine.measures import MEASURES
+
+    return tuple(MEASURES)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("zsh"), reason="needs zsh")
+def test_zsh_completion_registers(tmp_path, capsys):
+    import subprocess
+
+    assert main(["completion", "zsh"]) == 0
+    script = tmp_path / "hardmine.zsh"
+    script.write_text(capsys.readouterr().out)
+    run = subprocess.run(
+        ["zsh", "-c", 'source "$1"; print -r -- ${_comps[hardmine]}', "zsh", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0 and run.stdout.strip(), run.stderr
+
+
+def test_ctrl_c_during_the_start_up_imports_exits_130_with_one_line():
+    """SIGINT to `python -m hardmine report -` right after hardmine.cli is imported, while torch is importing."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(
+        [*PYTHON, "-X", "importtime", "-m", "hardmine", "report", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    seen = []
+    try:
+        assert proc.stderr is not None
+        for raw in proc.stderr:  # -X importtime reports each module when its import ends
+            seen.append(raw.decode())
+            if seen[-1].rstrip().endswith("| hardmine.cli"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [*seen, *err.decode().splitlines(keepends=True)]
+    modules = [line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")]
+    assert "hardmine.cli" in modules and "torch" not in modules  # interrupted while torch was still importing
+    assert proc.returncode == 130, "".join(lines)
+    assert [line.rstrip("\n") for line in lines if not line.startswith("import time:")] == ["hardmine: interrupted"]
+    assert out == b""
+
+
+def test_ctrl_c_while_waiting_on_stdin_exits_130_with_one_line():
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(
+        [*PYTHON, "-m", "hardmine", "report", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    try:
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)  # during the imports or on the read of stdin (left open): the same answer
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err.decode()
+    assert err.decode().splitlines() == ["hardmine: interrupted"] and out == b""
+
+
+def test_demo_logs_each_epoch_on_stderr_and_is_quiet_with_q(tmp_path, capsys):
+    from hardmine.demo import run_demo
+
+    assert main(["demo", "--epochs", "2", "-o", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert [re.sub(r"[\d.]+$", "X", line) for line in lines] == [
+        "hardmine demo: epoch 1/2: mean loss X",
+        "hardmine demo: epoch 2/2: mean loss X",
+        "hardmine demo: scoring the 1437 training samples",
+    ]
+    first, second = (float(line.rsplit(" ", 1)[1]) for line in lines[:2])
+    assert 0 < second < first < np.log(10) + 0.5  # cross-entropy of 10 classes starts near log(10) and falls
+    assert "\r" not in captured.err and "hard.csv" in captured.out
+    assert main(["demo", "--epochs", "2", "-q", "-o", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr() == ("", "")
+    # Logging does not change the run: the same table as the library call without a log.
+    run_demo(tmp_path / "c", epochs=2)
+    for name in ("a", "b"):
+        pd.testing.assert_frame_equal(read_csv(tmp_path / name / "scores.csv"), read_csv(tmp_path / "c" / "scores.csv"))
