@@ -17,7 +17,7 @@ import sys
 import warnings
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def _started_as_cli() -> bool:

@@ -134,6 +134,9 @@ def main(out_dir: str) -> None:
         "global_step": trainer.state.global_step,
     }
     Path(out_dir, f"hf_rank{rank}.json").write_text(json.dumps(result))
+    if dist.is_initialized():  # torn down before exit: gloo's threads can abort the process at interpreter exit
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -145,6 +145,13 @@ def main(scenario: str, out_dir: str) -> None:
             result["double_drawn"] = list(wrapper)
         result["double_warned"] = sum(issubclass(w.category, DoubleShardingWarning) for w in caught)
     Path(out_dir, f"{scenario}_rank{trainer.global_rank}.json").write_text(json.dumps(result))
+    # Tear the process group down before the interpreter exits: left to exit-time destructors, gloo's threads can
+    # abort the process ("terminate called without an active exception") after a run that succeeded.
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
