@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Install what the browser tests of the interactive report need: the system Chromium and its
-# driver (tests/test_interactive_report.py drives it through selenium). Idempotent: apt runs only
-# when `chromium` or `chromedriver` is missing. Needs root (CI containers run as root) or sudo.
+# Install the system packages the tests need: the system Chromium and its driver (the interactive report's
+# browser tests drive it through selenium) and zsh (the zsh completion test). Idempotent: apt runs only
+# when one of them is missing. Needs root (CI containers run as root) or sudo.
 set -euo pipefail
 
-if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && command -v zsh >/dev/null 2>&1; then
     echo "install-browser: $(chromium --version 2>/dev/null || echo chromium) already installed"
     exit 0
 fi
@@ -15,5 +15,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
-$SUDO apt-get install -y --no-install-recommends chromium chromium-driver
+$SUDO apt-get install -y --no-install-recommends chromium chromium-driver zsh
 chromium --version

@@ -41,3 +41,12 @@ def test_make_dataset_is_a_score_table(tmp_path: Path) -> None:
     assert table["index"].tolist() == list(range(250))
     assert ((table["label_prob"] >= 0.5) == (table["pred"] == table["label"])).all()
     assert hm.open_scores(folder).settings == {"num_classes": 2}
+
+
+def test_bench_streamed_quick(tmp_path: Path) -> None:
+    bench = load_benchmark("bench_streamed")
+    rows = bench.main(["--quick", "--out", str(tmp_path)])
+    assert [r["n"] for r in rows] == [3000, 9000]
+    assert [r["rows"] for r in rows] == [3000, 9000] and [r["files"] for r in rows] == [2, 5]
+    assert all(r["peak_rss"] > 0 and r["rss_anon_end"] > 0 for r in rows)
+    assert "| 9,000 | 5 |" in (tmp_path / "bench_streamed_quick.md").read_text()
