@@ -137,3 +137,25 @@ def load_benchmark(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class CountingScore:
+    """Stands in for ``hardmine.miner.score``: records each call's loader and keyword arguments, then scores."""
+
+    def __init__(self, real):
+        self.real, self.loaders, self.calls = real, [], []
+
+    def __call__(self, model, loader, **kw):
+        self.loaders.append(loader)
+        self.calls.append(kw)
+        return self.real(model, loader, **kw)
+
+
+@pytest.fixture
+def count_scores(monkeypatch):
+    """The miner's scoring passes, counted (``.loaders``, ``.calls``), while they still run."""
+    import hardmine.miner
+
+    counter = CountingScore(hardmine.miner.score)
+    monkeypatch.setattr(hardmine.miner, "score", counter)
+    return counter

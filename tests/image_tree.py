@@ -70,3 +70,32 @@ def save_weights(arch: str, num_classes: int, path: Path, *, seed: int = 0, wrap
     state = model.state_dict()
     torch.save({wrap: state, "epoch": 3} if wrap else state, path)
     return state
+
+
+def score_argv(
+    root: Path,
+    out: Path | str,
+    *extra: str,
+    arch: str = "resnet18",
+    size: int = 32,
+    weights: Path | None = None,
+) -> list[str]:
+    """``hardmine score`` arguments for the tree under ``root / "data"`` and the checkpoint ``root / "ckpt.pt"``.
+
+    ``argv[3]`` is the architecture; ``weights`` replaces the checkpoint; ``extra`` follows the common options
+    (no progress bar).
+    """
+    return [
+        "score",
+        str(root / "data"),
+        "--arch",
+        arch,
+        "--weights",
+        str(weights if weights is not None else root / "ckpt.pt"),
+        "--out",
+        str(out),
+        "--image-size",
+        str(size),
+        "--no-progress",
+        *extra,
+    ]

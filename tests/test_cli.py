@@ -21,7 +21,7 @@ from PIL import Image
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).parent))
-from image_tree import CLASSES, make_digits_tree, save_weights  # noqa: E402
+from image_tree import CLASSES, make_digits_tree, save_weights, score_argv  # noqa: E402
 
 from hardmine.cli import main  # noqa: E402
 from hardmine.io import read_csv  # noqa: E402
@@ -40,24 +40,7 @@ def setup(tmp_path_factory):
 
 
 def _score(root: Path, out: Path, *extra: str) -> int:
-    return main(
-        [
-            "score",
-            str(root / "data"),
-            "--arch",
-            ARCH,
-            "--weights",
-            str(root / "ckpt.pt"),
-            "--out",
-            str(out),
-            "--image-size",
-            str(SIZE),
-            "--batch-size",
-            "8",
-            "--no-progress",
-            *extra,
-        ]
-    )
+    return main(score_argv(root, out, "--batch-size", "8", *extra, arch=ARCH, size=SIZE))
 
 
 def _reference(tree, state, num_classes: int | None = None) -> pd.DataFrame:
@@ -335,19 +318,7 @@ def test_help_texts(capsys):
 )
 def test_usage_errors_exit_2(setup, tmp_path, capsys, extra, message):
     root, _, _ = setup
-    argv = [
-        "score",
-        str(root / "data"),
-        "--arch",
-        ARCH,
-        "--weights",
-        str(root / "ckpt.pt"),
-        "--out",
-        str(tmp_path / "o.csv"),
-        "--image-size",
-        str(SIZE),
-        "--no-progress",
-    ]
+    argv = score_argv(root, tmp_path / "o.csv", arch=ARCH, size=SIZE)
     if "--arch" in extra:
         argv[3] = extra[1]
         extra = extra[2:]
@@ -550,23 +521,7 @@ def test_file_broken_after_the_scan_is_named(setup, tmp_path, capsys, monkeypatc
 
     root, tree, _ = setup
     monkeypatch.setattr(hardmine.images, "_check_image", lambda path: None)  # the up-front check lets it through
-    argv = [
-        "score",
-        str(root / "data"),
-        "--arch",
-        ARCH,
-        "--weights",
-        str(root / "ckpt.pt"),
-        "--out",
-        str(tmp_path / "o.csv"),
-        "--image-size",
-        str(SIZE),
-        "--no-progress",
-        "--positive",
-        "1",
-        "--workers",
-        str(workers),
-    ]
+    argv = score_argv(root, tmp_path / "o.csv", "--positive", "1", "--workers", str(workers), arch=ARCH, size=SIZE)
     _one_line_error(
         capsys,
         1,
@@ -600,23 +555,7 @@ def test_num_classes_for_a_checkpoint_with_more_classes_than_folders(setup, tmp_
     wide = tmp_path / "wide.pt"
     wide_state = save_weights(ARCH, 5, wide, wrap="model")  # trained on 5 classes; the folder holds 3 of them
     out = tmp_path / "wide.csv"
-    argv = [
-        "score",
-        str(root / "data"),
-        "--arch",
-        ARCH,
-        "--weights",
-        str(wide),
-        "--out",
-        str(out),
-        "--image-size",
-        str(SIZE),
-        "--batch-size",
-        "8",
-        "--no-progress",
-        "--positive",
-        "1",
-    ]
+    argv = score_argv(root, out, "--batch-size", "8", "--positive", "1", arch=ARCH, size=SIZE, weights=wide)
     assert main([*argv, "--num-classes", "5"]) == 0
     table = read_csv(out)
     ref = _reference(tree, wide_state, num_classes=5)  # the reference loop with the 5-class weights

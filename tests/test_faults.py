@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
-from image_tree import CLASSES, make_digits_tree, save_weights  # noqa: E402
+from image_tree import CLASSES, make_digits_tree, save_weights, score_argv  # noqa: E402
 
 import hardmine as hm  # noqa: E402
 from hardmine._files import TEMP_SUFFIX, _host_tag, atomic_path  # noqa: E402
@@ -79,22 +79,7 @@ def _split_table(n: int = 12) -> pd.DataFrame:
 
 
 def _score_argv(root: Path, out: Path | str, *extra: str) -> list[str]:
-    return [
-        "score",
-        str(root / "data"),
-        "--arch",
-        ARCH,
-        "--weights",
-        str(root / "ckpt.pt"),
-        "--out",
-        str(out),
-        "--image-size",
-        str(SIZE),
-        "--no-progress",
-        "--positive",
-        "1",
-        *extra,
-    ]
+    return score_argv(root, out, "--positive", "1", *extra, arch=ARCH, size=SIZE)
 
 
 def _one_error(ctx: Ctx, code: int, argv: list[str], pattern: str) -> str:

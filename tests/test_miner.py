@@ -73,22 +73,6 @@ def _always_negative() -> nn.Module:
     return model
 
 
-class _CountingScore:
-    def __init__(self, real):
-        self.real, self.calls = real, []
-
-    def __call__(self, model, loader, **kw):
-        self.calls.append(kw)
-        return self.real(model, loader, **kw)
-
-
-@pytest.fixture
-def count_scores(monkeypatch):
-    counter = _CountingScore(hardmine.miner.score)
-    monkeypatch.setattr(hardmine.miner, "score", counter)
-    return counter
-
-
 # ---------------------------------------------------------------- schedule
 @pytest.mark.parametrize(
     ("every", "warmup", "epochs", "expected"),

@@ -26,22 +26,6 @@ def _model() -> nn.Module:
     return nn.Linear(4, 2)
 
 
-class _CountingScore:
-    def __init__(self, real):
-        self.real, self.loaders = real, []
-
-    def __call__(self, model, loader, **kw):
-        self.loaders.append(loader)
-        return self.real(model, loader, **kw)
-
-
-@pytest.fixture
-def count_scores(monkeypatch):
-    counter = _CountingScore(hardmine.miner.score)
-    monkeypatch.setattr(hardmine.miner, "score", counter)
-    return counter
-
-
 def _miner(**kw) -> HardMiner:
     kw.setdefault("progress", False)
     return HardMiner(_model(), DataLoader(_data(), batch_size=8, shuffle=True), threshold=0.6, **kw)

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).parent))
-from image_tree import CLASSES, make_digits_tree, save_weights  # noqa: E402
+from image_tree import CLASSES, make_digits_tree, save_weights, score_argv  # noqa: E402
 
 import hardmine.checkpoint  # noqa: E402
 from hardmine.cli import main  # noqa: E402
@@ -175,24 +175,7 @@ def tree(tmp_path_factory):
 
 
 def _argv(root: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "score",
-        str(root / "data"),
-        "--arch",
-        ARCH,
-        "--weights",
-        str(root / "ckpt.pt"),
-        "--out",
-        str(out),
-        "--image-size",
-        str(SIZE),
-        "--batch-size",
-        "4",
-        "--positive",
-        "2",
-        "--no-progress",
-        *extra,
-    ]
+    return score_argv(root, out, "--batch-size", "4", "--positive", "2", *extra, arch=ARCH, size=SIZE)
 
 
 def test_cli_resume_after_a_crash(tree, tmp_path, capsys, monkeypatch):
