@@ -207,7 +207,7 @@ def sampler_child(path: Path, rank: int, ranks: int) -> dict[str, Any]:
     """One rank's epoch of ShardedSampler over the weights memmap at ``path``, in this (fresh) process."""
     import torch
 
-    from hardmine.sharded import ShardedSampler
+    from hardmine.feedback.sharded import ShardedSampler
 
     torch.set_num_threads(1)
     before = _peak_rss_bytes()

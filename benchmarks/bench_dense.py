@@ -21,7 +21,7 @@ Cases:
   matcher (``score_threshold=0``), the most work the matching can have.
 
 Memory: the scoring pass keeps only per-image results; ``result_bytes_per_image`` is the size of the segmentation
-results (``hm.scoring.score_tensors``) per image at ``--size`` and at half that size: equal when no per-pixel tensor
+results (``score_tensors``) per image at ``--size`` and at half that size: equal when no per-pixel tensor
 outlives its batch.
 
 Ratios are throughput ratios (``score / bare``: 1.0 is free), wall clock and process CPU time (the honest one on a
@@ -44,7 +44,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import hardmine as hm
-from hardmine.scoring import score_tensors
+from hardmine.scoring.engine import score_tensors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when the tests import this script
 from _common import describe, machine, save_results  # noqa: E402

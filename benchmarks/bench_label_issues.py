@@ -2,8 +2,8 @@
 
 For each noise rate (10 % and 30 % of the training labels flipped to a different random class) and seed:
 
-1. one training run of a small MLP (64 -> 128 -> 10, Adam) that records :class:`hardmine.dynamics.Dynamics`;
-2. 5-fold cross-validated probabilities of the same network (:func:`hardmine.labels.cross_val_scores`);
+1. one training run of a small MLP (64 -> 128 -> 10, Adam) that records :class:`hardmine.Dynamics`;
+2. 5-fold cross-validated probabilities of the same network (:func:`hardmine.cross_val_scores`);
 3. rankings of the training samples, most suspicious first:
    - hardmine, from the one training run: area under the margin (``aum``) and mean label probability;
    - hardmine, from the 5-fold probabilities: self-confidence, normalised margin, confident learning;
@@ -46,10 +46,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_te
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from hardmine.data import with_indices  # noqa: E402
-from hardmine.dynamics import Dynamics  # noqa: E402
-from hardmine.labels import cross_val_scores, label_issues  # noqa: E402
-from hardmine.scoring import score  # noqa: E402
+from hardmine.analysis.dynamics import Dynamics  # noqa: E402
+from hardmine.analysis.labels import cross_val_scores, label_issues  # noqa: E402
+from hardmine.core.data import with_indices  # noqa: E402
+from hardmine.scoring.engine import score  # noqa: E402
 
 try:
     import cleanlab

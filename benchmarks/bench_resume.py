@@ -3,7 +3,7 @@
 On an ImageFolder tree of scikit-learn's digits (PNG files written to a temporary folder, upscaled to 32x32; nothing
 is downloaded) with a torchvision resnet18 at ``--image-size`` pixels, measure:
 
-1. the folder scan (:func:`hardmine.images.scan_image_folder`: every file opened, verified and decoded once);
+1. the folder scan (:func:`hardmine.app.images.scan_image_folder`: every file opened, verified and decoded once);
 2. a scoring pass with :func:`hardmine.score` without a checkpoint, and with ``checkpoint_dir`` saving every 1 and
    every 10 batches (the overhead of resumability);
 3. a resumed pass after an interruption half-way (it scores only the second half).
@@ -28,9 +28,9 @@ from _common import save_results
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from hardmine.checkpoint import ScoringCheckpoint, model_hash
-from hardmine.images import CheckedImageFolder, build_model, eval_transform, scan_image_folder
-from hardmine.scoring import score
+from hardmine.app.images import CheckedImageFolder, build_model, eval_transform, scan_image_folder
+from hardmine.scoring.checkpoint import ScoringCheckpoint, model_hash
+from hardmine.scoring.engine import score
 
 
 def write_tree(root: Path, n: int) -> None:

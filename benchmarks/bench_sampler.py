@@ -41,7 +41,7 @@ def _child(sampler: str, n: int, how: str, mode: str, threads: int) -> dict:
     import torch
     from torch.utils.data import WeightedRandomSampler
 
-    from hardmine.sampling import HardSampler
+    from hardmine.feedback.sampling import HardSampler
 
     torch.set_num_threads(threads)
     weights = torch.rand(n, generator=torch.Generator().manual_seed(0))

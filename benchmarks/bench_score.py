@@ -6,7 +6,7 @@ For the same model and the same loader in one run, three timings:
   dataset, batch size, workers and pinning as the one ``hm.score`` rebuilds (``hm.score`` always scores in dataset
   order, so the floor must iterate in order too). Inputs are moved to the device the same way (``non_blocking`` when
   the loader pins), and under ``--amp`` / ``--channels-last`` the bare loop uses the same autocast and memory format.
-- ``hm.score``: ``hardmine.scoring.score(model, loader, progress=False)``: the forward pass plus the per-sample
+- ``hm.score``: ``hardmine.scoring.engine.score(model, loader, progress=False)``: the forward pass plus the per-sample
   measures (confidence, label probability, margin, entropy, loss), the index/id bookkeeping and the pandas table.
 - ``per-sample``: the tutorial loop, one sample at a time: ``model(x.unsqueeze(0))``, softmax, ``.item()`` for the
   confidence and the label probability. It is timed on the first ``--per-sample-n`` samples (it is slow) and reported
@@ -45,7 +45,7 @@ from _common import save_results
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from hardmine.scoring import score
+from hardmine.scoring.engine import score
 
 CASES = ("resnet18", "mlp", "resnet18_loss_fn", "mlp_loss_fn", "mlp_regression")
 

@@ -1,7 +1,7 @@
 """Big tables: time and peak memory of the steps after scoring, at 10**6 and 10**7 samples.
 
 A scoring pass over ten million real samples is not needed to measure what comes after it, so the score table is
-built directly from random per-sample arrays with :func:`hardmine.table.build_table` (exactly what ``hm.score`` does
+built directly from random per-sample arrays with ``build_table`` (exactly what ``hm.score`` does
 at the end of its pass; binary labels, float32 measures). Steps:
 
 - ``build``: the score table from the arrays (``index``, ``id``, ``label``, ``pred``, five float32 measures); also
@@ -9,9 +9,9 @@ at the end of its pass; binary labels, float32 measures). Steps:
 - ``split``: :func:`hardmine.split` at ``threshold=0.5`` (adds polarity, difficulty, group).
 - ``weights``: :func:`hardmine.weights` of the split table (torch, float32).
 - ``weights_balanced``: the same with ``balance="label"``, as :class:`hardmine.HardMiner` computes them by default.
-- ``sampler``: one epoch of :class:`hardmine.sampling.HardSampler` with replacement, ``N`` draws, as a tensor.
-- ``csv``: :func:`hardmine.io.to_csv` of the split table (streams 100,000 rows at a time).
-- ``parquet``: :func:`hardmine.io.to_parquet` of the split table (needs pyarrow).
+- ``sampler``: one epoch of :class:`hardmine.HardSampler` with replacement, ``N`` draws, as a tensor.
+- ``csv``: :func:`hardmine.to_csv` of the split table (streams 100,000 rows at a time).
+- ``parquet``: :func:`hardmine.to_parquet` of the split table (needs pyarrow).
 
 Every (size, step) runs in a fresh subprocess, which first builds what the step needs (the table, and the split table
 and weights for later steps) and then runs the timed step: ``peak RSS`` is that process's ``ru_maxrss`` at the end,
@@ -50,7 +50,7 @@ def make_scores(n: int, *, seed: int = 0) -> Any:
     """A score table of ``n`` rows from random arrays, built as ``hm.score`` builds it."""
     import numpy as np
 
-    from hardmine.table import build_table
+    from hardmine.core.columns import build_table
 
     rng = np.random.default_rng(seed)
     label = rng.integers(0, 2, n)
@@ -74,10 +74,10 @@ def child(n: int, step: str, out: Path) -> None:
     """Run one step at one size in this (fresh) process and write its result as JSON."""
     import torch
 
-    from hardmine.io import to_csv, to_parquet
-    from hardmine.sampling import HardSampler
-    from hardmine.splitting import split
-    from hardmine.weighting import weights
+    from hardmine.analysis.io import to_csv, to_parquet
+    from hardmine.analysis.splitting import split
+    from hardmine.feedback.sampling import HardSampler
+    from hardmine.feedback.weighting import weights
 
     result: dict[str, Any] = {"n": n, "step": step}
     t0 = time.perf_counter()

@@ -63,10 +63,10 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
-from hardmine.dynamics import Dynamics
-from hardmine.losses import focal_loss, ohem_loss, weighted_loss
-from hardmine.miner import HardMiner
-from hardmine.weighting import HardSetCollapseWarning
+from hardmine.analysis.dynamics import Dynamics
+from hardmine.feedback.losses import focal_loss, ohem_loss, weighted_loss
+from hardmine.feedback.miner import HardMiner
+from hardmine.feedback.weighting import HardSetCollapseWarning
 
 TASKS = ("rare", "balanced", "longtail", "noisy")
 METHODS = (

@@ -32,10 +32,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
 
-from hardmine.distributed import all_gather_concat, is_main_process
-from hardmine.io import to_csv
-from hardmine.miner import HardMiner
-from hardmine.scoring import score
+from hardmine.analysis.io import to_csv
+from hardmine.core.distributed import all_gather_concat, is_main_process
+from hardmine.feedback.miner import HardMiner
+from hardmine.scoring.engine import score
 
 
 def main(argv: list[str] | None = None) -> None:

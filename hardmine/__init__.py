@@ -3,6 +3,21 @@
 Score every sample in one batched pass, split positive/negative and easy/hard, and feed the hard ones back into
 training; tell hard samples from mislabelled ones with training dynamics.
 
+The package is laid out by the parts of the data flow (see the architecture page of the docs):
+
+- :mod:`hardmine.core`: the primitives every part shares: the column registry, loaders and indices, torch.distributed,
+  validation, atomic files, state dicts.
+- :mod:`hardmine.scoring`: the scoring pass: per-sample measures, the tasks, dense outputs, resumable and streamed
+  passes.
+- :mod:`hardmine.analysis`: what people do with a score table: split, metrics, dynamics, label issues, tables on disk,
+  plots and the interactive report.
+- :mod:`hardmine.feedback`: feeding the hard samples back: weights, samplers, the miner, online scores, in-batch
+  selection, losses.
+- :mod:`hardmine.app`: the application: the command line, image folders, the HTML report, the demo.
+
+The top level is the verbs users call. It imports lazily: ``import hardmine`` loads no torch, and each name loads its
+module on first use, so the command line answers ``--help`` without importing torch.
+
 Example:
     >>> import hardmine as hm
     >>> sorted(n for n in ("score", "split", "summary", "to_csv", "HardMiner") if n in hm.__all__)
@@ -12,167 +27,126 @@ Example:
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from hardmine._compat import install_old_module_paths
 
 __version__ = "0.3.0"
 
+# Each public name and the module that defines it. Modules load on first use of one of their names (PEP 562).
+_PUBLIC: dict[str, str] = {
+    name: module
+    for module, names in [
+        ("hardmine.core.data", "with_indices wrap"),
+        ("hardmine.scoring.engine", "score"),
+        ("hardmine.scoring.tasks", "ProbabilityOutputWarning Task"),
+        ("hardmine.scoring.dense", "SegmentationTask SequenceTask segmentation_summary"),
+        ("hardmine.scoring.detection", "score_detection"),
+        ("hardmine.scoring.streamed", "score_to_parquet"),
+        ("hardmine.analysis.splitting", "split"),
+        (
+            "hardmine.analysis.metrics",
+            "Summary classification_report confusion multilabel_report positive_prob precision_recall_f1 "
+            "regression_metrics summary threshold_sweep",
+        ),
+        ("hardmine.analysis.io", "read_csv read_parquet select to_csv to_parquet"),
+        ("hardmine.analysis.dynamics", "Dynamics add_dynamics"),
+        ("hardmine.analysis.labels", "cross_val_scores issue_indices label_issues"),
+        ("hardmine.analysis.interactive", "Report report"),
+        ("hardmine.analysis.bigtable", "ScoreDataset open_scores"),
+        ("hardmine.feedback.weighting", "HardSetCollapseWarning weights"),
+        ("hardmine.feedback.sampling", "DoubleShardingWarning HardSampler"),
+        ("hardmine.feedback.sharded", "ShardedSampler"),
+        ("hardmine.feedback.miner", "HardMiner MinerSampler"),
+        ("hardmine.feedback.online", "ObservedScores"),
+        ("hardmine.feedback.selection", "LossHistory select_batch"),
+        ("hardmine.feedback.losses", "focal_loss ohem_loss ohem_pixel_loss weighted_loss"),
+    ]
+    for name in names.split()
+}
 
-def _started_as_cli() -> bool:
-    """Whether this process is the ``hardmine`` command (``hardmine ...`` or ``python -m hardmine ...``).
-
-    Then the package defers its torch-importing names until the command needs them (``--help``, ``--version`` and
-    ``completion`` never do): :func:`hardmine.cli.main` calls :func:`_finish_import` after parsing the arguments.
-    """
-    argv = list(getattr(sys, "orig_argv", ()))
-    if "-m" in argv[:-1] and argv[argv.index("-m") + 1] in ("hardmine", "hardmine.cli"):
-        return True
-    return os.path.basename(sys.argv[0] if sys.argv else "") in ("hardmine", "hardmine.exe", "hardmine-script.py")
-
-
-# True while the CLI start-up defers the imports; _finish_import's re-run of this file sets _FINISHING first.
-_DEFERRED: bool = _started_as_cli() and not globals().get("_FINISHING", False)
-
-
-def _finish_import() -> None:
-    """Import the public names the CLI start-up deferred (a no-op when they are imported)."""
-    if _DEFERRED:
-        globals()["_FINISHING"] = True
-        importlib.reload(sys.modules[__name__])
-
-
-if not _DEFERRED:
-    from hardmine import functional, plot
-    from hardmine.data import with_indices, wrap
-    from hardmine.dynamics import Dynamics, add_dynamics
-    from hardmine.io import read_csv, read_parquet, select, to_csv, to_parquet
-    from hardmine.labels import cross_val_scores, issue_indices, label_issues
-    from hardmine.losses import focal_loss, ohem_loss, weighted_loss
-    from hardmine.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
-    from hardmine.miner import HardMiner, MinerSampler
-
-    # Mining that pays (issue 15): in-batch selection and observed scores.
-    from hardmine.online import ObservedScores
-    from hardmine.sampling import DoubleShardingWarning, HardSampler
-    from hardmine.scoring import score
-    from hardmine.selection import LossHistory, select_batch
-    from hardmine.splitting import split
-    from hardmine.weighting import HardSetCollapseWarning, weights
-
-    # --- the interactive report (issue 16) ---
-    # The static report module loads first, so that a later `import hardmine.report` finds it loaded and leaves
-    # `hm.report` the function below (Python binds a submodule to its package's attribute when it first loads it).
-    import hardmine.report as _static_report  # noqa: E402, F401  isort: skip
-    from hardmine.interactive import Report, report  # noqa: E402  isort: skip
-
-    # isort: split
-    # Tasks beyond one positive class (issue 14): the task layer and the per-class, multi-label and regression reports.
-    from hardmine import tasks
-    from hardmine.metrics import classification_report, multilabel_report, regression_metrics
-    from hardmine.tasks import ProbabilityOutputWarning, Task
-
-    # isort: split
-    # Dense tasks (issue 17): segmentation, sequences, detection.
-    from hardmine import plot_dense
-    from hardmine.dense import SegmentationTask, SequenceTask, segmentation_summary
-    from hardmine.detection import score_detection
-    from hardmine.losses import ohem_pixel_loss
-
-    # --- past one machine's memory (issue 18) ---
-    from hardmine.bigtable import ScoreDataset, open_scores  # noqa: E402  isort: skip
-    from hardmine.sharded import ShardedSampler  # noqa: E402  isort: skip
-    from hardmine.streamed import score_to_parquet  # noqa: E402  isort: skip
-
-__all__ = [
-    "Dynamics",
-    "HardMiner",
-    "HardSampler",
-    "HardSetCollapseWarning",
-    "Summary",
-    "__version__",
-    "add_dynamics",
-    "confusion",
-    "cross_val_scores",
-    "focal_loss",
-    "functional",
-    "issue_indices",
-    "label_issues",
-    "ohem_loss",
-    "plot",
-    "positive_prob",
-    "precision_recall_f1",
-    "read_csv",
-    "read_parquet",
-    "score",
-    "select",
-    "split",
-    "summary",
-    "threshold_sweep",
-    "to_csv",
-    "to_parquet",
-    "weighted_loss",
-    "weights",
-    "with_indices",
-    "wrap",
-    # the interactive report (issue 16)
-    "Report",
-    "report",
-    # training loops (issue 13): the miner as a sampler for other people's DataLoaders, the double-sharding warning
-    "DoubleShardingWarning",
-    "MinerSampler",
-    # Tasks beyond one positive class (issue 14)
-    "ProbabilityOutputWarning",
-    "Task",
-    "classification_report",
-    "multilabel_report",
-    "regression_metrics",
-    "tasks",
-    # Dense tasks (issue 17)
-    "SegmentationTask",
-    "SequenceTask",
-    "ohem_pixel_loss",
-    "plot_dense",
-    "score_detection",
-    "segmentation_summary",
-    # past one machine's memory (issue 18)
-    "ScoreDataset",
-    "ShardedSampler",
-    "open_scores",
-    "score_to_parquet",
-    # Mining that pays (issue 15): in-batch selection and observed scores.
-    "LossHistory",
-    "ObservedScores",
-    "select_batch",
-]
+# Public submodules, reachable as attributes (``hm.plot.scores(...)``).
+_SUBMODULES: dict[str, str] = {
+    "functional": "hardmine.functional",
+    "plot": "hardmine.analysis.plot",
+    "plot_dense": "hardmine.analysis.plot_dense",
+    "tasks": "hardmine.scoring.tasks",
+}
 
 # Names that were in ``hardmine.__all__`` in 0.2.0 but are internals: they live in their modules. The old top-level
 # names keep working for one release, with a DeprecationWarning that names the new location.
 _MOVED: dict[str, str] = {
-    "HARDER_WHEN": "hardmine.measures",
-    "MEASURES": "hardmine.measures",
-    "IndexedLoader": "hardmine.data",
-    "ShareBatchSampler": "hardmine.miner",
-    "importance_weights": "hardmine.miner",
-    "confident_thresholds": "hardmine.labels",
-    "label_quality": "hardmine.labels",
-    "dynamics_regions": "hardmine.dynamics",
+    "HARDER_WHEN": "hardmine.scoring.measures",
+    "MEASURES": "hardmine.scoring.measures",
+    "IndexedLoader": "hardmine.core.data",
+    "ShareBatchSampler": "hardmine.feedback.miner",
+    "importance_weights": "hardmine.feedback.miner",
+    "confident_thresholds": "hardmine.analysis.labels",
+    "label_quality": "hardmine.analysis.labels",
+    "dynamics_regions": "hardmine.analysis.dynamics",
 }
+
+__all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
-    """Resolve a name moved out of the top level (0.2.0 -> 0.3.0), warning where it lives now."""
-    if _DEFERRED and not name.startswith("__"):  # the CLI start-up deferred the imports: finish them first
-        _finish_import()
-        return getattr(sys.modules[__name__], name)
-    module = _MOVED.get(name)
-    if module is None:
+    """Load a public name's module on first use; resolve a name moved out of the top level, with a warning."""
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(_SUBMODULES[name])
+    elif name in _MOVED:
+        warnings.warn(
+            f"hardmine.{name} is deprecated and will be removed from the top level in the next release: "
+            f"use `from {_MOVED[name]} import {name}`",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    else:
         raise AttributeError(f"module 'hardmine' has no attribute {name!r}")
-    warnings.warn(
-        f"hardmine.{name} is deprecated and will be removed from the top level in the next release: "
-        f"use `from {module} import {name}`",
-        DeprecationWarning,
-        stacklevel=2,
+    globals()[name] = value  # later uses are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+install_old_module_paths()
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from hardmine import functional
+    from hardmine.analysis import plot, plot_dense
+    from hardmine.analysis.bigtable import ScoreDataset, open_scores
+    from hardmine.analysis.dynamics import Dynamics, add_dynamics
+    from hardmine.analysis.interactive import Report, report
+    from hardmine.analysis.io import read_csv, read_parquet, select, to_csv, to_parquet
+    from hardmine.analysis.labels import cross_val_scores, issue_indices, label_issues
+    from hardmine.analysis.metrics import (
+        Summary,
+        classification_report,
+        confusion,
+        multilabel_report,
+        positive_prob,
+        precision_recall_f1,
+        regression_metrics,
+        summary,
+        threshold_sweep,
     )
-    return getattr(importlib.import_module(module), name)
+    from hardmine.analysis.splitting import split
+    from hardmine.core.data import with_indices, wrap
+    from hardmine.feedback.losses import focal_loss, ohem_loss, ohem_pixel_loss, weighted_loss
+    from hardmine.feedback.miner import HardMiner, MinerSampler
+    from hardmine.feedback.online import ObservedScores
+    from hardmine.feedback.sampling import DoubleShardingWarning, HardSampler
+    from hardmine.feedback.selection import LossHistory, select_batch
+    from hardmine.feedback.sharded import ShardedSampler
+    from hardmine.feedback.weighting import HardSetCollapseWarning, weights
+    from hardmine.scoring import tasks
+    from hardmine.scoring.dense import SegmentationTask, SequenceTask, segmentation_summary
+    from hardmine.scoring.detection import score_detection
+    from hardmine.scoring.engine import score
+    from hardmine.scoring.streamed import score_to_parquet
+    from hardmine.scoring.tasks import ProbabilityOutputWarning, Task

@@ -4,8 +4,8 @@ Every score function maps logits ``(N,)``, ``(N, 1)`` or ``(N, C)`` and labels `
 logits' device, so any of them (or your own function of the same shape) can rank samples.
 """
 
-from hardmine.losses import focal_loss, ohem_loss, per_sample_cross_entropy, weighted_loss
-from hardmine.measures import (
+from hardmine.feedback.losses import focal_loss, ohem_loss, per_sample_cross_entropy, weighted_loss
+from hardmine.scoring.measures import (
     as_class_logits,
     compute_measures,
     confidence_score,

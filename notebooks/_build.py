@@ -30,8 +30,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import hardmine as hm
-import hardmine.plot as hmplot
-from hardmine.demo import digits_cnn, load_digits_tensors
+import hardmine.analysis.plot as hmplot
+from hardmine.app.demo import digits_cnn, load_digits_tensors
 
 # Files go to $HARDMINE_NOTEBOOK_DIR, else to a fresh temporary folder: never next to the notebook.
 out = Path(os.environ.get("HARDMINE_NOTEBOOK_DIR") or tempfile.mkdtemp(prefix="hardmine-{name}-"))
@@ -410,8 +410,8 @@ class** on a held-out test set after every epoch, for two seeds.
     code(setup("03", unused=("import numpy as np",))),
     code(RARE),
     code("""
-from hardmine.dynamics import Dynamics, dynamics_regions
-from hardmine.miner import HardMiner
+from hardmine.analysis.dynamics import Dynamics, dynamics_regions
+from hardmine.feedback.miner import HardMiner
 
 train, test = load_digits_tensors(seed=0, test_fraction=0.3)
 train_b = rare_positive(train, 8, 0.03, seed=0)
@@ -546,7 +546,7 @@ It takes about a minute on a CPU.
     code(
         setup(
             "04",
-            unused=("from hardmine.demo import digits_cnn, load_digits_tensors",),
+            unused=("from hardmine.app.demo import digits_cnn, load_digits_tensors",),
             replace={
                 "from torch.utils.data import DataLoader, TensorDataset": "from torch.utils.data import DataLoader"
             },
@@ -701,10 +701,10 @@ It runs in a few seconds on a CPU.
         setup(
             "05",
             unused=(
-                "from hardmine.demo import digits_cnn, load_digits_tensors",
+                "from hardmine.app.demo import digits_cnn, load_digits_tensors",
                 "import time",
                 "import pandas as pd",
-                "import hardmine.plot as hmplot",
+                "import hardmine.analysis.plot as hmplot",
             ),
         )
     ),

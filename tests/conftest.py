@@ -140,7 +140,7 @@ def load_benchmark(name: str) -> ModuleType:
 
 
 class CountingScore:
-    """Stands in for ``hardmine.miner.score``: records each call's loader and keyword arguments, then scores."""
+    """Stands in for the miner's ``score``: records each call's loader and keyword arguments, then scores."""
 
     def __init__(self, real):
         self.real, self.loaders, self.calls = real, [], []
@@ -154,8 +154,8 @@ class CountingScore:
 @pytest.fixture
 def count_scores(monkeypatch):
     """The miner's scoring passes, counted (``.loaders``, ``.calls``), while they still run."""
-    import hardmine.miner
+    import hardmine.feedback.miner
 
-    counter = CountingScore(hardmine.miner.score)
-    monkeypatch.setattr(hardmine.miner, "score", counter)
+    counter = CountingScore(hardmine.feedback.miner.score)
+    monkeypatch.setattr(hardmine.feedback.miner, "score", counter)
     return counter

@@ -34,8 +34,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from hardmine import HardMiner, HardSampler
+from hardmine.feedback.sampling import DoubleShardingWarning
 from hardmine.integrations.lightning import HardMiningCallback
-from hardmine.sampling import DoubleShardingWarning
 
 N, BATCH, EPOCHS = 48, 8, 3
 

@@ -1,4 +1,4 @@
-"""Plain per-sample references for hardmine.weighting and hardmine.sampling (loops and hand-written formulas)."""
+"""Plain per-sample references for the weights and the sampler (loops and hand-written formulas)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import load_benchmark
 
 import hardmine as hm
+from hardmine.core.columns import SCORE_COLUMNS
 
 pytest.importorskip("duckdb")
 
@@ -37,7 +38,7 @@ def test_make_dataset_is_a_score_table(tmp_path: Path) -> None:
     folder = bench.make_dataset(tmp_path / "s", 250, rows_per_file=100)
     assert len(list(folder.iterdir())) == 3
     table = pd.read_parquet(folder)
-    assert list(table.columns) == list(hm.table.SCORE_COLUMNS)
+    assert list(table.columns) == list(SCORE_COLUMNS)
     assert table["index"].tolist() == list(range(250))
     assert ((table["label_prob"] >= 0.5) == (table["pred"] == table["label"])).all()
     assert hm.open_scores(folder).settings == {"num_classes": 2}

@@ -17,7 +17,7 @@ import torch
 from conftest import load_benchmark
 from torch.utils.data import DataLoader, TensorDataset
 
-from hardmine.scoring import score
+from hardmine.scoring.engine import score
 
 
 def test_bench_score_quick(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import hardmine as hm
-from hardmine.bigtable import ScoreDataset, open_scores
-from hardmine.table import build_table
+from hardmine.analysis.bigtable import ScoreDataset, open_scores
+from hardmine.core.columns import GROUPS, build_table
 
 pytest.importorskip("duckdb")
 
@@ -87,7 +87,7 @@ def test_split_equals_in_memory(binary: tuple[pd.DataFrame, ScoreDataset], kwarg
     expected = hm.split(table, **kwargs)
     got = ds.split(**kwargs)
     assert _groups(got.to_pandas()) == _groups(expected)
-    assert got.counts() == expected["group"].value_counts().reindex(list(hm.table.GROUPS)).to_dict()
+    assert got.counts() == expected["group"].value_counts().reindex(list(GROUPS)).to_dict()
     for key in ("by", "threshold", "hard_when", "positive", "hard_fraction"):
         assert got.settings.get(key) == expected.attrs["hardmine"].get(key), key
 

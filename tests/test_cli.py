@@ -1,6 +1,6 @@
 """The ``hardmine score`` / ``hardmine report`` command line, end to end on an ImageFolder tree of digits PNGs.
 
-Most runs go through ``hardmine.cli.main([...])`` in-process; the real ``python -m hardmine`` process runs in
+Most runs go through ``hardmine.app.cli.main([...])`` in-process; the real ``python -m hardmine`` process runs in
 tests/test_resume.py (kill and resume). Every bad input a new user might try gives its one-line message and exit code.
 """
 
@@ -23,9 +23,9 @@ from torchvision import transforms
 sys.path.insert(0, str(Path(__file__).parent))
 from image_tree import CLASSES, make_digits_tree, save_weights, score_argv  # noqa: E402
 
-from hardmine.cli import main  # noqa: E402
-from hardmine.io import read_csv  # noqa: E402
-from hardmine.report import read_skipped  # noqa: E402
+from hardmine.analysis.io import read_csv  # noqa: E402
+from hardmine.app.cli import main  # noqa: E402
+from hardmine.app.html_report import read_skipped  # noqa: E402
 
 ARCH = "resnet18"
 SIZE = 32
@@ -221,8 +221,8 @@ def test_report_text_and_html(setup, tmp_path, capsys):
 
 
 def test_report_escapes_and_only_hard_rows(tmp_path, capsys):
-    from hardmine.io import to_csv
-    from hardmine.splitting import split
+    from hardmine.analysis.io import to_csv
+    from hardmine.analysis.splitting import split
 
     t = split(
         pd.DataFrame(
@@ -517,10 +517,10 @@ def test_report_needs_a_split_table(tmp_path, capsys):
 @pytest.mark.parametrize("workers", [0, pytest.param(1, marks=pytest.mark.slow)], ids=["main-process", "worker"])
 def test_file_broken_after_the_scan_is_named(setup, tmp_path, capsys, monkeypatch, workers):
     """A file that fails while scoring (changed after the check) stops the run with its name, also from a worker."""
-    import hardmine.images
+    import hardmine.app.images
 
     root, tree, _ = setup
-    monkeypatch.setattr(hardmine.images, "_check_image", lambda path: None)  # the up-front check lets it through
+    monkeypatch.setattr(hardmine.app.images, "_check_image", lambda path: None)  # the up-front check lets it through
     argv = score_argv(root, tmp_path / "o.csv", "--positive", "1", "--workers", str(workers), arch=ARCH, size=SIZE)
     _one_line_error(
         capsys,
@@ -533,7 +533,7 @@ def test_file_broken_after_the_scan_is_named(setup, tmp_path, capsys, monkeypatc
 
 
 def test_hidden_files_and_folders_are_not_read(tmp_path):
-    from hardmine.images import scan_image_folder
+    from hardmine.app.images import scan_image_folder
 
     (tmp_path / "b" / ".ipynb_checkpoints").mkdir(parents=True)
     (tmp_path / "a").mkdir()
@@ -652,7 +652,7 @@ def test_report_reads_parquet_and_stdin_and_prints_json(setup, tmp_path, capsys,
     table = read_csv(csv)
     parquet = tmp_path / "t.parquet"
     hm.to_parquet(table, parquet)
-    from hardmine.report import skipped_path
+    from hardmine.app.html_report import skipped_path
 
     skipped_path(parquet).write_bytes(skipped_path(csv).read_bytes())  # the skipped-files list beside each table
     assert main(["report", str(csv), "-n", "5"]) == 0
@@ -721,9 +721,9 @@ def test_score_to_stdout_piped_into_report_from_stdin(setup, tmp_path):
 
 
 def test_measures_and_groups_written_out_in_the_cli_agree():
-    from hardmine import cli
-    from hardmine.measures import MEASURES
-    from hardmine.table import GROUPS
+    from hardmine.app import cli
+    from hardmine.core.columns import GROUPS
+    from hardmine.scoring.measures import MEASURES
 
     assert cli._MEASURES == tuple(MEASURES) and cli._GROUPS == tuple(GROUPS)
 
@@ -736,7 +736,7 @@ def _without_torch(tmp_path: Path, *args: str) -> tuple[str, list[str]]:
     script.write_text(
         "import sys\n"
         "try:\n"
-        "    from hardmine._entry import run\n"  # what the console script calls (pyproject.toml)
+        "    from hardmine.app._entry import run\n"  # what the console script calls (pyproject.toml)
         "    code = run()\n"
         "except SystemExit as exc:\n"
         "    code = exc.code\n"
@@ -765,24 +765,24 @@ def test_help_version_and_completion_import_no_torch(tmp_path):
     )
     assert run.returncode == 0 and "usage: hardmine" in run.stdout
     imported = [line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if "|" in line]
-    assert "argparse" in imported and "hardmine.cli" in imported
+    assert "argparse" in imported and "hardmine.app.cli" in imported
     assert not [m for m in imported if m.split(".")[0] in ("torch", "numpy", "pandas")]
 
 
-def test_deferred_start_up_gives_the_whole_package(tmp_path):
-    """In a process that is the hardmine command, `import hardmine` defers torch; the first name used loads it all."""
+def test_import_is_lazy_and_the_first_name_loads_its_module(tmp_path):
+    """`import hardmine` loads no torch; a public name loads its module on first use, and the rest follow."""
     import subprocess
 
     code = (
         "import sys\n"
-        "sys.orig_argv = [sys.executable, '-m', 'hardmine', 'report', 'x.csv']\n"
         "import hardmine as hm\n"
-        "assert hm._DEFERRED and 'torch' not in sys.modules\n"
-        "import hardmine.report\n"  # a submodule loaded before the rest: hm.report must still be the function
+        "assert 'torch' not in sys.modules and 'hardmine.feedback.miner' not in sys.modules\n"
+        "import hardmine.app.html_report\n"  # the static report module: hm.report must still be the function
         "miner = hm.HardMiner\n"
-        "assert not hm._DEFERRED and 'torch' in sys.modules\n"
-        "assert callable(hm.report) and hm.report.__module__ == 'hardmine.interactive', hm.report\n"
+        "assert 'torch' in sys.modules and 'hardmine.feedback.miner' in sys.modules\n"
+        "assert callable(hm.report) and hm.report.__module__ == 'hardmine.analysis.interactive', hm.report\n"
         "assert set(hm.__all__) <= set(dir(hm)), set(hm.__all__) - set(dir(hm))\n"
+        "assert all(getattr(hm, name) is not None for name in hm.__all__)\n"
         "print('ok', miner.__name__)\n"
     )
     run = subprocess.run([*PYTHON, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
@@ -860,7 +860,7 @@ def test_bash_completion_completes_commands_options_and_values(tmp_path, capsys)
     found = _complete(str(script), "hardmine", "report", str(tmp_path / "sco"))
     assert found == [str(tmp_path / "scores.csv")]  # file names for the positional
     # Every option of every sub-command is offered (the script is generated from the parser).
-    from hardmine.cli import build_parser
+    from hardmine.app.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
@@ -870,7 +870,7 @@ def test_bash_completion_completes_commands_options_and_values(tmp_path, capsys)
 
 
 def cli_measures() -> tuple[str, ...]:
-    from hardmine.measures import MEASURES
+    from hardmine.scoring.measures import MEASURES
 
     return tuple(MEASURES)
 
@@ -892,7 +892,7 @@ def test_zsh_completion_registers(tmp_path, capsys):
 
 
 def test_ctrl_c_during_the_start_up_imports_exits_130_with_one_line():
-    """SIGINT to `python -m hardmine report -` right after hardmine.cli is imported, while torch is importing."""
+    """SIGINT to `python -m hardmine report -` right after hardmine.app.cli is imported, while torch is importing."""
     import signal
     import subprocess
 
@@ -908,7 +908,7 @@ def test_ctrl_c_during_the_start_up_imports_exits_130_with_one_line():
         assert proc.stderr is not None
         for raw in proc.stderr:  # -X importtime reports each module when its import ends
             seen.append(raw.decode())
-            if seen[-1].rstrip().endswith("| hardmine.cli"):
+            if seen[-1].rstrip().endswith("| hardmine.app.cli"):
                 break
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
@@ -917,7 +917,7 @@ def test_ctrl_c_during_the_start_up_imports_exits_130_with_one_line():
             proc.kill()
     lines = [*seen, *err.decode().splitlines(keepends=True)]
     modules = [line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")]
-    assert "hardmine.cli" in modules and "torch" not in modules  # interrupted while torch was still importing
+    assert "hardmine.app.cli" in modules and "torch" not in modules  # interrupted while torch was still importing
     assert proc.returncode == 130, "".join(lines)
     assert [line.rstrip("\n") for line in lines if not line.startswith("import time:")] == ["hardmine: interrupted"]
     assert out == b""
@@ -947,7 +947,7 @@ def test_ctrl_c_while_waiting_on_stdin_exits_130_with_one_line():
 
 
 def test_demo_logs_each_epoch_on_stderr_and_is_quiet_with_q(tmp_path, capsys):
-    from hardmine.demo import run_demo
+    from hardmine.app.demo import run_demo
 
     assert main(["demo", "--epochs", "2", "-o", str(tmp_path / "a")]) == 0
     captured = capsys.readouterr()

@@ -16,7 +16,7 @@ from torch.utils.data import (
     default_collate,
 )
 
-from hardmine.data import (
+from hardmine.core.data import (
     INPUT_KEYS,
     TARGET_KEYS,
     IndexedLoader,

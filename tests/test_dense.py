@@ -1,4 +1,4 @@
-"""Segmentation and sequence tables (hardmine.dense) and ohem_pixel_loss, against per-image loops and real models."""
+"""Segmentation and sequence tables (scoring.dense) and ohem_pixel_loss, against per-image loops and real models."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import hardmine as hm
-from hardmine.dense import SegmentationTask, SequenceTask, segmentation_summary
-from hardmine.losses import ohem_pixel_loss
+from hardmine.feedback.losses import ohem_pixel_loss
+from hardmine.scoring.dense import SegmentationTask, SequenceTask, segmentation_summary
 
 C = 4
 
@@ -311,7 +311,7 @@ def test_segmentation_gallery_draws_the_hardest_images() -> None:
 
 
 def test_segmentation_results_are_per_image_whatever_the_image_size() -> None:
-    from hardmine.scoring import score_tensors
+    from hardmine.scoring.engine import score_tensors
 
     model = TinySeg()
     small = score_tensors(model, DataLoader(seg_data(4, (6, 5)), batch_size=2), progress=False)

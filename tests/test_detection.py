@@ -1,4 +1,4 @@
-"""Detection tables (hardmine.detection) against a brute-force matcher, with torchvision's detection models."""
+"""Detection tables (hardmine.scoring.detection) against a brute-force matcher, with torchvision's detection models."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 import hardmine as hm
-from hardmine.detection import match_image, score_detection
+from hardmine.scoring.detection import match_image, score_detection
 
 
 def collate(batch: list) -> tuple:

@@ -30,13 +30,13 @@ from conftest import CountingDataset, make_dataset, make_model
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from hardmine.data import with_indices
-from hardmine.distributed import all_gather_concat, shard_bounds
-from hardmine.dynamics import Dynamics
-from hardmine.io import to_csv
-from hardmine.miner import HardMiner
-from hardmine.sampling import HardSampler
-from hardmine.scoring import score
+from hardmine.analysis.dynamics import Dynamics
+from hardmine.analysis.io import to_csv
+from hardmine.core.data import with_indices
+from hardmine.core.distributed import all_gather_concat, shard_bounds
+from hardmine.feedback.miner import HardMiner
+from hardmine.feedback.sampling import HardSampler
+from hardmine.scoring.engine import score
 
 WORLD = 2
 SIZES = (11, 50, 1)

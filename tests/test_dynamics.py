@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
-from hardmine.data import with_indices
-from hardmine.dynamics import REGIONS, SUMMARY_COLUMNS, Dynamics, dynamics_regions
-from hardmine.labels import label_issues
+from hardmine.analysis.dynamics import REGIONS, SUMMARY_COLUMNS, Dynamics, dynamics_regions
+from hardmine.analysis.labels import label_issues
+from hardmine.core.data import with_indices
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 
@@ -409,8 +409,8 @@ def test_distributed_reduce_every_rank_sees_every_sample():
 
 
 def test_add_dynamics_joins_on_index_and_splits_by_every_column():
-    from hardmine.dynamics import HARDNESS_COLUMNS, add_dynamics
-    from hardmine.splitting import split
+    from hardmine.analysis.dynamics import HARDNESS_COLUMNS, add_dynamics
+    from hardmine.analysis.splitting import split
 
     dyn = _run(_schedule(12, 3, 3, seed=4), 12)
     summary = dyn.summary()
@@ -440,7 +440,7 @@ def test_add_dynamics_joins_on_index_and_splits_by_every_column():
 
 
 def test_add_dynamics_errors():
-    from hardmine.dynamics import add_dynamics
+    from hardmine.analysis.dynamics import add_dynamics
 
     dyn = Dynamics(num_samples=2)
     with pytest.raises(ValueError, match="Expected `columns`"):

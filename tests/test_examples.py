@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-from hardmine.io import read_csv
+from hardmine.analysis.io import read_csv
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from image_tree import CLASSES, make_digits_tree, save_weights, score_argv  # noqa: E402
 
 import hardmine as hm  # noqa: E402
-from hardmine._files import TEMP_SUFFIX, _host_tag, atomic_path  # noqa: E402
-from hardmine.checkpoint import ScoringCheckpoint, scoring_fingerprint  # noqa: E402
-from hardmine.cli import main  # noqa: E402
-from hardmine.images import CheckedImageFolder, scan_image_folder  # noqa: E402
-from hardmine.io import check_table, read_csv, read_parquet, sidecar_path, to_csv, to_parquet  # noqa: E402
-from hardmine.report import Report, report_html, write_html  # noqa: E402
+from hardmine.analysis.io import check_table, read_csv, read_parquet, sidecar_path, to_csv, to_parquet  # noqa: E402
+from hardmine.app.cli import main  # noqa: E402
+from hardmine.app.html_report import Report, report_html, write_html  # noqa: E402
+from hardmine.app.images import CheckedImageFolder, scan_image_folder  # noqa: E402
+from hardmine.core._files import TEMP_SUFFIX, _host_tag, atomic_path  # noqa: E402
+from hardmine.scoring.checkpoint import ScoringCheckpoint, scoring_fingerprint  # noqa: E402
 
 ARCH = "resnet18"
 SIZE = 32
@@ -395,7 +395,7 @@ def _(ctx: Ctx) -> None:
     old = dest.read_bytes()
     code = (
         "import os, signal, pandas as pd\n"
-        "from hardmine.io import to_csv\n"
+        "from hardmine.analysis.io import to_csv\n"
         "def die(self, path, *a, **k):\n"
         "    open(path, 'w').write('index,label\\n0,')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -831,7 +831,7 @@ def _(ctx: Ctx) -> None:
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    ctx.monkeypatch.setattr("hardmine.images.load_weights", interrupted)
+    ctx.monkeypatch.setattr("hardmine.app.images.load_weights", interrupted)
     assert main(_score_argv(root, ctx.tmp / "o.csv")) == 130
     err = ctx.capsys.readouterr().err
     assert err.strip() == "hardmine: interrupted" and not (ctx.tmp / "o.csv").exists()
@@ -842,7 +842,7 @@ def _(ctx: Ctx) -> None:
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    ctx.monkeypatch.setattr("hardmine.demo.run_demo", interrupted)
+    ctx.monkeypatch.setattr("hardmine.app.demo.run_demo", interrupted)
     assert main(["demo", "--out", str(ctx.tmp / "demo")]) == 130
     assert ctx.capsys.readouterr().err.strip() == "hardmine: interrupted"
 

@@ -94,10 +94,10 @@ def test_log_history_to_tensorboard(tmp_path):
 
 
 def _two_ranks(monkeypatch, rank: int = 0) -> None:
-    import hardmine.distributed
+    import hardmine.core.distributed
 
-    monkeypatch.setattr(hardmine.distributed, "get_world_size", lambda: 2)
-    monkeypatch.setattr(hardmine.distributed, "get_rank", lambda: rank)
+    monkeypatch.setattr(hardmine.core.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(hardmine.core.distributed, "get_rank", lambda: rank)
 
 
 def test_double_sharding_warns_under_accelerates_batch_sampler_shard(monkeypatch):

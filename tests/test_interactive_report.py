@@ -22,8 +22,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from PIL import Image
 
 import hardmine as hm
-from hardmine.dynamics import dynamics_regions
-from hardmine.interactive import Report
+from hardmine.analysis.dynamics import dynamics_regions
+from hardmine.analysis.interactive import Report
 
 HOSTILE = '</script><img src=x onerror="window.__pwned=1">'
 
@@ -193,10 +193,10 @@ def test_save_repr_and_errors(tmp_path):
 
 
 def test_hm_report_stays_the_function_after_the_static_report_module_loads():
-    import hardmine.cli  # noqa: F401
-    import hardmine.report  # noqa: F401
+    import hardmine.app.cli  # noqa: F401
+    import hardmine.app.html_report  # noqa: F401
 
-    assert callable(hm.report) and hm.report.__module__ == "hardmine.interactive"
+    assert callable(hm.report) and hm.report.__module__ == "hardmine.analysis.interactive"
 
 
 def test_multiclass_without_probabilities_says_how_to_get_curves():

@@ -8,9 +8,9 @@ from conftest import make_dataset, make_model
 from reference import GROUP_NAMES
 from torch.utils.data import DataLoader
 
-from hardmine.io import read_csv, read_parquet, select, to_csv, to_parquet
-from hardmine.scoring import score
-from hardmine.splitting import split
+from hardmine.analysis.io import read_csv, read_parquet, select, to_csv, to_parquet
+from hardmine.analysis.splitting import split
+from hardmine.scoring.engine import score
 
 IDS = ["001", "NA", "a,b", 'say "hi"', " padded ", "nan", "None", "x\ty", "ünïcødé/path.png", "1e5"]
 
@@ -177,7 +177,7 @@ def test_read_csv_of_other_hardmine_tables(tmp_path):
             "id": ["a", "b", "c"],
             "label": np.array([0, 1, -1], dtype=np.int64),
             "confidence": np.array([0.9, 0.2, np.nan], dtype=np.float32),
-            "variability": [0.1, 0.3, np.nan],
+            "variability": np.array([0.1, 0.3, np.nan], dtype=np.float32),  # float32, as Dynamics.summary() writes it
             "epochs": np.array([3, 3, 0], dtype=np.int64),
         }
     )

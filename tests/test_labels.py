@@ -6,9 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import TensorDataset
 
-from hardmine.dynamics import Dynamics
-from hardmine.labels import LABEL_ISSUE_METHODS, confident_thresholds, cross_val_scores, label_issues, label_quality
-from hardmine.splitting import split
+from hardmine.analysis.dynamics import Dynamics
+from hardmine.analysis.labels import (
+    LABEL_ISSUE_METHODS,
+    confident_thresholds,
+    cross_val_scores,
+    label_issues,
+    label_quality,
+)
+from hardmine.analysis.splitting import split
 
 
 def _probs(n, c, seed):
@@ -265,7 +271,7 @@ def test_cross_val_scores_without_readable_labels_uses_plain_split():
 
 
 def test_issue_indices():
-    from hardmine.labels import issue_indices
+    from hardmine.analysis.labels import issue_indices
 
     p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.45, 0.55]])
     labels = np.array([0, 0, 0, 1])
@@ -287,7 +293,7 @@ def test_issue_indices():
 
 
 def test_summary_and_issues_round_trip_through_csv(tmp_path):
-    from hardmine.io import read_csv, to_csv
+    from hardmine.analysis.io import read_csv, to_csv
 
     dyn = _dyn_summary()
     summary = dyn.summary()

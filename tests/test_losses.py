@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torchvision.ops import sigmoid_focal_loss
 
-from hardmine.losses import focal_loss, ohem_loss, per_sample_cross_entropy, weighted_loss
+from hardmine.feedback.losses import focal_loss, ohem_loss, per_sample_cross_entropy, weighted_loss
 
 DTYPES = [torch.float32, torch.float64]
 REDUCTIONS = ["mean", "sum", "none"]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from reference import DEVICES, DTYPES, MEASURE_NAMES, has_tie, reference_measures
 
-from hardmine.measures import (
+from hardmine.scoring.measures import (
     HARDER_WHEN,
     MEASURES,
     as_class_logits,

@@ -6,8 +6,8 @@ import pytest
 from reference import GROUP_NAMES, reference_counts, reference_prf, reference_threshold_sweep
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from hardmine.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
-from hardmine.splitting import split
+from hardmine.analysis.metrics import Summary, confusion, positive_prob, precision_recall_f1, summary, threshold_sweep
+from hardmine.analysis.splitting import split
 
 
 def _table(n: int = 80, num_classes: int = 2, *, seed: int = 0, keep_probs: bool = False) -> pd.DataFrame:

@@ -8,18 +8,18 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import hardmine as hm
-import hardmine.miner
-from hardmine.dynamics import Dynamics
-from hardmine.labels import issue_indices, label_issues
-from hardmine.losses import weighted_loss
-from hardmine.miner import HardMiner, ShareBatchSampler, importance_weights
-from hardmine.scoring import score
-from hardmine.splitting import split
+import hardmine.feedback.miner
+from hardmine.analysis.dynamics import Dynamics
+from hardmine.analysis.labels import issue_indices, label_issues
+from hardmine.analysis.splitting import split
+from hardmine.feedback.losses import weighted_loss
+from hardmine.feedback.miner import HardMiner, ShareBatchSampler, importance_weights
+from hardmine.scoring.engine import score
 
 N = 128
 
 # The rare positives of these tiny tasks are the hard set, which hm.weights rightly warns about; tested once below.
-pytestmark = pytest.mark.filterwarnings("ignore::hardmine.weighting.HardSetCollapseWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::hardmine.feedback.weighting.HardSetCollapseWarning")
 
 
 def _data(n: int = N, seed: int = 0, classes: int = 2) -> TensorDataset:
@@ -202,7 +202,7 @@ def test_default_balances_the_classes_and_favours_hard_samples_within_each():
         in_c = label == c
         assert drawn[hard & in_c].mean() > 3 * drawn[~hard & in_c].mean()
     # The same weights as hm.weights gives with balance="label".
-    from hardmine.weighting import weights
+    from hardmine.feedback.weighting import weights
 
     np.testing.assert_allclose(w, weights(table, hard=4.0, easy=1.0, balance="label").numpy(), rtol=1e-6)
 
@@ -228,7 +228,7 @@ def test_loss_mode_with_balance_gives_class_balanced_loss_weights():
     assert (table["weight"] == 1.0).all()
 
 
-@pytest.mark.filterwarnings("error::hardmine.weighting.HardSetCollapseWarning")
+@pytest.mark.filterwarnings("error::hardmine.feedback.weighting.HardSetCollapseWarning")
 def test_default_balance_does_not_collapse_onto_the_rare_class():
     model = _always_negative()
     table = HardMiner(model, _loader(), threshold=0.7, progress=False).rescore()
@@ -546,9 +546,9 @@ def test_bad_model_and_loader():
         HardMiner(_model(), DataLoader(ds, batch_sampler=BatchSampler(SequentialSampler(ds), 8, False)))
 
 
-@pytest.mark.filterwarnings("always::hardmine.weighting.HardSetCollapseWarning")
+@pytest.mark.filterwarnings("always::hardmine.feedback.weighting.HardSetCollapseWarning")
 def test_collapse_warning_once_per_miner():
-    from hardmine.weighting import HardSetCollapseWarning
+    from hardmine.feedback.weighting import HardSetCollapseWarning
 
     model = _always_negative()
     miner = HardMiner(model, _loader(), threshold=0.7, balance=None, progress=False)
@@ -559,7 +559,7 @@ def test_collapse_warning_once_per_miner():
 
 
 def test_weight_kwargs_and_momentum_go_to_hm_weights():
-    from hardmine.weighting import weights
+    from hardmine.feedback.weighting import weights
 
     model = _model()
     miner = HardMiner(model, _loader(), weight_kwargs={"by": "label_prob", "gamma": 2.0}, progress=False)

@@ -5,14 +5,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-import hardmine.distributed
-import hardmine.miner
-from hardmine.miner import HardMiner
-from hardmine.scoring import score
+import hardmine.core.distributed
+import hardmine.feedback.miner
+from hardmine.feedback.miner import HardMiner
+from hardmine.scoring.engine import score
 
 N = 48
 
-pytestmark = pytest.mark.filterwarnings("ignore::hardmine.weighting.HardSetCollapseWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::hardmine.feedback.weighting.HardSetCollapseWarning")
 
 
 def _data(n: int = N, seed: int = 0) -> TensorDataset:
@@ -151,10 +151,10 @@ def test_as_sampler_runs_the_epochs_and_yields_the_draw(count_scores):
 def test_miner_built_before_the_process_group_shards_when_iterated(monkeypatch):
     miner = _miner(warmup_epochs=0, indices=True, sampler_mode="no_replacement", seed=1)
     assert len(miner) == 6
-    monkeypatch.setattr(hardmine.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(hardmine.core.distributed, "get_world_size", lambda: 2)
     shares = []
     for rank in (0, 1):
-        monkeypatch.setattr(hardmine.distributed, "get_rank", lambda rank=rank: rank)
+        monkeypatch.setattr(hardmine.core.distributed, "get_rank", lambda rank=rank: rank)
         miner.set_epoch(0)
         assert len(miner) == 3
         shares.append(torch.cat([b[0] for b in miner]).tolist())

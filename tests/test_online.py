@@ -15,8 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import hardmine as hm
-from hardmine.miner import HardMiner as _HardMiner
-from hardmine.online import ObservedScores, decay_toward_mean
+from hardmine.feedback.miner import HardMiner as _HardMiner
+from hardmine.feedback.online import ObservedScores, decay_toward_mean
 
 
 def HardMiner(*args, **kwargs):  # noqa: N802 - stands in for the class
@@ -370,7 +370,7 @@ def test_observed_scores_state_round_trip() -> None:
 
 
 def test_table_state_round_trip_keeps_dtypes() -> None:
-    from hardmine._state import frame_from_state, frame_to_state
+    from hardmine.core._state import frame_from_state, frame_to_state
 
     frame = pd.DataFrame(
         {

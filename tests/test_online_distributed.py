@@ -22,7 +22,7 @@ import torch.multiprocessing as mp
 from conftest import make_dataset, make_model
 from torch.utils.data import DataLoader
 
-from hardmine.miner import HardMiner as _HardMiner
+from hardmine.feedback.miner import HardMiner as _HardMiner
 
 
 def HardMiner(*args, **kwargs):  # noqa: N802 - stands in for the class

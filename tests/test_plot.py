@@ -1,4 +1,4 @@
-"""hardmine.plot: each function returns a figure whose artists carry exactly the table's numbers."""
+"""hardmine.analysis.plot: each function returns a figure whose artists carry exactly the table's numbers."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 from numpy.testing import assert_allclose, assert_array_equal
 
-import hardmine.plot as hp
-from hardmine.dynamics import Dynamics, add_dynamics, dynamics_regions
-from hardmine.metrics import confusion, threshold_sweep
-from hardmine.metrics import positive_prob as hm_positive_prob
-from hardmine.splitting import split
-from hardmine.table import GROUPS
+import hardmine.analysis.plot as hp
+from hardmine.analysis.dynamics import Dynamics, add_dynamics, dynamics_regions
+from hardmine.analysis.metrics import confusion, threshold_sweep
+from hardmine.analysis.metrics import positive_prob as hm_positive_prob
+from hardmine.analysis.splitting import split
+from hardmine.core.columns import GROUPS
 
 matplotlib.use("Agg")
 
@@ -362,7 +362,7 @@ def test_data_map_of_a_score_table_with_dynamics_columns():
 @pytest.mark.slow  # a fresh interpreter imports torch: several seconds on 2 busy cores
 def test_core_never_imports_matplotlib():
     code = (
-        "import sys, hardmine, hardmine.plot, hardmine.miner, hardmine.cli; "
+        "import sys, hardmine, hardmine.analysis.plot, hardmine.feedback.miner, hardmine.app.cli; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -27,11 +27,11 @@ PUBLIC_0_2_0 = (
 MOVED = {
     name: module
     for module, names in [
-        ("hardmine.measures", "HARDER_WHEN MEASURES"),
-        ("hardmine.data", "IndexedLoader"),
-        ("hardmine.miner", "ShareBatchSampler importance_weights"),
-        ("hardmine.labels", "confident_thresholds label_quality"),
-        ("hardmine.dynamics", "dynamics_regions"),
+        ("hardmine.scoring.measures", "HARDER_WHEN MEASURES"),
+        ("hardmine.core.data", "IndexedLoader"),
+        ("hardmine.feedback.miner", "ShareBatchSampler importance_weights"),
+        ("hardmine.analysis.labels", "confident_thresholds label_quality"),
+        ("hardmine.analysis.dynamics", "dynamics_regions"),
     ]
     for name in names.split()
 }
@@ -105,3 +105,78 @@ def test_import_hardmine_warns_nothing():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout) == len(PUBLIC_0_2_0) - len(MOVED) + len(NEW_SINCE_0_2_0)
+
+
+# The flat module paths of 0.3.0, before the package was laid out in parts (issue 12): each old path gives the module
+# at its new home, with a DeprecationWarning naming it. Written out by hand so that a path dropped by accident fails.
+OLD_MODULE_PATHS = {
+    "hardmine.table": "hardmine.core.columns",
+    "hardmine.data": "hardmine.core.data",
+    "hardmine.distributed": "hardmine.core.distributed",
+    "hardmine.measures": "hardmine.scoring.measures",
+    "hardmine.dense": "hardmine.scoring.dense",
+    "hardmine.detection": "hardmine.scoring.detection",
+    "hardmine.checkpoint": "hardmine.scoring.checkpoint",
+    "hardmine.streamed": "hardmine.scoring.streamed",
+    "hardmine.splitting": "hardmine.analysis.splitting",
+    "hardmine.metrics": "hardmine.analysis.metrics",
+    "hardmine.dynamics": "hardmine.analysis.dynamics",
+    "hardmine.labels": "hardmine.analysis.labels",
+    "hardmine.io": "hardmine.analysis.io",
+    "hardmine.bigtable": "hardmine.analysis.bigtable",
+    "hardmine.interactive": "hardmine.analysis.interactive",
+    "hardmine.weighting": "hardmine.feedback.weighting",
+    "hardmine.sampling": "hardmine.feedback.sampling",
+    "hardmine.sharded": "hardmine.feedback.sharded",
+    "hardmine.miner": "hardmine.feedback.miner",
+    "hardmine.online": "hardmine.feedback.online",
+    "hardmine.selection": "hardmine.feedback.selection",
+    "hardmine.losses": "hardmine.feedback.losses",
+    "hardmine.cli": "hardmine.app.cli",
+    "hardmine.images": "hardmine.app.images",
+    "hardmine.demo": "hardmine.app.demo",
+}
+# Public submodules under their old top-level names: no warning.
+SILENT_PATHS = {
+    "hardmine.plot": "hardmine.analysis.plot",
+    "hardmine.plot_dense": "hardmine.analysis.plot_dense",
+    "hardmine.tasks": "hardmine.scoring.tasks",
+}
+
+
+@pytest.mark.parametrize("old", sorted(OLD_MODULE_PATHS))
+def test_old_module_path_gives_the_new_module_with_a_warning(old):
+    new = OLD_MODULE_PATHS[old]
+    code = (
+        "import importlib, sys, warnings\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    old = importlib.import_module({old!r})\n"
+        f"assert old is importlib.import_module({new!r}), old\n"
+        "assert [w.category.__name__ for w in seen] == ['DeprecationWarning'], [str(w.message) for w in seen]\n"
+        "print(seen[0].message)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"the module {old} moved to {new}" in result.stdout
+
+
+def test_old_module_path_from_import_keeps_working():
+    with pytest.warns(DeprecationWarning, match=r"hardmine\.metrics moved to hardmine\.analysis\.metrics"):
+        namespace: dict = {}
+        exec("import sys; sys.modules.pop('hardmine.metrics', None); from hardmine.metrics import summary", namespace)
+    assert namespace["summary"] is hm.summary
+
+
+@pytest.mark.parametrize("old", sorted(SILENT_PATHS))
+def test_public_submodules_answer_at_their_old_names_without_a_warning(old):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(SILENT_PATHS[old])
+
+
+def test_score_from_the_scoring_package_warns_and_works():
+    with pytest.warns(DeprecationWarning, match=r"hardmine\.scoring\.score moved to hardmine\.scoring\.engine"):
+        from hardmine.scoring import score
+    assert score is hm.score

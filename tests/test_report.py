@@ -1,4 +1,4 @@
-"""hardmine.report: the text and HTML reports of a split table, checked against hand-counted values."""
+"""hardmine.app.html_report: the text and HTML reports of a split table, checked against hand-counted values."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hardmine.io import to_csv
-from hardmine.report import (
+from hardmine.analysis.io import to_csv
+from hardmine.analysis.splitting import split
+from hardmine.app.html_report import (
     hardest,
     load_report,
     per_class,
@@ -23,7 +24,6 @@ from hardmine.report import (
     write_html,
     write_skipped,
 )
-from hardmine.splitting import split
 
 
 def _table(ids: list[str] | None = None) -> pd.DataFrame:

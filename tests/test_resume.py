@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).parent))
 from image_tree import CLASSES, make_digits_tree, save_weights, score_argv  # noqa: E402
 
-import hardmine.checkpoint  # noqa: E402
-from hardmine.cli import main  # noqa: E402
-from hardmine.io import read_csv  # noqa: E402
-from hardmine.scoring import score  # noqa: E402
+import hardmine.scoring.checkpoint  # noqa: E402
+from hardmine.analysis.io import read_csv  # noqa: E402
+from hardmine.app.cli import main  # noqa: E402
+from hardmine.scoring.engine import score  # noqa: E402
 
 N, FEATURES, CLASSES_N, BATCH = 37, 6, 4, 4
 
@@ -183,7 +183,7 @@ def test_cli_resume_after_a_crash(tree, tmp_path, capsys, monkeypatch):
     assert main(_argv(tree, plain)) == 0
     out = tmp_path / "hard.csv"
     saves = []
-    real_save = hardmine.checkpoint.ScoringCheckpoint.save
+    real_save = hardmine.scoring.checkpoint.ScoringCheckpoint.save
 
     def crash_after_two(self, *args, **kwargs):
         real_save(self, *args, **kwargs)
@@ -191,7 +191,7 @@ def test_cli_resume_after_a_crash(tree, tmp_path, capsys, monkeypatch):
         if len(saves) == 2:
             raise OSError("disk went away")  # the process dies right after its second checkpoint
 
-    monkeypatch.setattr(hardmine.checkpoint.ScoringCheckpoint, "save", crash_after_two)
+    monkeypatch.setattr(hardmine.scoring.checkpoint.ScoringCheckpoint, "save", crash_after_two)
     assert main(_argv(tree, out, "--resume", "--checkpoint-every", "2")) == 1
     monkeypatch.undo()
     assert saves == [8, 16] and not out.exists()
@@ -211,14 +211,14 @@ def test_cli_resume_after_a_crash(tree, tmp_path, capsys, monkeypatch):
 
 _SLOW_CLI = """
 import sys, time
-import hardmine.images as images
+import hardmine.app.images as images
 real = images.build_model
 def slow(arch, num_classes):
     model = real(arch, num_classes)
     model.register_forward_pre_hook(lambda module, args: time.sleep(0.4))  # hooks are not part of the weights
     return model
 images.build_model = slow
-from hardmine.cli import main
+from hardmine.app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

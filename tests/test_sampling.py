@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from reference_sampling import reference_padded_share, reference_pair_probability
 from torch.utils.data import DataLoader, TensorDataset
 
-import hardmine.distributed
-import hardmine.sampling
-from hardmine.sampling import HardSampler, check_sampling_weights, cumulative_weights
+import hardmine.core.distributed
+import hardmine.feedback.sampling
+from hardmine.feedback.sampling import HardSampler, check_sampling_weights, cumulative_weights
 
 MODES = ["cover", "replacement", "no_replacement"]
 
@@ -18,7 +18,7 @@ MODES = ["cover", "replacement", "no_replacement"]
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 7 positions, so that a few dozen draws cross several chunk boundaries."""
-    monkeypatch.setattr(hardmine.sampling, "CHUNK", 7)
+    monkeypatch.setattr(hardmine.feedback.sampling, "CHUNK", 7)
 
 
 def skewed(n: int, *, zeros: int = 0, seed: int = 0) -> torch.Tensor:
@@ -39,7 +39,7 @@ def max_binomial_z(counts: torch.Tensor, probs: torch.Tensor, draws: int) -> flo
 # ------------------------------------------------------------------------------------------------ running sum
 @pytest.mark.parametrize("block", [7, 1 << 22])
 def test_cumulative_weights_matches_a_loop(block, monkeypatch):
-    monkeypatch.setattr(hardmine.sampling, "_CUMSUM_BLOCK", block)
+    monkeypatch.setattr(hardmine.feedback.sampling, "_CUMSUM_BLOCK", block)
     w = skewed(100, zeros=7).tolist()
     running, expected = 0.0, []
     for x in w:
@@ -416,8 +416,8 @@ def test_rank_and_world_size_are_read_when_a_pass_starts(monkeypatch):
     s = HardSampler(w, 40, seed=3)  # built in "one process"
     assert (s.num_replicas, s.rank, len(s)) == (1, 0, 40)
     full = s.indices(0)
-    monkeypatch.setattr(hardmine.distributed, "get_world_size", lambda: 4)
-    monkeypatch.setattr(hardmine.distributed, "get_rank", lambda: 2)
+    monkeypatch.setattr(hardmine.core.distributed, "get_world_size", lambda: 4)
+    monkeypatch.setattr(hardmine.core.distributed, "get_rank", lambda: 2)
     assert (s.num_replicas, s.rank, len(s)) == (4, 2, 10)
     assert list(s) == full[2::4].tolist()  # the process group came up after construction: rank 2's share
     pinned = HardSampler(w, 40, seed=3, num_replicas=1)  # a framework shards: the whole draw on every rank
@@ -434,10 +434,10 @@ def _iterate_from(module: str, sampler: HardSampler) -> list[int]:
 
 @pytest.mark.parametrize("module", ["accelerate.data_loader", "lightning.fabric.utilities.distributed"])
 def test_double_sharding_warns(monkeypatch, module):
-    monkeypatch.setattr(hardmine.distributed, "get_world_size", lambda: 2)
-    monkeypatch.setattr(hardmine.distributed, "get_rank", lambda: 0)
+    monkeypatch.setattr(hardmine.core.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(hardmine.core.distributed, "get_rank", lambda: 0)
     s = HardSampler(torch.ones(10), 10)
-    with pytest.warns(hardmine.sampling.DoubleShardingWarning, match="num_replicas=1"):
+    with pytest.warns(hardmine.feedback.sampling.DoubleShardingWarning, match="num_replicas=1"):
         assert len(_iterate_from(module, s)) == 5
     pinned = HardSampler(torch.ones(10), 10, num_replicas=1)
     import warnings
@@ -449,8 +449,8 @@ def test_double_sharding_warns(monkeypatch, module):
 
 
 def test_double_sharding_warns_under_a_distributed_sampler(monkeypatch):
-    monkeypatch.setattr(hardmine.distributed, "get_world_size", lambda: 2)
-    monkeypatch.setattr(hardmine.distributed, "get_rank", lambda: 1)
+    monkeypatch.setattr(hardmine.core.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(hardmine.core.distributed, "get_rank", lambda: 1)
     inner = HardSampler(torch.ones(10), 10)
 
     class Wrapper(torch.utils.data.DistributedSampler):
@@ -458,5 +458,5 @@ def test_double_sharding_warns_under_a_distributed_sampler(monkeypatch):
             return iter(list(inner))
 
     wrapper = Wrapper(list(range(5)), num_replicas=2, rank=1)
-    with pytest.warns(hardmine.sampling.DoubleShardingWarning, match="DistributedSampler"):
+    with pytest.warns(hardmine.feedback.sampling.DoubleShardingWarning, match="DistributedSampler"):
         list(wrapper)

@@ -17,7 +17,7 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from hardmine.scoring import score, score_tensors
+from hardmine.scoring.engine import score, score_tensors
 
 SCORE_COLUMNS = ["index", "id", "label", "pred", *MEASURE_NAMES]
 # (out_features, flat, num_classes): (B,), (B, 1), (B, 2) and (B, K) logits.

@@ -12,7 +12,7 @@ from conftest import NUM_FEATURES, make_model
 from torch import nn
 
 import hardmine as hm
-from hardmine.selection import LossHistory, candidate_losses, num_to_keep, select_batch
+from hardmine.feedback.selection import LossHistory, candidate_losses, num_to_keep, select_batch
 
 B = 24
 

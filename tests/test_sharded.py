@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from hardmine.sharded import ShardedSampler, _multinomial
+from hardmine.feedback.sharded import ShardedSampler, _multinomial
 
 
 def _weights(n: int = 40, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import GROUP_NAMES, LOWER_IS_HARDER, MEASURE_NAMES, reference_split
 
-from hardmine.splitting import positive_classes, split
+from hardmine.analysis.splitting import positive_classes, split
 
 CATEGORIES = {
     "polarity": ["positive", "negative"],

@@ -15,7 +15,7 @@ from conftest import CountingDataset, make_dataset, make_model
 from torch.utils.data import DataLoader
 
 import hardmine as hm
-from hardmine.streamed import score_to_parquet
+from hardmine.scoring.streamed import score_to_parquet
 
 pytest.importorskip("duckdb")
 

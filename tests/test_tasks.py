@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import hardmine as hm
-from hardmine.tasks import ProbabilityOutputWarning, resolve_task
+from hardmine.scoring.tasks import ProbabilityOutputWarning, resolve_task
 
 
 def _loop(model: nn.Module, dataset: Dataset, fn) -> list:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_sampling import reference_balanced_weights, reference_hardness, reference_score_weights
 
-from hardmine.weighting import HardSetCollapseWarning, hardness, weights
+from hardmine.feedback.weighting import HardSetCollapseWarning, hardness, weights
 
 
 def score_table(n: int = 40, *, seed: int = 0, num_classes: int = 4) -> pd.DataFrame:
@@ -221,7 +221,7 @@ def test_balance_an_all_zero_class(floor, expected):
     torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64))
 
 
-@pytest.mark.filterwarnings("error::hardmine.weighting.HardSetCollapseWarning")
+@pytest.mark.filterwarnings("error::hardmine.feedback.weighting.HardSetCollapseWarning")
 def test_balance_by_label_never_warns_of_collapse():
     t = split_table(100)
     t["difficulty"] = np.where(t["label"] == 1, "hard", "easy")  # the setting that warns without balance
@@ -355,7 +355,7 @@ def test_errors(call, error, match):
 
 
 def test_weights_feed_the_sampler():
-    from hardmine.sampling import HardSampler
+    from hardmine.feedback.sampling import HardSampler
 
     t = split_table(100)
     s = HardSampler(weights(t, hard=4.0, easy=1.0, balance=None), 300, mode="cover", seed=0)

@@ -31,8 +31,8 @@ from typing import Any
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from hardmine.feedback.miner import HardMiner
 from hardmine.integrations import history_metrics, require
-from hardmine.miner import HardMiner
 
 _transformers = require("transformers", "hf")
 require("accelerate", "hf")

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hardmine.feedback.miner import HardMiner
 from hardmine.integrations import history_metrics, require
-from hardmine.miner import HardMiner
 
 _L = require("lightning.pytorch", "lightning")
 

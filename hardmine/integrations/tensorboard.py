@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import torch
 
+from hardmine.core.columns import prob_columns
 from hardmine.integrations import history_metrics, require
-from hardmine.table import prob_columns
 
 __all__ = ["log_embedding", "log_history", "log_table"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from hardmine.core.columns import prob_columns
 from hardmine.integrations import require
-from hardmine.table import prob_columns
 
 __all__ = ["log_table", "to_wandb_table"]
 

@@ -1,0 +1,146 @@
+"""One place that checks the arguments of every public function, so that the same bad value gets the same error.
+
+Each checker takes the argument's name and value and returns the value, converted (``numpy`` scalars become Python
+numbers). A value of the wrong type raises :class:`TypeError`, a value of the right type outside its range raises
+:class:`ValueError`; both messages name the argument, what was expected and what came in::
+
+    TypeError: `threshold` must be a real number, got list [0.5]
+    ValueError: `hard_weight` must be >= 0, got -3
+
+``bool`` is never accepted where a number is expected (``True`` is an ``int`` to Python, not to a user).
+
+Example:
+    >>> integer("batch_size", 64, min=1)
+    64
+    >>> number("floor", 0.05, min=0, max=1)
+    0.05
+    >>> integer("batch_size", True, min=1)
+    Traceback (most recent call last):
+        ...
+    TypeError: `batch_size` must be an integer, got bool True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Collection
+from typing import Any, TypeVar
+
+__all__ = ["boolean", "choice", "fraction", "integer", "number", "optional"]
+
+T = TypeVar("T")
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _bounds(name: str, value: float, min: float | None, max: float | None, min_open: bool, max_open: bool) -> None:
+    low_ok = min is None or (value > min if min_open else value >= min)
+    high_ok = max is None or (value < max if max_open else value <= max)
+    if low_ok and high_ok:
+        return
+    if min is not None and max is not None:
+        expected = f"in {'(' if min_open else '['}{min:g}, {max:g}{')' if max_open else ']'}"
+    elif min is not None:
+        expected = f"{'>' if min_open else '>='} {min:g}"
+    else:
+        expected = f"{'<' if max_open else '<='} {max:g}"
+    shown = int(value) if isinstance(value, int) else value
+    raise ValueError(f"`{name}` must be {expected}, got {shown!r}")
+
+
+def integer(name: str, value: Any, *, min: int | None = None, max: int | None = None) -> int:
+    """``value`` as an ``int`` (Python or numpy integer, never ``bool``), within ``[min, max]``.
+
+    Example:
+        >>> integer("epoch", 3, min=0)
+        3
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer, got {_got(value)}")
+    out = int(value)
+    _bounds(name, out, min, max, False, False)
+    return out
+
+
+def number(
+    name: str,
+    value: Any,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    min_open: bool = False,
+    max_open: bool = False,
+    finite: bool = True,
+) -> float:
+    """``value`` as a ``float`` (any real number, never ``bool``), finite unless ``finite=False``, within the bounds.
+
+    ``min_open``/``max_open`` exclude the bound itself (``min=0, min_open=True``: strictly positive).
+
+    Example:
+        >>> number("gamma", 2, min=0)
+        2.0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number, got {_got(value)}")
+    out = float(value)
+    if math.isnan(out) or (finite and math.isinf(out)):
+        raise ValueError(f"`{name}` must be a finite number, got {out!r}")
+    _bounds(name, out, min, max, min_open, max_open)
+    return out
+
+
+def fraction(name: str, value: Any, *, open_low: bool = False, open_high: bool = False) -> float:
+    """``value`` as a ``float`` in ``[0, 1]`` (``open_low``/``open_high`` exclude 0 or 1).
+
+    Example:
+        >>> fraction("hard_fraction", 0.2, open_low=True)
+        0.2
+    """
+    return number(name, value, min=0.0, max=1.0, min_open=open_low, max_open=open_high)
+
+
+def boolean(name: str, value: Any) -> bool:
+    """``value``, which must be ``True`` or ``False`` (numpy ``bool_`` too).
+
+    Example:
+        >>> boolean("keep_probs", False)
+        False
+    """
+    if isinstance(value, bool):
+        return value
+    if type(value).__name__ == "bool_":  # numpy.bool_, without importing numpy
+        return bool(value)
+    raise TypeError(f"`{name}` must be True or False, got {_got(value)}")
+
+
+def choice(name: str, value: Any, options: Collection[T]) -> T:
+    """``value``, which must be one of ``options`` (compared with ``==``; strings are not matched loosely).
+
+    Example:
+        >>> choice("reduction", "mean", ("mean", "sum", "none"))
+        'mean'
+    """
+    try:
+        ok = value in options
+    except TypeError:  # an unhashable value against a set
+        ok = False
+    if not ok:
+        shown = ", ".join(repr(o) for o in options)
+        raise ValueError(f"`{name}` must be one of {shown}, got {value!r}")
+    return value
+
+
+def optional(check: Any, name: str, value: Any, **bounds: Any) -> Any:
+    """``None``, or ``value`` checked by ``check`` (one of the checkers above) with ``bounds``.
+
+    Example:
+        >>> optional(integer, "rescore_every", None, min=1) is None, optional(integer, "rescore_every", 2, min=1)
+        (True, 2)
+    """
+    return None if value is None else check(name, value, **bounds)

@@ -1,0 +1,256 @@
+"""Scores observed during training: each sample's latest per-sample loss, kept on the device, with a staleness rule.
+
+:class:`HardMiner` in online mode (``rescore_every=None``) mines from these instead of a scoring pass: the training
+step already computes every drawn sample's loss, so :meth:`HardMiner.observe` scatters it into a buffer of ``N``
+entries on the training device (no host synchronisation per call), and the miner turns the buffer into a table at the
+start of every mining epoch.
+
+Staleness. A sample's score is as old as the last time it was drawn, and a sample with a low weight is drawn rarely,
+so its easy score would otherwise stay frozen while the model changes (it may be forgotten). The rule:
+
+- **age**: a score observed during epoch ``e`` has age ``E - 1 - e`` when the table is built at the start of epoch
+  ``E`` (0 for scores of the epoch that just ended).
+- **decay toward the mean**: every score column ``x`` (loss, label probability, margin, ...) of an observed sample is
+  replaced by ``mean(x) + (x - mean(x)) * 0.5 ** (age / half_life)``, the mean over the observed samples. An old easy
+  score drifts back toward the average, so the sample's weight rises and it is drawn (and re-observed) again; an old
+  hard score drifts down likewise. ``half_life=None`` turns the decay off.
+- **never observed**: a sample with no score yet gets the largest weight (it is treated as the hardest sample of its
+  class), so it is drawn soon; its row in the table has ``seen`` False and no scores.
+
+Under ``torchrun`` each rank observes the samples it trains on; at the start of every epoch the miner merges the
+ranks' buffers (one ``all_gather`` of ``8 x N`` float64 values and two scalar reductions; the latest observation of
+each sample wins), so every rank builds the same table and draws from the same weights.
+
+Example:
+    >>> obs = ObservedScores(4, half_life=1.0)
+    >>> obs.observe(torch.tensor([0, 1]), torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 0]), stamp=0)
+    >>> obs.observe(torch.tensor([2]), torch.tensor([[0.0, 0.0]]), torch.tensor([1]), stamp=1)
+    >>> t = obs.table(now=2)
+    >>> t["seen"].tolist(), t["age"].tolist()
+    ([True, True, True, False], [1.0, 1.0, 0.0, nan])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from hardmine.core.distributed import get_world_size
+from hardmine.scoring.measures import compute_measures
+
+__all__ = ["SCORE_COLUMNS", "ObservedScores", "decay_toward_mean"]
+
+#: The float score columns an observation records (``loss`` always; the others from logits).
+SCORE_COLUMNS: tuple[str, ...] = ("confidence", "label_prob", "margin", "entropy", "loss")
+_NEVER = float("-inf")
+
+
+def decay_toward_mean(values: Tensor, age: Tensor, half_life: float | None) -> Tensor:
+    """``mean + (values - mean) * 0.5 ** (age / half_life)``, the mean over the finite entries of ``values``.
+
+    Args:
+        values: float tensor ``(M,)`` of scores (NaN where a sample has none of this kind).
+        age: float tensor ``(M,)`` of ages in epochs, ``>= 0``.
+        half_life: epochs after which a score is halfway back to the mean; ``None`` returns ``values``.
+
+    Returns:
+        Float tensor ``(M,)``, same dtype and device as ``values``.
+
+    Example:
+        >>> decay_toward_mean(torch.tensor([0.0, 2.0]), torch.tensor([0.0, 1.0]), half_life=1.0)
+        tensor([0.0000, 1.5000])
+    """
+    if half_life is None or values.numel() == 0:
+        return values
+    finite = torch.isfinite(values)
+    mean = values[finite].mean() if bool(finite.any()) else values.new_zeros(())
+    factor = torch.pow(0.5, age.to(values.dtype) / half_life)
+    return torch.where(finite, mean + (values - mean) * factor, values)
+
+
+class ObservedScores:
+    """Each sample's latest observed scores, ``(N,)`` buffers on the device of the first observation.
+
+    Args:
+        num_samples: ``N``, the dataset's length.
+        half_life: the staleness decay in epochs (see the module doc), ``> 0``, or ``None`` for none.
+
+    Attributes:
+        count: observations recorded so far (samples, counting repeats).
+        num_classes: ``C`` of the observed logits, ``None`` until logits were observed (losses only).
+    """
+
+    def __init__(self, num_samples: int, *, half_life: float | None = 2.0) -> None:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"Expected argument `num_samples` to be an int >= 1, but got {num_samples!r}.")
+        if half_life is not None and (
+            isinstance(half_life, bool) or not isinstance(half_life, (int, float)) or not half_life > 0
+        ):
+            raise ValueError(f"Expected argument `half_life` to be a float > 0 or None, but got {half_life!r}.")
+        self.num_samples = num_samples
+        self.half_life = None if half_life is None else float(half_life)
+        self.count = 0
+        self.num_classes: int | None = None
+        self._buffers: dict[str, Tensor] | None = None
+
+    def _allocate(self, device: torch.device) -> dict[str, Tensor]:
+        n = self.num_samples
+        nan = torch.full((n,), float("nan"), dtype=torch.float32, device=device)
+        buffers = {name: nan.clone() for name in SCORE_COLUMNS}
+        buffers["label"] = torch.full((n,), -1, dtype=torch.int64, device=device)
+        buffers["pred"] = torch.full((n,), -1, dtype=torch.int64, device=device)
+        buffers["stamp"] = torch.full((n,), _NEVER, dtype=torch.float64, device=device)
+        return buffers
+
+    @property
+    def device(self) -> torch.device | None:
+        """Where the buffers live (``None`` before the first observation)."""
+        return None if self._buffers is None else self._buffers["stamp"].device
+
+    def observe(self, indices: Tensor, outputs: Tensor, targets: Tensor | None = None, *, stamp: float) -> None:
+        """Record a batch: per-sample losses ``(B,)``, or logits ``(B, C)`` (or ``(B,)`` binary) with ``targets``.
+
+        Args:
+            indices: int tensor ``(B,)`` of dataset indices in ``[0, N)``.
+            outputs: float tensor: losses ``(B,)`` when ``targets`` is ``None``, else the model's logits.
+            targets: class indices ``(B,)``, or ``None``.
+            stamp: the epoch the observation belongs to (its age is measured from it).
+        """
+        if not isinstance(indices, Tensor) or indices.dtype.is_floating_point or indices.dtype == torch.bool:
+            shown = indices.dtype if isinstance(indices, Tensor) else type(indices).__name__
+            raise TypeError(f"Expected argument `indices` to be an int tensor of dataset indices, but got {shown}.")
+        if not isinstance(outputs, Tensor) or not outputs.is_floating_point():
+            shown = outputs.dtype if isinstance(outputs, Tensor) else type(outputs).__name__
+            raise TypeError(f"Expected the losses or logits to be a floating point tensor, but got {shown}.")
+        idx = indices.reshape(-1)
+        b = idx.numel()
+        out = outputs.detach()
+        if targets is None:
+            if out.shape != (b,):
+                raise ValueError(
+                    f"Expected per-sample losses of shape ({b},) (one per index), but got shape {tuple(out.shape)}; "
+                    "pass `targets` to observe logits."
+                )
+            measures: dict[str, Tensor] = {"loss": out, "label_prob": torch.exp(-out)}
+        else:
+            if out.shape[0] != b or out.ndim not in (1, 2):
+                raise ValueError(
+                    f"Expected logits of shape ({b}, C) or ({b},) (one row per index), but got shape "
+                    f"{tuple(out.shape)}."
+                )
+            c = 2 if out.ndim == 1 or out.shape[1] == 1 else int(out.shape[1])
+            measures = compute_measures(out, targets.to(out.device, non_blocking=True))
+            if out.device.type == "cpu" and not bool(measures["valid"].all()):  # free on the CPU only
+                bad = (~measures["valid"]).nonzero()[:, 0][:10]
+                raise ValueError(
+                    f"Expected `targets` to be class indices in [0, {c}), but the samples with dataset indices "
+                    f"{idx[bad].tolist()} have targets {targets.reshape(-1)[bad].tolist()}."
+                )
+            if self.num_classes is not None and self.num_classes != c:
+                raise ValueError(f"Expected logits with {self.num_classes} classes as before, but got {c}.")
+            self.num_classes = c
+            measures["label"] = targets.reshape(-1).to(out.device, torch.int64, non_blocking=True)
+        if self._buffers is None:
+            self._buffers = self._allocate(out.device)
+        buffers = self._buffers
+        idx = idx.to(buffers["stamp"].device, non_blocking=True)
+        if idx.device.type == "cpu" and b and bool(((idx < 0) | (idx >= self.num_samples)).any()):
+            outside = idx[(idx < 0) | (idx >= self.num_samples)][:10].tolist()
+            raise ValueError(f"Expected `indices` in [0, {self.num_samples}), but got {outside}.")
+        for name, values in measures.items():
+            if name in buffers:
+                buffers[name].index_copy_(0, idx, values.reshape(-1).to(buffers[name].dtype))
+        buffers["stamp"].index_fill_(0, idx, float(stamp))
+        self.count += b
+
+    def merge_ranks(self) -> None:
+        """Under torch.distributed: every rank gets, for each sample, the latest observation of any rank."""
+        if get_world_size() <= 1 or not dist.is_initialized():
+            return
+        device = self.device
+        if device is None:
+            device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+            self._buffers = self._allocate(device or torch.device("cpu"))
+        buffers = self._buffers
+        assert buffers is not None
+        names = [*SCORE_COLUMNS, "label", "pred", "stamp"]
+        stacked = torch.stack([buffers[k].to(torch.float64) for k in names])
+        gathered = [torch.empty_like(stacked) for _ in range(get_world_size())]
+        dist.all_gather(gathered, stacked)
+        every = torch.stack(gathered)  # (W, K, N)
+        latest = every[:, -1, :].argmax(dim=0)  # ties: the lowest rank
+        pick = every.gather(0, latest[None, None, :].expand(1, len(names), -1))[0]
+        for row, name in enumerate(names):
+            buffers[name] = pick[row].to(buffers[name].dtype)
+        classes = torch.tensor([self.num_classes or 0], device=stacked.device)
+        dist.all_reduce(classes, op=dist.ReduceOp.MAX)
+        self.num_classes = int(classes.item()) or None
+        counts = torch.tensor([self.count], device=stacked.device)
+        dist.all_reduce(counts)
+        self.count = int(counts.item())
+
+    def seen(self) -> Tensor:
+        """Bool tensor ``(N,)``: the samples observed at least once."""
+        if self._buffers is None:
+            return torch.zeros(self.num_samples, dtype=torch.bool)
+        return self._buffers["stamp"] > _NEVER
+
+    def table(self, now: float) -> pd.DataFrame:
+        """The observed scores as a table of ``N`` rows in dataset-index order, decayed by age at epoch ``now``.
+
+        Columns: ``index``, ``label`` (``-1`` where unknown: never observed, or losses observed without targets),
+        ``pred`` (``-1`` where unknown), ``confidence``, ``label_prob``, ``margin``, ``entropy``, ``loss`` (float32,
+        decayed; NaN where unknown), ``seen`` (bool) and ``age`` (epochs, NaN for unseen). ``attrs["hardmine"]``
+        holds ``num_classes``.
+        """
+        n = self.num_samples
+        if self._buffers is None:
+            b = self._allocate(torch.device("cpu"))
+        else:
+            b = {k: v.detach().cpu() for k, v in self._buffers.items()}
+        seen = b["stamp"] > _NEVER
+        age = torch.where(seen, (float(now) - 1.0 - b["stamp"]).clamp_min(0.0), float("nan"))
+        columns: dict[str, Any] = {"index": np.arange(n, dtype=np.int64)}
+        columns["label"] = b["label"].numpy()
+        columns["pred"] = b["pred"].numpy()
+        for name in SCORE_COLUMNS:
+            v = b[name]
+            kept = seen & torch.isfinite(v)
+            out = v.clone()
+            out[kept] = decay_toward_mean(v[kept], age[kept], self.half_life)
+            columns[name] = out.numpy()
+        columns["seen"] = seen.numpy()
+        columns["age"] = age.numpy()
+        table = pd.DataFrame(columns)
+        table.attrs["hardmine"] = {"num_classes": int(self.num_classes or 0)}
+        return table
+
+    def state_dict(self) -> dict[str, Any]:
+        """Buffers (on the CPU), count and settings; loads with ``torch.load(..., weights_only=True)``."""
+        return {
+            "num_samples": self.num_samples,
+            "half_life": self.half_life,
+            "count": self.count,
+            "num_classes": self.num_classes,
+            "buffers": None
+            if self._buffers is None
+            else {k: v.detach().cpu().clone() for k, v in self._buffers.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (onto the device of the buffers in use, else the CPU)."""
+        if int(state["num_samples"]) != self.num_samples:
+            raise ValueError(
+                f"Expected observed scores for {self.num_samples} samples, but the state holds {state['num_samples']}."
+            )
+        device = self.device or torch.device("cpu")
+        self.count = int(state["count"])
+        self.num_classes = None if state["num_classes"] is None else int(state["num_classes"])
+        buffers = state["buffers"]
+        self._buffers = None if buffers is None else {k: v.to(device).clone() for k, v in buffers.items()}
