@@ -44,13 +44,13 @@ _PUBLIC: dict[str, str] = {
         ("hardmine.scoring.dense", "SegmentationTask SequenceTask segmentation_summary"),
         ("hardmine.scoring.detection", "score_detection"),
         ("hardmine.scoring.streamed", "score_to_parquet"),
-        ("hardmine.analysis.splitting", "split"),
+        ("hardmine.analysis.splitting", "select split"),
         (
             "hardmine.analysis.metrics",
             "Summary classification_report confusion multilabel_report positive_prob precision_recall_f1 "
             "regression_metrics summary threshold_sweep",
         ),
-        ("hardmine.analysis.io", "read_csv read_parquet select to_csv to_parquet"),
+        ("hardmine.analysis.io", "read_csv read_parquet to_csv to_parquet"),
         ("hardmine.analysis.dynamics", "Dynamics add_dynamics"),
         ("hardmine.analysis.labels", "cross_val_scores issue_indices label_issues"),
         ("hardmine.analysis.interactive", "Report report"),
@@ -122,7 +122,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from hardmine.analysis.bigtable import ScoreDataset, open_scores
     from hardmine.analysis.dynamics import Dynamics, add_dynamics
     from hardmine.analysis.interactive import Report, report
-    from hardmine.analysis.io import read_csv, read_parquet, select, to_csv, to_parquet
+    from hardmine.analysis.io import read_csv, read_parquet, to_csv, to_parquet
     from hardmine.analysis.labels import cross_val_scores, issue_indices, label_issues
     from hardmine.analysis.metrics import (
         Summary,
@@ -135,7 +135,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         summary,
         threshold_sweep,
     )
-    from hardmine.analysis.splitting import split
+    from hardmine.analysis.splitting import select, split
     from hardmine.core.data import with_indices, wrap
     from hardmine.feedback.losses import focal_loss, ohem_loss, ohem_pixel_loss, weighted_loss
     from hardmine.feedback.miner import HardMiner, MinerSampler

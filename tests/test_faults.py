@@ -802,7 +802,7 @@ def _(ctx: Ctx) -> None:
 
 @case("chunksize-zero")
 def _(ctx: Ctx) -> None:
-    with pytest.raises(ValueError, match=r"`chunksize` to be a positive int or None, but got 0"):
+    with pytest.raises(ValueError, match=r"`chunksize` must be >= 1, got 0"):
         to_csv(_split_table(), ctx.tmp / "t.csv", chunksize=0)
     assert not (ctx.tmp / "t.csv").exists()
 

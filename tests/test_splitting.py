@@ -201,24 +201,24 @@ def test_nan_scores_raise_naming_the_rows():
     ],  # log(2) = 0.693
 )
 def test_threshold_outside_the_scores_range_raises(by, threshold):
-    with pytest.raises(ValueError, match=rf"`threshold` to be in the range of `{by}`.*but got {threshold}"):
+    with pytest.raises(ValueError, match=rf"`threshold` must be in \[.*\], got {threshold} \(the range of `{by}`\)"):
         split(_scores(n=10, seed=9), threshold=threshold, by=by)
 
 
 def test_other_bad_arguments_raise():
     scores = _scores(n=10, seed=10)
-    with pytest.raises(ValueError, match=r"finite number, but got nan"):
+    with pytest.raises(ValueError, match=r"`threshold` must be a finite number, got nan"):
         split(scores, threshold=float("nan"))
-    with pytest.raises(ValueError, match=r"finite number, but got inf"):
+    with pytest.raises(ValueError, match=r"`threshold` must be a finite number, got inf"):
         split(scores, threshold=float("inf"), by="loss")
-    with pytest.raises(ValueError, match=r"a float or 'per_class', but got 'median'"):
+    with pytest.raises(ValueError, match=r"`threshold` must be one of 'per_class', got 'median'"):
         split(scores, threshold="median")
-    with pytest.raises(TypeError, match=r"a float or 'per_class', but got list"):
+    with pytest.raises(TypeError, match=r"`threshold` must be a real number, got list \[0.5\]"):
         split(scores, threshold=[0.5])
     with pytest.raises(ValueError, match=r"only one of `threshold` and `hard_fraction`"):
         split(scores, threshold=0.5, hard_fraction=0.1)
     for q in (-0.1, 1.5, float("nan")):
-        with pytest.raises(ValueError, match=r"`hard_fraction` to be a float in the \[0, 1\] range"):
+        with pytest.raises(ValueError, match=r"`hard_fraction` must be (in \[0, 1\]|a finite number), got"):
             split(scores, hard_fraction=q)
     with pytest.raises(ValueError, match=r"Expected a `aum` column in `scores`"):
         split(scores, threshold=0.5, by="aum")
@@ -226,7 +226,7 @@ def test_other_bad_arguments_raise():
         split(scores.drop(columns="label"), threshold=0.5, positive=1)
     with pytest.raises(ValueError, match=r"Column `loss` has no default threshold"):
         split(scores, by="loss")
-    with pytest.raises(ValueError, match=r"`hard_when` to be 'lower' or 'higher', but got 'up'"):
+    with pytest.raises(ValueError, match=r"`hard_when` must be one of 'lower', 'higher', got 'up'"):
         split(scores, threshold=0.5, hard_when="up")
     with pytest.raises(TypeError, match=r"pandas DataFrame \(from hm.score\), but got dict"):
         split({"label": [0]}, threshold=0.5)

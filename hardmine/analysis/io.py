@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from hardmine.core._files import atomic_path, compression_of, is_stdout, resolve_output
+from hardmine.analysis.splitting import OnlyArg, parse_only, select
+from hardmine.core import validate
 from hardmine.core.columns import (
     DIFFICULTIES,
     FLOAT_COLUMNS,
@@ -33,13 +35,24 @@ from hardmine.core.columns import (
     SCORE_COLUMNS,
     SPLIT_COLUMNS,
     restore_dtypes,
+    value_range,
 )
 from hardmine.core.distributed import is_main_process
 
-__all__ = ["check_table", "read_csv", "read_parquet", "select", "sidecar_path", "to_csv", "to_parquet"]
+# `select` and `parse_only` live in hardmine.analysis.splitting (they are not I/O); importable from here as before.
+__all__ = [
+    "OnlyArg",
+    "check_table",
+    "parse_only",
+    "read_csv",
+    "read_parquet",
+    "select",
+    "sidecar_path",
+    "to_csv",
+    "to_parquet",
+]
 
 PathLike = str | os.PathLike[str]
-OnlyArg = str | Iterable[str] | None
 #: Columns read as text, never as numbers or missing values: ids and class names (a folder named "007" stays "007").
 _TEXT_COLUMNS: tuple[str, ...] = ("id", "label_name", "pred_name")
 _SIDECAR_SUFFIX = ".hardmine.json"
@@ -49,70 +62,8 @@ _TABLE_VERSION = 1
 _FORMULA_START = frozenset("=+-@\t\r'")
 #: A formula start right after a cell separator of the ``"\\0".join`` of a column (the first cell is checked apart).
 _NEEDS_ESCAPE = re.compile("\0[=+\\-@\t\r']")
-#: Ranges of hardmine's score columns; ``prob_<c>`` columns are probabilities too.
-_RANGES: dict[str, tuple[float, float]] = {
-    "label_prob": (0.0, 1.0),
-    "confidence": (0.0, 1.0),
-    "margin": (-1.0, 1.0),
-    "entropy": (0.0, math.inf),
-    "loss": (0.0, math.inf),
-    "mean_label_prob": (0.0, 1.0),
-    "correctness": (0.0, 1.0),
-    "variability": (0.0, math.inf),
-}
-_EXTRA_FLOAT_COLUMNS: tuple[str, ...] = ("mean_label_prob", "correctness", "variability")
 #: float32 rounding slack for the range checks.
 _TOLERANCE = 1e-6
-
-
-def select(table: pd.DataFrame, only: OnlyArg = None) -> pd.DataFrame:
-    """The rows of a split table in the named difficulty or groups.
-
-    Args:
-        table: a table from :func:`hardmine.split`.
-        only: ``None`` (all rows), ``"hard"``/``"easy"`` (by difficulty), ``"positive"``/``"negative"`` (by
-            polarity), a group name (``"hard_positive"`` ...) or a list of group names.
-
-    Example:
-        >>> t = pd.DataFrame({"index": [0, 1], "difficulty": ["hard", "easy"],
-        ...                   "group": ["hard_negative", "easy_negative"]})
-        >>> select(t, "hard")["index"].tolist()
-        [0]
-    """
-    if only is None:
-        return table
-    column, values = parse_only(only)
-    return table[_column(table, column, only).isin(values)]
-
-
-def parse_only(only: str | Iterable[str]) -> tuple[str, list[str]]:
-    """``(column, values)`` that ``only`` selects: ``difficulty``, ``polarity`` or ``group``, and the values kept.
-
-    Example:
-        >>> parse_only("hard"), parse_only(["hard_positive", "easy_positive"])
-        (('difficulty', ['hard']), ('group', ['hard_positive', 'easy_positive']))
-    """
-    if isinstance(only, str):
-        if only in DIFFICULTIES:
-            return "difficulty", [only]
-        if only in POLARITIES:
-            return "polarity", [only]
-        names = [only]
-    else:
-        names = list(only)
-    unknown = [n for n in names if n not in GROUPS]
-    if unknown or not names:
-        raise ValueError(
-            f"Expected argument `only` to be 'hard', 'easy', 'positive', 'negative', a group name {list(GROUPS)} or a "
-            f"list of group names, but got {only!r}."
-        )
-    return "group", names
-
-
-def _column(table: pd.DataFrame, col: str, only: object) -> pd.Series:
-    if col not in table.columns:
-        raise ValueError(f"only={only!r} needs the `{col}` column of a split table: call hm.split(scores, ...) first.")
-    return table[col]
 
 
 def sidecar_path(path: PathLike) -> Path:
@@ -201,11 +152,6 @@ def _unescape_formulas(table: pd.DataFrame, columns: Sequence[str]) -> None:
             table[col] = pd.Series(out, index=table.index, dtype=object)
 
 
-def _check_chunksize(chunksize: object) -> None:
-    if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1):
-        raise ValueError(f"Expected argument `chunksize` to be a positive int or None, but got {chunksize!r}.")
-
-
 def _check_frame(table: object) -> None:
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"Expected argument `table` to be a pandas DataFrame, but got {type(table).__name__}.")
@@ -255,7 +201,7 @@ def to_csv(
         0,1,hard
     """
     _check_frame(table)
-    _check_chunksize(chunksize)
+    chunksize = validate.optional(validate.integer, "chunksize", chunksize, min=1)
     rows = select(table, only)
     safe, text_columns, has_cr = _escape_formulas(rows)
     quoting = csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL
@@ -393,7 +339,7 @@ def _first_rows(mask: np.ndarray, n: int = 5) -> list[int]:
 
 def _numeric_columns(cols: Sequence[Any]) -> tuple[list[str], list[str]]:
     ints = [c for c in cols if c in INT_COLUMNS]
-    floats = [c for c in cols if c in FLOAT_COLUMNS or c in _EXTRA_FLOAT_COLUMNS or _is_prob(c)]
+    floats = [c for c in cols if c in FLOAT_COLUMNS or _is_prob(c)]
     return ints, floats
 
 
@@ -470,7 +416,7 @@ def check_table(table: pd.DataFrame, where: str, *, lines: bool = False) -> pd.D
                 f"{where}: {_where_row(i, lines)}, column `{col}` must hold whole numbers, but holds "
                 f"{values[i].item()!r}."
             )
-        lo, hi = _RANGES.get(col, (0.0, 1.0) if _is_prob(col) else (-math.inf, math.inf))
+        lo, hi = value_range(col) or (-math.inf, math.inf)
         with np.errstate(invalid="ignore"):
             out = ~((values >= lo - _TOLERANCE) & (values <= hi + _TOLERANCE)) & ~pd.isna(values)
         if col in floats and out.any():

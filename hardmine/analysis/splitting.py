@@ -5,25 +5,20 @@ Polarity depends only on the ground-truth label; difficulty depends on the model
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
 
-from hardmine.core.columns import categorical, harder_when
+from hardmine.core import validate
+from hardmine.core.columns import DIFFICULTIES, GROUPS, POLARITIES, categorical, default_threshold, harder_when
+from hardmine.core.columns import value_range as column_range
 
-__all__ = ["DEFAULT_BY", "default_by", "positive_classes", "split"]
+__all__ = ["DEFAULT_BY", "OnlyArg", "default_by", "fixed_threshold", "parse_only", "positive_classes", "select", "split"]
 
 ThresholdArg = float | Literal["per_class"] | None
-_DEFAULT_THRESHOLDS: dict[str, float] = {
-    "label_prob": 0.5,
-    "confidence": 0.5,
-    "margin": 0.0,
-    "mean_label_prob": 0.5,  # training dynamics (hm.Dynamics)
-    "aum": 0.0,  # area under the margin: negative means the label lost to another class on average
-}
+OnlyArg = str | Iterable[str] | None
 
 
 def split(
@@ -111,12 +106,9 @@ def split(
     for col in (by,):
         if col not in scores.columns:
             raise ValueError(f"Expected a `{col}` column in `scores`, but the columns are {list(scores.columns)}.")
-    if hard_when is None:
-        direction = harder_when(by)
-    elif hard_when in ("lower", "higher"):
-        direction = hard_when
-    else:
-        raise ValueError(f"Expected argument `hard_when` to be 'lower' or 'higher', but got {hard_when!r}.")
+    direction = harder_when(by) if hard_when is None else validate.choice("hard_when", hard_when, ("lower", "higher"))
+    if hard_fraction is not None:
+        hard_fraction = validate.fraction("hard_fraction", hard_fraction)
     values = scores[by].to_numpy(dtype=np.float64)
     nan = np.isnan(values)
     if nan.any():
@@ -139,8 +131,7 @@ def split(
         settings["hard_fraction"] = float(hard_fraction)
         settings["threshold"] = None
     elif isinstance(threshold, str):
-        if threshold != "per_class":
-            raise ValueError(f"Expected argument `threshold` to be a float or 'per_class', but got {threshold!r}.")
+        validate.choice("threshold", threshold, ("per_class",))
         if labels is None:
             raise ValueError("Expected a `label` column for threshold='per_class', but this table has none.")
         per_class = {int(c): float(values[labels == c].mean()) for c in np.unique(labels)}
@@ -272,7 +263,6 @@ DEFAULT_BY: dict[str, str] = {
 DEFAULT_BY.update(
     {"segmentation": "label_prob", "tokens": "label_prob", "causal_lm": "loss", "detection": "mistakenness"}
 )
-_DEFAULT_THRESHOLDS["mistakenness"] = 0.5
 
 
 def default_by(table: pd.DataFrame) -> str:
@@ -292,8 +282,6 @@ def default_by(table: pd.DataFrame) -> str:
 
 
 def _hardest(values: np.ndarray, fraction: float, direction: str) -> np.ndarray:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 <= fraction <= 1:
-        raise ValueError(f"Expected argument `hard_fraction` to be a float in the [0, 1] range, but got {fraction!r}.")
     k = int(round(fraction * len(values)))
     order = np.argsort(values if direction == "lower" else -values, kind="stable")
     hard = np.zeros(len(values), dtype=bool)
@@ -302,48 +290,86 @@ def _hardest(values: np.ndarray, fraction: float, direction: str) -> np.ndarray:
 
 
 def _check_range(t: float, by: str, scores: pd.DataFrame) -> None:
-    if not math.isfinite(t):
-        raise ValueError(f"Expected argument `threshold` to be a finite number, but got {t}.")
-    num_classes = scores.attrs.get("hardmine", {}).get("num_classes")
-    ranges: dict[str, tuple[float, float]] = {
-        "label_prob": (0.0, 1.0),
-        "confidence": (0.0, 1.0),
-        "correctness": (0.0, 1.0),
-        "mean_label_prob": (0.0, 1.0),
-        "margin": (-1.0, 1.0),
-        "loss": (0.0, math.inf),
-        "entropy": (0.0, math.log(num_classes) if num_classes else math.inf),
-        "variability": (0.0, math.inf),
-        "forgetting": (0.0, math.inf),
-        "abs_error": (0.0, math.inf),
-        "wrong": (0.0, math.inf),
-    }
-    if by.startswith("prob_"):
-        ranges[by] = (0.0, 1.0)
-    if by in ranges:
-        lo, hi = ranges[by]
-        if not lo <= t <= hi:
-            raise ValueError(f"Expected argument `threshold` to be in the range of `{by}`, [{lo}, {hi}], but got {t}.")
+    """``t`` must lie in the range of column ``by`` (:func:`hardmine.core.columns.value_range`), when it has one."""
+    bounds = column_range(by, num_classes=scores.attrs.get("hardmine", {}).get("num_classes"))
+    if bounds is None:
+        return
+    try:
+        validate.number("threshold", t, min=bounds[0], max=bounds[1])
+    except ValueError as err:
+        raise ValueError(f"{err} (the range of `{by}`)") from None
 
 
 def fixed_threshold(threshold: Any, by: str, table: pd.DataFrame) -> float:
     """A fixed threshold for column ``by``: ``threshold`` checked against the column's range, or its default.
 
-    ``table`` gives the range's context (its settings, e.g. the class count for ``entropy``). Shared by
-    :func:`split` and the out-of-core split of :class:`hardmine.ScoreDataset`.
+    The default and the range are the column registry's (:func:`hardmine.core.columns.default_threshold`,
+    :func:`hardmine.core.columns.value_range`); ``table`` gives the range's context (its settings, e.g. the class
+    count for ``entropy``). Shared by :func:`split` and the out-of-core split of :class:`hardmine.ScoreDataset`.
+
+    Raises:
+        TypeError: when ``threshold`` is not a real number (a list, a bool, a string other than ``"per_class"``).
+        ValueError: when it is NaN, infinite or outside the column's range, or ``by`` has no default threshold.
 
     Example:
         >>> fixed_threshold(None, "label_prob", pd.DataFrame()), fixed_threshold(0.3, "label_prob", pd.DataFrame())
         (0.5, 0.3)
     """
     if threshold is None:
-        if by not in _DEFAULT_THRESHOLDS:
+        threshold = default_threshold(by)
+        if threshold is None:
             raise ValueError(f"Column `{by}` has no default threshold: pass `threshold=` or `hard_fraction=`.")
-        threshold = _DEFAULT_THRESHOLDS[by]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
-        raise TypeError(
-            f"Expected argument `threshold` to be a float or 'per_class', but got {type(threshold).__name__}."
-        )
-    t = float(threshold)
+    t = validate.number("threshold", threshold)
     _check_range(t, by, table)
     return t
+
+
+def select(table: pd.DataFrame, only: OnlyArg = None) -> pd.DataFrame:
+    """The rows of a split table in the named difficulty or groups.
+
+    Args:
+        table: a table from :func:`hardmine.split`.
+        only: ``None`` (all rows), ``"hard"``/``"easy"`` (by difficulty), ``"positive"``/``"negative"`` (by
+            polarity), a group name (``"hard_positive"`` ...) or a list of group names.
+
+    Raises:
+        ValueError: for an unknown ``only``, or a table without the column it selects on (not split yet).
+
+    Example:
+        >>> t = pd.DataFrame({"index": [0, 1], "difficulty": ["hard", "easy"],
+        ...                   "group": ["hard_negative", "easy_negative"]})
+        >>> select(t, "hard")["index"].tolist()
+        [0]
+    """
+    if only is None:
+        return table
+    column, values = parse_only(only)
+    if column not in table.columns:
+        raise ValueError(
+            f"only={only!r} needs the `{column}` column of a split table: call hm.split(scores, ...) first."
+        )
+    return table[table[column].isin(values)]
+
+
+def parse_only(only: str | Iterable[str]) -> tuple[str, list[str]]:
+    """``(column, values)`` that ``only`` selects: ``difficulty``, ``polarity`` or ``group``, and the values kept.
+
+    Example:
+        >>> parse_only("hard"), parse_only(["hard_positive", "easy_positive"])
+        (('difficulty', ['hard']), ('group', ['hard_positive', 'easy_positive']))
+    """
+    if isinstance(only, str):
+        if only in DIFFICULTIES:
+            return "difficulty", [only]
+        if only in POLARITIES:
+            return "polarity", [only]
+        names = [only]
+    else:
+        names = list(only)
+    unknown = [n for n in names if n not in GROUPS]
+    if unknown or not names:
+        raise ValueError(
+            f"Expected argument `only` to be 'hard', 'easy', 'positive', 'negative', a group name {list(GROUPS)} or a "
+            f"list of group names, but got {only!r}."
+        )
+    return "group", names
