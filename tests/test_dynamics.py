@@ -87,7 +87,16 @@ def _reference(plan, n):
         )
     ref = pd.DataFrame(
         rows,
-        columns=["confidence", "variability", "correctness", "aum", "forgetting", "learned", "epochs", "runner_up"],
+        columns=[
+            "mean_label_prob",
+            "variability",
+            "correctness",
+            "aum",
+            "forgetting",
+            "learned",
+            "epochs",
+            "runner_up",
+        ],
     )
     return ref, per_epoch
 
@@ -112,7 +121,7 @@ def test_statistics_match_reference(dtype, binary):
     assert list(table.columns) == list(SUMMARY_COLUMNS)
     assert table["index"].tolist() == list(range(n))
     tol = {"rtol": 1e-5, "atol": 1e-5}
-    for col in ("confidence", "variability", "correctness", "aum"):
+    for col in ("mean_label_prob", "variability", "correctness", "aum"):
         np.testing.assert_allclose(table[col].to_numpy(np.float64), ref[col].to_numpy(), **tol, err_msg=col)
     for col in ("forgetting", "learned", "epochs", "runner_up"):
         np.testing.assert_array_equal(table[col].to_numpy(), ref[col].to_numpy(), err_msg=col)
@@ -133,7 +142,7 @@ def test_statistics_match_reference(dtype, binary):
                 assert torch.isnan(hist["label_prob"][e, i])
     # The statistics equal the same statistics computed from the kept history.
     lp = hist["label_prob"].numpy()
-    np.testing.assert_allclose(table["confidence"], np.nanmean(lp, 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(table["mean_label_prob"], np.nanmean(lp, 0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(table["variability"], np.nanstd(lp, 0), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(table["aum"], np.nanmean(hist["aum_margin"].numpy(), 0), rtol=1e-5, atol=1e-5)
 
@@ -149,7 +158,7 @@ def test_unseen_samples_are_nan_and_do_not_count_epochs():
     assert t["forgetting"].tolist() == [1, 0, 0, 0]
     assert t["learned"].tolist() == [True, False, False, False]
     assert t["aum"].tolist()[:2] == [0.0, -3.0]
-    assert t[["confidence", "variability", "correctness", "aum"]].iloc[2:].isna().all().all()
+    assert t[["mean_label_prob", "variability", "correctness", "aum"]].iloc[2:].isna().all().all()
     assert t["label"].tolist() == [0, 0, -1, -1]
     assert t["runner_up"].tolist() == [1, 1, -1, -1]
     assert dyn.num_epochs == 2
@@ -255,20 +264,27 @@ def test_regions_constructed_case():
     assert pd.isna(table["region"].iloc[3])
     assert list(table["region"].cat.categories) == list(REGIONS)
     # Thresholds are parameters: at the largest allowed variability threshold (0.5) nothing is ambiguous, and a
-    # confidence threshold of 0 makes the hard sample easy.
-    t2 = dyn.regions(confidence_threshold=0.0, variability_threshold=0.5)
+    # mean label probability threshold of 0 makes the hard sample easy.
+    t2 = dyn.regions(mean_label_prob_threshold=0.0, variability_threshold=0.5)
     assert t2["region"].tolist()[:3] == ["easy-to-learn", "easy-to-learn", "easy-to-learn"]
-    assert t2.attrs["hardmine"]["confidence_threshold"] == 0.0
+    assert t2.attrs["hardmine"]["mean_label_prob_threshold"] == 0.0
+    # The old argument name still works for one release, with a warning.
+    with pytest.warns(DeprecationWarning, match=r"Dynamics.regions\(confidence_threshold=\.\.\.\) is deprecated"):
+        t3 = dyn.regions(confidence_threshold=0.0, variability_threshold=0.5)
+    assert t3["region"].tolist() == t2["region"].tolist()
+    assert t3.attrs["hardmine"]["confidence_threshold"] == 0.0  # the old key, still written for one release
 
 
 def test_regions_errors():
-    t = pd.DataFrame({"confidence": [0.5], "variability": [0.1]})
-    with pytest.raises(ValueError, match="confidence_threshold"):
-        dynamics_regions(t, confidence_threshold=1.5)
-    with pytest.raises(ValueError, match="variability_threshold"):
+    t = pd.DataFrame({"mean_label_prob": [0.5], "variability": [0.1]})
+    with pytest.raises(ValueError, match=r"`mean_label_prob_threshold` must be in \[0, 1\], got 1.5"):
+        dynamics_regions(t, mean_label_prob_threshold=1.5)
+    with pytest.raises(ValueError, match=r"`variability_threshold` must be in \[0, 0.5\], got -0.1"):
         dynamics_regions(t, variability_threshold=-0.1)
     with pytest.raises(ValueError, match="`variability` column"):
-        dynamics_regions(t[["confidence"]])
+        dynamics_regions(t[["mean_label_prob"]])
+    with pytest.raises(TypeError, match="both `mean_label_prob_threshold` and its deprecated name"):
+        dynamics_regions(t, mean_label_prob_threshold=0.5, confidence_threshold=0.5)
     with pytest.raises(TypeError, match="DataFrame"):
         dynamics_regions(t.to_numpy())
 
@@ -426,7 +442,7 @@ def test_add_dynamics_joins_on_index_and_splits_by_every_column():
     assert list(table.columns) == ["index", "label", "confidence", *HARDNESS_COLUMNS]
     ref = summary.set_index("index").loc[seen]
     np.testing.assert_array_equal(table["aum"], ref["aum"])
-    np.testing.assert_array_equal(table["mean_label_prob"], ref["confidence"])  # renamed: no clash with confidence
+    np.testing.assert_array_equal(table["mean_label_prob"], ref["mean_label_prob"])  # not the score's confidence
     np.testing.assert_array_equal(table["confidence"], scores["confidence"])
     np.testing.assert_array_equal(table["forgetting"], ref["forgetting"])
     for col in HARDNESS_COLUMNS:
@@ -465,3 +481,13 @@ def test_repr_says_what_it_holds():
     assert repr(dyn) == (
         "Dynamics(num_samples=5, epochs=2, seen=3, updated_this_epoch=1, device='cpu', keep_history=False)"
     )
+
+
+def test_an_old_summary_with_a_confidence_column_is_read_with_a_warning():
+    """Summaries written before 0.4.0 name the mean label probability `confidence`: read for one more release."""
+    new = pd.DataFrame({"mean_label_prob": [0.95, 0.5, 0.1], "variability": [0.02, 0.3, 0.05]})
+    old = new.rename(columns={"mean_label_prob": "confidence"})
+    with pytest.warns(DeprecationWarning, match=r"`confidence` column is named `mean_label_prob`"):
+        regions = dynamics_regions(old)
+    assert regions["region"].tolist() == dynamics_regions(new)["region"].tolist()
+    assert regions["region"].tolist() == ["easy-to-learn", "ambiguous", "hard-to-learn"]

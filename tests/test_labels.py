@@ -129,7 +129,7 @@ def test_from_dynamics_aum_and_confidence():
     conf = label_issues(dyn.summary(), method="self_confidence")
     assert conf["index"].tolist() == [1, 2, 0]
     assert "is_issue" not in conf.columns
-    np.testing.assert_allclose(conf["score"], dyn.summary().set_index("index").loc[[1, 2, 0], "confidence"])
+    np.testing.assert_allclose(conf["score"], dyn.summary().set_index("index").loc[[1, 2, 0], "mean_label_prob"])
 
 
 def test_results_go_through_split():

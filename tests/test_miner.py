@@ -703,7 +703,7 @@ def test_by_aum_uses_the_dynamics_column():
     table = miner.rescore()
     summary = dyn.summary()
     np.testing.assert_allclose(table["aum"].to_numpy(), summary["aum"].to_numpy())
-    np.testing.assert_allclose(table["mean_label_prob"].to_numpy(), summary["confidence"].to_numpy())
+    np.testing.assert_allclose(table["mean_label_prob"].to_numpy(), summary["mean_label_prob"].to_numpy())
     assert ((table["difficulty"] == "hard").to_numpy() == (summary["aum"].to_numpy() < 1.5)).all()
     assert table.attrs["hardmine"]["by"] == "aum"
     assert miner.history["by"].tolist() == ["aum", "aum"]

@@ -52,9 +52,9 @@ def table() -> pd.DataFrame:
     return split(_scores(), threshold=0.6)
 
 
-# ---------------------------------------------------------------- confidence_histogram
+# ---------------------------------------------------------------- label_prob_histogram
 def test_histogram_bars_per_group_equal_counts(table):
-    fig = hp.confidence_histogram(table, bins=10)
+    fig = hp.label_prob_histogram(table, bins=10)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     edges = np.linspace(0.0, 1.0, 11)
@@ -76,7 +76,7 @@ def test_histogram_bars_per_group_equal_counts(table):
 
 def test_histogram_unsplit_table_one_histogram_and_explicit_threshold():
     scores = _scores(40)
-    fig = hp.confidence_histogram(scores, by="loss", bins=5, threshold=1.0, log=False)
+    fig = hp.label_prob_histogram(scores, by="loss", bins=5, threshold=1.0, log=False)
     ax = fig.axes[0]
     (step,) = ax.patches
     expected, _ = np.histogram(scores["loss"], bins=5, range=(scores["loss"].min(), scores["loss"].max()))
@@ -87,7 +87,7 @@ def test_histogram_unsplit_table_one_histogram_and_explicit_threshold():
 
 
 def test_histogram_no_threshold_line_for_hard_fraction():
-    fig = hp.confidence_histogram(split(_scores(), hard_fraction=0.2))
+    fig = hp.label_prob_histogram(split(_scores(), hard_fraction=0.2))
     assert len(fig.axes[0].lines) == 0
 
 
@@ -98,7 +98,7 @@ def test_histogram_counts_every_sample_once(probs, threshold, bins):
     t = split(
         pd.DataFrame({"index": range(n), "label": [i % 2 for i in range(n)], "label_prob": probs}), threshold=threshold
     )
-    ax = hp.confidence_histogram(t, bins=bins, log=False).axes[0]
+    ax = hp.label_prob_histogram(t, bins=bins, log=False).axes[0]
     present = [g for g in GROUPS if (t["group"] == g).any()]
     assert len(ax.patches) == len(present)
     for group, step in zip(present, ax.patches, strict=True):
@@ -107,23 +107,23 @@ def test_histogram_counts_every_sample_once(probs, threshold, bins):
 
 def test_histogram_errors(table):
     with pytest.raises(ValueError, match="`bins`"):
-        hp.confidence_histogram(table, bins=0)
+        hp.label_prob_histogram(table, bins=0)
     with pytest.raises(ValueError, match="columns"):
-        hp.confidence_histogram(table, by="nope")
+        hp.label_prob_histogram(table, by="nope")
     with pytest.raises(TypeError, match="DataFrame"):
-        hp.confidence_histogram([0.1, 0.2])
+        hp.label_prob_histogram([0.1, 0.2])
 
 
 def test_draws_on_given_ax(table):
     fig = Figure()
     ax = fig.add_subplot(1, 2, 2)
-    assert hp.confidence_histogram(table, ax=ax) is fig
+    assert hp.label_prob_histogram(table, ax=ax) is fig
     assert fig.axes == [ax] and len(ax.patches) == 4
     assert hp.pr_curve(table, ax=fig.add_subplot(1, 2, 1)) is fig
     sub = Figure().subfigures(1, 2)[0]
     assert (
         hp.data_map(
-            pd.DataFrame({"confidence": [0.5], "variability": [0.1], "correctness": [1.0]}), ax=sub.add_subplot()
+            pd.DataFrame({"mean_label_prob": [0.5], "variability": [0.1], "correctness": [1.0]}), ax=sub.add_subplot()
         )
         is sub.figure
     )
@@ -297,7 +297,7 @@ def test_data_map_offsets_and_colours():
     t = pd.DataFrame(
         {
             "index": [0, 1, 2, 3],
-            "confidence": [0.9, 0.4, np.nan, 0.1],
+            "mean_label_prob": [0.9, 0.4, np.nan, 0.1],
             "variability": [0.05, 0.3, np.nan, 0.02],
             "correctness": [1.0, 0.5, np.nan, 0.0],
             "aum": [2.0, 0.1, np.nan, -1.0],
@@ -308,7 +308,7 @@ def test_data_map_offsets_and_colours():
     ax = fig.axes[0]
     (dots,) = ax.collections
     seen = t.dropna()
-    assert_allclose(dots.get_offsets(), seen[["variability", "confidence"]].to_numpy())
+    assert_allclose(dots.get_offsets(), seen[["variability", "mean_label_prob"]].to_numpy())
     assert_allclose(dots.get_array(), seen["correctness"].to_numpy())
     assert dots.get_clim() == (0.0, 1.0)
     assert dots.get_cmap().name == "cividis"  # colour-blind safe, not red/green
@@ -328,8 +328,8 @@ def test_data_map_from_dynamics_with_region_lines():
         dyn.update(torch.arange(4), torch.randn(4, 3, generator=g), torch.tensor([0, 1, 2, 0]))
         dyn.end_epoch()
     summary = dyn.summary()
-    ax = hp.data_map(dynamics_regions(summary, confidence_threshold=0.4, variability_threshold=0.1)).axes[0]
-    assert_allclose(ax.collections[0].get_offsets(), summary[["variability", "confidence"]].to_numpy())
+    ax = hp.data_map(dynamics_regions(summary, mean_label_prob_threshold=0.4, variability_threshold=0.1)).axes[0]
+    assert_allclose(ax.collections[0].get_offsets(), summary[["variability", "mean_label_prob"]].to_numpy())
     xs = sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_xdata()[0] == ln.get_xdata()[1])
     ys = sorted(ln.get_ydata()[0] for ln in ax.lines if ln.get_ydata()[0] == ln.get_ydata()[1])
     assert xs == [0.1] and ys == [0.4]
@@ -337,7 +337,7 @@ def test_data_map_from_dynamics_with_region_lines():
 
 def test_data_map_error_says_how_to_record_dynamics():
     with pytest.raises(ValueError, match=r"correctness.*hm\.Dynamics.*hm\.add_dynamics"):
-        hp.data_map(pd.DataFrame({"confidence": [0.5], "variability": [0.1]}))
+        hp.data_map(pd.DataFrame({"mean_label_prob": [0.5], "variability": [0.1]}))
     with pytest.raises(ValueError, match="training dynamics"):
         hp.data_map(_scores())
 
@@ -351,7 +351,7 @@ def test_data_map_of_a_score_table_with_dynamics_columns():
     scores = add_dynamics(_scores(6), dyn)
     ax = hp.data_map(scores).axes[0]
     summary = dyn.summary()
-    assert_allclose(ax.collections[0].get_offsets(), summary[["variability", "confidence"]].to_numpy(), rtol=1e-6)
+    assert_allclose(ax.collections[0].get_offsets(), summary[["variability", "mean_label_prob"]].to_numpy(), rtol=1e-6)
     regions = dynamics_regions(summary)["region"].value_counts()
     assert [x.get_text() for x in ax.texts] == [
         f"{r} ({regions[r]})" for r in ("easy-to-learn", "hard-to-learn", "ambiguous")
@@ -372,7 +372,7 @@ def test_core_never_imports_matplotlib():
 def test_missing_matplotlib_names_the_extra(table, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'hardmine\[plot\]'"):
-        hp.confidence_histogram(table)
+        hp.label_prob_histogram(table)
 
 
 # ---------------------------------------------------------------- display, palette, resolution
@@ -382,7 +382,7 @@ def test_figures_display_in_jupyter_without_the_magic(table, tmp_path):
 
     from PIL import Image
 
-    fig = hp.confidence_histogram(table)
+    fig = hp.label_prob_histogram(table)
     png = fig._repr_png_()
     assert isinstance(png, bytes) and png.startswith(b"\x89PNG\r\n\x1a\n")
     html = fig._repr_html_()
@@ -476,7 +476,7 @@ def test_gallery_on_index_ids_says_pass_dataset_or_root(table, tmp_path):
 def test_ipython_shows_the_figure_as_an_image_not_its_repr(table):
     formatters = pytest.importorskip("IPython.core.formatters")
     data, _ = formatters.DisplayFormatter().format(
-        hp.data_map(pd.DataFrame({"confidence": [0.5], "variability": [0.1], "correctness": [1.0]}))
+        hp.data_map(pd.DataFrame({"mean_label_prob": [0.5], "variability": [0.1], "correctness": [1.0]}))
     )
     assert data["image/png"].startswith(b"\x89PNG") and data["text/html"].startswith("<img src=")
 
@@ -493,7 +493,7 @@ def test_plots_follow_the_no_positive_rule_for_multiclass_tables():
         }
     )
     table = split(t, threshold=0.5)
-    fig = hp.confidence_histogram(table)
+    fig = hp.label_prob_histogram(table)
     labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
     assert labels[:2] == [
         f"hard ({int((t['label_prob'] < 0.5).sum())})",
@@ -505,3 +505,28 @@ def test_plots_follow_the_no_positive_rule_for_multiclass_tables():
     assert fig.axes[0].images[0].get_array().tolist() == confusion_matrix(t["label"], t["pred"]).tolist()
     assert fig.axes[0].get_title() == "confusion by class"
     assert hp.confusion(split(t, threshold=0.5, positive=2)).axes[0].images[0].get_array().shape == (2, 2)
+
+
+# ---------------------------------------------------------------- renamed in 0.4.0: the old names warn
+def test_confidence_histogram_is_a_deprecated_alias_of_label_prob_histogram():
+    table = split(_scores(), threshold=0.7)
+    with pytest.warns(DeprecationWarning, match=r"confidence_histogram is deprecated.*label_prob_histogram"):
+        old = hp.confidence_histogram(table, bins=7, log=False)
+    new = hp.label_prob_histogram(table, bins=7, log=False)
+    assert [p.get_data().values.tolist() for p in old.axes[0].patches] == [
+        p.get_data().values.tolist() for p in new.axes[0].patches
+    ]
+    assert sum(p.get_data().values.sum() for p in new.axes[0].patches) == len(table)
+
+
+def test_data_map_reads_an_old_summary_and_the_old_threshold_name_with_a_warning():
+    old = pd.DataFrame({"confidence": [0.9, 0.3], "variability": [0.05, 0.1], "correctness": [1.0, 0.0]})
+    with pytest.warns(DeprecationWarning, match=r"`confidence` column is named `mean_label_prob`"):
+        ax = hp.data_map(old).axes[0]
+    assert_allclose(ax.collections[0].get_offsets(), [[0.05, 0.9], [0.1, 0.3]])
+    new = old.rename(columns={"confidence": "mean_label_prob"})
+    with pytest.warns(DeprecationWarning, match=r"data_map\(confidence_threshold=\.\.\.\) is deprecated"):
+        ax = hp.data_map(new, confidence_threshold=0.35).axes[0]
+    assert [x.get_text() for x in ax.texts] == ["easy-to-learn (1)", "hard-to-learn (1)", "ambiguous (0)"]
+    with pytest.raises(TypeError, match=r"both `mean_label_prob_threshold` and its deprecated name"):
+        hp.data_map(new, confidence_threshold=0.35, mean_label_prob_threshold=0.4)

@@ -32,6 +32,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from hardmine.analysis._renames import mean_label_prob_column, renamed_argument
+from hardmine.core import validate
 from hardmine.core.distributed import is_distributed
 from hardmine.scoring.measures import as_class_logits
 
@@ -42,7 +44,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "index",
     "id",
     "label",
-    "confidence",
+    "mean_label_prob",
     "variability",
     "correctness",
     "aum",
@@ -54,12 +56,12 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 #: The data-map regions of :meth:`Dynamics.regions`, in category order.
 REGIONS: tuple[str, ...] = ("easy-to-learn", "ambiguous", "hard-to-learn")
 
-#: Dynamics columns :func:`add_dynamics` can put into a score table, and the summary column each comes from. The
-#: summary's ``confidence`` becomes ``mean_label_prob`` there, because a score table's ``confidence`` is the
-#: max-softmax probability of the current model.
+#: Dynamics columns :func:`add_dynamics` can put into a score table, and the summary column each comes from (the same
+#: names since 0.4.0, when the summary's ``confidence`` became ``mean_label_prob``: a score table's ``confidence`` is
+#: the max-softmax probability of the current model).
 HARDNESS_COLUMNS: dict[str, str] = {
     "aum": "aum",
-    "mean_label_prob": "confidence",
+    "mean_label_prob": "mean_label_prob",
     "variability": "variability",
     "correctness": "correctness",
     "forgetting": "forgetting",
@@ -74,7 +76,7 @@ _MAX_EMPTY: tuple[int, ...] = (-1, -1, 0)
 
 
 class Dynamics:
-    """Per-sample training dynamics: confidence, variability, correctness, area under the margin, forgetting.
+    """Per-sample training dynamics: mean label probability, variability, correctness, AUM, forgetting.
 
     Use it in the training loop with :func:`hardmine.with_indices`, which puts each sample's dataset index in front
     of its batch, whatever the shuffle or sampler::
@@ -360,7 +362,7 @@ class Dynamics:
         """The per-sample statistics as tensors ``(N,)`` on the buffers' device (what :meth:`summary` tabulates).
 
         Returns:
-            ``confidence`` (mean ``label_prob``), ``variability`` (its population standard deviation, ddof 0, as in
+            ``mean_label_prob`` (mean ``label_prob``), ``variability`` (its population standard deviation, ddof 0, as in
             dataset cartography), ``correctness`` (mean fraction of correct updates), ``aum`` (mean logit margin), all
             float64 and NaN for samples never seen; ``forgetting`` (int64 count of correct-to-wrong transitions between
             consecutive epochs the sample was seen), ``learned`` (bool: correct in at least one epoch), ``epochs``
@@ -377,7 +379,7 @@ class Dynamics:
         mean = b["sum_label_prob"] / safe
         var = (b["sum_sq_label_prob"] / safe - mean.square()).clamp(min=0.0)
         return {
-            "confidence": torch.where(seen, mean, nan),
+            "mean_label_prob": torch.where(seen, mean, nan),
             "variability": torch.where(seen, var.sqrt(), nan),
             "correctness": torch.where(seen, b["sum_correct"] / safe, nan),
             "aum": torch.where(seen, b["sum_margin"] / safe, nan),
@@ -391,23 +393,23 @@ class Dynamics:
     def summary(self) -> pd.DataFrame:
         """One row per sample, in index order: the training dynamics as a table.
 
-        Columns: ``index`` (int64), ``id`` (str), ``label`` (int64), ``confidence`` (mean over epochs of the label's
-        probability), ``variability`` (its standard deviation over epochs), ``correctness`` (fraction of epochs
-        right), ``aum`` (area under the margin: mean over epochs of the label's logit minus the largest other logit),
-        all float32; ``forgetting`` (int64, forgetting events: right at one epoch, wrong at the next one the sample
-        was seen), ``learned`` (bool), ``epochs`` (int64, epochs the sample was seen) and ``runner_up`` (int64, the
-        most likely class other than the label, at the last epoch seen). Samples never seen have NaN statistics,
-        ``epochs == 0`` and ``label == runner_up == -1``.
+        Columns: ``index`` (int64), ``id`` (str), ``label`` (int64), ``mean_label_prob`` (mean over epochs of the
+        label's probability; named ``confidence`` before 0.4.0), ``variability`` (its standard deviation over
+        epochs), ``correctness`` (fraction of epochs right), ``aum`` (area under the margin: mean over epochs of the
+        label's logit minus the largest other logit), all float32; ``forgetting`` (int64, forgetting events: right at
+        one epoch, wrong at the next one the sample was seen), ``learned`` (bool), ``epochs`` (int64, epochs the
+        sample was seen) and ``runner_up`` (int64, the most likely class other than the label, at the last epoch
+        seen). Samples never seen have NaN statistics, ``epochs == 0`` and ``label == runner_up == -1``.
 
-        Lower ``confidence``, ``correctness`` and ``aum`` and higher ``variability`` and ``forgetting`` mean harder, so
-        each column can be passed as ``by=`` to :func:`hardmine.split`.
+        Lower ``mean_label_prob``, ``correctness`` and ``aum`` and higher ``variability`` and ``forgetting`` mean
+        harder, so each column can be passed as ``by=`` to :func:`hardmine.split`.
         """
         stats = {k: v.cpu().numpy() for k, v in self.statistics().items()}
         n = self.num_samples
         data: dict[str, Any] = {"index": pd.RangeIndex(n).to_numpy().astype("int64")}
         data["id"] = [str(i) for i in range(n)] if self.ids is None else list(self.ids)
         data["label"] = stats["label"]
-        for k in ("confidence", "variability", "correctness", "aum"):
+        for k in ("mean_label_prob", "variability", "correctness", "aum"):
             data[k] = stats[k].astype("float32")
         for k in ("forgetting", "learned", "epochs", "runner_up"):
             data[k] = stats[k]
@@ -419,15 +421,25 @@ class Dynamics:
     def regions(
         self,
         *,
-        confidence_threshold: float = 0.5,
+        mean_label_prob_threshold: float | None = None,
         variability_threshold: float = 0.2,
+        confidence_threshold: float | None = None,
     ) -> pd.DataFrame:
         """The summary with a ``region`` column: the data map of dataset cartography (Swayamdipta et al. 2020).
 
-        See :func:`dynamics_regions` for the rule and its thresholds.
+        See :func:`dynamics_regions` for the rule and its thresholds (``mean_label_prob_threshold`` defaults to 0.5;
+        ``confidence_threshold`` is its deprecated name).
         """
+        threshold = renamed_argument(
+            "Dynamics.regions",
+            "confidence_threshold",
+            "mean_label_prob_threshold",
+            confidence_threshold,
+            mean_label_prob_threshold,
+            default=0.5,
+        )
         return dynamics_regions(
-            self.summary(), confidence_threshold=confidence_threshold, variability_threshold=variability_threshold
+            self.summary(), mean_label_prob_threshold=threshold, variability_threshold=variability_threshold
         )
 
     def history(self) -> dict[str, Tensor]:
@@ -492,61 +504,72 @@ class Dynamics:
 def dynamics_regions(
     summary: pd.DataFrame,
     *,
-    confidence_threshold: float = 0.5,
+    mean_label_prob_threshold: float | None = None,
     variability_threshold: float = 0.2,
+    confidence_threshold: float | None = None,
 ) -> pd.DataFrame:
     """Add a ``region`` column to a dynamics summary: easy-to-learn, ambiguous or hard-to-learn.
 
-    The data map of dataset cartography (Swayamdipta et al. 2020) places each sample by its ``confidence`` (mean label
-    probability over epochs) and ``variability`` (its standard deviation). With fixed, documented thresholds:
+    The data map of dataset cartography (Swayamdipta et al. 2020) places each sample by its ``mean_label_prob`` (mean
+    label probability over epochs, the paper's "confidence") and ``variability`` (its standard deviation). With fixed,
+    documented thresholds:
 
     - ``ambiguous``: ``variability >= variability_threshold`` (the model kept changing its mind);
-    - ``easy-to-learn``: otherwise, ``confidence >= confidence_threshold`` (consistently right);
-    - ``hard-to-learn``: otherwise, ``confidence < confidence_threshold`` (consistently not the label: often a
-      mislabelled sample).
+    - ``easy-to-learn``: otherwise, ``mean_label_prob >= mean_label_prob_threshold`` (consistently right);
+    - ``hard-to-learn``: otherwise, ``mean_label_prob < mean_label_prob_threshold`` (consistently not the label:
+      often a mislabelled sample).
 
     ``variability`` of a probability is at most 0.5, so the default 0.2 marks clearly unstable samples. Samples never
     seen (NaN statistics) get a missing region.
 
     Args:
-        summary: a table from :meth:`Dynamics.summary` (any table with ``confidence`` and ``variability``).
-        confidence_threshold: in ``[0, 1]``.
+        summary: a table from :meth:`Dynamics.summary` (any table with ``mean_label_prob`` and ``variability``; a
+            summary written before 0.4.0, whose column was named ``confidence``, is read with a
+            ``DeprecationWarning``).
+        mean_label_prob_threshold: in ``[0, 1]``; defaults to 0.5.
         variability_threshold: in ``[0, 0.5]``.
+        confidence_threshold: the deprecated name of ``mean_label_prob_threshold`` (warns).
 
     Returns:
-        A copy of ``summary`` with a categorical ``region`` column (categories :data:`REGIONS`).
+        A copy of ``summary`` with a categorical ``region`` column (categories :data:`REGIONS`); the thresholds are in
+        ``attrs["hardmine"]`` (``mean_label_prob_threshold``, ``variability_threshold``; ``confidence_threshold``
+        too, the old key, for one release).
 
     Example:
-        >>> t = pd.DataFrame({"confidence": [0.95, 0.5, 0.1], "variability": [0.02, 0.3, 0.05]})
+        >>> t = pd.DataFrame({"mean_label_prob": [0.95, 0.5, 0.1], "variability": [0.02, 0.3, 0.05]})
         >>> dynamics_regions(t)["region"].tolist()
         ['easy-to-learn', 'ambiguous', 'hard-to-learn']
     """
+    threshold = renamed_argument(
+        "dynamics_regions",
+        "confidence_threshold",
+        "mean_label_prob_threshold",
+        confidence_threshold,
+        mean_label_prob_threshold,
+        default=0.5,
+    )
     if not isinstance(summary, pd.DataFrame):
         raise TypeError(f"Expected argument `summary` to be a pandas DataFrame, but got {type(summary).__name__}.")
-    for col in ("confidence", "variability"):
+    threshold = validate.fraction("mean_label_prob_threshold", threshold)
+    variability_threshold = validate.number("variability_threshold", variability_threshold, min=0.0, max=0.5)
+    column = mean_label_prob_column(summary, "dynamics_regions") or "mean_label_prob"
+    for col in (column, "variability"):
         if col not in summary.columns:
             raise ValueError(f"Expected a `{col}` column in `summary`, but the columns are {list(summary.columns)}.")
-    if not 0.0 <= confidence_threshold <= 1.0:
-        raise ValueError(
-            f"Expected argument `confidence_threshold` to be a float in [0, 1], but got {confidence_threshold}."
-        )
-    if not 0.0 <= variability_threshold <= 0.5:
-        raise ValueError(
-            f"Expected argument `variability_threshold` to be a float in [0, 0.5], but got {variability_threshold}."
-        )
-    conf = summary["confidence"].to_numpy(dtype="float64")
+    mean = summary[column].to_numpy(dtype="float64")
     var = summary["variability"].to_numpy(dtype="float64")
     codes = pd.Series(-1, index=summary.index, dtype="int8")
-    seen = ~(pd.isna(conf) | pd.isna(var))
+    seen = ~(pd.isna(mean) | pd.isna(var))
     codes[seen & (var >= variability_threshold)] = 1
-    codes[seen & (var < variability_threshold) & (conf >= confidence_threshold)] = 0
-    codes[seen & (var < variability_threshold) & (conf < confidence_threshold)] = 2
+    codes[seen & (var < variability_threshold) & (mean >= threshold)] = 0
+    codes[seen & (var < variability_threshold) & (mean < threshold)] = 2
     table = summary.copy()
     table["region"] = pd.Categorical.from_codes(codes.to_numpy(), categories=list(REGIONS))
     table.attrs["hardmine"] = {
         **summary.attrs.get("hardmine", {}),
-        "confidence_threshold": confidence_threshold,
+        "mean_label_prob_threshold": threshold,
         "variability_threshold": variability_threshold,
+        "confidence_threshold": threshold,  # the 0.3.0 key, still read by older code: removed in the next release
     }
     return table
 

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hardmine.core._files import atomic_path, compression_of, is_stdout, resolve_output
 from hardmine.analysis.splitting import OnlyArg, parse_only, select
 from hardmine.core import validate
+from hardmine.core._files import atomic_path, compression_of, is_stdout, resolve_output
 from hardmine.core.columns import (
     DIFFICULTIES,
     FLOAT_COLUMNS,

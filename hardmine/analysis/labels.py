@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from hardmine.analysis._renames import mean_label_prob_column
 from hardmine.core.columns import prob_columns
 from hardmine.core.data import dataset_ids
 
@@ -312,7 +313,7 @@ def _dynamics_issues(summary: pd.DataFrame, method: str, aum_threshold: float) -
             f"Method {method!r} needs out-of-sample probabilities (prob_ columns or an (N, C) array); "
             f"with training dynamics use one of {_DYN_METHODS}."
         )
-    column = "aum" if method == "aum" else "confidence"
+    column = "aum" if method == "aum" else (mean_label_prob_column(summary, "label_issues") or "mean_label_prob")
     for col in ("index", "label", column):
         if col not in summary.columns:
             raise ValueError(

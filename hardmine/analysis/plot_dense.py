@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from hardmine.analysis.plot import _figure_class, _short, _to_image
+from hardmine.analysis._figure import _figure_class, _short, _to_image
 from hardmine.analysis.splitting import default_by
 from hardmine.core.columns import harder_when
 

@@ -15,7 +15,16 @@ from hardmine.core import validate
 from hardmine.core.columns import DIFFICULTIES, GROUPS, POLARITIES, categorical, default_threshold, harder_when
 from hardmine.core.columns import value_range as column_range
 
-__all__ = ["DEFAULT_BY", "OnlyArg", "default_by", "fixed_threshold", "parse_only", "positive_classes", "select", "split"]
+__all__ = [
+    "DEFAULT_BY",
+    "OnlyArg",
+    "default_by",
+    "fixed_threshold",
+    "parse_only",
+    "positive_classes",
+    "select",
+    "split",
+]
 
 ThresholdArg = float | Literal["per_class"] | None
 OnlyArg = str | Iterable[str] | None
