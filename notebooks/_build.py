@@ -158,7 +158,7 @@ The score distribution of each group (log scale, so the few hard samples stay vi
 with the threshold drawn:
 """),
     code("""
-hmplot.confidence_histogram(table)
+hmplot.label_prob_histogram(table)
 """),
     md("""
 ## 4. The hard examples
@@ -382,7 +382,7 @@ val_table = hm.split(val_scores, threshold=0.7)
 hm.summary(val_table)
 """),
     code("""
-hmplot.confidence_histogram(val_table, bins=20)
+hmplot.label_prob_histogram(val_table, bins=20)
 """),
 ]
 
@@ -514,15 +514,15 @@ miners[("HardMiner", 0)].history[["epoch", "hard", "hard_positive", "hard_negati
     md("""
 ## The data map of the uniform run
 
-`Dynamics` recorded, for every training sample, the mean probability of its label over the epochs (*confidence*), its
-standard deviation (*variability*) and the fraction of epochs the model was right (*correctness*). Plotted against each
-other they form the data map of dataset cartography: easy-to-learn samples at the top left, hard-to-learn samples at
-the bottom left, ambiguous ones to the right. The positives of this rare task sit low and to the right.
+`Dynamics` recorded, for every training sample, the mean probability of its label over the epochs (`mean_label_prob`,
+dataset cartography's *confidence*), its standard deviation (*variability*) and the fraction of epochs the model was
+right (*correctness*). Plotted against each other they form the data map of dataset cartography: easy-to-learn samples
+at the top left, hard-to-learn samples at the bottom left, ambiguous ones to the right. The positives of this rare task sit low and to the right.
 """),
     code("""
 dyn_table = dynamics_regions(dynamics[("uniform", 0)].summary())
 dyn_table["positive"] = train_b.tensors[1].numpy() == 1
-print(dyn_table.groupby("positive")[["confidence", "variability", "correctness"]].mean().round(3))
+print(dyn_table.groupby("positive")[["mean_label_prob", "variability", "correctness"]].mean().round(3))
 hmplot.data_map(dyn_table)
 """),
 ]
@@ -677,7 +677,7 @@ hard. With 200 test images that is a gain of 4 images, small and noisy. Fine-tun
 hard ones more often with `HardMiner` (notebook 03) instead of training on them alone, guards against that.
 """),
     code("""
-hmplot.confidence_histogram(after_table)
+hmplot.label_prob_histogram(after_table)
 """),
 ]
 
