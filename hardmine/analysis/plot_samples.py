@@ -26,7 +26,7 @@ from hardmine.analysis._figure import (
     _to_image,
 )
 from hardmine.analysis._renames import mean_label_prob_column, renamed_argument
-from hardmine.analysis.metrics import _require
+from hardmine.analysis.counts import _require
 from hardmine.analysis.splitting import OnlyArg, select
 from hardmine.core import validate
 from hardmine.core.columns import harder_when

@@ -14,8 +14,9 @@ import pandas as pd
 
 from hardmine.analysis._curves import average_precision, pr_points, roc_auc, roc_points
 from hardmine.analysis._figure import GROUP_COLORS, OKABE_ITO, _axes, _settings
-from hardmine.analysis.metrics import _require, classification_report, positive_prob, threshold_sweep
-from hardmine.analysis.metrics import confusion as confusion_matrix
+from hardmine.analysis.counts import _require, positive_prob, threshold_sweep
+from hardmine.analysis.counts import confusion as confusion_matrix
+from hardmine.analysis.reports import classification_report
 from hardmine.analysis.splitting import positive_classes
 from hardmine.core import validate
 from hardmine.core.columns import GROUPS, harder_when, value_range
