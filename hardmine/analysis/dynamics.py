@@ -7,7 +7,8 @@ genuinely ambiguous sample flips back and forth (high *variability*, Swayamdipta
 
 :class:`Dynamics` records, on the device and without a host synchronisation per batch, running sums per sample (memory
 ``O(N)`` per statistic; the full per-epoch history only with ``keep_history=True``) and turns them into a table once,
-in :meth:`Dynamics.summary`.
+in :meth:`Dynamics.summary`. What is made of that table (the data-map regions, the columns joined onto a score table)
+is in :mod:`hardmine.analysis.cartography` (importable from here too).
 
 Definitions (``e`` runs over the epochs in which the sample was seen):
 
@@ -32,7 +33,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from hardmine.analysis._renames import mean_label_prob_column, renamed_argument
+from hardmine.analysis._renames import renamed_argument
+from hardmine.analysis.cartography import HARDNESS_COLUMNS, REGIONS, add_dynamics, dynamics_regions
 from hardmine.core import validate
 from hardmine.core.distributed import is_distributed
 from hardmine.scoring.measures import as_class_logits
@@ -53,19 +55,6 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "epochs",
     "runner_up",
 )
-#: The data-map regions of :meth:`Dynamics.regions`, in category order.
-REGIONS: tuple[str, ...] = ("easy-to-learn", "ambiguous", "hard-to-learn")
-
-#: Dynamics columns :func:`add_dynamics` can put into a score table, and the summary column each comes from (the same
-#: names since 0.4.0, when the summary's ``confidence`` became ``mean_label_prob``: a score table's ``confidence`` is
-#: the max-softmax probability of the current model).
-HARDNESS_COLUMNS: dict[str, str] = {
-    "aum": "aum",
-    "mean_label_prob": "mean_label_prob",
-    "variability": "variability",
-    "correctness": "correctness",
-    "forgetting": "forgetting",
-}
 
 _STATE_VERSION = 1
 # Per-epoch accumulators, folded into the running sums by end_epoch. `ep_sums` (N, 4) float64 is summed over the
@@ -75,6 +64,10 @@ _MAX_COLUMNS: tuple[str, ...] = ("label", "runner_up", "bad")  # bad: 1 a label 
 _MAX_EMPTY: tuple[int, ...] = (-1, -1, 0)
 
 
+# Dynamics is about 370 lines, over the ~300 a class should have: a third is docstrings and doctests, and the rest is
+# one accumulator whose methods (update, sync, end_epoch, the results, the checkpoint) all read and write the same
+# buffer layout. Its pure parts are module functions below (_new_buffers, _epoch_problems, _fold_epoch); splitting
+# the rest would spread that layout over several classes.
 class Dynamics:
     """Per-sample training dynamics: mean label probability, variability, correctness, AUM, forgetting.
 
@@ -122,8 +115,8 @@ class Dynamics:
         ids: Sequence[Any] | None = None,
         device: str | torch.device | None = None,
     ) -> None:
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"Expected argument `num_samples` to be an int >= 1, but got {num_samples!r}.")
+        num_samples = validate.integer("num_samples", num_samples, min=1)
+        keep_history = validate.boolean("keep_history", keep_history)
         if ids is not None and len(ids) != num_samples:
             raise ValueError(f"Expected argument `ids` to have one id per sample ({num_samples}), but got {len(ids)}.")
         self.num_samples = num_samples
@@ -165,29 +158,7 @@ class Dynamics:
 
     # ------------------------------------------------------------------ recording
     def _allocate(self, device: torch.device) -> None:
-        n = self.num_samples
-
-        def f64() -> Tensor:
-            return torch.zeros(n, dtype=torch.float64, device=device)
-
-        def i64(fill: int = 0, shape: tuple[int, ...] = (n,)) -> Tensor:
-            return torch.full(shape, fill, dtype=torch.int64, device=device)
-
-        self._buffers = {
-            "ep_sums": torch.zeros((n, len(_SUM_COLUMNS)), dtype=torch.float64, device=device),
-            "ep_max": torch.tensor(_MAX_EMPTY, dtype=torch.int64, device=device).repeat(n, 1),
-            "epochs": i64(),
-            "sum_label_prob": f64(),
-            "sum_sq_label_prob": f64(),
-            "sum_margin": f64(),
-            "sum_correct": f64(),
-            "forgetting": i64(),
-            "last_correct": i64(-1),  # -1 never seen, 0 wrong, 1 right at the last epoch seen
-            "learned": torch.zeros(n, dtype=torch.bool, device=device),
-            "label": i64(-1),
-            "runner_up": i64(-1),
-            "bad_index": i64(0, ()),
-        }
+        self._buffers = _new_buffers(self.num_samples, device)
         self.device = device
 
     @torch.no_grad()
@@ -305,49 +276,13 @@ class Dynamics:
         if sync:
             self.sync()
         b = self._buffers
-        bad_index = int(b["bad_index"])
-        bad = b["ep_max"][:, 2]
-        if bad_index or bool((bad > 0).any()):
-            labels_bad = ((bad == 1) | (bad == 3)).nonzero()[:, 0][:10].tolist()
-            finite_bad = (bad >= 2).nonzero()[:, 0][:10].tolist()
+        problems = _epoch_problems(b, self.num_samples)
+        if problems:
             self._reset_epoch()
-            parts = []
-            if bad_index:
-                parts.append(f"{bad_index} update(s) had an index outside [0, {self.num_samples})")
-            if labels_bad:
-                parts.append(f"samples {labels_bad} had labels that are not class indices in [0, C)")
-            if finite_bad:
-                parts.append(f"samples {finite_bad} had non-finite logits")
-            raise ValueError("Dynamics.end_epoch: " + "; ".join(parts) + ". This epoch was not recorded.")
-
-        count, sum_label_prob, sum_margin, sum_correct = b["ep_sums"].unbind(dim=1)
-        seen = count > 0
-        safe = count.clamp(min=1.0)
-        label_prob = sum_label_prob / safe
-        margin = sum_margin / safe
-        correct_frac = sum_correct / safe
-        correct_now = (correct_frac > 0.5).long()
-        seen_f = seen.double()
-
-        b["epochs"] += seen.long()
-        b["sum_label_prob"] += label_prob * seen_f
-        b["sum_sq_label_prob"] += label_prob.square() * seen_f
-        b["sum_margin"] += margin * seen_f
-        b["sum_correct"] += correct_frac * seen_f
-        b["forgetting"] += (seen & (b["last_correct"] == 1) & (correct_now == 0)).long()
-        b["last_correct"] = torch.where(seen, correct_now, b["last_correct"])
-        b["learned"] |= seen & (correct_now == 1)
-        b["label"] = torch.where(seen, b["ep_max"][:, 0], b["label"])
-        b["runner_up"] = torch.where(seen, b["ep_max"][:, 1], b["runner_up"])
+            raise ValueError("Dynamics.end_epoch: " + problems + ". This epoch was not recorded.")
+        entry = _fold_epoch(b)
         if self.keep_history:
-            nan = torch.full_like(label_prob, float("nan"))
-            self._history.append(
-                {
-                    "label_prob": torch.where(seen, label_prob, nan),
-                    "aum_margin": torch.where(seen, margin, nan),
-                    "correct": torch.where(seen, correct_frac, nan),
-                }
-            )
+            self._history.append(entry)
         self.num_epochs += 1
         self._reset_epoch()
 
@@ -501,136 +436,78 @@ class Dynamics:
         self.keep_history = bool(state["keep_history"])
 
 
-def dynamics_regions(
-    summary: pd.DataFrame,
-    *,
-    mean_label_prob_threshold: float | None = None,
-    variability_threshold: float = 0.2,
-    confidence_threshold: float | None = None,
-) -> pd.DataFrame:
-    """Add a ``region`` column to a dynamics summary: easy-to-learn, ambiguous or hard-to-learn.
+def _new_buffers(n: int, device: torch.device) -> dict[str, Tensor]:
+    """The running sums of :class:`Dynamics` for ``n`` samples, and the accumulators of the epoch in progress."""
 
-    The data map of dataset cartography (Swayamdipta et al. 2020) places each sample by its ``mean_label_prob`` (mean
-    label probability over epochs, the paper's "confidence") and ``variability`` (its standard deviation). With fixed,
-    documented thresholds:
+    def f64() -> Tensor:
+        return torch.zeros(n, dtype=torch.float64, device=device)
 
-    - ``ambiguous``: ``variability >= variability_threshold`` (the model kept changing its mind);
-    - ``easy-to-learn``: otherwise, ``mean_label_prob >= mean_label_prob_threshold`` (consistently right);
-    - ``hard-to-learn``: otherwise, ``mean_label_prob < mean_label_prob_threshold`` (consistently not the label:
-      often a mislabelled sample).
+    def i64(fill: int = 0, shape: tuple[int, ...] = (n,)) -> Tensor:
+        return torch.full(shape, fill, dtype=torch.int64, device=device)
 
-    ``variability`` of a probability is at most 0.5, so the default 0.2 marks clearly unstable samples. Samples never
-    seen (NaN statistics) get a missing region.
-
-    Args:
-        summary: a table from :meth:`Dynamics.summary` (any table with ``mean_label_prob`` and ``variability``; a
-            summary written before 0.4.0, whose column was named ``confidence``, is read with a
-            ``DeprecationWarning``).
-        mean_label_prob_threshold: in ``[0, 1]``; defaults to 0.5.
-        variability_threshold: in ``[0, 0.5]``.
-        confidence_threshold: the deprecated name of ``mean_label_prob_threshold`` (warns).
-
-    Returns:
-        A copy of ``summary`` with a categorical ``region`` column (categories :data:`REGIONS`); the thresholds are in
-        ``attrs["hardmine"]`` (``mean_label_prob_threshold``, ``variability_threshold``; ``confidence_threshold``
-        too, the old key, for one release).
-
-    Example:
-        >>> t = pd.DataFrame({"mean_label_prob": [0.95, 0.5, 0.1], "variability": [0.02, 0.3, 0.05]})
-        >>> dynamics_regions(t)["region"].tolist()
-        ['easy-to-learn', 'ambiguous', 'hard-to-learn']
-    """
-    threshold = renamed_argument(
-        "dynamics_regions",
-        "confidence_threshold",
-        "mean_label_prob_threshold",
-        confidence_threshold,
-        mean_label_prob_threshold,
-        default=0.5,
-    )
-    if not isinstance(summary, pd.DataFrame):
-        raise TypeError(f"Expected argument `summary` to be a pandas DataFrame, but got {type(summary).__name__}.")
-    threshold = validate.fraction("mean_label_prob_threshold", threshold)
-    variability_threshold = validate.number("variability_threshold", variability_threshold, min=0.0, max=0.5)
-    column = mean_label_prob_column(summary, "dynamics_regions") or "mean_label_prob"
-    for col in (column, "variability"):
-        if col not in summary.columns:
-            raise ValueError(f"Expected a `{col}` column in `summary`, but the columns are {list(summary.columns)}.")
-    mean = summary[column].to_numpy(dtype="float64")
-    var = summary["variability"].to_numpy(dtype="float64")
-    codes = pd.Series(-1, index=summary.index, dtype="int8")
-    seen = ~(pd.isna(mean) | pd.isna(var))
-    codes[seen & (var >= variability_threshold)] = 1
-    codes[seen & (var < variability_threshold) & (mean >= threshold)] = 0
-    codes[seen & (var < variability_threshold) & (mean < threshold)] = 2
-    table = summary.copy()
-    table["region"] = pd.Categorical.from_codes(codes.to_numpy(), categories=list(REGIONS))
-    table.attrs["hardmine"] = {
-        **summary.attrs.get("hardmine", {}),
-        "mean_label_prob_threshold": threshold,
-        "variability_threshold": variability_threshold,
-        "confidence_threshold": threshold,  # the 0.3.0 key, still read by older code: removed in the next release
+    return {
+        "ep_sums": torch.zeros((n, len(_SUM_COLUMNS)), dtype=torch.float64, device=device),
+        "ep_max": torch.tensor(_MAX_EMPTY, dtype=torch.int64, device=device).repeat(n, 1),
+        "epochs": i64(),
+        "sum_label_prob": f64(),
+        "sum_sq_label_prob": f64(),
+        "sum_margin": f64(),
+        "sum_correct": f64(),
+        "forgetting": i64(),
+        "last_correct": i64(-1),  # -1 never seen, 0 wrong, 1 right at the last epoch seen
+        "learned": torch.zeros(n, dtype=torch.bool, device=device),
+        "label": i64(-1),
+        "runner_up": i64(-1),
+        "bad_index": i64(0, ()),
     }
-    return table
 
 
-def add_dynamics(
-    scores: pd.DataFrame,
-    dynamics: Dynamics | pd.DataFrame,
-    *,
-    columns: Sequence[str] = tuple(HARDNESS_COLUMNS),
-) -> pd.DataFrame:
-    """A copy of a score table with training-dynamics columns joined on ``index``, ready for ``split(by=...)``.
+def _epoch_problems(b: dict[str, Tensor], num_samples: int) -> str:
+    """What was wrong with the epoch's updates (bad indices, labels, logits), naming samples; ``""`` when nothing."""
+    bad_index = int(b["bad_index"])
+    bad = b["ep_max"][:, 2]
+    if not bad_index and not bool((bad > 0).any()):
+        return ""
+    labels_bad = ((bad == 1) | (bad == 3)).nonzero()[:, 0][:10].tolist()
+    finite_bad = (bad >= 2).nonzero()[:, 0][:10].tolist()
+    parts = []
+    if bad_index:
+        parts.append(f"{bad_index} update(s) had an index outside [0, {num_samples})")
+    if labels_bad:
+        parts.append(f"samples {labels_bad} had labels that are not class indices in [0, C)")
+    if finite_bad:
+        parts.append(f"samples {finite_bad} had non-finite logits")
+    return "; ".join(parts)
 
-    This is how a score table (from :func:`hardmine.score`) gets dynamics-based hardness: ``aum``, ``correctness``
-    and ``mean_label_prob`` are harder when lower, ``variability`` and ``forgetting`` when higher, and
-    :func:`hardmine.split` and :func:`hardmine.weights` know those directions.
 
-    Args:
-        scores: a table with an ``index`` column (dataset indices).
-        dynamics: a :class:`Dynamics` or its :meth:`Dynamics.summary`.
-        columns: which of :data:`HARDNESS_COLUMNS` to add (names as in the result).
+def _fold_epoch(b: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Fold the epoch's accumulators into the running sums of ``b`` (in place); the epoch's values for the history.
 
-    Returns:
-        ``scores`` with the requested columns added (float32; ``forgetting`` int64); NaN for samples the dynamics
-        never saw (``hm.split`` names them if they are used).
-
-    Raises:
-        ValueError: for an unknown column, a name already in ``scores``, a missing ``index`` column or an index
-            outside the dynamics' samples.
-
-    Example:
-        >>> dyn = Dynamics(num_samples=2)
-        >>> dyn.update(torch.tensor([0, 1]), torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
-        >>> dyn.end_epoch()
-        >>> add_dynamics(pd.DataFrame({"index": [1, 0], "label": [0, 0]}), dyn, columns=["aum"])
-           index  label  aum
-        0      1      0 -1.0
-        1      0      0  2.0
+    A sample updated several times in the epoch counts with the mean of its updates, and as correct when more than
+    half of them were; a sample not seen does not count the epoch (NaN in the returned values).
     """
-    summary = dynamics.summary() if isinstance(dynamics, Dynamics) else dynamics
-    if not isinstance(summary, pd.DataFrame) or not isinstance(scores, pd.DataFrame):
-        raise TypeError(
-            "Expected `scores` to be a DataFrame and `dynamics` a Dynamics or its summary, but got "
-            f"{type(scores).__name__} and {type(dynamics).__name__}."
-        )
-    for name in columns:
-        if name not in HARDNESS_COLUMNS:
-            raise ValueError(f"Expected `columns` from {tuple(HARDNESS_COLUMNS)}, but got {name!r}.")
-        if name in scores.columns:
-            raise ValueError(f"Column `{name}` is already in `scores`; drop it first or pick other `columns`.")
-    if "index" not in scores.columns:
-        raise ValueError(f"Expected an `index` column in `scores`, but the columns are {list(scores.columns)}.")
-    index = scores["index"].to_numpy()
-    n = len(summary)
-    bad = (index < 0) | (index >= n)
-    if bad.any():
-        raise ValueError(
-            f"Expected `scores['index']` in [0, {n}) (the dynamics' samples), but got {index[bad][:10].tolist()}."
-        )
-    by_index = summary.set_index("index") if "index" in summary.columns else summary
-    out = scores.copy()
-    for name in columns:
-        values = by_index[HARDNESS_COLUMNS[name]].to_numpy()[index]
-        out[name] = values if name == "forgetting" else values.astype("float32")
-    return out
+    count, sum_label_prob, sum_margin, sum_correct = b["ep_sums"].unbind(dim=1)
+    seen = count > 0
+    safe = count.clamp(min=1.0)
+    label_prob = sum_label_prob / safe
+    margin = sum_margin / safe
+    correct_frac = sum_correct / safe
+    correct_now = (correct_frac > 0.5).long()
+    seen_f = seen.double()
+
+    b["epochs"] += seen.long()
+    b["sum_label_prob"] += label_prob * seen_f
+    b["sum_sq_label_prob"] += label_prob.square() * seen_f
+    b["sum_margin"] += margin * seen_f
+    b["sum_correct"] += correct_frac * seen_f
+    b["forgetting"] += (seen & (b["last_correct"] == 1) & (correct_now == 0)).long()
+    b["last_correct"] = torch.where(seen, correct_now, b["last_correct"])
+    b["learned"] |= seen & (correct_now == 1)
+    b["label"] = torch.where(seen, b["ep_max"][:, 0], b["label"])
+    b["runner_up"] = torch.where(seen, b["ep_max"][:, 1], b["runner_up"])
+    nan = torch.full_like(label_prob, float("nan"))
+    return {
+        "label_prob": torch.where(seen, label_prob, nan),
+        "aum_margin": torch.where(seen, margin, nan),
+        "correct": torch.where(seen, correct_frac, nan),
+    }
