@@ -244,7 +244,7 @@ def test_cross_val_scores_errors():
     ds = _dataset(10)
     with pytest.raises(ValueError, match="folds"):
         cross_val_scores(lambda: torch.nn.Linear(4, 3), ds, train_fn=_train([]), folds=1)
-    with pytest.raises(ValueError, match="at most the number of samples"):
+    with pytest.raises(ValueError, match=r"`folds` must be <= 10 \(the number of samples\), got 11"):
         cross_val_scores(lambda: torch.nn.Linear(4, 3), ds, train_fn=_train([]), folds=11)
     with pytest.raises(ValueError, match="batch_size"):
         cross_val_scores(lambda: torch.nn.Linear(4, 3), ds, train_fn=_train([]), batch_size=0)

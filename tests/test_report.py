@@ -59,7 +59,7 @@ def test_hardest_orders_by_the_direction_of_the_score():
     assert hardest(t, 0).empty
     with pytest.raises(ValueError, match=r"Expected argument `by` to name a score column of the table, but got 'x'"):
         hardest(t, 3, by="x")
-    with pytest.raises(ValueError, match=r"Expected argument `n` to be an int >= 0, but got -1"):
+    with pytest.raises(ValueError, match=r"`n` must be >= 0, got -1"):
         hardest(t, -1)
 
 

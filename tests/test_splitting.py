@@ -232,7 +232,7 @@ def test_other_bad_arguments_raise():
         split({"label": [0]}, threshold=0.5)
     with pytest.raises(ValueError, match=r"at least one class, but got an empty list"):
         split(scores, threshold=0.5, positive=[])
-    with pytest.raises(TypeError, match=r"class index or a list of them, but got 'cat'"):
+    with pytest.raises(TypeError, match=r"`positive` must be an integer, got str 'cat'"):
         split(scores, threshold=0.5, positive=["cat"])
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hardmine.analysis.splitting import positive_classes
+from hardmine.core import validate
 from hardmine.core.columns import prob_columns
 
 __all__ = ["confusion", "positive_prob", "precision_recall_f1", "sweep_from_counts", "threshold_sweep"]
@@ -195,10 +196,8 @@ def threshold_sweep(
     actual = np.isin(scores["label"].to_numpy(), classes)
     if thresholds is None:
         ts = np.round(np.linspace(0.0, 1.0, 101), 2)
-    elif isinstance(thresholds, (int, np.integer)) and not isinstance(thresholds, bool):
-        if thresholds < 2:
-            raise ValueError(f"Expected argument `thresholds` to be a count >= 2 or a sequence, but got {thresholds}.")
-        ts = np.linspace(0.0, 1.0, int(thresholds))
+    elif isinstance(thresholds, (int, np.integer, bool)):
+        ts = np.linspace(0.0, 1.0, validate.integer("thresholds", thresholds, min=2))
     else:
         ts = np.sort(np.asarray(thresholds, dtype=np.float64))
         if ts.ndim != 1 or len(ts) == 0 or not np.isfinite(ts).all():

@@ -13,6 +13,7 @@ sorted most suspicious first, and go through :func:`hardmine.split` and :func:`h
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from hardmine.analysis._renames import mean_label_prob_column
+from hardmine.core import validate
 from hardmine.core.columns import prob_columns
 from hardmine.core.data import dataset_ids
 
@@ -216,8 +218,8 @@ def label_issues(
         2      1                1   0.80
         3      0                1   0.90
     """
-    if method is not None and method not in LABEL_ISSUE_METHODS:
-        raise ValueError(f"Expected argument `method` to be one of {LABEL_ISSUE_METHODS}, but got {method!r}.")
+    validate.optional(validate.choice, "method", method, options=LABEL_ISSUE_METHODS)
+    aum_threshold = validate.number("aum_threshold", aum_threshold)
     from hardmine.analysis.dynamics import (
         Dynamics,  # dynamics imports nothing from here; kept local to stay on one floor
     )
@@ -294,16 +296,11 @@ def issue_indices(issues: pd.DataFrame, *, top: int | float | None = None) -> np
                 "fraction), or use method 'aum' or 'confident_learning'."
             )
         chosen = issues.loc[issues["is_issue"].to_numpy(dtype=bool), "index"]
-    elif isinstance(top, bool) or not isinstance(top, (int, float)):
-        raise ValueError(f"Expected argument `top` to be an int >= 0 or a float in (0, 1), but got {top!r}.")
-    elif isinstance(top, int):
-        if top < 0:
-            raise ValueError(f"Expected argument `top` to be an int >= 0 or a float in (0, 1), but got {top}.")
-        chosen = issues["index"].iloc[:top]
-    else:
-        if not 0.0 < top < 1.0:
-            raise ValueError(f"Expected argument `top` to be an int >= 0 or a float in (0, 1), but got {top}.")
-        chosen = issues["index"].iloc[: int(round(top * len(issues)))]
+    elif isinstance(top, numbers.Integral) and not isinstance(top, bool):
+        chosen = issues["index"].iloc[: validate.integer("top", top, min=0)]
+    else:  # a fraction of the ranked samples; a bool, a string or a list is a TypeError here
+        fraction = validate.number("top", top, min=0.0, max=1.0, min_open=True, max_open=True)
+        chosen = issues["index"].iloc[: int(round(fraction * len(issues)))]
     return np.sort(chosen.to_numpy(dtype=np.int64))
 
 
@@ -412,12 +409,11 @@ def cross_val_scores(
     from hardmine.scoring.engine import score  # scoring is a floor-2 engine; imported where it is used
 
     n = len(dataset)  # type: ignore[arg-type]
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"Expected argument `folds` to be an int >= 2, but got {folds!r}.")
+    folds = validate.integer("folds", folds, min=2)
     if folds > n:
-        raise ValueError(f"Expected argument `folds` to be at most the number of samples ({n}), but got {folds}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"Expected argument `batch_size` to be an int >= 1, but got {batch_size!r}.")
+        raise ValueError(f"`folds` must be <= {n} (the number of samples), got {folds}")
+    batch_size = validate.integer("batch_size", batch_size, min=1)
+    seed = validate.integer("seed", seed)
     y: np.ndarray | None
     if labels is not None:
         y = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)

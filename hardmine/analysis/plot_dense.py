@@ -20,6 +20,7 @@ from torch import nn
 
 from hardmine.analysis._figure import _figure_class, _short, _to_image
 from hardmine.analysis.splitting import default_by
+from hardmine.core import validate
 from hardmine.core.columns import harder_when
 
 if TYPE_CHECKING:
@@ -36,8 +37,7 @@ def hardest_rows(table: pd.DataFrame, k: int, by: str | None = None) -> pd.DataF
         >>> hardest_rows(t, 2, by="loss")["index"].tolist()
         [1, 2]
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"Expected argument `k` to be a positive int, but got {k!r}.")
+    k = validate.integer("k", k, min=1)
     by = by or default_by(table)
     if by not in table.columns:
         raise ValueError(f"Expected a `{by}` column in `table`, but the columns are {list(table.columns)[:12]}.")

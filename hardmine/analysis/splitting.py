@@ -236,10 +236,7 @@ def positive_classes(
     items = [positive] if isinstance(positive, (int, np.integer)) else list(positive)
     if not items:
         raise ValueError("Expected argument `positive` to name at least one class, but got an empty list.")
-    for c in items:
-        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
-            raise TypeError(f"Expected argument `positive` to be a class index or a list of them, but got {c!r}.")
-    chosen = sorted({int(c) for c in items})
+    chosen = sorted({validate.integer("positive", c) for c in items})
     present = {int(c) for c in pd.unique(labels)}
     if "pred" in table.columns:
         present |= {int(c) for c in pd.unique(table["pred"])}

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from hardmine.analysis.io import to_csv
 from hardmine.analysis.metrics import Summary, summary
 from hardmine.analysis.splitting import split
+from hardmine.core import validate
 from hardmine.core._files import atomic_path
 from hardmine.scoring.engine import score
 
@@ -147,10 +148,12 @@ def run_demo(
     Returns:
         A :class:`DemoResult`; ``print(result.report())`` gives the readable report.
     """
-    if not 0 <= noise < 1:
-        raise ValueError(f"Expected argument `noise` to be a fraction in [0, 1), but got {noise}.")
-    if not 0 <= positive <= 9:
-        raise ValueError(f"Expected argument `positive` to be a digit 0-9, but got {positive}.")
+    noise = validate.fraction("noise", noise, open_high=True)
+    threshold = validate.fraction("threshold", threshold)
+    positive = validate.integer("positive", positive, min=0, max=9)
+    epochs = validate.integer("epochs", epochs, min=1)
+    seed = validate.integer("seed", seed)
+    progress = validate.boolean("progress", progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)

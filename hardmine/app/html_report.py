@@ -26,6 +26,7 @@ import pandas as pd
 
 from hardmine.analysis.io import read_csv
 from hardmine.analysis.metrics import summary
+from hardmine.core import validate
 from hardmine.core._files import atomic_path, is_stdout
 from hardmine.core.columns import harder_when
 
@@ -122,10 +123,9 @@ def hardest(table: pd.DataFrame, n: int = 20, *, by: str = "label_prob") -> pd.D
             f"Expected argument `by` to name a score column of the table, but got {by!r} (columns: "
             f"{list(table.columns)})."
         )
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"Expected argument `n` to be an int >= 0, but got {n!r}.")
+    n = validate.integer("n", n, min=0)
     ascending = harder_when(by) == "lower"
-    return table.sort_values(by, ascending=ascending, kind="stable").head(int(n))
+    return table.sort_values(by, ascending=ascending, kind="stable").head(n)
 
 
 def _scope_line(table: pd.DataFrame) -> str:

@@ -28,6 +28,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from hardmine.app.models import STATE_DICT_KEYS, build_model, classification_architectures, load_weights
+from hardmine.core import validate
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -74,14 +75,10 @@ def eval_transform(
     """
     from torchvision import transforms
 
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"Expected argument `image_size` to be a positive int, but got {image_size!r}.")
+    image_size = validate.integer("image_size", image_size, min=1)
     if resize_size is None:
         resize_size = max(image_size, round(image_size * 256 / 224))
-    if isinstance(resize_size, bool) or not isinstance(resize_size, int) or resize_size < image_size:
-        raise ValueError(
-            f"Expected argument `resize_size` to be an int >= image_size ({image_size}), but got {resize_size!r}."
-        )
+    resize_size = validate.integer("resize_size", resize_size, min=image_size)
     if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
         raise ValueError(
             f"Expected `mean` and `std` to hold 3 numbers each (std > 0), but got {list(mean)} and {list(std)}."
