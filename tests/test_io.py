@@ -1,3 +1,4 @@
+import math
 import os
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from torch.utils.data import DataLoader
 
 from hardmine.analysis.io import read_csv, read_parquet, select, to_csv, to_parquet
 from hardmine.analysis.splitting import split
+from hardmine.analysis.tablecheck import check_table
+from hardmine.core.columns import COLUMNS, FLOAT_COLUMNS, value_range
 from hardmine.scoring.engine import score
 
 IDS = ["001", "NA", "a,b", 'say "hi"', " padded ", "nan", "None", "x\ty", "ünïcødé/path.png", "1e5"]
@@ -215,3 +218,25 @@ def test_a_table_split_without_a_positive_class_round_trips_and_its_difficulty_i
     path.write_text(text.replace(",hard", ",XXXX").replace(",easy", ",hard").replace(",XXXX", ",easy"))
     with pytest.raises(ValueError, match="column `difficulty` holds"):
         read_csv(path)
+
+
+# ------------------------------------------------------------------------------------------------ the registry
+_RANGED_FLOATS = sorted(c for c in FLOAT_COLUMNS if value_range(c) is not None)
+
+
+@pytest.mark.parametrize("col", [*_RANGED_FLOATS, "prob_3"])
+def test_the_range_check_of_a_table_read_back_is_the_registry_range(col):
+    lo, hi = value_range(col)
+    inside = lo + 0.5 if math.isinf(hi) else (lo + hi) / 2
+    table = check_table(pd.DataFrame({"index": [0, 1], col: [inside, lo]}), "t.csv")
+    assert table[col].dtype == np.float32  # a float column of the registry
+    with pytest.raises(ValueError, match=rf"row 1, column `{col}` holds .*outside its range \[{lo}, {hi}\]"):
+        check_table(pd.DataFrame({"index": [0, 1], col: [inside, lo - 0.5]}), "t.csv")
+
+
+def test_every_float_column_of_the_registry_is_read_as_float32_and_ints_as_int64():
+    for col, spec in COLUMNS.items():
+        if spec.dtype not in ("float32", "int64") or col == "index":
+            continue
+        table = check_table(pd.DataFrame({"index": [0], col: [1]}), "t.csv")
+        assert table[col].dtype == np.dtype(spec.dtype), col

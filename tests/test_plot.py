@@ -20,7 +20,7 @@ from hardmine.analysis.dynamics import Dynamics, add_dynamics, dynamics_regions
 from hardmine.analysis.metrics import confusion, threshold_sweep
 from hardmine.analysis.metrics import positive_prob as hm_positive_prob
 from hardmine.analysis.splitting import split
-from hardmine.core.columns import GROUPS
+from hardmine.core.columns import COLUMNS, GROUPS, value_range
 
 matplotlib.use("Agg")
 
@@ -530,3 +530,13 @@ def test_data_map_reads_an_old_summary_and_the_old_threshold_name_with_a_warning
     assert [x.get_text() for x in ax.texts] == ["easy-to-learn (1)", "hard-to-learn (1)", "ambiguous (0)"]
     with pytest.raises(TypeError, match=r"both `mean_label_prob_threshold` and its deprecated name"):
         hp.data_map(new, confidence_threshold=0.35, mean_label_prob_threshold=0.4)
+
+
+@pytest.mark.parametrize(
+    "col", sorted(c for c, spec in COLUMNS.items() if spec.range is not None and all(map(np.isfinite, spec.range)))
+)
+def test_histogram_bins_span_the_registry_range_of_a_bounded_score(col):
+    lo, hi = value_range(col)
+    t = pd.DataFrame({col: np.linspace(lo + (hi - lo) / 4, hi - (hi - lo) / 4, 5)})
+    (step,) = hp.label_prob_histogram(t, by=col, bins=4, log=False).axes[0].patches
+    assert step.get_data().edges.tolist() == np.linspace(lo, hi, 5).tolist()

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from reference import GROUP_NAMES, LOWER_IS_HARDER, MEASURE_NAMES, reference_split
 
 from hardmine.analysis.splitting import positive_classes, split
+from hardmine.core.columns import COLUMNS, default_threshold, harder_when, value_range
 
 CATEGORIES = {
     "polarity": ["positive", "negative"],
@@ -275,3 +276,51 @@ def test_easy_and_hard_partition_the_samples(scores, value, mode):
     expected = table["difficulty"].astype(str) + "_" + table["polarity"].astype(str)
     assert groups.tolist() == expected.tolist()
     assert (table["polarity"] == "positive").tolist() == (scores["label"] == 1).tolist()
+
+
+# ------------------------------------------------------------------------------------------------ the registry
+_SCORE_COLUMNS = sorted(name for name, c in COLUMNS.items() if c.harder_when is not None)
+
+
+def _inside(col: str) -> float:
+    """A value inside the registry range of ``col`` (its midpoint, or just above an unbounded range's start)."""
+    bounds = value_range(col)
+    if bounds is None:
+        return 0.25
+    lo, hi = bounds
+    return lo + 0.5 if math.isinf(hi) else (lo + hi) / 2
+
+
+@pytest.mark.parametrize("col", _SCORE_COLUMNS)
+def test_split_reads_default_threshold_direction_and_range_from_the_registry(col):
+    table = pd.DataFrame({"index": [0, 1, 2], "label": [0, 1, 1], col: [_inside(col)] * 3})
+    if default_threshold(col) is None:
+        with pytest.raises(ValueError, match=rf"Column `{col}` has no default threshold"):
+            split(table, by=col)
+    else:
+        settings = split(table, by=col).attrs["hardmine"]
+        assert settings["threshold"] == default_threshold(col) == COLUMNS[col].default_threshold
+    settings = split(table, by=col, hard_fraction=0.5).attrs["hardmine"]
+    assert settings["hard_when"] == harder_when(col) == COLUMNS[col].harder_when
+    bounds = value_range(col)
+    if bounds is None:  # no range: any finite threshold
+        split(table, by=col, threshold=-1e9)
+        return
+    lo, hi = bounds
+    split(table, by=col, threshold=lo)  # the ends are inside
+    with pytest.raises(ValueError, match=rf"`threshold` must be in \[.*\], got .* \(the range of `{col}`\)"):
+        split(table, by=col, threshold=lo - 0.5)
+    if math.isfinite(hi):
+        split(table, by=col, threshold=hi)
+        with pytest.raises(ValueError, match=rf"\(the range of `{col}`\)"):
+            split(table, by=col, threshold=hi + 0.5)
+
+
+def test_entropy_range_uses_the_class_count_of_the_registry():
+    table = pd.DataFrame({"label": [0, 1, 2], "entropy": [0.1, 0.2, 0.3]})
+    table.attrs["hardmine"] = {"num_classes": 3}
+    top = value_range("entropy", num_classes=3)[1]
+    assert top == pytest.approx(math.log(3))
+    assert split(table, by="entropy", threshold=top).attrs["hardmine"]["threshold"] == top
+    with pytest.raises(ValueError, match=r"the range of `entropy`"):
+        split(table, by="entropy", threshold=top + 0.01)
