@@ -87,16 +87,7 @@ def _reference(plan, n):
         )
     ref = pd.DataFrame(
         rows,
-        columns=[
-            "mean_label_prob",
-            "variability",
-            "correctness",
-            "aum",
-            "forgetting",
-            "learned",
-            "epochs",
-            "runner_up",
-        ],
+        columns="mean_label_prob variability correctness aum forgetting learned epochs runner_up".split(),
     )
     return ref, per_epoch
 

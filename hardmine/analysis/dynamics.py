@@ -470,14 +470,12 @@ def _epoch_problems(b: dict[str, Tensor], num_samples: int) -> str:
         return ""
     labels_bad = ((bad == 1) | (bad == 3)).nonzero()[:, 0][:10].tolist()
     finite_bad = (bad >= 2).nonzero()[:, 0][:10].tolist()
-    parts = []
-    if bad_index:
-        parts.append(f"{bad_index} update(s) had an index outside [0, {num_samples})")
-    if labels_bad:
-        parts.append(f"samples {labels_bad} had labels that are not class indices in [0, C)")
-    if finite_bad:
-        parts.append(f"samples {finite_bad} had non-finite logits")
-    return "; ".join(parts)
+    found = (
+        (bad_index, f"{bad_index} update(s) had an index outside [0, {num_samples})"),
+        (labels_bad, f"samples {labels_bad} had labels that are not class indices in [0, C)"),
+        (finite_bad, f"samples {finite_bad} had non-finite logits"),
+    )
+    return "; ".join(text for present, text in found if present)
 
 
 def _fold_epoch(b: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hardmine.analysis._json import jsonable
 from hardmine.analysis.splitting import OnlyArg, parse_only, select
 from hardmine.analysis.tablecheck import TEXT_COLUMNS, check_table
 from hardmine.core import validate
@@ -66,18 +67,6 @@ def sidecar_path(path: PathLike) -> Path:
     """
     p = Path(path)
     return p.with_name(p.name + _SIDECAR_SUFFIX)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
 
 
 def _settings_from_json(settings: Any) -> dict[str, Any]:
@@ -222,7 +211,7 @@ def to_csv(
         "bytes": size,
         "columns": [str(c) for c in rows.columns],
         "escaped": [str(c) for c in text_columns],
-        "settings": _jsonable(table.attrs.get("hardmine", {})),
+        "settings": jsonable(table.attrs.get("hardmine", {})),
     }
     with atomic_path(side, inputs=inputs, what="the table's sidecar") as tmp:
         tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
@@ -344,7 +333,7 @@ def to_parquet(table: pd.DataFrame, path: PathLike, *, only: OnlyArg = None, inp
     if not is_main_process():
         return dest
     rows = rows.copy(deep=False)
-    rows.attrs = {"hardmine": _jsonable(table.attrs.get("hardmine", {}))}
+    rows.attrs = {"hardmine": jsonable(table.attrs.get("hardmine", {}))}
     with atomic_path(dest, inputs=inputs, what="the table") as tmp:
         rows.to_parquet(tmp, index=False)
     return dest

@@ -1,17 +1,9 @@
-"""Confusion, precision, recall and F1 of the positive class, the threshold trade-off, and a readable summary.
+"""Every metric of hardmine's tables, importable from one module (``hm.summary`` and friends come from here).
 
-Positive and negative come from the ground truth (``label``); predicted positive comes from the model (``pred``, or
-the probability of the positive class against a decision threshold in :func:`threshold_sweep`).
-
-- precision = TP / (TP + FP): of the samples called positive, how many are.
-- recall = TP / (TP + FN): of the real positives, how many were found.
-- F1 = 2 P R / (P + R), their harmonic mean.
-
-A ratio whose denominator is zero (no predicted positives, say) is reported as 0.0.
-
-This module is the one place to import them from; they live in :mod:`hardmine.analysis.counts` (confusion,
-precision/recall/F1, threshold sweeps), :mod:`hardmine.analysis.reports` (per class, per label, regression) and
-:mod:`hardmine.analysis.summaries` (:func:`summary` and :class:`Summary`).
+- :mod:`hardmine.analysis.counts`: the confusion of the positive class, its precision, recall and F1, the
+  probability of the positive class and the threshold sweep.
+- :mod:`hardmine.analysis.reports`: per-class and per-label reports and regression errors, as scikit-learn has them.
+- :mod:`hardmine.analysis.summaries`: :func:`summary` and the :class:`Summary` it returns, for every task.
 """
 
 from __future__ import annotations

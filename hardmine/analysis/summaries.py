@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hardmine.analysis._json import jsonable
 from hardmine.analysis.counts import _positives, _require, confusion, precision_recall_f1
 from hardmine.analysis.reports import (
     _class_names,
@@ -35,29 +36,10 @@ __all__ = ["SUMMARY_KINDS", "Summary", "summary", "summary_kind"]
 SUMMARY_KINDS: tuple[str, ...] = ("one_vs_rest", "multiclass", "multilabel", "regression", "unlabeled", "loss")
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` with NaN and infinities as ``None`` and numpy scalars as Python ones: strict JSON parses it."""
-    if isinstance(value, dict):
-        return {_jsonable_key(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-def _jsonable_key(key: Any) -> Any:
-    return key.item() if isinstance(key, np.generic) else key
-
-
 def _frame_dict(frame: pd.DataFrame) -> dict[Any, dict[Any, Any]]:
     """``{row label: {column label: value}}``: outer keys are the rows (for a confusion: the ground truth)."""
-    return {
-        _jsonable_key(r): {_jsonable_key(c): _jsonable(v) for c, v in zip(frame.columns, row, strict=True)}
-        for r, row in zip(frame.index, frame.itertuples(index=False, name=None), strict=True)
-    }
+    rows = zip(frame.index, frame.itertuples(index=False, name=None), strict=True)
+    return jsonable({r: dict(zip(frame.columns, row, strict=True)) for r, row in rows})
 
 
 @dataclass
@@ -90,10 +72,10 @@ class Summary:
         """Plain Python structure for strict JSON: ``confusion[ground truth][predicted]``, NaN as ``None``."""
         out: dict[str, Any] = {
             "kind": self.kind,
-            "groups": [_jsonable(r) for r in self.groups.reset_index().to_dict(orient="records")],
+            "groups": [jsonable(r) for r in self.groups.reset_index().to_dict(orient="records")],
             "confusion": _frame_dict(self.confusion),
-            "metrics": _jsonable(dict(self.metrics)),
-            "settings": _jsonable(dict(self.settings)),
+            "metrics": jsonable(dict(self.metrics)),
+            "settings": jsonable(dict(self.settings)),
         }
         if self.per_class is not None:
             out["per_class"] = _frame_dict(self.per_class)

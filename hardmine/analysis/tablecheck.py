@@ -8,7 +8,7 @@ registry's, :mod:`hardmine.core.columns`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -124,12 +124,9 @@ def check_table(table: pd.DataFrame, where: str, *, lines: bool = False) -> pd.D
         lo, hi = value_range(col) or (-math.inf, math.inf)
         with np.errstate(invalid="ignore"):
             out = ~((values >= lo - _TOLERANCE) & (values <= hi + _TOLERANCE)) & ~pd.isna(values)
-        if col in floats and out.any():
-            i = int(np.flatnonzero(out)[0])
-            raise ValueError(
-                f"{where}: {_where_row(i, lines)}, column `{col}` holds {values[i].item()!r}, outside its range "
-                f"[{lo}, {hi}] ({int(out.sum())} such row(s): {_first_rows(out)})."
-            )
+        if col in floats:
+            what = f"outside its range [{lo}, {hi}]"
+            _refuse_rows(out, where, lines, col, lambda i, v=values, w=what: f"holds {v[i].item()!r}, {w}")
         if col == "index" and (values < 0).any():
             bad = values < 0
             i = int(np.flatnonzero(bad)[0])
@@ -159,16 +156,28 @@ def check_table(table: pd.DataFrame, where: str, *, lines: bool = False) -> pd.D
     return restore_dtypes(table)
 
 
-def _check_groups(group: np.ndarray, difficulty: np.ndarray, polarity: np.ndarray, where: str, lines: bool) -> None:
-    expected = np.char.add(np.char.add(difficulty.astype(str), "_"), polarity.astype(str))
-    bad = group != expected
+def _refuse_rows(bad: np.ndarray, where: str, lines: bool, column: str, says: Callable[[int], str]) -> None:
+    """A ValueError naming the first ``bad`` row, what its ``column`` holds (``says(row)``) and how many are bad."""
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"{where}: {_where_row(i, lines)}, column `group` holds {group[i]!r}, but `difficulty` {difficulty[i]!r} "
-            f"and `polarity` {polarity[i]!r} make it {expected[i]!r} ({int(bad.sum())} such row(s): "
+            f"{where}: {_where_row(i, lines)}, column `{column}` {says(i)} ({int(bad.sum())} such row(s): "
             f"{_first_rows(bad)})."
         )
+
+
+def _check_groups(group: np.ndarray, difficulty: np.ndarray, polarity: np.ndarray, where: str, lines: bool) -> None:
+    expected = np.char.add(np.char.add(difficulty.astype(str), "_"), polarity.astype(str))
+    _refuse_rows(
+        group != expected,
+        where,
+        lines,
+        "group",
+        lambda i: (
+            f"holds {group[i]!r}, but `difficulty` {difficulty[i]!r} and `polarity` {polarity[i]!r} make it "
+            f"{expected[i]!r}"
+        ),
+    )
 
 
 def _check_split_consistency(table: pd.DataFrame, where: str, lines: bool) -> None:
@@ -185,14 +194,16 @@ def _check_split_consistency(table: pd.DataFrame, where: str, lines: bool) -> No
     positive = settings.get("positive")
     if polarity is not None and positive is not None and "label" in table.columns:
         is_pos = np.isin(table["label"].to_numpy(), np.asarray(list(positive), dtype=np.int64))
-        bad = (polarity == "positive") != is_pos
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"{where}: {_where_row(i, lines)}, column `polarity` holds {polarity[i]!r}, but its label "
-                f"{int(table['label'].iloc[i])} is {'' if is_pos[i] else 'not '}one of the positive classes {positive} "
-                f"of the table's settings ({int(bad.sum())} such row(s): {_first_rows(bad)})."
-            )
+        _refuse_rows(
+            (polarity == "positive") != is_pos,
+            where,
+            lines,
+            "polarity",
+            lambda i: (
+                f"holds {polarity[i]!r}, but its label {int(table['label'].iloc[i])} is "
+                f"{'' if is_pos[i] else 'not '}one of the positive classes {positive} of the table's settings"
+            ),
+        )
     by, threshold, direction = settings.get("by"), settings.get("threshold"), settings.get("hard_when")
     if by not in table.columns or direction not in ("lower", "higher"):
         return
@@ -208,12 +219,12 @@ def _check_split_consistency(table: pd.DataFrame, where: str, lines: bool) -> No
     else:
         return
     hard = values < cut if direction == "lower" else values > cut
-    bad = (difficulty == "hard") != hard
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+
+    def says(i: int) -> str:
         t = cut if isinstance(cut, float) else float(cut[i])
-        raise ValueError(
-            f"{where}: {_where_row(i, lines)}, column `difficulty` holds {difficulty[i]!r}, but its `{by}` "
-            f"{float(values[i])!r} with the table's threshold {t!r} (hard when {direction}) makes it "
-            f"{'hard' if hard[i] else 'easy'} ({int(bad.sum())} such row(s): {_first_rows(bad)})."
+        return (
+            f"holds {difficulty[i]!r}, but its `{by}` {float(values[i])!r} with the table's threshold {t!r} (hard "
+            f"when {direction}) makes it {'hard' if hard[i] else 'easy'}"
         )
+
+    _refuse_rows((difficulty == "hard") != hard, where, lines, "difficulty", says)
