@@ -544,29 +544,28 @@ for _suffix in (".gz", ".bz2", ".xz"):
     case(f"compression-from-the-suffix-{_suffix[1:]}")(lambda ctx, s=_suffix: _compressed(ctx, s))
 
 
-@case("read-detects-a-number-cut-at-the-end")
-def _(ctx: Ctx) -> None:
-    path = to_csv(_split_table(), ctx.tmp / "t.csv")
-    data = path.read_bytes()
-    path.write_bytes(data[: data.rstrip(b"\n").rfind(b",") + 3])  # ...,easy_negative -> ...,ea / 1.13394 -> 1.1
-    with pytest.raises(ValueError, match=r"is damaged: it has \d+ bytes, but hardmine wrote \d+"):
-        read_csv(path)
+def _truncated(ctx: Ctx, name: str, cut: Callable[[bytes], bytes], match: str) -> None:
+    """A table written to ``name``, cut short by ``cut``, is refused on reading with a ValueError matching ``match``."""
+    write, read = (to_parquet, read_parquet) if name.endswith(".parquet") else (to_csv, read_csv)
+    path = write(_split_table(), ctx.tmp / name)
+    path.write_bytes(cut(path.read_bytes()))
+    with pytest.raises(ValueError, match=match):
+        read(path)
 
 
-@case("read-detects-a-truncated-gzip")
-def _(ctx: Ctx) -> None:
-    path = to_csv(_split_table(), ctx.tmp / "t.csv.gz")
-    path.write_bytes(path.read_bytes()[:-20])
-    with pytest.raises(ValueError, match="is damaged"):
-        read_csv(path)
-
-
-@case("read-detects-a-truncated-parquet")
-def _(ctx: Ctx) -> None:
-    path = to_parquet(_split_table(), ctx.tmp / "t.parquet")
-    path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(ValueError, match="not a readable Parquet file"):
-        read_parquet(path)
+# A number cut at the end: ...,easy_negative -> ...,ea / 1.13394 -> 1.1
+case("read-detects-a-number-cut-at-the-end")(
+    lambda ctx: _truncated(
+        ctx,
+        "t.csv",
+        lambda data: data[: data.rstrip(b"\n").rfind(b",") + 3],
+        r"is damaged: it has \d+ bytes, but hardmine wrote \d+",
+    )
+)
+case("read-detects-a-truncated-gzip")(lambda ctx: _truncated(ctx, "t.csv.gz", lambda data: data[:-20], "is damaged"))
+case("read-detects-a-truncated-parquet")(
+    lambda ctx: _truncated(ctx, "t.parquet", lambda data: data[:-100], "not a readable Parquet file")
+)
 
 
 def _plain(ctx: Ctx, edit: Callable[[pd.DataFrame], None] | None = None, text: str | None = None) -> Path:

@@ -26,7 +26,7 @@ from hardmine.analysis.metrics import threshold_sweep
 from hardmine.analysis.plot_dense import hardest_rows
 from hardmine.analysis.splitting import split
 from hardmine.app.demo import run_demo
-from hardmine.app.html_report import hardest
+from hardmine.app.html_report import hardest, report_html, report_text
 from hardmine.app.images import eval_transform
 
 SCORES = pd.DataFrame(
@@ -137,6 +137,9 @@ ARGS: list[Arg] = [
     Arg("hardest_rows", lambda **kw: hardest_rows(SCORES, **{"k": 2, **kw}), "k", "integer", (0, r">= 1, got 0")),
     # the application
     Arg("hardest", lambda **kw: hardest(SCORES, **kw), "n", "integer", (-1, r">= 0, got -1")),
+    Arg("report_text", lambda **kw: report_text(SPLIT, **kw), "top", "integer", (-1, r">= 0, got -1")),
+    Arg("report_html", lambda **kw: report_html(SPLIT, **kw), "top", "integer", (-1, r">= 0, got -1")),
+    Arg("report_html", lambda **kw: report_html(SPLIT, **kw), "thumbnail_size", "integer", (0, r">= 1, got 0")),
     Arg("eval_transform", lambda **kw: eval_transform(**{"image_size": 8, **kw}), "image_size", "integer", (0, ">= 1")),
     Arg("run_demo", lambda tmp, **kw: run_demo(tmp / "demo", **kw), "noise", "fraction", (1.0, r"in \[0, 1\), got 1")),
     Arg(

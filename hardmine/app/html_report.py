@@ -220,6 +220,7 @@ def report_text(
             "per class",
             per_class(table).to_string(**fmt),
         ]
+    top = validate.integer("top", top, min=0)
     if top and by in table.columns:
         rows = _rows_for_display(hardest(table, top, by=by), by)
         direction = "lowest" if harder_when(by) == "lower" else "highest"
@@ -337,6 +338,8 @@ def report_html(
             "<h2>Per class</h2>",
             per_class(table).to_html(**fmt),
         ]
+    top = validate.integer("top", top, min=0)
+    thumbnail_size = validate.integer("thumbnail_size", thumbnail_size, min=1)
     if top and by in table.columns:
         rows = hardest(table, top, by=by)
         direction = "lowest" if harder_when(by) == "lower" else "highest"
