@@ -8,17 +8,17 @@
 
 from __future__ import annotations
 
+from hardmine.analysis.counts import _positives as _positives  # re-exported: the out-of-core tables use them
+from hardmine.analysis.counts import _prf as _prf
+from hardmine.analysis.counts import _ratio as _ratio
+from hardmine.analysis.counts import _require as _require
 from hardmine.analysis.counts import (
-    _positives,
-    _prf,
-    _ratio,
-    _require,
     confusion,
     positive_prob,
     precision_recall_f1,
-    sweep_from_counts,
     threshold_sweep,
 )
+from hardmine.analysis.counts import sweep_from_counts as sweep_from_counts
 from hardmine.analysis.reports import classification_report, loss_quantiles, multilabel_report, regression_metrics
 from hardmine.analysis.summaries import SUMMARY_KINDS, Summary, summary, summary_kind
 
@@ -36,6 +36,3 @@ __all__ = [
     "summary_kind",
     "threshold_sweep",
 ]
-
-# Helpers that other modules (the out-of-core tables) import from here, as before the split.
-_SHARED = (_positives, _prf, _ratio, _require, sweep_from_counts)

@@ -34,7 +34,10 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from hardmine.analysis._figure import DPI, GROUP_COLORS, OKABE_ITO, REGION_COLORS, _figure_class, _short, _to_image
+from hardmine.analysis._figure import DPI, GROUP_COLORS, OKABE_ITO, REGION_COLORS
+from hardmine.analysis._figure import _figure_class as _figure_class  # re-exported: the interactive report uses them
+from hardmine.analysis._figure import _short as _short
+from hardmine.analysis._figure import _to_image as _to_image
 from hardmine.analysis.plot_samples import data_map, gallery
 from hardmine.analysis.plot_scores import (
     MAX_CELL_TEXT_CLASSES,
@@ -65,9 +68,6 @@ __all__ = [
     "pr_curve",
     "roc_curve",
 ]
-
-# Used by hardmine.analysis.plot_dense and the interactive report through this module, as before the split.
-_PLUMBING = (_figure_class, _short, _to_image)
 
 
 def confidence_histogram(table: Any, **kwargs: Any) -> Figure:
