@@ -844,7 +844,7 @@ def test_callable_returning_bad_indices_is_named():
 @pytest.mark.parametrize(
     ("by", "options", "column", "hard_when_higher"),
     [
-        ("mean_label_prob", {"threshold": None}, "confidence", False),  # split's default threshold 0.5
+        ("mean_label_prob", {"threshold": None}, "mean_label_prob", False),  # split's default threshold 0.5
         ("variability", {"threshold": None, "hard_fraction": 0.25}, "variability", True),
     ],
 )

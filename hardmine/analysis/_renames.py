@@ -47,12 +47,12 @@ def mean_label_prob_column(table: pd.DataFrame, where: str) -> str | None:
     """The column of ``table`` that holds the dynamics' mean label probability, or ``None`` when it has none.
 
     ``mean_label_prob`` (of :meth:`hardmine.Dynamics.summary`, or of a score table from :func:`hardmine.add_dynamics`);
-    else ``confidence`` of a dynamics summary written before 0.4.0 (one with ``variability`` and no ``pred``: a score
-    table's ``confidence`` is the final model's top probability), with a ``DeprecationWarning``.
+    else, as before 0.4.0, ``confidence`` next to ``variability`` (a dynamics summary written with the old name), with
+    a ``DeprecationWarning``.
     """
     if "mean_label_prob" in table.columns:
         return "mean_label_prob"
-    if "confidence" in table.columns and "variability" in table.columns and "pred" not in table.columns:
+    if "confidence" in table.columns and "variability" in table.columns:
         warnings.warn(
             f"{where}: the dynamics summary's `confidence` column is named `mean_label_prob` since hardmine 0.4.0; "
             "a table with the old name is read for one more release: rename the column (or record the dynamics "
