@@ -125,8 +125,7 @@ def check_table(table: pd.DataFrame, where: str, *, lines: bool = False) -> pd.D
         with np.errstate(invalid="ignore"):
             out = ~((values >= lo - _TOLERANCE) & (values <= hi + _TOLERANCE)) & ~pd.isna(values)
         if col in floats:
-            what = f"outside its range [{lo}, {hi}]"
-            _refuse_rows(out, where, lines, col, lambda i, v=values, w=what: f"holds {v[i].item()!r}, {w}")
+            _refuse_rows(out, where, lines, col, _holds(values, f"outside its range [{lo}, {hi}]"))
         if col == "index" and (values < 0).any():
             bad = values < 0
             i = int(np.flatnonzero(bad)[0])
@@ -154,6 +153,11 @@ def check_table(table: pd.DataFrame, where: str, *, lines: bool = False) -> pd.D
     if present:
         _check_split_consistency(table, where, lines)
     return restore_dtypes(table)
+
+
+def _holds(values: np.ndarray, rest: str) -> Callable[[int], str]:
+    """What a row's cell holds, for :func:`_refuse_rows`: ``holds <value>, <rest>``."""
+    return lambda i: f"holds {values[i].item()!r}, {rest}"
 
 
 def _refuse_rows(bad: np.ndarray, where: str, lines: bool, column: str, says: Callable[[int], str]) -> None:
