@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,12 +25,27 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
-from hardmine.core.data import _IndexedCollate, _IndexedDataset, rebuild_loader
+from hardmine.core.data import _check_map_style, _IndexedCollate, _IndexedDataset, dataset_ids, rebuild_loader
 from hardmine.core.distributed import get_world_size
 from hardmine.core.validate import fraction, integer
 from hardmine.feedback.sampling import HardSampler, SamplerMode
 
-__all__ = ["BatchFormat", "IndexDraw", "ShareBatchSampler", "ShareDraw", "table_masks"]
+if TYPE_CHECKING:
+    from hardmine.feedback.miner import HardMiner
+    from hardmine.feedback.miner_settings import MinerSettings
+
+__all__ = [
+    "BatchFormat",
+    "IndexDraw",
+    "MinerSampler",
+    "ShareBatchSampler",
+    "ShareDraw",
+    "check_length",
+    "check_loaders",
+    "check_score_loader",
+    "make_draw",
+    "table_masks",
+]
 
 
 class ShareBatchSampler(Sampler[list[int]]):
@@ -315,6 +330,24 @@ class ShareDraw:
         return repr(self.sampler)
 
 
+def make_draw(loader: DataLoader, settings: MinerSettings) -> IndexDraw | ShareDraw:
+    """The draw of a miner with ``settings`` over ``loader``: share batches when a share applies, else indices."""
+    s = settings
+    if s.shares.active:
+        shares = s.shares
+        return ShareDraw(
+            loader,
+            num_samples=s.num_samples,
+            positive_share=float(shares.positive_share or 0.0),
+            hard_share=float(shares.hard_share or 0.0),
+            seed=s.seed,
+            num_replicas=s.num_replicas,
+        )
+    return IndexDraw(
+        loader, num_samples=s.num_samples, mode=s.sampler_mode, seed=s.seed, num_replicas=s.num_replicas, rank=s.rank
+    )
+
+
 def _rebuild(loader: DataLoader, **sampling: Any) -> DataLoader:
     """The user's loader over the same dataset, drawing with ``sampling``, yielding ``(indices, batch)``."""
     dataset, collate = _IndexedDataset(loader.dataset), _IndexedCollate(loader.collate_fn)
@@ -348,3 +381,84 @@ class BatchFormat:
         if self.indices:
             return (idx, *batch) if isinstance(batch, (tuple, list)) else (idx, batch)
         return batch
+
+
+class MinerSampler(Sampler[int]):
+    """A :class:`HardMiner` seen as a sampler of dataset indices (see :meth:`HardMiner.as_sampler`).
+
+    Each pass runs the miner's epoch logic and yields that epoch's draw; :meth:`set_epoch` is the miner's.
+    """
+
+    def __init__(self, miner: HardMiner) -> None:
+        self.miner = miner
+
+    def __len__(self) -> int:
+        """Indices per epoch on this rank."""
+        return len(self.miner.sampler)
+
+    def set_epoch(self, epoch: int) -> None:
+        """See :meth:`HardMiner.set_epoch`."""
+        self.miner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        miner = self.miner
+        _loader, sampler, _w = miner._begin_pass()
+        if not isinstance(sampler, HardSampler):  # as_sampler() refuses batch shares
+            raise TypeError(f"MinerSampler needs a HardSampler, but the miner draws with {type(sampler).__name__}.")
+        drawn: list[int] = []
+        try:
+            for i in sampler:
+                drawn.append(i)
+                yield i
+            miner._pass_done = True
+        finally:
+            if drawn:
+                idx = torch.tensor(drawn, dtype=torch.int64)
+                miner.draws.index_add_(0, idx, torch.ones_like(idx))
+
+
+def check_score_loader(score_loader: Any, loader: DataLoader) -> None:
+    """Raise unless ``score_loader`` is a DataLoader over the same samples as ``loader`` (length, file paths)."""
+    if not isinstance(score_loader, DataLoader):
+        raise TypeError(
+            f"Expected argument `score_loader` to be a torch.utils.data.DataLoader or None, but got "
+            f"{type(score_loader).__name__}."
+        )
+    _check_map_style(score_loader, "HardMiner's score_loader")
+    n, m = len(loader.dataset), len(score_loader.dataset)  # type: ignore[arg-type]
+    if n != m:
+        raise ValueError(
+            f"Expected argument `score_loader` over the same {n} samples as `loader` (index i the same sample in "
+            f"both), but its dataset has {m}."
+        )
+    train_ids, score_ids = dataset_ids(loader.dataset), dataset_ids(score_loader.dataset)
+    if train_ids is not None and score_ids is not None and list(train_ids) != list(score_ids):
+        first = next(i for i, (a, b) in enumerate(zip(train_ids, score_ids, strict=True)) if a != b)
+        raise ValueError(
+            f"Expected argument `score_loader` to index the same samples as `loader`, but dataset index {first} is "
+            f"{score_ids[first]!r} there and {train_ids[first]!r} in `loader`."
+        )
+
+
+def check_loaders(loader: DataLoader, score_loader: DataLoader | None) -> int:
+    """Raise unless ``loader`` (and ``score_loader``) suit a miner; returns ``N``, the dataset's length."""
+    _check_map_style(loader, "HardMiner")
+    if loader.batch_size is None:
+        raise ValueError(
+            "Expected `loader` to be built with `batch_size=`, but it was built on a custom batch_sampler "
+            "(its batch_size is None); HardMiner replaces the sampling and keeps the batch size."
+        )
+    if score_loader is not None:
+        check_score_loader(score_loader, loader)
+    return len(loader.dataset)  # type: ignore[arg-type]
+
+
+def check_length(loader: DataLoader, num_samples: int) -> None:
+    """Raise when the loader's dataset lost or gained samples since the miner was built (its state is per sample)."""
+    n = len(loader.dataset)  # type: ignore[arg-type]
+    if n != num_samples:
+        raise ValueError(
+            f"Expected the dataset of `loader` to keep its {num_samples} samples, but it now has {n}: the miner's "
+            "weights, draw counts and observed scores are per sample. Build a new HardMiner on the changed "
+            "dataset (its epoch count and history start afresh; observe() or a scoring pass fills it)."
+        )

@@ -1,8 +1,7 @@
 """HardMiner: wrap a model and its DataLoader, re-score on a schedule, and yield batches that favour the hard samples.
 
-The miner only holds settings and state; the work is done by the pure parts below it: :func:`hardmine.score`
-(the inference pass), :func:`hardmine.split` (positive/negative, easy/hard), :func:`hardmine.weights`
-(per-sample weights) and :class:`hardmine.HardSampler` (the draw). It works with a plain training loop::
+The work is done by the pure parts below the miner: :func:`hardmine.score`, :func:`hardmine.split`,
+:func:`hardmine.weights` and :class:`hardmine.HardSampler`. It works with a plain training loop::
 
     miner = HardMiner(model, train_loader, threshold=0.7, hard_weight=4.0, rescore_every=2)
     for epoch in range(20):
@@ -12,42 +11,25 @@ The miner only holds settings and state; the work is done by the pure parts belo
 
 Each pass over the miner is one epoch. At its start the miner decides the phase of that epoch: ``"warmup"`` (the
 first ``warmup_epochs`` epochs, uniform), ``"mine"``, or ``"uniform"`` (from epoch ``uniform_after`` on); in a mining
-epoch it re-scores the dataset when the schedule says so, then sets the weights.
+epoch it re-scores the dataset when the schedule says so, then sets the weights: :func:`hardmine.weights` of the split
+table (by default every class gets the same total weight, and inside a class a hard sample weighs ``hard_weight /
+easy_weight`` times an easy one). How they are applied (``apply``): ``"sample"`` draws hard samples more often,
+``"loss"`` draws uniformly and weighs the loss, ``"sample+correct"`` draws hard samples more often and weighs the loss
+by ``1 / (N p_i)`` so that the gradient stays unbiased (see :mod:`hardmine.feedback.apply_modes`). One bias at a time:
+either the draw or the loss. In the two weighted modes a batch ``(x, y)`` comes as ``(x, y, w)`` (a dict batch gets a
+``"weight"`` key), ``w`` a float32 tensor ``(B,)`` for :func:`hardmine.weighted_loss`; uniform epochs carry weights
+of 1, so every batch keeps the same structure.
 
-How hardness is applied (``apply``):
+A sample the model keeps getting wrong is either genuinely hard or mislabelled, and drawing a mislabelled one more
+often teaches the wrong label: with a :class:`hardmine.Dynamics` your loop fills, the miner can mine by a dynamics
+column (``by="aum"``...), and ``exclude_label_issues`` keeps suspected label issues out of the up-weighting.
 
-- ``"sample"`` (default): hard samples are drawn more often; the loss is the user's own, unweighted.
-- ``"loss"``: samples are drawn uniformly (every sample once per epoch) and every batch carries per-sample loss
-  weights, ``hard_weight`` for hard samples and ``easy_weight`` for easy ones, scaled to a dataset mean of 1.
-- ``"sample+correct"``: hard samples are drawn more often *and* every batch carries importance weights
-  ``1 / (N p_i)`` (``p_i`` the probability of drawing sample ``i``), so that the weighted loss is an unbiased estimate
-  of the plain mean loss over the dataset: the hard samples are seen more often, the gradient is not biased towards
-  them.
-
-The weights are :func:`hardmine.weights` of the split table. By default (``balance="label"``) they first give every
-class the same share of the total weight, as a class-balanced sampler does, and then, inside each class, give a hard
-sample ``hard_weight / easy_weight`` (4) times an easy one's weight; ``balance=None`` leaves the classes' shares to the
-hardness alone.
-
-So one bias at a time: either the draw or the loss, never both. In the two weighted modes a batch ``(x, y)`` comes as
-``(x, y, w)`` (a dict batch gets a ``"weight"`` key), ``w`` a float32 tensor ``(B,)`` on the CPU; feed it to
-:func:`hardmine.weighted_loss`. Uniform epochs (warm-up, the return to uniform) carry weights of 1, so every
-batch keeps the same structure.
-
-Training dynamics and label issues: a sample the model keeps getting wrong is either genuinely hard or mislabelled,
-and drawing a mislabelled one more often teaches the wrong label. Pass a :class:`hardmine.Dynamics` that your
-loop fills (``indices=True`` yields each batch's dataset indices first) to mine by a dynamics column
-(``by="aum"``, ``"mean_label_prob"``, ``"variability"``, ``"correctness"``, ``"forgetting"``), and pass
-``exclude_label_issues`` to keep suspected label issues (area under the margin below 0, or confident learning on the
-scored probabilities, or your own set) out of the up-weighting: they get the easy weight, never more, and never zero.
-
-The miner is small: it owns the epoch loop, the re-scoring and its state, and composes its parts. Its settings are
-checked once into frozen objects (:mod:`hardmine.feedback.miner_settings`: the split rule, the weight rule, the
-schedule, the batch shares; ``miner.settings``), the ``apply`` modes are one strategy each
-(:mod:`hardmine.feedback.apply_modes`), the label-issue exclusion is a policy of its own
-(:mod:`hardmine.feedback.label_policy`), the history a small class (:mod:`hardmine.feedback.history`), and the draws and
-the batch format live beside the samplers (:mod:`hardmine.feedback.batching`). The settings are frozen: assigning
-``miner.apply = "loss"`` or ``miner.hard_weight = -3`` raises :class:`AttributeError`; build a new miner instead.
+The miner owns the epoch loop, the scoring call and its state, and is made of parts: frozen settings checked once
+(:mod:`~hardmine.feedback.miner_settings`, ``miner.settings``; assigning ``miner.apply = "loss"`` raises
+:class:`AttributeError`), one strategy per ``apply`` mode (:mod:`~hardmine.feedback.apply_modes`), the label-issue
+policy (:mod:`~hardmine.feedback.label_policy`), the re-scoring state and its history
+(:mod:`~hardmine.feedback.rescoring`, :mod:`~hardmine.feedback.history`), and the draws and batch format beside the
+samplers (:mod:`~hardmine.feedback.batching`).
 """
 
 from __future__ import annotations
@@ -59,13 +41,19 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from hardmine.analysis.dynamics import Dynamics
-from hardmine.core.data import _check_map_style, dataset_ids
 from hardmine.core.validate import integer
 from hardmine.feedback.apply_modes import APPLY_MODES, Apply, apply_mode, importance_weights
-from hardmine.feedback.batching import BatchFormat, IndexDraw, ShareBatchSampler, ShareDraw
+from hardmine.feedback.batching import (
+    BatchFormat,
+    MinerSampler,
+    ShareBatchSampler,
+    check_length,
+    check_loaders,
+    make_draw,
+)
 from hardmine.feedback.label_policy import EXCLUDE_METHODS, ExcludeArg, LabelIssuePolicy
 from hardmine.feedback.miner_settings import (
     BatchShares,
@@ -77,7 +65,7 @@ from hardmine.feedback.miner_settings import (
     WeightRule,
 )
 from hardmine.feedback.online import ObservedScores
-from hardmine.feedback.rescoring import Rescorer
+from hardmine.feedback.rescoring import Rescorer, check_state
 from hardmine.feedback.sampling import HardSampler, SamplerMode
 from hardmine.feedback.weighting import Balance
 from hardmine.scoring.engine import score
@@ -203,7 +191,9 @@ class HardMiner(SettingsView):
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
-        n = _check_model_and_loaders(model, loader, score_loader)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}.")
+        n = check_loaders(loader, score_loader)
         s = MinerSettings(
             num_samples=n if num_samples is None else num_samples,
             split=SplitRule(threshold=threshold, by=by, hard_fraction=hard_fraction, positive=positive),
@@ -226,32 +216,14 @@ class HardMiner(SettingsView):
             progress=progress,
             score_kwargs={} if score_kwargs is None else score_kwargs,
         )
-        _check_dynamics(dynamics, n, s.split)
+        s.split.check_dynamics(dynamics, n)
         policy = LabelIssuePolicy.from_argument(exclude_label_issues, dynamics=dynamics, num_samples=n)
         self._observed = ObservedScores(n, half_life=half_life)  # checks half_life
         if s.schedule.online:
             policy.check_online()
         self._settings, self._mode = s, apply_mode(s.apply)
         self._format = BatchFormat(with_weights=bool(s.with_weights), indices=s.indices)
-        self._draw: IndexDraw | ShareDraw
-        if s.shares.active:
-            self._draw = ShareDraw(
-                loader,
-                num_samples=s.num_samples,
-                positive_share=float(s.shares.positive_share or 0.0),
-                hard_share=float(s.shares.hard_share or 0.0),
-                seed=s.seed,
-                num_replicas=s.num_replicas,
-            )
-        else:
-            self._draw = IndexDraw(
-                loader,
-                num_samples=s.num_samples,
-                mode=s.sampler_mode,
-                seed=s.seed,
-                num_replicas=s.num_replicas,
-                rank=s.rank,
-            )
+        self._draw = make_draw(loader, s)
         self._rescorer = Rescorer(s, policy, dynamics, self._draw)
         self.model = model
         self._loader, self._dynamics, self._score_loader, self._n = loader, dynamics, score_loader, n
@@ -262,8 +234,6 @@ class HardMiner(SettingsView):
         self.draws = torch.zeros(n, dtype=torch.int64)
         self.score_calls = 0
         self._uniform_loss_weights = torch.ones(n, dtype=torch.float32)
-
-    # ------------------------------------------------------------------ schedule
 
     def phase_of(self, epoch: int) -> Phase:
         """The phase of epoch ``epoch``: ``"warmup"``, ``"mine"`` or ``"uniform"`` (see :class:`Schedule`).
@@ -280,8 +250,6 @@ class HardMiner(SettingsView):
     def rescore_due(self, epoch: int) -> bool:
         """Whether a mining epoch ``epoch`` starts with a scoring pass (always when nothing was scored yet)."""
         return self._settings.schedule.rescore_due(epoch, scored=self._rescorer.table is not None)
-
-    # ------------------------------------------------------------------ scoring and weights
 
     def rescore(self) -> pd.DataFrame | None:
         """Score and split the dataset now and set the weights of the next mining epochs; returns the table.
@@ -314,16 +282,9 @@ class HardMiner(SettingsView):
         and the label). Nothing waits for the device: the values are scattered into ``(N,)`` buffers on the
         device of ``outputs``.
 
-        At the start of every mining epoch the online miner builds its table from the latest observation of every
-        sample, aged by epochs and decayed toward the mean (``half_life``; see the online module); a sample
-        never observed gets the largest weight so it is drawn soon. The table's ``seen`` and ``age`` columns say
-        which scores are observed and how old they are, and it then goes through the same split, weights and
-        label-issue exclusion as a scored table (``by``, ``threshold``, ``balance``, ``momentum``, ``dynamics``).
-        With losses alone the labels are unknown: ``label_prob`` is ``exp(-loss)`` (the probability of the label
-        for cross-entropy), and ``balance="label"`` needs the targets (pass logits and targets, or
-        ``balance=None``). Under ``torchrun`` each rank records its own batches and the ranks' buffers are merged
-        at the start of every epoch (the latest observation of each sample wins), so every rank draws from the same
-        weights. Observations are kept in :meth:`state_dict`.
+        At the start of every mining epoch the online miner splits and weighs the latest observation of every sample,
+        aged and decayed toward the mean (``half_life``), as it would a scored table; a sample never observed gets
+        the largest weight (see :mod:`hardmine.feedback.rescoring`). Observations are kept in :meth:`state_dict`.
 
         Args:
             indices: int tensor ``(B,)``, the batch's dataset indices.
@@ -354,8 +315,6 @@ class HardMiner(SettingsView):
     def history(self) -> pd.DataFrame:
         """One row per scoring pass; the last row's draw counts run up to now."""
         return self._rescorer.history.frame(self._rescorer.table, self.draws)
-
-    # ------------------------------------------------------------------ iteration
 
     def __len__(self) -> int:
         """Batches per epoch on this rank (the same in every phase), as ``len(loader)`` would say."""
@@ -415,7 +374,7 @@ class HardMiner(SettingsView):
 
     def _begin_pass(self) -> tuple[DataLoader, HardSampler | ShareBatchSampler, Tensor]:
         """Start a pass: a new epoch (phase, scoring when due) or the epoch under way again; what to read from."""
-        self._check_length()
+        check_length(self._loader, self._n)
         if self._pending_epoch is not None:
             target = self._pending_epoch
         else:
@@ -469,8 +428,6 @@ class HardMiner(SettingsView):
             )
         return MinerSampler(self)
 
-    # ------------------------------------------------------------------ checkpoints
-
     def state_dict(self) -> dict[str, Any]:
         """The miner's state for a checkpoint: next epoch, draw counts, weights, table, history, observed scores.
 
@@ -492,17 +449,8 @@ class HardMiner(SettingsView):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`: the next pass is the epoch after the saved one, with the saved weights."""
-        missing = [
-            k for k in ("next_epoch", "draws", "loss_weights", "sampling_weights", "table", "history") if k not in state
-        ]
-        if missing:
-            raise ValueError(f"Expected argument `state` to come from HardMiner.state_dict(), but it lacks {missing}.")
-        self._check_length()
-        if state["draws"].shape != self.draws.shape:
-            raise ValueError(
-                f"Expected a state for the loader's {self._n} samples, but it holds {state['draws'].shape[0]}; "
-                "a miner resumes on the dataset it was saved with."
-            )
+        check_length(self._loader, self._n)
+        check_state(state, self._n)
         self._next_epoch = int(state["next_epoch"])
         self.epoch = self._next_epoch - 1
         self.draws = state["draws"].clone()
@@ -510,18 +458,6 @@ class HardMiner(SettingsView):
         if state.get("observed") is not None:
             self._observed.load_state_dict(state["observed"])
         self._rescorer.load_state_dict(state)
-
-    def _check_length(self) -> None:
-        """Raise when the dataset's length changed since the miner was built (its weights and counts are per sample)."""
-        n = len(self._loader.dataset)  # type: ignore[arg-type]
-        if n != self._n:
-            raise ValueError(
-                f"Expected the dataset of `loader` to keep its {self._n} samples, but it now has {n}: the miner's "
-                "weights, draw counts and observed scores are per sample. Build a new HardMiner on the changed "
-                "dataset (its epoch count and history start afresh; observe() or a scoring pass fills it)."
-            )
-
-    # ------------------------------------------------------------------ repr
 
     def __repr__(self) -> str:
         """Where the miner stands: phase and epoch, the last re-score, the next one, the sampler and the device.
@@ -557,94 +493,4 @@ class HardMiner(SettingsView):
             f"  sampler={self._draw.describe()},\n"
             f"  device={device},\n"
             ")"
-        )
-
-
-class MinerSampler(Sampler[int]):
-    """A :class:`HardMiner` seen as a sampler of dataset indices (see :meth:`HardMiner.as_sampler`).
-
-    Each pass runs the miner's epoch logic and yields that epoch's draw; :meth:`set_epoch` is the miner's.
-    """
-
-    def __init__(self, miner: HardMiner) -> None:
-        self.miner = miner
-
-    def __len__(self) -> int:
-        """Indices per epoch on this rank."""
-        return len(self.miner.sampler)
-
-    def set_epoch(self, epoch: int) -> None:
-        """See :meth:`HardMiner.set_epoch`."""
-        self.miner.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[int]:
-        miner = self.miner
-        _loader, sampler, _w = miner._begin_pass()
-        if not isinstance(sampler, HardSampler):  # as_sampler() refuses batch shares
-            raise TypeError(f"MinerSampler needs a HardSampler, but the miner draws with {type(sampler).__name__}.")
-        drawn: list[int] = []
-        try:
-            for i in sampler:
-                drawn.append(i)
-                yield i
-            miner._pass_done = True
-        finally:
-            if drawn:
-                idx = torch.tensor(drawn, dtype=torch.int64)
-                miner.draws.index_add_(0, idx, torch.ones_like(idx))
-
-
-def _check_score_loader(score_loader: Any, loader: DataLoader) -> None:
-    """Raise unless ``score_loader`` is a DataLoader over the same samples as ``loader`` (length, file paths)."""
-    if not isinstance(score_loader, DataLoader):
-        raise TypeError(
-            f"Expected argument `score_loader` to be a torch.utils.data.DataLoader or None, but got "
-            f"{type(score_loader).__name__}."
-        )
-    _check_map_style(score_loader, "HardMiner's score_loader")
-    n, m = len(loader.dataset), len(score_loader.dataset)  # type: ignore[arg-type]
-    if n != m:
-        raise ValueError(
-            f"Expected argument `score_loader` over the same {n} samples as `loader` (index i the same sample in "
-            f"both), but its dataset has {m}."
-        )
-    train_ids, score_ids = dataset_ids(loader.dataset), dataset_ids(score_loader.dataset)
-    if train_ids is not None and score_ids is not None and list(train_ids) != list(score_ids):
-        first = next(i for i, (a, b) in enumerate(zip(train_ids, score_ids, strict=True)) if a != b)
-        raise ValueError(
-            f"Expected argument `score_loader` to index the same samples as `loader`, but dataset index {first} is "
-            f"{score_ids[first]!r} there and {train_ids[first]!r} in `loader`."
-        )
-
-
-def _check_model_and_loaders(model: Any, loader: DataLoader, score_loader: DataLoader | None) -> int:
-    """Raise unless ``model`` is a module and the loaders suit a miner; returns ``N``, the dataset's length."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}.")
-    _check_map_style(loader, "HardMiner")
-    if loader.batch_size is None:
-        raise ValueError(
-            "Expected `loader` to be built with `batch_size=`, but it was built on a custom batch_sampler "
-            "(its batch_size is None); HardMiner replaces the sampling and keeps the batch size."
-        )
-    if score_loader is not None:
-        _check_score_loader(score_loader, loader)
-    return len(loader.dataset)  # type: ignore[arg-type]
-
-
-def _check_dynamics(dynamics: Any, n: int, rule: SplitRule) -> None:
-    """Raise unless ``dynamics`` is a :class:`hardmine.Dynamics` over the ``n`` samples (or ``None`` when allowed)."""
-    if dynamics is not None and not isinstance(dynamics, Dynamics):
-        raise TypeError(
-            f"Expected argument `dynamics` to be a hardmine Dynamics or None, but got {type(dynamics).__name__}."
-        )
-    if dynamics is not None and dynamics.num_samples != n:
-        raise ValueError(
-            f"Expected argument `dynamics` over the loader's {n} samples, but it has num_samples="
-            f"{dynamics.num_samples}."
-        )
-    if rule.dynamic and dynamics is None:
-        raise ValueError(
-            f"Expected argument `dynamics` (a Dynamics your loop fills) with by={rule.by!r}, a training-"
-            "dynamics column, but got None."
         )

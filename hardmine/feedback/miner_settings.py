@@ -29,7 +29,7 @@ from typing import Any, Literal, get_args
 import pandas as pd
 from torch import Tensor
 
-from hardmine.analysis.dynamics import HARDNESS_COLUMNS
+from hardmine.analysis.dynamics import HARDNESS_COLUMNS, Dynamics
 from hardmine.core.columns import default_threshold
 from hardmine.core.validate import boolean, choice, fraction, integer, number, optional
 from hardmine.feedback.apply_modes import APPLY_MODES, apply_mode
@@ -103,6 +103,23 @@ class SplitRule:
     def dynamic(self) -> bool:
         """Whether ``by`` is a training-dynamics column (the miner then needs ``dynamics``)."""
         return self.by in HARDNESS_COLUMNS
+
+    def check_dynamics(self, dynamics: Any, num_samples: int) -> None:
+        """Raise unless ``dynamics`` is a :class:`hardmine.Dynamics` over ``num_samples`` samples, or allowed None."""
+        if dynamics is not None and not isinstance(dynamics, Dynamics):
+            raise TypeError(
+                f"Expected argument `dynamics` to be a hardmine Dynamics or None, but got {type(dynamics).__name__}."
+            )
+        if dynamics is not None and dynamics.num_samples != num_samples:
+            raise ValueError(
+                f"Expected argument `dynamics` over the loader's {num_samples} samples, but it has num_samples="
+                f"{dynamics.num_samples}."
+            )
+        if self.dynamic and dynamics is None:
+            raise ValueError(
+                f"Expected argument `dynamics` (a Dynamics your loop fills) with by={self.by!r}, a training-"
+                "dynamics column, but got None."
+            )
 
     def column(self, summary: pd.DataFrame | None) -> tuple[str | None, Any]:
         """``(by, threshold)`` for one scoring, given the dynamics summary (``None`` before its first epoch).

@@ -11,6 +11,16 @@ miner's settings:
 
 The miner runs the model (its one scoring call) and hands the table over; online mining hands the
 :class:`hardmine.ObservedScores` instead, and only the observed samples are split and weighed.
+
+Online mining (``rescore_every=None``): at the start of every mining epoch the table is built from the latest
+observation of every sample, aged by epochs and decayed toward the mean (``half_life``; see
+:mod:`hardmine.feedback.online`); a sample never observed gets the largest weight so it is drawn soon. The table's
+``seen`` and ``age`` columns say which scores are observed and how old they are, and it then goes through the same
+split, weights and label-issue exclusion as a scored table (``by``, ``threshold``, ``balance``, ``momentum``,
+``dynamics``). With losses alone the labels are unknown: ``label_prob`` is ``exp(-loss)`` (the probability of the
+label for cross-entropy), and ``balance="label"`` needs the targets (pass logits and targets, or ``balance=None``).
+Under ``torchrun`` each rank records its own batches and the ranks' buffers are merged at the start of every epoch
+(the latest observation of each sample wins), so every rank draws from the same weights.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from hardmine.feedback.online import ObservedScores
 from hardmine.feedback.weighting import HardSetCollapseWarning
 from hardmine.feedback.weighting import weights as sample_weights
 
-__all__ = ["Rescorer"]
+__all__ = ["Rescorer", "check_state"]
 
 
 class Rescorer:
@@ -217,6 +227,20 @@ class Rescorer:
         self.collapse_warned = bool(state.get("collapse_warned", False))
         hard, positive = table_masks(self.table) if self.table is not None else (None, None)
         self.draw.update(state["sampling_weights"], hard=hard, positive=positive)
+
+
+def check_state(state: Mapping[str, Any], num_samples: int) -> None:
+    """Raise unless ``state`` is a :meth:`hardmine.HardMiner.state_dict` for ``num_samples`` samples."""
+    missing = [
+        k for k in ("next_epoch", "draws", "loss_weights", "sampling_weights", "table", "history") if k not in state
+    ]
+    if missing:
+        raise ValueError(f"Expected argument `state` to come from HardMiner.state_dict(), but it lacks {missing}.")
+    if state["draws"].shape != (num_samples,):
+        raise ValueError(
+            f"Expected a state for the loader's {num_samples} samples, but it holds {state['draws'].shape[0]}; "
+            "a miner resumes on the dataset it was saved with."
+        )
 
 
 def _observed_rows(observed: ObservedScores, epoch: int, balance: str | None) -> tuple[pd.DataFrame, np.ndarray] | None:
