@@ -29,7 +29,8 @@ MOVED = {
     for module, names in [
         ("hardmine.scoring.measures", "HARDER_WHEN MEASURES"),
         ("hardmine.core.data", "IndexedLoader"),
-        ("hardmine.feedback.miner", "ShareBatchSampler importance_weights"),
+        ("hardmine.feedback.batching", "ShareBatchSampler"),
+        ("hardmine.feedback.apply_modes", "importance_weights"),
         ("hardmine.analysis.labels", "confident_thresholds label_quality"),
         ("hardmine.analysis.dynamics", "dynamics_regions"),
     ]
