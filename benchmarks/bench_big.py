@@ -412,6 +412,18 @@ def _gb(b: float) -> str:
     return f"{b / 1e9:.2f}"
 
 
+def _step_rows(rows: list[dict[str, Any]], part: str, keys: tuple[str, ...]) -> list[str]:
+    """Markdown rows of a part's runs: N, the ``keys`` columns, size on disk, seconds per step, CPU, peak RSS."""
+    lines = []
+    for r in (r for r in rows if r["part"] == part):
+        steps = ", ".join(f"{k} {v:.1f}" for k, v in r["seconds"].items())
+        named = " | ".join(str(r[k]) for k in keys)
+        lines.append(
+            f"| {r['n']:,} | {named} | {_gb(r['dataset_bytes'])} | {steps} | {_cpu(r)} | {_gb(r['peak_rss_bytes'])} |"
+        )
+    return lines
+
+
 def _markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "## Out-of-core table: split + summary + hard-row export",
@@ -419,12 +431,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "| N | engine | dataset on disk (GB) | wall seconds per step | process CPU seconds | peak RSS (GB) |",
         "|---|---|---|---|---|---|",
     ]
-    for r in (r for r in rows if r["part"] == "table"):
-        steps = ", ".join(f"{k} {v:.1f}" for k, v in r["seconds"].items())
-        lines.append(
-            f"| {r['n']:,} | {r['engine']} | {_gb(r['dataset_bytes'])} | {steps} | {_cpu(r)} | "
-            f"{_gb(r['peak_rss_bytes'])} |"
-        )
+    lines += _step_rows(rows, "table", ("engine",))
     lines += [
         "",
         "Peak RSS is measured after split + summary + export; for duckdb the hard_fraction split and the sweep run "
@@ -438,12 +445,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "| N | table | summary | dataset on disk (GB) | wall seconds per step | process CPU seconds | peak RSS (GB) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in (r for r in rows if r["part"] == "task"):
-        steps = ", ".join(f"{k} {v:.1f}" for k, v in r["seconds"].items())
-        lines.append(
-            f"| {r['n']:,} | {r['task']} | {r['kind']} | {_gb(r['dataset_bytes'])} | {steps} | {_cpu(r)} | "
-            f"{_gb(r['peak_rss_bytes'])} |"
-        )
+    lines += _step_rows(rows, "task", ("task", "kind"))
     lines += [
         "",
         "## ShardedSampler: one epoch (N draws over all ranks) per rank",

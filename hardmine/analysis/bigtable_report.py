@@ -22,6 +22,7 @@ from hardmine.analysis.metrics import (
     _class_names,
     _mean_columns,
     _prf,
+    _ratio,
     summary_kind,
     sweep_from_counts,
 )
@@ -183,16 +184,15 @@ def classification_report(
     )
     n = int(support.sum())
     present = support > 0
-    ratio = lambda a, b: float(a) / float(b) if b else 0.0  # noqa: E731
     averages = {
-        "accuracy": ratio(tp.sum(), n),
+        "accuracy": _ratio(tp.sum(), n),
         "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
         "macro_precision": float(precision.mean()) if k else 0.0,
         "macro_recall": float(recall.mean()) if k else 0.0,
         "macro_f1": float(f1.mean()) if k else 0.0,
-        "weighted_precision": ratio(float((precision * support).sum()), n),
-        "weighted_recall": ratio(float((recall * support).sum()), n),
-        "weighted_f1": ratio(float((f1 * support).sum()), n),
+        "weighted_precision": _ratio(float((precision * support).sum()), n),
+        "weighted_recall": _ratio(float((recall * support).sum()), n),
+        "weighted_f1": _ratio(float((f1 * support).sum()), n),
     }
     return per, conf, averages
 
