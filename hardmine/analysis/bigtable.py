@@ -434,6 +434,8 @@ class ScoreDataset:
                 self._con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, KV_METADATA {{hardmine: '{meta}'}})")
         return dest
 
-    #: Per-sample sampling weights as :func:`hardmine.weights` computes them, written out of core: the method is
-    #: :func:`hardmine.analysis.bigtable_weights.write_weights` (arguments and passes there).
     weights = bigtable_weights.write_weights
+    """``ds.weights(out, *, hard, easy, by, mode, gamma, temperature, floor, max_ratio, hard_when, balance, column)``:
+    per-sample sampling weights as :func:`hardmine.weights` computes them (``balance="auto"`` too), written out of
+    core to a ``.npy`` memmap or a Parquet column. The method is
+    :func:`hardmine.analysis.bigtable_weights.write_weights`: its arguments, passes and example are there."""

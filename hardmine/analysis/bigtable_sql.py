@@ -24,12 +24,14 @@ from hardmine.core import validate
 __all__ = [
     "FETCH_ROWS",
     "SETTINGS_KEY",
+    "as_double",
     "connect",
     "duckdb_module",
     "file_settings",
     "files_of",
     "literal",
     "quote",
+    "string",
     "where_only",
 ]
 
