@@ -382,7 +382,29 @@ def test_every_task_equals_in_memory(tmp_path: Path, task: str) -> None:
             ds.split(hard_fraction=0.1, positive=1)
         with pytest.raises(ValueError, match="balance='label'"):
             ds.weights(tmp_path / "w.npy", by="loss" if "loss" in table else "confidence", balance="label")
-    assert ds.loss_quantiles() == pytest.approx(loss_quantiles(table), rel=1e-12)
+    _assert_quantiles_equal(ds.loss_quantiles(), loss_quantiles(table))
+
+
+def _assert_quantiles_equal(got: dict, expected: dict) -> None:
+    """Quantiles and maximum exactly (the same order statistics, numpy's interpolation); the mean to float error."""
+    assert got.keys() == expected.keys()
+    assert {k: v for k, v in got.items() if k != "loss_mean"} == {k: v for k, v in expected.items() if k != "loss_mean"}
+    if expected:
+        assert got["loss_mean"] == pytest.approx(expected["loss_mean"], rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1001])
+def test_loss_quantiles_are_exact(tmp_path: Path, n: int) -> None:
+    rng = np.random.default_rng(n)
+    loss = rng.exponential(size=n).astype(np.float32)
+    loss[: n // 3] = loss[0]  # ties
+    table = pd.DataFrame({"index": np.arange(n), "loss": loss})
+    ds = open_scores(_write(table, tmp_path / "s", parts=min(n, 3)), threads=1, memory_limit="50MB")
+    _assert_quantiles_equal(ds.loss_quantiles(), loss_quantiles(table))
+    values = np.sort(loss.astype(np.float64))  # by hand: linear interpolation between order statistics
+    v = 0.9 * (n - 1)
+    low, high = values[int(v)], values[min(int(v) + 1, n - 1)]
+    assert ds.loss_quantiles()["loss_q90"] == pytest.approx(low + (high - low) * (v - int(v)), rel=1e-12)
 
 
 def test_regression_metrics_and_default_threshold(tmp_path: Path) -> None:

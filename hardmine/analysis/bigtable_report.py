@@ -293,24 +293,38 @@ def regression_metrics(ds: ScoreDataset) -> dict[str, float]:
 def loss_quantiles(ds: ScoreDataset) -> dict[str, float]:
     """:func:`hardmine.loss_quantiles` out of core: mean, 0.5/0.9/0.99 quantiles and maximum of ``loss``.
 
-    The quantiles interpolate linearly between the order statistics, as ``np.quantile``; empty without a ``loss``
-    column or rows.
+    One aggregate pass and one out-of-core sort of ``loss`` (DuckDB spills it past ``memory_limit``; its own
+    ``quantile_cont`` would hold the whole column in memory instead). Each quantile is ``np.quantile`` of its two
+    neighbouring order statistics at the fraction numpy's linear interpolation gives it, so it equals ``np.quantile``
+    of the whole column. Empty without a ``loss`` column or rows.
     """
     if "loss" not in ds.columns:
         return {}
     loss = as_double("loss")
-    n, mean, qs, top = ds._one(
-        f"SELECT count(*), avg({loss}), quantile_cont({loss}, [0.5, 0.9, 0.99]), max({loss}) FROM {ds._source}"
-    )
+    n, mean, top = ds._one(f"SELECT count(*), avg({loss}), max({loss}) FROM {ds._source}")
     if not n:
         return {}
-    return {
-        "loss_mean": float(mean),
-        "loss_q50": float(qs[0]),
-        "loss_q90": float(qs[1]),
-        "loss_q99": float(qs[2]),
-        "loss_max": float(top),
-    }
+    out = {"loss_mean": float(mean)}
+    spots = {q: (n - 1) * q for q in (0.5, 0.9, 0.99)}  # numpy's virtual index, method="linear"
+    values = _order_statistics(ds, loss, {p for v in spots.values() for p in (int(v), min(int(v) + 1, n - 1))})
+    for q, v in spots.items():
+        low = int(v)
+        pair = np.array([values[low], values[min(low + 1, n - 1)]])
+        out[f"loss_q{round(q * 100)}"] = float(np.quantile(pair, v - low))
+    out["loss_max"] = float(top)
+    return out
+
+
+def _order_statistics(ds: ScoreDataset, column: str, positions: set[int]) -> dict[int, float]:
+    """The values at 0-based ``positions`` of ``column`` (a SQL expression) in ascending order, in one sorted pass."""
+    wanted, found, seen = sorted(positions), {}, 0
+    for batch in ds._con.sql(f"SELECT {column} FROM {ds._source} ORDER BY 1").to_arrow_reader(FETCH_ROWS):
+        values = batch.column(0).to_numpy()
+        found.update({p: float(values[p - seen]) for p in wanted if seen <= p < seen + len(values)})
+        seen += len(values)
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 def precision_recall_f1(ds: ScoreDataset, *, positive: int | Iterable[int] | None = None) -> dict[str, float | int]:
