@@ -187,12 +187,11 @@ def classification_report(
     averages = {
         "accuracy": _ratio(tp.sum(), n),
         "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-        "macro_precision": float(precision.mean()) if k else 0.0,
-        "macro_recall": float(recall.mean()) if k else 0.0,
-        "macro_f1": float(f1.mean()) if k else 0.0,
-        "weighted_precision": _ratio(float((precision * support).sum()), n),
-        "weighted_recall": _ratio(float((recall * support).sum()), n),
-        "weighted_f1": _ratio(float((f1 * support).sum()), n),
+        **{f"macro_{m}": float(per[m].to_numpy().mean()) if k else 0.0 for m in ("precision", "recall", "f1")},
+        **{
+            f"weighted_{m}": _ratio(float((per[m].to_numpy() * support).sum()), n)
+            for m in ("precision", "recall", "f1")
+        },
     }
     return per, conf, averages
 
