@@ -482,3 +482,17 @@ def test_balanced_weights_zero_class(tmp_path: Path) -> None:
         ds.weights(tmp_path / "w.npy", by="loss", balance="class")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="`gamma`"):
         ds.weights(tmp_path / "w.npy", by="loss", gamma="2")  # type: ignore[arg-type]
+
+
+def test_an_exported_split_reopens_and_splits_again(binary: tuple[pd.DataFrame, ScoreDataset], tmp_path: Path) -> None:
+    """An export carries its split columns and settings; splitting it again recomputes them, as hm.split does."""
+    table, ds = binary
+    (tmp_path / "all").mkdir()
+    ds.split(threshold=0.5).export(tmp_path / "all" / "scores.parquet", only=None)
+    again = open_scores(tmp_path / "all", threads=1)
+    assert again.settings["positive"] == [1] and "group" in again.columns
+    expected = hm.split(hm.split(table, threshold=0.5), hard_fraction=0.2)
+    got = again.split(hard_fraction=0.2).to_pandas()
+    assert sorted(got.columns) == sorted(expected.columns)  # (in memory a re-split keeps `group` where it was)
+    assert got.columns.tolist()[-3:] == ["polarity", "difficulty", "group"]
+    assert _groups(got) == _groups(expected)
