@@ -51,7 +51,7 @@ from hardmine.analysis.bigtable_sql import (
     quote,
     where_only,
 )
-from hardmine.analysis.bigtable_sql import file_settings as _file_settings
+from hardmine.analysis.bigtable_sql import file_settings as _file_settings  # hm.score_to_parquet imports it here
 from hardmine.analysis.metrics import Summary
 from hardmine.analysis.splitting import default_by, fixed_threshold, positive_classes
 from hardmine.core import validate
@@ -61,8 +61,6 @@ from hardmine.core.columns import DIFFICULTIES, GROUPS, SPLIT_COLUMNS, harder_wh
 __all__ = ["ScoreDataset", "open_scores"]
 
 PathLike = str | os.PathLike[str]
-# `_file_settings` stays importable from here (hm.score_to_parquet reads a chunk's settings with it).
-_ = _file_settings
 
 
 def open_scores(
@@ -244,8 +242,9 @@ class ScoreDataset:
 
         Args:
             threshold: a float, ``"per_class"``, or ``None`` for the default of ``by``.
-            by: the score column that decides difficulty; default: the task's (:data:`hardmine.DEFAULT_BY`:
-                ``label_prob`` for classification, ``loss`` for regression, ``confidence`` for unlabeled ...).
+            by: the score column that decides difficulty; default: the task's
+                (:data:`hardmine.analysis.splitting.DEFAULT_BY`: ``label_prob`` for classification, ``loss`` for
+                regression, ``confidence`` for unlabeled ...).
             hard_fraction: the fraction of rows to call hard, in ``[0, 1]``.
             positive: the class (or classes) of interest; defaults to 1 for binary labels.
             hard_when: ``"lower"`` or ``"higher"``, when the default direction of ``by`` is not right.
