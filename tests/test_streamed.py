@@ -116,3 +116,23 @@ def test_two_ranks_write_the_one_process_table_each_sample_once(tmp_path: Path) 
     ds = hm.open_scores(out)
     assert len(ds.files) == 5
     pd.testing.assert_frame_equal(_frame(ds), _expected(make_model(3), make_dataset(29, 3)), rtol=1e-5, atol=1e-6)
+
+
+def test_score_out_streams_the_same_table_as_score_to_parquet_and_in_memory(tmp_path: Path) -> None:
+    model, data = make_model(4), make_dataset(23, 4)
+    loader = DataLoader(data, batch_size=7, shuffle=True)
+    handle = hm.score(model, loader, out=tmp_path / "a", progress=False, keep_probs=True)
+    assert isinstance(handle, hm.ScoreDataset) and [f.name for f in handle.files] == ["part-000000.parquet"]
+    direct = score_to_parquet(model, loader, tmp_path / "b", progress=False, keep_probs=True)
+    pd.testing.assert_frame_equal(_frame(handle), _frame(direct))
+    pd.testing.assert_frame_equal(_frame(handle), _expected(model, data, keep_probs=True), rtol=1e-5, atol=1e-6)
+    assert handle.settings["num_classes"] == 4 and "prob_3" in handle.columns
+
+
+def test_score_out_checks_its_options_before_writing(tmp_path: Path) -> None:
+    model, data = make_model(3), make_dataset(6, 3)
+    with pytest.raises(TypeError, match=r"`batch_size` must be an integer, got bool True"):
+        hm.score(model, DataLoader(data), out=tmp_path / "s", batch_size=True)
+    with pytest.raises(TypeError, match=r"`chunk_size` must be an integer, got bool True"):
+        score_to_parquet(model, DataLoader(data), tmp_path / "s", chunk_size=True)
+    assert not (tmp_path / "s").exists()
