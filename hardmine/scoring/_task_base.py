@@ -128,6 +128,12 @@ class _WithLoss:
 
     _where = "a batch"
 
+    def _required(self, targets: Tensor | None, what: str) -> Tensor:
+        """``targets``, which this task needs (its ``check`` refuses a batch without them, naming the batch)."""
+        if targets is None:
+            raise ValueError(f"Expected {what} targets, but got none.")
+        return targets
+
 
 def _whole_numbers(t: Tensor) -> bool:
     return bool((t == t.round()).all())

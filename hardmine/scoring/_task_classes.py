@@ -63,13 +63,7 @@ class ClassificationTask(_WithLoss):
                 "(rows summing to 1): task='soft'."
             )
         _same_batch(outputs, t, where)
-        c = num_classes_of(outputs)
-        if self.num_classes >= 0 and c != self.num_classes:
-            raise ValueError(
-                f"The model returned logits for {c} classes in {where}, but for {self.num_classes} classes in the "
-                "batches before."
-            )
-        self.num_classes = c
+        self.num_classes = _same_classes(outputs, self.num_classes, where)
         self._where = where
 
     def _logits(self, outputs: Tensor) -> Tensor:
@@ -144,8 +138,7 @@ class SoftLabelTask(ClassificationTask):
 
     def measures(self, outputs: Tensor, targets: Tensor | None) -> dict[str, Tensor]:
         """Per-sample results of one batch (see :class:`Task`)."""
-        if targets is None:
-            raise ValueError("Expected soft-label targets, but got none.")
+        targets = self._required(targets, "soft-label")
         z = self._logits(outputs)
         t = targets.to(z.dtype)
         label = t.argmax(dim=1)
@@ -186,16 +179,12 @@ class MultiLabelTask(_WithLoss):
         """Shapes and dtypes of one batch (see :class:`Task`)."""
         _check_logits(outputs, where)
         if outputs.ndim != 2 or targets is None or tuple(targets.shape) != tuple(outputs.shape):
-            raise ValueError(
-                f"Expected multi-label outputs and targets of the same shape (B, C), but got outputs "
-                f"{tuple(outputs.shape)} and targets {None if targets is None else tuple(targets.shape)} in {where}."
-            )
+            raise _mismatch("multi-label outputs and targets of the same shape (B, C)", outputs, targets, where)
         self._where = where
 
     def measures(self, outputs: Tensor, targets: Tensor | None) -> dict[str, Tensor]:
         """Per-sample results of one batch (see :class:`Task`)."""
-        if targets is None:
-            raise ValueError("Expected multi-label targets, but got none.")
+        targets = self._required(targets, "multi-label")
         z = outputs_to_logits(outputs, per_label=True) if self.outputs == "probs" else outputs
         z = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
         t = targets.to(z.dtype)
@@ -262,16 +251,12 @@ class RegressionTask(_WithLoss):
             raise ValueError(f"Expected regression targets, but the batch holds inputs only in {where}.")
         _same_batch(outputs, targets, where)
         if outputs.numel() != targets.numel():
-            raise ValueError(
-                f"Expected regression targets with as many values per sample as the outputs, but got outputs "
-                f"{tuple(outputs.shape)} and targets {tuple(targets.shape)} in {where}."
-            )
+            raise _mismatch("regression targets with as many values per sample as the outputs", outputs, targets, where)
         self._where = where
 
     def measures(self, outputs: Tensor, targets: Tensor | None) -> dict[str, Tensor]:
         """Per-sample results of one batch (see :class:`Task`)."""
-        if targets is None:
-            raise ValueError("Expected regression targets, but got none.")
+        targets = self._required(targets, "regression")
         b = outputs.shape[0]
         pred = outputs.reshape(b, -1)
         pred = pred.float() if pred.dtype in (torch.float16, torch.bfloat16) else pred
@@ -317,13 +302,7 @@ class UnlabeledTask:
     def check(self, outputs: Tensor, targets: Tensor | None, where: str) -> None:
         """Shapes and dtypes of one batch (see :class:`Task`)."""
         _check_logits(outputs, where)
-        c = num_classes_of(outputs)
-        if self.num_classes >= 0 and c != self.num_classes:
-            raise ValueError(
-                f"The model returned logits for {c} classes in {where}, but for {self.num_classes} classes in the "
-                "batches before."
-            )
-        self.num_classes = c
+        self.num_classes = _same_classes(outputs, self.num_classes, where)
 
     def measures(self, outputs: Tensor, targets: Tensor | None) -> dict[str, Tensor]:
         """Per-sample results of one batch (see :class:`Task`)."""
@@ -388,3 +367,19 @@ class LossTask(_WithLoss):
     def columns(self, results: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The table columns, in order (see :class:`Task`)."""
         return {"loss": results["loss"].astype(np.float32, copy=False)}
+
+
+def _mismatch(expected: str, outputs: Tensor, targets: Tensor | None, where: str) -> ValueError:
+    """The error for outputs and targets whose shapes do not fit each other."""
+    shape = None if targets is None else tuple(targets.shape)
+    return ValueError(f"Expected {expected}, but got outputs {tuple(outputs.shape)} and targets {shape} in {where}.")
+
+
+def _same_classes(outputs: Tensor, before: int, where: str) -> int:
+    """``C`` of the class ``outputs``, which must equal ``before`` (the batches before; -1: none yet)."""
+    c = num_classes_of(outputs)
+    if before >= 0 and c != before:
+        raise ValueError(
+            f"The model returned logits for {c} classes in {where}, but for {before} classes in the batches before."
+        )
+    return c
