@@ -167,11 +167,11 @@ def score(
             (:class:`hardmine.ProbabilityOutputWarning`) when they look like probabilities.
         classes: class names (``classes[c]`` names class ``c``), recorded in ``table.attrs["hardmine"]["classes"]``
             for :func:`hardmine.summary`; defaults to the dataset's ``classes`` (an ImageFolder's folder names).
+        options: every keyword above but ``ids`` and ``classes`` in one checked
+            :class:`~hardmine.scoring.options.ScoreOptions` (then leave those keywords at their defaults).
         out: a folder: stream the table to a Parquet dataset there instead of returning it in memory, chunk by
             chunk, resumably (:func:`hardmine.score_to_parquet` with its default ``chunk_size``; call that for
             another one), and return it opened as a :class:`hardmine.ScoreDataset`.
-        options: every keyword above but ``ids``, ``classes`` and ``out`` in one checked
-            :class:`~hardmine.scoring.options.ScoreOptions` (then leave those keywords at their defaults).
 
     Returns:
         A DataFrame with one row per dataset sample, in index order, starting with ``index`` (int64) and ``id``
