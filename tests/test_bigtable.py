@@ -175,9 +175,12 @@ def test_export_and_to_pandas_need_a_split(binary: tuple[pd.DataFrame, ScoreData
     "kwargs",
     [
         {},
-        {"hard": 8.0, "easy": 0.5},
-        {"hard": {"positive": 5.0, "negative": 2.0}},
-        {"hard": {"hard_positive": 3.0, "hard_negative": 6.0}, "easy": {"easy_positive": 1.0, "easy_negative": 2.0}},
+        {"hard_weight": 8.0, "easy_weight": 0.5},
+        {"hard_weight": {"positive": 5.0, "negative": 2.0}},
+        {
+            "hard_weight": {"hard_positive": 3.0, "hard_negative": 6.0},
+            "easy_weight": {"easy_positive": 1.0, "easy_negative": 2.0},
+        },
         {"by": "label_prob", "gamma": 2.0},
         {"by": "margin"},
         {"by": "loss", "mode": "softmax", "temperature": 0.5},
@@ -191,7 +194,7 @@ def test_weights_equal_in_memory(tmp_path: Path, kwargs: dict) -> None:
     shuffled = table.sample(frac=1.0, random_state=0).reset_index(drop=True)  # rows out of index order
     shuffled.attrs = table.attrs
     ds = open_scores(_write(shuffled, tmp_path / "s"), threads=1).split(threshold=0.4)
-    expected = hm.weights(hm.split(table, threshold=0.4), balance=None, **kwargs).numpy()
+    expected = hm.sample_weights(hm.split(table, threshold=0.4), balance=None, **kwargs).numpy()
     npy = ds.weights(tmp_path / "w.npy", balance=None, **kwargs)
     got = np.load(npy, mmap_mode="r")
     assert got.dtype == np.float32 and got.shape == (500,)
@@ -208,7 +211,7 @@ def test_weights_reject_what_needs_memory(binary: tuple[pd.DataFrame, ScoreDatas
     with pytest.raises(ValueError, match="needs a split dataset"):
         ds.weights(tmp_path / "w.npy")
     with pytest.raises(ValueError, match="cover every polarity"):
-        ds.split().weights(tmp_path / "w.npy", hard={"positive": 2.0})
+        ds.split().weights(tmp_path / "w.npy", hard_weight={"positive": 2.0})
 
 
 def test_weights_npy_needs_a_permutation(tmp_path: Path) -> None:
@@ -372,7 +375,7 @@ def test_every_task_equals_in_memory(tmp_path: Path, task: str) -> None:
         exported = hm.read_parquet(got.export(tmp_path / "hard.parquet"))
         pd.testing.assert_frame_equal(exported, hm.select(expected, "hard").reset_index(drop=True))
         w = np.load(got.weights(tmp_path / "w.npy"))  # balance="auto", as in memory
-        np.testing.assert_allclose(w, hm.weights(expected).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(w, hm.sample_weights(expected).numpy(), rtol=1e-6)
     if "label" not in table.columns:
         with pytest.raises(ValueError, match=f"task '{ds.task}'"):
             ds.threshold_sweep()
@@ -440,7 +443,7 @@ def test_multilabel_report_equals_in_memory(tmp_path: Path) -> None:
     "kwargs",
     [
         {},
-        {"hard": 8.0, "easy": 0.5, "floor": 0.0},
+        {"hard_weight": 8.0, "easy_weight": 0.5, "floor": 0.0},
         {"by": "label_prob", "gamma": 2.0},
         {"by": "loss", "mode": "softmax", "temperature": 0.5, "max_ratio": 10.0},
         {"balance": "polarity"},
@@ -456,7 +459,7 @@ def test_balanced_weights_equal_in_memory(tmp_path: Path, kwargs: dict) -> None:
     shuffled = table.sample(frac=1.0, random_state=1).reset_index(drop=True)
     shuffled.attrs = table.attrs
     ds = open_scores(_write(shuffled, tmp_path / "s"), threads=1).split(threshold=0.4, positive=[1, 3])
-    expected = hm.weights(hm.split(table, threshold=0.4, positive=[1, 3]), **kwargs).numpy()
+    expected = hm.sample_weights(hm.split(table, threshold=0.4, positive=[1, 3]), **kwargs).numpy()
     got = np.load(ds.weights(tmp_path / "w.npy", **kwargs))
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     # the defining property, checked by hand: every class (or polarity) carries the same total weight
@@ -472,7 +475,7 @@ def test_balanced_weights_zero_class(tmp_path: Path) -> None:
     table.loc[table["label"] == 0, "loss"] = 0.0
     ds = open_scores(_write(table, tmp_path / "s"), threads=1)
     for floor in (0.05, 0.0):
-        expected = hm.weights(table, by="loss", floor=floor).numpy()
+        expected = hm.sample_weights(table, by="loss", floor=floor).numpy()
         got = np.load(ds.weights(tmp_path / "w.npy", by="loss", floor=floor))
         np.testing.assert_allclose(got, expected, rtol=1e-6)
         assert (got[table["label"] == 0] == (0.0 if floor == 0 else got[table["label"] == 0][0])).all()
@@ -496,3 +499,16 @@ def test_an_exported_split_reopens_and_splits_again(binary: tuple[pd.DataFrame, 
     assert sorted(got.columns) == sorted(expected.columns)  # (in memory a re-split keeps `group` where it was)
     assert got.columns.tolist()[-3:] == ["polarity", "difficulty", "group"]
     assert _groups(got) == _groups(expected)
+
+
+def test_weights_old_keywords_warn_and_still_work(tmp_path: Path) -> None:
+    table = _scores(120, seed=3)
+    ds = open_scores(_write(table, tmp_path / "s"), threads=1).split(threshold=0.4)
+    new = np.load(ds.weights(tmp_path / "new.npy", hard_weight=6.0, easy_weight=0.5, balance=None))
+    with pytest.warns(DeprecationWarning, match=r"`hard=` of ScoreDataset.weights is deprecated.*use `hard_weight=`"):
+        old = np.load(ds.weights(tmp_path / "old.npy", hard=6.0, easy=0.5, balance=None))
+    np.testing.assert_array_equal(old, new)
+    with pytest.raises(TypeError, match="both `hard_weight` and its old name `hard`"):
+        ds.weights(tmp_path / "x.npy", hard_weight=2.0, hard=3.0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hardness'"):
+        ds.weights(tmp_path / "x.npy", hardness=3.0)

@@ -204,7 +204,7 @@ def test_default_balances_the_classes_and_favours_hard_samples_within_each():
     # The same weights as hm.weights gives with balance="label".
     from hardmine.feedback.weighting import weights
 
-    np.testing.assert_allclose(w, weights(table, hard=4.0, easy=1.0, balance="label").numpy(), rtol=1e-6)
+    np.testing.assert_allclose(w, weights(table, hard_weight=4.0, easy_weight=1.0, balance="label").numpy(), rtol=1e-6)
 
 
 def test_balance_polarity_for_a_multiclass_task_with_a_positive_class():
@@ -519,8 +519,8 @@ def test_importance_weights_function():
         ({"threshold": "median"}, "`threshold` must be a real number, 'per_class' or None, got 'median'"),
         ({"threshold": float("nan")}, "`threshold` must be a finite number, got nan"),
         ({"hard_fraction": 1.5}, "`hard_fraction` must be in \\[0, 1\\], got 1.5"),
-        ({"hard_weight": 0.0}, "`hard_weight` must be > 0, got 0.0"),
-        ({"easy_weight": -1.0}, "`easy_weight` must be > 0, got -1.0"),
+        ({"hard_weight": -1.0}, "`hard_weight` must be >= 0, got -1.0"),
+        ({"easy_weight": -1.0}, "`easy_weight` must be >= 0, got -1.0"),
         ({"floor": 2.0}, "`floor` must be in \\[0, 1\\], got 2.0"),
         ({"rescore_every": 0}, "`rescore_every` must be >= 1, got 0"),
         ({"warmup_epochs": -1}, "`warmup_epochs` must be >= 0, got -1"),
@@ -574,12 +574,19 @@ def test_weight_kwargs_and_momentum_go_to_hm_weights():
     _run(HardMiner(model, _loader(), progress=False), 2, model)  # train a little so the split changes
     second = miner.rescore()
     expected = weights(
-        second, hard=4.0, easy=1.0, floor=0.05, balance="label", previous=first, momentum=0.5, dtype=torch.float64
+        second,
+        hard_weight=4.0,
+        easy_weight=1.0,
+        floor=0.05,
+        balance="label",
+        previous=first,
+        momentum=0.5,
+        dtype=torch.float64,
     )
     torch.testing.assert_close(
         torch.tensor(second["weight"].to_numpy(), dtype=torch.float64), expected, rtol=1e-6, atol=0
     )
-    plain = weights(second, hard=4.0, easy=1.0, floor=0.05, balance="label", dtype=torch.float64)
+    plain = weights(second, hard_weight=4.0, easy_weight=1.0, floor=0.05, balance="label", dtype=torch.float64)
     assert not torch.allclose(expected, plain)
 
 

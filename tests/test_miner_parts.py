@@ -16,6 +16,7 @@ import torch
 from conftest import make_dataset, make_model
 from torch.utils.data import DataLoader
 
+import hardmine as hm
 import hardmine.feedback.miner as miner_module
 from hardmine.analysis.dynamics import Dynamics
 from hardmine.core import validate
@@ -49,9 +50,9 @@ def _error_of(check, *args, **kwargs) -> BaseException:
 @pytest.mark.parametrize(
     ("build", "reference"),
     [
-        (lambda: WeightRule(hard_weight=-3), lambda: validate.number("hard_weight", -3, min=0, min_open=True)),
-        (lambda: WeightRule(hard_weight="4"), lambda: validate.number("hard_weight", "4", min=0, min_open=True)),
-        (lambda: WeightRule(easy_weight=0), lambda: validate.number("easy_weight", 0, min=0, min_open=True)),
+        (lambda: WeightRule(hard_weight=-3), lambda: validate.number("hard_weight", -3, min=0)),
+        (lambda: WeightRule(hard_weight="4"), lambda: validate.number("hard_weight", "4", min=0)),
+        (lambda: WeightRule(easy_weight=-0.5), lambda: validate.number("easy_weight", -0.5, min=0)),
         (lambda: WeightRule(floor=1.5), lambda: validate.fraction("floor", 1.5)),
         (lambda: WeightRule(momentum=1.0), lambda: validate.fraction("momentum", 1.0, open_high=True)),
         (lambda: SplitRule(hard_fraction=2), lambda: validate.fraction("hard_fraction", 2)),
@@ -81,12 +82,24 @@ def test_settings_raise_what_core_validate_raises(build, reference):
 
 
 def test_the_miner_raises_the_settings_errors_for_the_same_values():
-    expected = _error_of(validate.number, "hard_weight", -3, min=0, min_open=True)
+    expected = _error_of(validate.number, "hard_weight", -3, min=0)
     with pytest.raises(ValueError, match=f"^{re.escape(str(expected))}$"):
         _miner(hard_weight=-3)
     expected = _error_of(validate.integer, "warmup_epochs", 1.0, min=0)
     with pytest.raises(TypeError, match=f"^{re.escape(str(expected))}$"):
         _miner(warmup_epochs=1.0)
+
+
+def test_the_miner_and_sample_weights_take_the_same_weights():
+    # One rule for a hard sample's weight: finite and >= 0, in hm.sample_weights and HardMiner alike.
+    table = pd.DataFrame({"index": range(4), "label": [0, 1, 0, 1], "difficulty": ["hard", "easy", "easy", "hard"]})
+    for bad in (-3, float("nan"), "4", True):
+        with pytest.raises(Exception) as from_weights:
+            hm.sample_weights(table, hard_weight=bad, balance=None)
+        with pytest.raises(type(from_weights.value), match=f"^{re.escape(str(from_weights.value))}$"):
+            _miner(hard_weight=bad)
+    assert hm.sample_weights(table, hard_weight=0.0, balance=None).tolist() == pytest.approx([0.05, 1.0, 1.0, 0.05])
+    assert _miner(hard_weight=0.0).hard_weight == 0.0
 
 
 def test_settings_say_what_only_two_values_together_break():
@@ -120,18 +133,19 @@ def test_settings_convert_once_and_are_frozen():
     assert MinerSettings(num_samples=8, apply="sample").with_weights is False
     with pytest.raises(dataclasses.FrozenInstanceError):
         rule.hard_weight = 3.0  # type: ignore[misc]
-    with pytest.raises(ValueError, match="`hard_weight` must be > 0"):
+    with pytest.raises(ValueError, match="`hard_weight` must be >= 0"):
         dataclasses.replace(rule, hard_weight=-1.0)  # a changed copy is checked again
 
 
 def test_weight_rule_options_are_what_hm_weights_gets():
     rule = WeightRule(hard_weight=8.0, easy_weight=2.0, floor=0.1, momentum=0.5, balance="label")
     previous = torch.ones(4, dtype=torch.float64)
-    assert rule.options(has_labels=True, previous=None) == {"floor": 0.1, "balance": "label", "hard": 8.0, "easy": 2.0}
+    want = {"floor": 0.1, "balance": "label", "hard_weight": 8.0, "easy_weight": 2.0}
+    assert rule.options(has_labels=True, previous=None) == want
     assert rule.options(has_labels=False, previous=None)["balance"] is None  # no labels: no class to balance
     with_previous = rule.options(has_labels=None, previous=previous)
     assert with_previous["previous"] is previous and with_previous["momentum"] == 0.5
-    assert "hard" not in WeightRule(weight_kwargs={"by": "label_prob"}).options(has_labels=True, previous=None)
+    assert "hard_weight" not in WeightRule(weight_kwargs={"by": "label_prob"}).options(has_labels=True, previous=None)
 
 
 def test_schedule_phases_and_rescores_against_a_loop():
@@ -372,7 +386,7 @@ def test_label_policy_weighs_a_suspect_as_an_easy_sample_of_its_class():
     table["group"] = [f"{d}_{p}" for d, p in zip(table["difficulty"], table["polarity"], strict=True)]
     suspect = torch.tensor(table["suspect"].to_numpy())
     policy = LabelIssuePolicy.from_argument([4], dynamics=None, num_samples=6)
-    options = {"hard": 4.0, "easy": 1.0, "floor": 0.05, "balance": "label"}
+    options = {"hard_weight": 4.0, "easy_weight": 1.0, "floor": 0.05, "balance": "label"}
     got = policy.weigh(table, suspect, options, lambda t, **o: hm_weights(t, dtype=torch.float64, **o))
     as_easy = table.assign(difficulty=["hard", "easy", "easy", "hard", "easy", "easy"])
     as_easy["group"] = [f"{d}_{p}" for d, p in zip(as_easy["difficulty"], as_easy["polarity"], strict=True)]
@@ -448,3 +462,16 @@ def test_hard_miner_stays_small():
     # stay; what the miner itself does (the epoch loop, the scoring call, its state) is about 225 lines of code.
     assert code <= 240, code
     assert total <= 420, total
+
+
+def test_scoring_options_are_checked_once_when_the_miner_is_built():
+    with pytest.raises(TypeError, match="^`batch_size` must be an integer, got bool True$"):
+        _miner(score_kwargs={"batch_size": True})
+    with pytest.raises(TypeError, match="^`progress` must be True or False"):
+        HardMiner(make_model(2), DataLoader(make_dataset(N, 2), batch_size=8), progress="yes")
+    miner = _miner(warmup_epochs=0, score_kwargs={"batch_size": 16, "ids": [f"s{i}" for i in range(N)]})
+    assert miner.settings.score_options.batch_size == 16 and miner.settings.score_options.progress is False
+    assert dict(miner.settings.score_naming) == {"ids": [f"s{i}" for i in range(N)]}
+    for _ in miner:  # one mining epoch: the scoring pass names the rows with `ids`
+        pass
+    assert miner.table["id"].tolist()[:2] == ["s0", "s1"]

@@ -1,4 +1,4 @@
-"""Sampling weights of an out-of-core score table: :func:`hardmine.weights` in grouped DuckDB passes, written streaming.
+"""Sampling weights of an out-of-core score table: :func:`hardmine.sample_weights` in grouped DuckDB passes, written streaming.
 
 :func:`write_weights` runs steps 1, 2, 4 and 5 of the in-memory weights (see :mod:`hardmine.feedback.weighting`):
 
@@ -43,8 +43,8 @@ def write_weights(
     ds: ScoreDataset,
     out: PathLike,
     *,
-    hard: float | Mapping[str, float] | None = None,
-    easy: float | Mapping[str, float] = 1.0,
+    hard_weight: float | Mapping[str, float] | None = None,
+    easy_weight: float | Mapping[str, float] = 1.0,
     by: str | None = None,
     mode: Literal["power", "softmax"] = "power",
     gamma: float = 1.0,
@@ -54,8 +54,9 @@ def write_weights(
     hard_when: Literal["lower", "higher"] | None = None,
     balance: Literal["label", "polarity", "auto"] | None = "auto",
     column: str = "weight",
+    **renamed: Any,
 ) -> Path:
-    """Per-sample sampling weights as :func:`hardmine.weights` computes them, written out of core.
+    """Per-sample sampling weights as :func:`hardmine.sample_weights` computes them, written out of core.
 
     Steps 1, 2, 4 and 5 of the in-memory weights (raw weight, divide by the largest, floor, balance), with the
     same default ``balance="auto"``: every class gets the same total weight when the table has a ``label``
@@ -67,8 +68,8 @@ def write_weights(
         out: ``*.npy``: a float32 array ``(N,)`` in dataset-index order (``index`` must be ``0 .. N-1``, each
             once), for ``np.load(out, mmap_mode="r")`` and :class:`hardmine.ShardedSampler`;
             ``*.parquet``: columns ``index`` and ``column``, in the dataset's row order.
-        hard: weight of a hard row of a split dataset (default 4.0), or a mapping keyed by polarity or group.
-        easy: weight of an easy row, or a mapping like ``hard``.
+        hard_weight: weight of a hard row of a split dataset (default 4.0), or a mapping keyed by polarity or group.
+        easy_weight: weight of an easy row, or a mapping like ``hard_weight``.
         by: score column to weigh by instead of the split (``"label_prob"``, ``"loss"`` ...).
         mode: ``"power"`` (``h ** gamma``) or ``"softmax"`` (``exp((h - max h) / temperature)``).
         gamma: exponent for ``"power"``, > 0.
@@ -79,6 +80,8 @@ def write_weights(
         balance: ``"label"``, ``"polarity"`` (a split with a positive class), ``None``, or ``"auto"``:
             ``"label"`` when the table has a ``label`` column, else ``None``.
         column: the weight column's name in a Parquet output.
+        **renamed: ``hard=`` and ``easy=``, the names before 0.4.0 (as for :func:`hardmine.sample_weights`): still
+            accepted, with a DeprecationWarning.
 
     Returns:
         The path written.
@@ -95,18 +98,26 @@ def write_weights(
         ...                   "label_prob": np.array([0.9, 0.2, 0.8, 0.7], dtype=np.float32)})
         >>> _ = hm.to_parquet(t, f"{d}/s.parquet")
         >>> ds = hm.open_scores(d).split(threshold=0.5)
-        >>> np.load(ds.weights(f"{d}/w.npy", hard=4.0, balance=None)).tolist()
+        >>> np.load(ds.weights(f"{d}/w.npy", hard_weight=4.0, balance=None)).tolist()
         [0.25, 1.0, 0.25, 0.25]
-        >>> np.load(ds.weights(f"{d}/w.npy", hard=4.0)).astype(float).round(4).tolist()  # per class: sum 1
+        >>> np.load(ds.weights(f"{d}/w.npy", hard_weight=4.0)).astype(float).round(4).tolist()  # per class: sum 1
         [0.1667, 0.6667, 0.1667, 1.0]
     """
+    values = validate.renamed_keywords(
+        "ScoreDataset.weights",
+        renamed,
+        {"hard_weight": hard_weight, "easy_weight": easy_weight},
+        {"hard_weight": None, "easy_weight": 1.0},
+        {"hard": "hard_weight", "easy": "easy_weight"},
+    )
+    hard, easy = values["hard_weight"], values["easy_weight"]
     dest = Path(out)
     if dest.suffix.lower() not in (".npy", ".parquet"):
         raise ValueError(f"Expected argument `out` to end in .npy or .parquet, but got {str(dest)!r}.")
     if mode == "rank":
         raise ValueError(
             "Expected argument `mode` to be 'power' or 'softmax' out of core, but got 'rank' ('rank' needs the whole "
-            "table in memory: use hm.weights)."
+            "table in memory: use hm.sample_weights)."
         )
     validate.choice("mode", mode, _MODES)
     gamma = validate.number("gamma", gamma, min=0, min_open=True)
@@ -124,7 +135,7 @@ def write_weights(
     gaps = sum(s[3] for s in stats)
     if gaps:
         raise ValueError(
-            f"Expected the mappings `hard`/`easy` to cover every polarity or group, but {gaps} rows have no weight."
+            f"Expected the mappings `hard_weight`/`easy_weight` to cover every polarity or group, but {gaps} rows have no weight."
         )
     low, top = min(s[1] for s in stats), max(s[2] for s in stats)
     if low < 0 or not math.isfinite(low) or not math.isfinite(top):

@@ -35,6 +35,7 @@ samplers (:mod:`~hardmine.feedback.batching`).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
@@ -268,8 +269,8 @@ class HardMiner(SettingsView):
     def _score(self, *, keep_probs: bool) -> pd.DataFrame:
         """The scoring pass: :func:`hardmine.score` of the model over :attr:`score_loader` with the scoring options."""
         s = self._settings
-        options = {**s.score_kwargs, **({"keep_probs": True} if keep_probs else {})}
-        table = score(self.model, self.score_loader, device=s.device, amp=s.amp, progress=s.progress, **options)
+        options = replace(s.score_options, keep_probs=True) if keep_probs else s.score_options
+        table = score(self.model, self.score_loader, options=options, **s.score_naming)
         self.score_calls += 1
         return table
 

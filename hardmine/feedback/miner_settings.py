@@ -10,12 +10,12 @@ new miner (``dataclasses.replace`` builds a changed copy and checks it again).
 
 Example:
     >>> rule = WeightRule(hard_weight=8.0)
-    >>> rule.hard_weight, rule.options(has_labels=True, previous=None)["hard"]
+    >>> rule.hard_weight, rule.options(has_labels=True, previous=None)["hard_weight"]
     (8.0, 8.0)
     >>> WeightRule(hard_weight=-3)
     Traceback (most recent call last):
         ...
-    ValueError: `hard_weight` must be > 0, got -3.0
+    ValueError: `hard_weight` must be >= 0, got -3.0
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from hardmine.core.validate import boolean, choice, fraction, integer, number, o
 from hardmine.feedback.apply_modes import APPLY_MODES, apply_mode
 from hardmine.feedback.sampling import SamplerMode, _check_replicas
 from hardmine.feedback.weighting import Balance, _check_balance
+from hardmine.scoring.options import ScoreOptions
 
 __all__ = [
     "BatchShares",
@@ -49,6 +50,7 @@ __all__ = [
 
 Phase = Literal["warmup", "mine", "uniform"]
 # Options of hm.weights that the miner sets itself (from its own arguments, or from the previous weights).
+_NAMING_KEYS = frozenset({"ids", "classes"})
 _MINER_WEIGHT_KEYS = frozenset({"previous", "momentum", "floor", "balance", "labels", "dtype"})
 
 
@@ -137,8 +139,9 @@ class WeightRule:
     """How the split becomes per-sample weights: the options the miner passes to :func:`hardmine.weights`.
 
     Args:
-        hard_weight: weight of a hard sample relative to ``easy_weight`` (within a class, see ``balance``); > 0.
-        easy_weight: weight of an easy sample; > 0.
+        hard_weight: weight of a hard sample relative to ``easy_weight`` (within a class, see ``balance``); >= 0, the
+            rule of :func:`hardmine.sample_weights` (0 draws hard samples only through the floor).
+        easy_weight: weight of an easy sample; >= 0.
         floor: the smallest weight any sample gets, relative to the largest of its class, in ``[0, 1]``.
         momentum: ``w = momentum * previous + (1 - momentum) * new`` across re-scorings, in ``[0, 1)``.
         balance: ``"label"``, ``"polarity"`` or ``None``, as for :func:`hardmine.weights`.
@@ -159,8 +162,8 @@ class WeightRule:
     weight_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
-        _set(self, "hard_weight", number("hard_weight", self.hard_weight, min=0, min_open=True))
-        _set(self, "easy_weight", number("easy_weight", self.easy_weight, min=0, min_open=True))
+        _set(self, "hard_weight", number("hard_weight", self.hard_weight, min=0))
+        _set(self, "easy_weight", number("easy_weight", self.easy_weight, min=0))
         _set(self, "floor", fraction("floor", self.floor))
         _set(self, "momentum", fraction("momentum", self.momentum, open_high=True))
         _check_balance(self.balance)  # the message hm.weights gives for the same value
@@ -185,8 +188,8 @@ class WeightRule:
         balance = None if self.balance == "label" and has_labels is False else self.balance
         options: dict[str, Any] = {"floor": self.floor, "balance": balance, **self.weight_kwargs}
         if "by" not in options:  # per-group weights from the split; `by` switches to weights from a score
-            options.setdefault("hard", self.hard_weight)
-            options.setdefault("easy", self.easy_weight)
+            options.setdefault("hard_weight", self.hard_weight)
+            options.setdefault("easy_weight", self.easy_weight)
         if self.momentum > 0 and previous is not None:
             options["previous"] = previous
             options["momentum"] = self.momentum
@@ -331,6 +334,10 @@ class MinerSettings:
     amp: Any = False
     progress: Any = True
     score_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: The scoring options as one checked :class:`~hardmine.scoring.options.ScoreOptions` (derived).
+    score_options: ScoreOptions = field(init=False, repr=False, compare=False)
+    #: ``ids``/``classes`` from ``score_kwargs``: they name the rows and go to :func:`hardmine.score` as keywords.
+    score_naming: Mapping[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         choice("apply", self.apply, APPLY_MODES)
@@ -351,6 +358,16 @@ class MinerSettings:
         if not isinstance(kwargs, Mapping):
             raise TypeError(f"`score_kwargs` must be a mapping or None, got {type(kwargs).__name__} {kwargs!r}")
         _set(self, "score_kwargs", MappingProxyType(dict(kwargs)))
+        # The pass's options in one checked object, built once: a bad scoring option fails here, not at the first
+        # re-scoring. `ids` and `classes` name the rows and are not options of the pass.
+        naming = {k: v for k, v in kwargs.items() if k in _NAMING_KEYS}
+        options = {k: v for k, v in kwargs.items() if k not in _NAMING_KEYS}
+        _set(self, "score_naming", MappingProxyType(naming))
+        _set(
+            self,
+            "score_options",
+            ScoreOptions(device=self.device, amp=self.amp, progress=self.progress, **options),
+        )
 
 
 class FrozenSetting:

@@ -288,20 +288,14 @@ def _check_options(
 
 def _renamed_keywords(renamed: dict[str, Any], hard_weight: Any, easy_weight: Any) -> tuple[Any, Any]:
     """``hard_weight``, ``easy_weight`` with the old keywords ``hard=``/``easy=`` of 0.3.0 mapped on (and a warning)."""
-    values = {"hard_weight": hard_weight, "easy_weight": easy_weight}
-    defaults = {"hard_weight": None, "easy_weight": 1.0}
-    for old, value in renamed.items():
-        new = _RENAMED_KEYWORDS.get(old)
-        if new is None:
-            raise TypeError(f"sample_weights() got an unexpected keyword argument {old!r}")
-        if values[new] is not defaults[new]:
-            raise TypeError(f"sample_weights() got both `{new}` and its old name `{old}`: pass `{new}` only")
-        warnings.warn(
-            f"`{old}=` of hardmine.sample_weights is deprecated and will be removed in the next release: use `{new}=`",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        values[new] = value
+    values = validate.renamed_keywords(
+        "hardmine.sample_weights",
+        renamed,
+        {"hard_weight": hard_weight, "easy_weight": easy_weight},
+        {"hard_weight": None, "easy_weight": 1.0},
+        _RENAMED_KEYWORDS,
+        stacklevel=4,
+    )
     return values["hard_weight"], values["easy_weight"]
 
 
