@@ -16,8 +16,8 @@ in memory, from the columns. The results equal the in-memory functions on the sa
   :meth:`ScoreDataset.loss_quantiles`, :meth:`ScoreDataset.precision_recall_f1` = the functions of the same name;
 - :meth:`ScoreDataset.threshold_sweep` = :func:`hardmine.threshold_sweep`;
 - :meth:`ScoreDataset.export` = :func:`hardmine.to_parquet` / :func:`hardmine.to_csv` with ``only=``;
-- :meth:`ScoreDataset.weights` = :func:`hardmine.sample_weights` (per-group and ``"power"``/``"softmax"`` score weights with
-  ``floor``/``max_ratio``, balanced per class or polarity), written as a memory-mapped ``.npy`` array in
+- :meth:`ScoreDataset.weights` = :func:`hardmine.sample_weights` (per-group and ``"power"``/``"softmax"`` score
+  weights with ``floor``/``max_ratio``, balanced per class or polarity), written as a memory-mapped ``.npy`` array in
   dataset-index order or a Parquet column.
 
 A step that has no meaning for the task (a threshold sweep of a regression table, say) raises a ``ValueError``
@@ -434,7 +434,7 @@ class ScoreDataset:
         return dest
 
     weights = bigtable_weights.write_weights
-    """``ds.weights(out, *, hard_weight, easy_weight, by, mode, gamma, temperature, floor, max_ratio, hard_when, balance, column)``:
-    per-sample sampling weights as :func:`hardmine.sample_weights` computes them (``balance="auto"`` too), written out of
-    core to a ``.npy`` memmap or a Parquet column. The method is
+    """``ds.weights(out, *, hard_weight, easy_weight, by, mode, gamma, temperature, floor, max_ratio, hard_when,
+    balance, column)``: per-sample sampling weights as :func:`hardmine.sample_weights` computes them
+    (``balance="auto"`` too), written out of core to a ``.npy`` memmap or a Parquet column. The method is
     :func:`hardmine.analysis.bigtable_weights.write_weights`: its arguments, passes and example are there."""

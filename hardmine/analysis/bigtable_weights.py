@@ -1,4 +1,4 @@
-"""Sampling weights of an out-of-core score table: :func:`hardmine.sample_weights` in grouped DuckDB passes, written streaming.
+"""Sampling weights of an out-of-core score table: :func:`hardmine.sample_weights` in grouped DuckDB passes.
 
 :func:`write_weights` runs steps 1, 2, 4 and 5 of the in-memory weights (see :mod:`hardmine.feedback.weighting`):
 
@@ -135,7 +135,8 @@ def write_weights(
     gaps = sum(s[3] for s in stats)
     if gaps:
         raise ValueError(
-            f"Expected the mappings `hard_weight`/`easy_weight` to cover every polarity or group, but {gaps} rows have no weight."
+            f"Expected the mappings `hard_weight`/`easy_weight` to cover every polarity or group, but {gaps} rows "
+            "have no weight."
         )
     low, top = min(s[1] for s in stats), max(s[2] for s in stats)
     if low < 0 or not math.isfinite(low) or not math.isfinite(top):

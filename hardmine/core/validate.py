@@ -173,8 +173,9 @@ def renamed_keywords(
         >>> import warnings
         >>> with warnings.catch_warnings(record=True):
         ...     warnings.simplefilter("always")
-        ...     renamed_keywords("f", {"hard": 2.0}, {"hard_weight": None}, {"hard_weight": None}, {"hard": "hard_weight"})
-        {'hard_weight': 2.0}
+        ...     names = {"hard": "hard_weight"}
+        ...     renamed_keywords("f", {"hard": 2}, {"hard_weight": None}, {"hard_weight": None}, names)
+        {'hard_weight': 2}
     """
     out = dict(values)
     for old, value in renamed.items():

@@ -35,8 +35,8 @@ samplers (:mod:`~hardmine.feedback.batching`).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 import pandas as pd
