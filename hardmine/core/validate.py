@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Collection
 from typing import Any, TypeVar
 
-__all__ = ["boolean", "choice", "fraction", "integer", "number", "optional"]
+__all__ = ["boolean", "choice", "fraction", "integer", "number", "optional", "renamed_keywords"]
 
 T = TypeVar("T")
 
@@ -114,7 +115,7 @@ def boolean(name: str, value: Any) -> bool:
     """
     if isinstance(value, bool):
         return value
-    if type(value).__name__ == "bool_":  # numpy.bool_, without importing numpy
+    if type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):  # numpy.bool_ (numpy 2: bool)
         return bool(value)
     raise TypeError(f"`{name}` must be True or False, got {_got(value)}")
 
@@ -144,3 +145,49 @@ def optional(check: Any, name: str, value: Any, **bounds: Any) -> Any:
         (True, 2)
     """
     return None if value is None else check(name, value, **bounds)
+
+
+def renamed_keywords(
+    func: str,
+    renamed: dict[str, Any],
+    values: dict[str, Any],
+    defaults: dict[str, Any],
+    names: dict[str, str],
+    *,
+    stacklevel: int = 3,
+) -> dict[str, Any]:
+    """``values`` with keywords passed under their old names (``renamed``, a function's ``**renamed``) mapped on.
+
+    Each old name warns (:class:`DeprecationWarning`, for one release); an unknown keyword, or a keyword passed under
+    both names, is a :class:`TypeError`, as Python's own would be.
+
+    Args:
+        func: the function's public name, for the messages (``"hardmine.sample_weights"``).
+        renamed: the extra keywords the call got.
+        values: the new keywords' values as passed.
+        defaults: the new keywords' defaults: a value that is its default (by identity) counts as not passed.
+        names: old name -> new name.
+        stacklevel: where the warning points: 3 is the caller of the function that calls this one.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True):
+        ...     warnings.simplefilter("always")
+        ...     names = {"hard": "hard_weight"}
+        ...     renamed_keywords("f", {"hard": 2}, {"hard_weight": None}, {"hard_weight": None}, names)
+        {'hard_weight': 2}
+    """
+    out = dict(values)
+    for old, value in renamed.items():
+        new = names.get(old)
+        if new is None:
+            raise TypeError(f"{func}() got an unexpected keyword argument {old!r}")
+        if values[new] is not defaults[new]:
+            raise TypeError(f"{func}() got both `{new}` and its old name `{old}`: pass `{new}` only")
+        warnings.warn(
+            f"`{old}=` of {func} is deprecated and will be removed in the next release: use `{new}=`",
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
+        out[new] = value
+    return out
