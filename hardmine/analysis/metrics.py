@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from hardmine.analysis.counts import _positives as _positives  # re-exported: the out-of-core tables use them
+from hardmine.analysis.counts import _positives as _positives  # re-exported: the out-of-core tables use these
 from hardmine.analysis.counts import _prf as _prf
 from hardmine.analysis.counts import _ratio as _ratio
 from hardmine.analysis.counts import _require as _require
@@ -19,6 +19,8 @@ from hardmine.analysis.counts import (
     threshold_sweep,
 )
 from hardmine.analysis.counts import sweep_from_counts as sweep_from_counts
+from hardmine.analysis.reports import _class_names as _class_names
+from hardmine.analysis.reports import _mean_columns as _mean_columns
 from hardmine.analysis.reports import classification_report, loss_quantiles, multilabel_report, regression_metrics
 from hardmine.analysis.summaries import SUMMARY_KINDS, Summary, summary, summary_kind
 
