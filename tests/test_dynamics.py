@@ -260,7 +260,7 @@ def test_regions_constructed_case():
     assert t2["region"].tolist()[:3] == ["easy-to-learn", "easy-to-learn", "easy-to-learn"]
     assert t2.attrs["hardmine"]["mean_label_prob_threshold"] == 0.0
     # The old argument name still works for one release, with a warning.
-    with pytest.warns(DeprecationWarning, match=r"Dynamics.regions\(confidence_threshold=\.\.\.\) is deprecated"):
+    with pytest.warns(DeprecationWarning, match=r"`confidence_threshold=` of Dynamics.regions is deprecated"):
         t3 = dyn.regions(confidence_threshold=0.0, variability_threshold=0.5)
     assert t3["region"].tolist() == t2["region"].tolist()
     assert t3.attrs["hardmine"]["confidence_threshold"] == 0.0  # the old key, still written for one release
@@ -274,7 +274,7 @@ def test_regions_errors():
         dynamics_regions(t, variability_threshold=-0.1)
     with pytest.raises(ValueError, match="`variability` column"):
         dynamics_regions(t[["mean_label_prob"]])
-    with pytest.raises(TypeError, match="both `mean_label_prob_threshold` and its deprecated name"):
+    with pytest.raises(TypeError, match="got both `mean_label_prob_threshold` and its old name `confidence_threshold`"):
         dynamics_regions(t, mean_label_prob_threshold=0.5, confidence_threshold=0.5)
     with pytest.raises(TypeError, match="DataFrame"):
         dynamics_regions(t.to_numpy())

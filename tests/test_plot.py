@@ -525,10 +525,14 @@ def test_data_map_reads_an_old_summary_and_the_old_threshold_name_with_a_warning
         ax = hp.data_map(old).axes[0]
     assert_allclose(ax.collections[0].get_offsets(), [[0.05, 0.9], [0.1, 0.3]])
     new = old.rename(columns={"confidence": "mean_label_prob"})
-    with pytest.warns(DeprecationWarning, match=r"data_map\(confidence_threshold=\.\.\.\) is deprecated"):
+    with pytest.warns(
+        DeprecationWarning, match=r"`confidence_threshold=` of data_map is deprecated.*use `mean_label_prob_threshold=`"
+    ):
         ax = hp.data_map(new, confidence_threshold=0.35).axes[0]
     assert [x.get_text() for x in ax.texts] == ["easy-to-learn (1)", "hard-to-learn (1)", "ambiguous (0)"]
-    with pytest.raises(TypeError, match=r"both `mean_label_prob_threshold` and its deprecated name"):
+    with pytest.raises(
+        TypeError, match=r"got both `mean_label_prob_threshold` and its old name `confidence_threshold`"
+    ):
         hp.data_map(new, confidence_threshold=0.35, mean_label_prob_threshold=0.4)
 
 

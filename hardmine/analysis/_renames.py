@@ -9,10 +9,10 @@ Example:
     >>> import warnings
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
-    ...     renamed_argument("f", "old", "new", 0.3, None, default=0.5)
+    ...     renamed_threshold("f", None, {"confidence_threshold": 0.3})
     0.3
-    >>> str(caught[0].message)
-    'f(old=...) is deprecated and will be removed in the next release: use f(new=...)'
+    >>> str(caught[0].message).endswith("use `mean_label_prob_threshold=`")
+    True
 """
 
 from __future__ import annotations
@@ -22,25 +22,23 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["mean_label_prob_column", "renamed_argument"]
+from hardmine.core import validate
+
+__all__ = ["RENAMED_KEYWORDS", "mean_label_prob_column", "renamed_threshold"]
 
 
-def renamed_argument(where: str, old: str, new: str, old_value: Any, new_value: Any, *, default: Any) -> Any:
-    """The value of a renamed keyword argument: ``new_value``, else ``old_value`` with a warning, else ``default``.
+#: The keyword arguments renamed in 0.4.0: old name -> new name.
+RENAMED_KEYWORDS: dict[str, str] = {"confidence_threshold": "mean_label_prob_threshold"}
 
-    ``old_value`` and ``new_value`` are ``None`` when not given; giving both is a ``TypeError``, as Python says for a
-    keyword given twice.
+
+def renamed_threshold(where: str, value: float | None, renamed: dict[str, Any]) -> float | None:
+    """``mean_label_prob_threshold`` as passed, or as passed under its old name ``confidence_threshold`` (warns).
+
+    ``renamed`` is the function's ``**renamed`` keywords, checked by :func:`hardmine.core.validate.renamed_keywords`
+    (an unknown keyword, or both names, is a ``TypeError``); ``None`` when neither name was passed.
     """
-    if old_value is None:
-        return default if new_value is None else new_value
-    if new_value is not None:
-        raise TypeError(f"{where}() got both `{new}` and its deprecated name `{old}`: pass `{new}` only")
-    warnings.warn(
-        f"{where}({old}=...) is deprecated and will be removed in the next release: use {where}({new}=...)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return old_value
+    new = "mean_label_prob_threshold"
+    return validate.renamed_keywords(where, renamed, {new: value}, {new: None}, RENAMED_KEYWORDS, stacklevel=4)[new]
 
 
 def mean_label_prob_column(table: pd.DataFrame, where: str) -> str | None:

@@ -8,11 +8,11 @@ ready for :func:`hardmine.split`. Both are importable from :mod:`hardmine.analys
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from hardmine.analysis._renames import mean_label_prob_column, renamed_argument
+from hardmine.analysis._renames import mean_label_prob_column, renamed_threshold
 from hardmine.core import validate
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def dynamics_regions(
     *,
     mean_label_prob_threshold: float | None = None,
     variability_threshold: float = 0.2,
-    confidence_threshold: float | None = None,
+    **renamed: Any,
 ) -> pd.DataFrame:
     """Add a ``region`` column to a dynamics summary: easy-to-learn, ambiguous or hard-to-learn.
 
@@ -62,7 +62,7 @@ def dynamics_regions(
             ``DeprecationWarning``).
         mean_label_prob_threshold: in ``[0, 1]``; defaults to 0.5.
         variability_threshold: in ``[0, 0.5]``.
-        confidence_threshold: the deprecated name of ``mean_label_prob_threshold`` (warns).
+        **renamed: ``confidence_threshold=``, the deprecated name of ``mean_label_prob_threshold`` (warns).
 
     Returns:
         A copy of ``summary`` with a categorical ``region`` column (categories :data:`REGIONS`); the thresholds are in
@@ -74,14 +74,9 @@ def dynamics_regions(
         >>> dynamics_regions(t)["region"].tolist()
         ['easy-to-learn', 'ambiguous', 'hard-to-learn']
     """
-    threshold = renamed_argument(
-        "dynamics_regions",
-        "confidence_threshold",
-        "mean_label_prob_threshold",
-        confidence_threshold,
-        mean_label_prob_threshold,
-        default=0.5,
-    )
+    threshold = renamed_threshold("dynamics_regions", mean_label_prob_threshold, renamed)
+    if threshold is None:
+        threshold = 0.5
     if not isinstance(summary, pd.DataFrame):
         raise TypeError(f"Expected argument `summary` to be a pandas DataFrame, but got {type(summary).__name__}.")
     threshold = validate.fraction("mean_label_prob_threshold", threshold)

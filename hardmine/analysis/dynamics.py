@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from hardmine.analysis._renames import renamed_argument
+from hardmine.analysis._renames import renamed_threshold
 from hardmine.analysis.cartography import HARDNESS_COLUMNS, REGIONS, add_dynamics, dynamics_regions
 from hardmine.core import validate
 from hardmine.core.distributed import is_distributed
@@ -358,21 +358,14 @@ class Dynamics:
         *,
         mean_label_prob_threshold: float | None = None,
         variability_threshold: float = 0.2,
-        confidence_threshold: float | None = None,
+        **renamed: Any,
     ) -> pd.DataFrame:
         """The summary with a ``region`` column: the data map of dataset cartography (Swayamdipta et al. 2020).
 
         See :func:`dynamics_regions` for the rule and its thresholds (``mean_label_prob_threshold`` defaults to 0.5;
         ``confidence_threshold`` is its deprecated name).
         """
-        threshold = renamed_argument(
-            "Dynamics.regions",
-            "confidence_threshold",
-            "mean_label_prob_threshold",
-            confidence_threshold,
-            mean_label_prob_threshold,
-            default=0.5,
-        )
+        threshold = renamed_threshold("Dynamics.regions", mean_label_prob_threshold, renamed)
         return dynamics_regions(
             self.summary(), mean_label_prob_threshold=threshold, variability_threshold=variability_threshold
         )

@@ -25,7 +25,7 @@ from hardmine.analysis._figure import (
     _short,
     _to_image,
 )
-from hardmine.analysis._renames import mean_label_prob_column, renamed_argument
+from hardmine.analysis._renames import mean_label_prob_column, renamed_threshold
 from hardmine.analysis.counts import _require
 from hardmine.analysis.splitting import OnlyArg, select
 from hardmine.core import validate
@@ -169,7 +169,7 @@ def data_map(
     ax: Axes | None = None,
     mean_label_prob_threshold: float | None = None,
     variability_threshold: float | None = None,
-    confidence_threshold: float | None = None,
+    **renamed: Any,
 ) -> Figure:
     """The data map of dataset cartography: each sample's mean label probability against its variability.
 
@@ -191,7 +191,7 @@ def data_map(
         mean_label_prob_threshold: the region boundary in mean label probability; defaults to the table's own (from
             :func:`hardmine.dynamics_regions`), else 0.5.
         variability_threshold: the region boundary in variability; same default, else 0.2.
-        confidence_threshold: the deprecated name of ``mean_label_prob_threshold`` (warns).
+        **renamed: ``confidence_threshold=``, the deprecated name of ``mean_label_prob_threshold`` (warns).
 
     Returns:
         The figure: one scatter collection whose offsets are ``(variability, mean_label_prob)``, the two boundary
@@ -209,14 +209,7 @@ def data_map(
         >>> [x.get_text() for x in fig.axes[0].texts]
         ['easy-to-learn (1)', 'hard-to-learn (1)', 'ambiguous (1)']
     """
-    threshold = renamed_argument(
-        "data_map",
-        "confidence_threshold",
-        "mean_label_prob_threshold",
-        confidence_threshold,
-        mean_label_prob_threshold,
-        default=None,
-    )
+    threshold = renamed_threshold("data_map", mean_label_prob_threshold, renamed)
     threshold = validate.optional(validate.fraction, "mean_label_prob_threshold", threshold)
     variability_threshold = validate.optional(
         validate.number, "variability_threshold", variability_threshold, min=0.0, max=0.5
