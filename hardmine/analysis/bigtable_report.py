@@ -22,10 +22,10 @@ from hardmine.analysis.metrics import (
     _class_names,
     _mean_columns,
     _prf,
-    _ratio,
     summary_kind,
     sweep_from_counts,
 )
+from hardmine.analysis.reports import report_from_counts
 from hardmine.analysis.splitting import positive_classes
 from hardmine.core.columns import DIFFICULTIES, GROUPS, prob_columns
 
@@ -164,36 +164,10 @@ def classification_report(
     li, pi = np.searchsorted(codes, labels), np.searchsorted(codes, preds)
     mat = np.zeros((k, k), dtype=np.int64)
     np.add.at(mat, (li, pi), np.array([int(r[2]) for r in rows], dtype=np.int64))
-    tp = np.diag(mat).astype(np.float64)
-    support = mat.sum(axis=1)
-    precision, recall, f1 = _prf_arrays(np.diag(mat), mat.sum(axis=0), support)
-    per = pd.DataFrame({"class": codes, "support": support.astype(np.int64)}, index=pd.Index(names, name="class_name"))
-    first = 3
-    if hard:
-        per["hard"] = np.bincount(li, weights=[int(r[3]) for r in rows], minlength=k).astype(np.int64)
-        first = 4
-    per["precision"] = precision
-    per["recall"] = recall
-    per["f1"] = f1
-    for j, col in enumerate(means):
-        total = np.bincount(li, weights=[float(r[first + j]) for r in rows], minlength=k)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per[f"mean_{col}"] = np.where(support > 0, total / np.maximum(support, 1), np.nan)
-    conf = pd.DataFrame(
-        mat, index=pd.Index(names, name="ground truth"), columns=pd.Index(names, name="predicted"), copy=False
-    )
-    n = int(support.sum())
-    present = support > 0
-    averages = {
-        "accuracy": _ratio(tp.sum(), n),
-        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-        **{f"macro_{m}": float(per[m].to_numpy().mean()) if k else 0.0 for m in ("precision", "recall", "f1")},
-        **{
-            f"weighted_{m}": _ratio(float((per[m].to_numpy() * support).sum()), n)
-            for m in ("precision", "recall", "f1")
-        },
-    }
-    return per, conf, averages
+    first = 4 if hard else 3  # the sums follow label, pred, count(*) and the hard count
+    counts = np.bincount(li, weights=[int(r[3]) for r in rows], minlength=k).astype(np.int64) if hard else None
+    sums = {c: np.bincount(li, weights=[float(r[first + j]) for r in rows], minlength=k) for j, c in enumerate(means)}
+    return report_from_counts(mat, codes, names, hard=counts, sums=sums)
 
 
 def _block(ds: ScoreDataset, prefix: str) -> list[str]:

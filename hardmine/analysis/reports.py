@@ -6,7 +6,7 @@ The numbers equal scikit-learn's (``classification_report``, ``balanced_accuracy
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,13 @@ import pandas as pd
 
 from hardmine.analysis.counts import _ratio, _require
 
-__all__ = ["classification_report", "loss_quantiles", "multilabel_report", "regression_metrics"]
+__all__ = [
+    "classification_report",
+    "loss_quantiles",
+    "multilabel_report",
+    "regression_metrics",
+    "report_from_counts",
+]
 
 
 def _mean_columns(table: pd.DataFrame) -> list[str]:
@@ -81,6 +87,41 @@ def classification_report(
     k = len(codes)
     mat = np.zeros((k, k), dtype=np.int64)
     np.add.at(mat, (np.searchsorted(codes, labels), np.searchsorted(codes, preds)), 1)
+    label_pos = np.searchsorted(codes, labels)
+    hard = None
+    if "difficulty" in table.columns:
+        is_hard = (table["difficulty"].astype(str) == "hard").to_numpy()
+        hard = np.bincount(label_pos, weights=is_hard, minlength=k).astype(np.int64)
+    sums = {
+        c: np.bincount(label_pos, weights=table[c].to_numpy(dtype=np.float64), minlength=k)
+        for c in _mean_columns(table)
+    }
+    return report_from_counts(mat, codes, names, hard=hard, sums=sums)
+
+
+def report_from_counts(
+    mat: np.ndarray,
+    codes: np.ndarray,
+    names: Sequence[Any],
+    *,
+    hard: np.ndarray | None = None,
+    sums: Mapping[str, np.ndarray] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """:func:`classification_report`'s three results from per-class counts (in memory or out of core).
+
+    Args:
+        mat: the ``C x C`` confusion counts, ground truth in rows, classes in the order of ``codes``.
+        codes: the class indices, sorted.
+        names: the display name of each of ``codes``.
+        hard: the hard samples of each class (by label), or ``None`` for a table that was not split.
+        sums: per score column, the sum of its values over each class's samples (for the ``mean_<col>`` columns).
+
+    Example:
+        >>> per, conf, avg = report_from_counts(np.array([[1, 1], [0, 2]]), np.array([0, 1]), ["a", "b"])
+        >>> per["precision"].tolist(), avg["accuracy"]
+        ([1.0, 0.6666666666666666], 0.75)
+    """
+    k = len(codes)
     tp = np.diag(mat).astype(np.float64)
     support = mat.sum(axis=1)
     called = mat.sum(axis=0)
@@ -91,20 +132,16 @@ def classification_report(
         f1 = np.where(denom > 0, 2 * precision * recall / np.where(denom > 0, denom, 1.0), 0.0)
     per = pd.DataFrame(
         {"class": codes, "support": support.astype(np.int64)},
-        index=pd.Index(names, name="class_name"),
+        index=pd.Index(list(names), name="class_name"),
     )
-    if "difficulty" in table.columns:
-        hard = (table["difficulty"].astype(str) == "hard").to_numpy()
-        per["hard"] = np.bincount(np.searchsorted(codes, labels), weights=hard, minlength=k).astype(np.int64)
+    if hard is not None:
+        per["hard"] = np.asarray(hard, dtype=np.int64)
     per["precision"] = precision
     per["recall"] = recall
     per["f1"] = f1
-    label_pos = np.searchsorted(codes, labels)
-    for col in _mean_columns(table):
-        values = table[col].to_numpy(dtype=np.float64)
-        sums = np.bincount(label_pos, weights=values, minlength=k)
+    for col, total in (sums or {}).items():
         with np.errstate(divide="ignore", invalid="ignore"):
-            per[f"mean_{col}"] = np.where(support > 0, sums / np.maximum(support, 1), np.nan)
+            per[f"mean_{col}"] = np.where(support > 0, total / np.maximum(support, 1), np.nan)
     conf = pd.DataFrame(
         mat, index=pd.Index(names, name="ground truth"), columns=pd.Index(names, name="predicted"), copy=False
     )
