@@ -46,7 +46,7 @@ from hardmine.analysis._report_charts import (
     _dynamics_confidence,
     _histogram_svg,
 )
-from hardmine.analysis._report_thumbs import _PathGuard, _thumbnails
+from hardmine.analysis._report_thumbs import Overlay, _PathGuard, _thumbnails
 from hardmine.analysis.metrics import positive_prob, summary
 from hardmine.analysis.splitting import positive_classes
 from hardmine.core._files import atomic_path
@@ -221,6 +221,8 @@ def report(
     title: str = "hardmine report",
     thumbnail_size: int = 96,
     max_images: int | None = 10_000,
+    masks: Any = None,
+    boxes: pd.DataFrame | None = None,
 ) -> Report:
     """One self-contained interactive HTML report of a score or split table; written to ``path`` when given.
 
@@ -243,6 +245,15 @@ def report(
         thumbnail_size: the longest side of each thumbnail in pixels (images are reduced with PIL before embedding).
         max_images: embed thumbnails for at most this many rows, the hardest first (``None``: every row). Each
             thumbnail costs about 1-5 KB of HTML.
+        masks: segmentation tables: the masks of each image, as a callable ``masks(index)`` or anything indexable
+            ``masks[index]`` giving ``(target, prediction)``: class-index masks ``(H, W)`` (tensors or arrays; either
+            may be ``None``). Each thumbnail becomes the strip *image | target | prediction*, classes in matplotlib's
+            ``tab20`` colours, pixels that are no class (255, negative, ``>= num_classes``) black. The target is
+            usually ``dataset[index][1]``, the prediction ``model(image[None]).argmax(1)[0]``.
+        boxes: detection tables: the per-box table of :func:`hardmine.score_detection` (``return_boxes=True``). Each
+            thumbnail gets its boxes drawn: the ground truth in green (from ``dataset[index][1]["boxes"]``, when the
+            images come from ``dataset=``), the missed boxes in red (dashed) and the confident false positives in
+            orange, as :func:`hardmine.plot_dense.detection_gallery` draws them.
 
     Returns:
         A :class:`Report`: its ``html``, the ``path`` written, and notes on what was left out.
@@ -266,6 +277,7 @@ def report(
         raise ValueError(f"Expected argument `thumbnail_size` to be an int >= 8, but got {thumbnail_size!r}.")
     if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 0):
         raise ValueError(f"Expected argument `max_images` to be an int >= 0 or None, but got {max_images!r}.")
+    overlay = _overlay(masks, boxes, table)
     settings = dict(table.attrs.get("hardmine", {}))
     names = _class_names(classes, dataset, table)
     notes: list[str] = []
@@ -338,7 +350,7 @@ def report(
             if max_images is not None and max_images < len(order):
                 order = order[:max_images]
                 notes.append(f"Thumbnails for the {max_images} hardest rows only (max_images={max_images}).")
-            thumbs = _thumbnails(data, dataset, guard, thumbnail_size, np.sort(order), notes)
+            thumbs = _thumbnails(data, dataset, guard, thumbnail_size, np.sort(order), notes, overlay)
     elif "id" in data.columns:
         notes.append(
             "No thumbnails: pass `dataset=` (images by index) or `image_root=` (the folder whose files the ids name)."
@@ -349,13 +361,57 @@ def report(
         "columns": _columns(data),
         "classes": names,
         "score": by if by in data.columns else None,
+        "wide": overlay is not None and overlay.masks is not None,
     }
     num_images = sum(t is not None for t in thumbs)
-    page = _page(title, settings, data, sections, notes, payload, thumbs if num_images else [])
+    legend = _OVERLAY_LEGEND[("masks" if overlay.masks is not None else "boxes") if overlay else ""]
+    page = _page(title, settings, data, sections, notes, payload, thumbs if num_images else [], legend)
     result = Report(html=page, path=None, num_rows=len(data), num_images=num_images, notes=tuple(notes))
     if path is not None:
         return Report(page, result.save(path), len(data), num_images, tuple(notes))
     return result
+
+
+_OVERLAY_LEGEND = {
+    "": "",
+    "masks": "Each thumbnail: the image, its target mask and the predicted mask (black: pixels that are no class).",
+    "boxes": "Boxes: green the ground truth, red (dashed) the missed ones, orange the confident false positives.",
+}
+
+
+def _overlay(masks: Any, boxes: pd.DataFrame | None, table: pd.DataFrame) -> Overlay | None:
+    """The masks or boxes to draw on the thumbnails, checked; ``None`` without either."""
+    if masks is None and boxes is None:
+        return None
+    if masks is not None and boxes is not None:
+        raise ValueError("Expected either `masks` (segmentation) or `boxes` (detection), but got both.")
+    if masks is not None:
+        if not callable(masks) and not hasattr(masks, "__getitem__"):
+            raise TypeError(
+                "Expected argument `masks` to be a callable or indexable giving (target, prediction) per index, but "
+                f"got {type(masks).__name__}."
+            )
+        num_classes = table.attrs.get("hardmine", {}).get("num_classes")
+        usable = isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes > 0
+        return Overlay(masks=masks, num_classes=num_classes if usable else None)
+    if not isinstance(boxes, pd.DataFrame):
+        raise TypeError(
+            "Expected argument `boxes` to be the per-box DataFrame of hm.score_detection(..., return_boxes=True), "
+            f"but got {type(boxes).__name__}."
+        )
+    needed = ("index", "kind", "x1", "y1", "x2", "y2")
+    if missing := [c for c in needed if c not in boxes.columns]:
+        raise ValueError(
+            f"Expected argument `boxes` to have the columns {list(needed)} (hm.score_detection's per-box table), but "
+            f"it lacks {missing}."
+        )
+    by_index: dict[int, list[tuple[str, Sequence[float]]]] = {}
+    coords = boxes[["x1", "y1", "x2", "y2"]].to_numpy(np.float64).tolist()
+    for idx, kind, box in zip(boxes["index"].tolist(), boxes["kind"].astype(str).tolist(), coords, strict=True):
+        if kind not in ("missed", "false_pos"):
+            raise ValueError(f"Expected box kinds 'missed' or 'false_pos' in `boxes`, but got {kind!r}.")
+        by_index.setdefault(int(idx), []).append((kind, box))
+    return Overlay(boxes=by_index)
 
 
 def _section(key: str, heading: str, body: str) -> str:
@@ -374,6 +430,7 @@ def _page(
     notes: list[str],
     payload: dict[str, Any],
     thumbs: list[str | None],
+    legend: str = "",
 ) -> str:
     esc = html.escape
     shown = {
@@ -392,7 +449,7 @@ def _page(
 <header><h1>{esc(title)}</h1><p>{len(data)} samples{"; " + esc(setting_text) if setting_text else ""}</p>
 {f'<ul class="notes">{notes_html}</ul>' if notes_html else ""}</header>
 {"".join(sections)}
-<section id="hm-samples"><h2>Samples</h2>
+<section id="hm-samples"><h2>Samples</h2>{f'<p class="legend">{esc(legend)}</p>' if legend and thumbs else ""}
 <div class="controls" id="hm-controls"></div>
 <p id="hm-count" aria-live="polite"></p>
 <div class="tablewrap"><table id="hm-table"><thead></thead><tbody></tbody></table></div>
