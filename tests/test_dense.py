@@ -354,6 +354,19 @@ def test_ties_and_nan_logits() -> None:
         hm.score(nn.Identity(), DataLoader(TensorDataset(logits, target), batch_size=2), progress=False)
 
 
+@pytest.mark.parametrize("classes", [2, 21, 300])
+def test_first_argmax_equals_torch_argmax_with_ties(classes: int) -> None:
+    from hardmine.scoring.dense import _first_argmax
+
+    g = torch.Generator().manual_seed(classes)
+    z = torch.randint(0, 3, (3, classes, 40), generator=g).float()  # many ties between classes
+    z[1] += torch.randn(classes, 40, generator=g)  # and an image without ties
+    got = _first_argmax(z - z.amax(dim=1, keepdim=True))
+    assert got.dtype == torch.int64 and torch.equal(got, z.argmax(dim=1))
+    z[0, 1, 5] = float("nan")  # a NaN pixel matches no class: 0, in range for the per-class counts
+    assert _first_argmax(z - z.amax(dim=1, keepdim=True))[0, 5].item() == 0
+
+
 def test_masks_with_a_channel_dimension_are_read_as_masks() -> None:
     model, ds = TinySeg(), seg_data()
     plain = hm.score(model, DataLoader(ds, batch_size=3), progress=False)

@@ -88,6 +88,25 @@ def _mask_of(outputs: Tensor, targets: Tensor) -> Tensor:
     return targets
 
 
+def _first_argmax(shifted: Tensor) -> Tensor:
+    """``argmax(dim=1)`` of ``(B, C, P)`` logits minus their maximum over dim 1 (0 at the maximum), int64 ``(B, P)``.
+
+    Ties go to the first class, as ``argmax``; a pixel with a NaN logit matches no class and gets 0 (the ``finite``
+    flag reports it). ``argmax`` (or ``max`` with indices) over dim 1 of this layout takes several times as long on
+    CPU as this: mark the classes at the maximum, weight class ``k`` by ``C - k`` and take the largest weight.
+
+    Example:
+        >>> z = torch.tensor([[[1.0, 5.0, 2.0], [3.0, 5.0, 2.0]]])  # (1, 2, 3): pixel 1 ties, pixel 2 says class 0
+        >>> _first_argmax(z - z.amax(dim=1, keepdim=True)).tolist()
+        [[1, 0, 0]]
+    """
+    c = int(shifted.shape[1])
+    dtype = torch.uint8 if c <= 255 else torch.int32
+    weight = torch.arange(c, 0, -1, dtype=dtype, device=shifted.device).view(1, c, 1)
+    best = (shifted == 0).to(dtype).mul_(weight).amax(dim=1).long()
+    return (c - best).remainder_(c)  # no class at the maximum (NaN): weight 0 -> class 0
+
+
 class SegmentationTask(_WithLoss):
     """Semantic segmentation, one row per image (see the module doc for the columns and the IoU rule).
 
@@ -151,13 +170,13 @@ class SegmentationTask(_WithLoss):
         in_range = (t >= 0) & (t < c)
         valid = ~ignored & in_range
         tc = torch.where(valid, t, torch.zeros_like(t))
-        log_pt = torch.log_softmax(zf, dim=1).gather(1, tc.unsqueeze(1))[:, 0]  # (B, P)
-        # The first arg-max, found class by class against the maximum: argmax (or max with indices) over dim 1 of
-        # (B, C, P) takes 2-4 times as long on CPU. NaN pixels match no class (pred 0; the `finite` flag reports them).
-        top = zf.amax(dim=1)
-        pred = torch.zeros_like(tc)
-        for cls in range(c - 1, -1, -1):  # down to 0: ties go to the first class, as argmax
-            pred.masked_fill_(zf[:, cls] == top, cls)
+        # The logits minus their maximum serve both the arg-max (the first class at 0) and the true-class
+        # log-probability, (z_true - max) - log(sum exp(z - max)) as log_softmax computes it, exp'ed in place: one
+        # full-size temporary where log_softmax, gather and a class-by-class arg-max took more passes (the per-pixel
+        # work is most of the cost of scoring a light model such as LR-ASPP).
+        shifted = zf - zf.amax(dim=1, keepdim=True)  # (B, C, P), 0 at the maximum
+        pred = _first_argmax(shifted)
+        log_pt = shifted.gather(1, tc.unsqueeze(1))[:, 0] - shifted.exp_().sum(dim=1).log_()  # (B, P)
         w = valid.to(log_pt.dtype)
         n = w.sum(dim=1)
         denom = n.clamp_min(1)
@@ -174,12 +193,11 @@ class SegmentationTask(_WithLoss):
         # Per-image, per-class pixel counts with scatter_add (no host sync): intersection, target and prediction.
         base = torch.arange(b, device=z.device).unsqueeze(1) * c
         wl = valid.long()
+        at_target = (base + tc).reshape(-1)
         inter = torch.zeros(b * c, dtype=torch.long, device=z.device).scatter_add_(
-            0, (base + tc).reshape(-1), (correct.long()).reshape(-1)
+            0, at_target, (correct.long()).reshape(-1)
         )
-        t_count = torch.zeros(b * c, dtype=torch.long, device=z.device).scatter_add_(
-            0, (base + tc).reshape(-1), wl.reshape(-1)
-        )
+        t_count = torch.zeros(b * c, dtype=torch.long, device=z.device).scatter_add_(0, at_target, wl.reshape(-1))
         p_count = torch.zeros(b * c, dtype=torch.long, device=z.device).scatter_add_(
             0, (base + pred).reshape(-1), wl.reshape(-1)
         )
