@@ -7,31 +7,24 @@ once across the ranks, and a bad box in rank 1's share makes both ranks raise in
 
 from __future__ import annotations
 
-import datetime
-import pickle
-import socket
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from hardmine.scoring.detection import score_detection
+sys.path.insert(0, str(Path(__file__).parent))
+from ranks import DISTRIBUTED, run_ranks  # noqa: E402
+
+from hardmine.scoring.detection import score_detection  # noqa: E402
 
 WORLD = 2
 
-pytestmark = [
-    pytest.mark.distributed,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with gloo is not available"
-    ),
-]
+pytestmark = DISTRIBUTED
 
 
 class Boxes(Dataset):
@@ -82,38 +75,9 @@ def _cases() -> dict[str, Any]:
     return out
 
 
-def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=60),
-    )
-    try:
-        out = _cases()
-        with open(Path(out_dir) / f"rank{rank}.pkl", "wb") as fh:
-            pickle.dump(out, fh)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    out_dir = tmp_path_factory.mktemp("detection_distributed")
-    mp.start_processes(_worker, args=(WORLD, _free_port(), str(out_dir)), nprocs=WORLD, join=True, start_method="spawn")
-    results = []
-    for r in range(WORLD):
-        with open(out_dir / f"rank{r}.pkl", "rb") as fh:
-            results.append(pickle.load(fh))
-    return results
+    return run_ranks(_cases, tmp_path_factory.mktemp("detection_distributed"), WORLD)
 
 
 @pytest.mark.parametrize("n", [5, 1])

@@ -370,22 +370,18 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="short side before the crop (default: image size * 256/224)",
     )
-    g.add_argument(
-        "--mean",
-        type=float,
-        nargs=3,
-        default=[0.485, 0.456, 0.406],
-        metavar=("R", "G", "B"),
-        help="normalisation mean (default: ImageNet's, %(default)s)",
-    )
-    g.add_argument(
-        "--std",
-        type=float,
-        nargs=3,
-        default=[0.229, 0.224, 0.225],
-        metavar=("R", "G", "B"),
-        help="normalisation standard deviation (default: ImageNet's, %(default)s)",
-    )
+    for option, default, what in (
+        ("--mean", [0.485, 0.456, 0.406], "mean"),
+        ("--std", [0.229, 0.224, 0.225], "standard deviation"),
+    ):
+        g.add_argument(
+            option,
+            type=float,
+            nargs=3,
+            default=default,
+            metavar=("R", "G", "B"),
+            help=f"normalisation {what} (default: ImageNet's, %(default)s)",
+        )
     g.add_argument(
         "--strict", action="store_true", help="fail on the first unreadable image or folder instead of skipping it"
     )
