@@ -362,9 +362,27 @@ def test_first_argmax_equals_torch_argmax_with_ties(classes: int) -> None:
     z = torch.randint(0, 3, (3, classes, 40), generator=g).float()  # many ties between classes
     z[1] += torch.randn(classes, 40, generator=g)  # and an image without ties
     got = _first_argmax(z - z.amax(dim=1, keepdim=True))
-    assert got.dtype == torch.int64 and torch.equal(got, z.argmax(dim=1))
+    assert got.dtype == (torch.uint8 if classes <= 255 else torch.int32) and torch.equal(got.long(), z.argmax(dim=1))
     z[0, 1, 5] = float("nan")  # a NaN pixel matches no class: 0, in range for the per-class counts
     assert _first_argmax(z - z.amax(dim=1, keepdim=True))[0, 5].item() == 0
+
+
+@pytest.mark.parametrize("joint", [True, False], ids=["bincount", "scatter"])
+def test_pixel_counts_equal_a_per_image_confusion_matrix(joint: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hardmine.scoring import dense
+
+    if not joint:
+        monkeypatch.setattr(dense, "_MAX_JOINT_BINS", 0)  # the path for many classes
+    g = torch.Generator().manual_seed(3)
+    c = 4
+    target, pred = torch.randint(0, c, (3, 50), generator=g), torch.randint(0, c, (3, 50), generator=g)
+    valid = torch.rand(3, 50, generator=g) > 0.3
+    inter, union = dense._pixel_counts(target, pred, valid, c)
+    for i in range(3):
+        t, p = target[i][valid[i]], pred[i][valid[i]]
+        for k in range(c):
+            assert inter[i, k].item() == int(((t == k) & (p == k)).sum())
+            assert union[i, k].item() == int(((t == k) | (p == k)).sum())
 
 
 def test_masks_with_a_channel_dimension_are_read_as_masks() -> None:
