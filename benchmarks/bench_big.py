@@ -14,15 +14,21 @@ pandas and DuckDB imported is about 0.35 GB of it):
   - ``pandas``: the in-memory path, ``pd.read_parquet`` of the folder, :func:`hardmine.split`,
     :func:`hardmine.summary`, :func:`hardmine.to_parquet` with ``only="hard"``.
 
+- ``tasks``: the steps of the other tasks' tables, out of core only (``memory_limit="1GB"``): a 10-class table
+  (labels imbalanced 1:10, nine score columns) split without a positive class (easy/hard only) + the per-class
+  summary (one ``GROUP BY label, pred``) + class-balanced weights written to a ``.npy``; and a regression table
+  (``target, prediction, loss, abs_error``) split by ``hard_fraction=0.1`` of its default column ``loss`` + its
+  summary (MAE, RMSE, R^2, exact loss quantiles) + score weights ``by="loss"``.
+
 - ``sampler``: a float32 weights memmap of ``N`` samples and one epoch (``N`` draws) of
   :class:`hardmine.ShardedSampler` for each of 8 ranks, one process per rank: construction (one pass summing the
   shard weights) and ``indices()`` of the epoch, seconds and peak RSS per rank.
 
-Run ``nice python benchmarks/bench_big.py`` (table at 10**7 rows, sampler at 10**8), ``--table-sizes``/
-``--sampler-sizes`` for others (an empty list skips that part; 10**9 writes a 4 GB memmap), ``--engines`` for some
-engines only, or ``--quick`` for a smoke run (tiny sizes, every step in this process, so its peak RSS is
-cumulative). Big files go to ``--work`` (default a temporary folder, removed afterwards). Results:
-``benchmarks/results/bench_big.{json,md}``.
+Run ``nice python benchmarks/bench_big.py`` (table at 10**7 rows, tasks at 10**6, sampler at 10**8),
+``--table-sizes``/``--task-sizes``/``--sampler-sizes`` for others (an empty list skips that part; 10**9 writes a
+4 GB memmap), ``--engines`` for some engines only, or ``--quick`` for a smoke run (tiny sizes, every step in this
+process, so its peak RSS is cumulative). Big files go to ``--work`` (default a temporary folder, removed
+afterwards). Results: ``benchmarks/results/bench_big.{json,md}``.
 """
 
 from __future__ import annotations
@@ -96,6 +102,86 @@ def make_dataset(folder: Path, n: int, *, rows_per_file: int = 1_000_000, seed: 
         table = pa.table(columns).replace_schema_metadata(meta)
         pq.write_table(table, folder / f"part-{part:05d}.parquet")
     return folder
+
+
+TASKS = ("multiclass", "regression")
+NUM_CLASSES = 10
+
+
+def make_task_dataset(folder: Path, n: int, task: str, *, rows_per_file: int = 1_000_000, seed: int = 0) -> Path:
+    """A ``"multiclass"`` (10 classes, imbalanced) or ``"regression"`` score dataset of ``n`` rows, a file at a time."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    settings = {"num_classes": NUM_CLASSES, "task": "classification"} if task == "multiclass" else {"task": task}
+    meta = {b"PANDAS_ATTRS": json.dumps({"hardmine": settings}).encode()}
+    freq = np.linspace(1.0, 10.0, NUM_CLASSES)
+    for part, lo in enumerate(range(0, n, rows_per_file)):
+        hi = min(lo + rows_per_file, n)
+        m = hi - lo
+        index = np.arange(lo, hi, dtype=np.int64)
+        columns: dict[str, Any] = {"index": index, "id": pa.array(index.astype(str))}
+        if task == "multiclass":
+            label = rng.choice(NUM_CLASSES, size=m, p=freq / freq.sum())
+            label_prob = rng.random(m, dtype=np.float32)
+            other = rng.integers(0, NUM_CLASSES - 1, m)
+            pred = np.where(label_prob >= 0.5, label, (label + 1 + other) % NUM_CLASSES)
+            columns.update(
+                label=label.astype(np.int64),
+                pred=pred.astype(np.int64),
+                confidence=np.maximum(label_prob, 1 - label_prob),
+                label_prob=label_prob,
+                margin=(2 * label_prob - 1).astype(np.float32),
+                entropy=rng.random(m, dtype=np.float32) * np.float32(np.log(NUM_CLASSES)),
+                loss=-np.log(np.maximum(label_prob, 1e-7)).astype(np.float32),
+            )
+        else:
+            target = rng.normal(size=m).astype(np.float32)
+            prediction = (target + rng.normal(scale=0.5, size=m)).astype(np.float32)
+            err = prediction.astype(np.float64) - target
+            columns.update(
+                target=target,
+                prediction=prediction,
+                loss=(err**2).astype(np.float32),
+                abs_error=np.abs(err).astype(np.float32),
+            )
+        pq.write_table(pa.table(columns).replace_schema_metadata(meta), folder / f"part-{part:05d}.parquet")
+    return folder
+
+
+def task_child(task: str, folder: Path, out: Path) -> dict[str, Any]:
+    """One task's out-of-core steps (split, summary, weights) on the dataset in ``folder``, in this process."""
+    import hardmine as hm
+
+    before = _peak_rss_bytes()
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    ds = hm.open_scores(folder, memory_limit="1GB")
+    times["open"] = time.perf_counter() - t0  # imports DuckDB and the analysis modules on first use
+    t = time.perf_counter()
+    split = ds.split() if task == "multiclass" else ds.split(hard_fraction=0.1)
+    times["split"] = time.perf_counter() - t
+    t = time.perf_counter()
+    s = split.summary()
+    times["summary"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if task == "multiclass":
+        split.weights(out / "w.npy")  # balance="auto": every class the same total weight
+    else:
+        ds.weights(out / "w.npy", by="loss")
+    times["weights"] = time.perf_counter() - t
+    return {
+        "task": task,
+        "kind": s.kind,
+        "hard": int(s.groups.loc["hard", "count"]),
+        "seconds": times,
+        "cpu_seconds": _cpu_seconds(),
+        "before_rss_bytes": before,
+        "peak_rss_bytes": _peak_rss_bytes(),
+    }
 
 
 def make_weights(path: Path, n: int, *, seed: int = 0) -> Path:
@@ -233,6 +319,8 @@ def _run_child(args: list[str], *, here: bool = False) -> dict[str, Any]:
     if here:  # --quick: in this process (fast; peak RSS is then cumulative)
         if args[0] == "table":
             return table_child(args[1], Path(args[2]), Path(args[3]))
+        if args[0] == "task":
+            return task_child(args[1], Path(args[2]), Path(args[3]))
         return sampler_child(Path(args[1]), int(args[2]), int(args[3]))
     cmd = [sys.executable, __file__, "--child", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -248,6 +336,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--table-sizes", type=int, nargs="*", default=None)
     parser.add_argument("--pandas-max", type=int, default=10_000_000, help="largest N the pandas engine runs at")
     parser.add_argument("--sampler-sizes", type=int, nargs="*", default=None)
+    parser.add_argument("--task-sizes", type=int, nargs="*", default=None)
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--rows-per-file", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=None)
@@ -258,6 +347,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         kind = args.child[0]
         if kind == "table":
             result = table_child(args.child[1], Path(args.child[2]), Path(args.child[3]))
+        elif kind == "task":
+            result = task_child(args.child[1], Path(args.child[2]), Path(args.child[3]))
         else:
             result = sampler_child(Path(args.child[1]), int(args.child[2]), int(args.child[3]))
         print(json.dumps(result))
@@ -267,6 +358,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     sampler_sizes = (
         args.sampler_sizes if args.sampler_sizes is not None else ([50_000] if args.quick else [100_000_000])
     )
+    task_sizes = args.task_sizes if args.task_sizes is not None else ([20_000] if args.quick else [1_000_000])
     rows_per_file = 5_000 if args.quick else args.rows_per_file
     work = Path(tempfile.mkdtemp(prefix="bench_big-", dir=args.work))
     rows: list[dict[str, Any]] = []
@@ -287,6 +379,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 rows.append(r)
                 shutil.rmtree(out)
             shutil.rmtree(folder)
+        for n in task_sizes:
+            for task in TASKS:
+                folder = make_task_dataset(work / f"{task}-{n}", n, task, rows_per_file=rows_per_file)
+                out = work / f"out-{task}-{n}"
+                out.mkdir()
+                r = _run_child(["task", task, str(folder), str(out)], here=args.quick)
+                r.update(part="task", n=n, dataset_bytes=sum(f.stat().st_size for f in folder.iterdir()))
+                rows.append(r)
+                shutil.rmtree(out)
+                shutil.rmtree(folder)
         for n in sampler_sizes:
             path = make_weights(work / f"weights-{n}.npy", n)
             ranks = 2 if args.quick else RANKS
@@ -310,6 +412,18 @@ def _gb(b: float) -> str:
     return f"{b / 1e9:.2f}"
 
 
+def _step_rows(rows: list[dict[str, Any]], part: str, keys: tuple[str, ...]) -> list[str]:
+    """Markdown rows of a part's runs: N, the ``keys`` columns, size on disk, seconds per step, CPU, peak RSS."""
+    lines = []
+    for r in (r for r in rows if r["part"] == part):
+        steps = ", ".join(f"{k} {v:.1f}" for k, v in r["seconds"].items())
+        named = " | ".join(str(r[k]) for k in keys)
+        lines.append(
+            f"| {r['n']:,} | {named} | {_gb(r['dataset_bytes'])} | {steps} | {_cpu(r)} | {_gb(r['peak_rss_bytes'])} |"
+        )
+    return lines
+
+
 def _markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "## Out-of-core table: split + summary + hard-row export",
@@ -317,12 +431,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "| N | engine | dataset on disk (GB) | wall seconds per step | process CPU seconds | peak RSS (GB) |",
         "|---|---|---|---|---|---|",
     ]
-    for r in (r for r in rows if r["part"] == "table"):
-        steps = ", ".join(f"{k} {v:.1f}" for k, v in r["seconds"].items())
-        lines.append(
-            f"| {r['n']:,} | {r['engine']} | {_gb(r['dataset_bytes'])} | {steps} | {_cpu(r)} | "
-            f"{_gb(r['peak_rss_bytes'])} |"
-        )
+    lines += _step_rows(rows, "table", ("engine",))
     lines += [
         "",
         "Peak RSS is measured after split + summary + export; for duckdb the hard_fraction split and the sweep run "
@@ -330,6 +439,14 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         "jobs (niced); the process CPU seconds (user + system, all threads, the whole process including imports) are "
         "the work done. A sampler rank's peak RSS counts the pages of the weights memmap it read (page cache, shared "
         "by the ranks of a machine); its private RSS (`RssAnon`, imports included) is measured after the epoch.",
+        "",
+        "## Other tasks out of core: split + summary + weights",
+        "",
+        "| N | table | summary | dataset on disk (GB) | wall seconds per step | process CPU seconds | peak RSS (GB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += _step_rows(rows, "task", ("task", "kind"))
+    lines += [
         "",
         "## ShardedSampler: one epoch (N draws over all ranks) per rank",
         "",

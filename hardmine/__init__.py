@@ -40,6 +40,7 @@ _PUBLIC: dict[str, str] = {
     for module, names in [
         ("hardmine.core.data", "with_indices wrap"),
         ("hardmine.scoring.engine", "score"),
+        ("hardmine.scoring.options", "ScoreOptions"),
         ("hardmine.scoring.tasks", "ProbabilityOutputWarning Task"),
         ("hardmine.scoring.dense", "SegmentationTask SequenceTask segmentation_summary"),
         ("hardmine.scoring.detection", "score_detection"),
@@ -55,7 +56,7 @@ _PUBLIC: dict[str, str] = {
         ("hardmine.analysis.labels", "cross_val_scores issue_indices label_issues"),
         ("hardmine.analysis.interactive", "Report report"),
         ("hardmine.analysis.bigtable", "ScoreDataset open_scores"),
-        ("hardmine.feedback.weighting", "HardSetCollapseWarning weights"),
+        ("hardmine.feedback.weighting", "HardSetCollapseWarning sample_weights"),
         ("hardmine.feedback.sampling", "DoubleShardingWarning HardSampler"),
         ("hardmine.feedback.sharded", "ShardedSampler"),
         ("hardmine.feedback.miner", "HardMiner MinerSampler"),
@@ -80,11 +81,16 @@ _MOVED: dict[str, str] = {
     "HARDER_WHEN": "hardmine.scoring.measures",
     "MEASURES": "hardmine.scoring.measures",
     "IndexedLoader": "hardmine.core.data",
-    "ShareBatchSampler": "hardmine.feedback.miner",
-    "importance_weights": "hardmine.feedback.miner",
+    "ShareBatchSampler": "hardmine.feedback.batching",
+    "importance_weights": "hardmine.feedback.apply_modes",
     "confident_thresholds": "hardmine.analysis.labels",
     "label_quality": "hardmine.analysis.labels",
     "dynamics_regions": "hardmine.analysis.dynamics",
+}
+
+# Public names renamed in 0.4.0: the old name keeps working for one release, with a DeprecationWarning naming the new.
+_RENAMED: dict[str, str] = {
+    "weights": "sample_weights",  # `weights` collided with every `weights` variable of a training loop
 }
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
@@ -104,6 +110,14 @@ def __getattr__(name: str) -> Any:
             stacklevel=2,
         )
         return getattr(importlib.import_module(_MOVED[name]), name)
+    elif name in _RENAMED:
+        new = _RENAMED[name]
+        warnings.warn(
+            f"hardmine.{name} is deprecated and will be removed in the next release: use hardmine.{new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(_PUBLIC[new]), new)
     else:
         raise AttributeError(f"module 'hardmine' has no attribute {name!r}")
     globals()[name] = value  # later uses are plain attribute reads
@@ -143,10 +157,11 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from hardmine.feedback.sampling import DoubleShardingWarning, HardSampler
     from hardmine.feedback.selection import LossHistory, select_batch
     from hardmine.feedback.sharded import ShardedSampler
-    from hardmine.feedback.weighting import HardSetCollapseWarning, weights
+    from hardmine.feedback.weighting import HardSetCollapseWarning, sample_weights
     from hardmine.scoring import tasks
     from hardmine.scoring.dense import SegmentationTask, SequenceTask, segmentation_summary
     from hardmine.scoring.detection import score_detection
     from hardmine.scoring.engine import score
+    from hardmine.scoring.options import ScoreOptions
     from hardmine.scoring.streamed import score_to_parquet
     from hardmine.scoring.tasks import ProbabilityOutputWarning, Task

@@ -10,6 +10,7 @@ import pytest
 
 import hardmine as hm
 from hardmine.analysis.bigtable import ScoreDataset, open_scores
+from hardmine.analysis.metrics import loss_quantiles
 from hardmine.core.columns import GROUPS, build_table
 
 pytest.importorskip("duckdb")
@@ -103,8 +104,10 @@ def test_hard_fraction_breaks_ties_by_index(binary: tuple[pd.DataFrame, ScoreDat
 def test_multiclass_split_summary_sweep(tmp_path: Path) -> None:
     table = _scores(600, classes=5, seed=3, probs=True)
     ds = open_scores(_write(table, tmp_path / "s"), threads=1)
-    with pytest.raises(ValueError, match="multi-class"):
-        ds.split(threshold=0.5)
+    with pytest.raises(ValueError, match="multi-class"):  # the metrics of a positive class need one
+        ds.precision_recall_f1()
+    with pytest.raises(ValueError, match="`positive`"):  # class 7 is not in the table: no positives
+        ds.split(threshold=0.5, positive=7)
     for kwargs in ({"threshold": 0.3, "positive": [2, 4]}, {"threshold": "per_class", "positive": 3}):
         expected = hm.split(table, **kwargs)
         got = ds.split(**kwargs)
@@ -188,12 +191,12 @@ def test_weights_equal_in_memory(tmp_path: Path, kwargs: dict) -> None:
     shuffled = table.sample(frac=1.0, random_state=0).reset_index(drop=True)  # rows out of index order
     shuffled.attrs = table.attrs
     ds = open_scores(_write(shuffled, tmp_path / "s"), threads=1).split(threshold=0.4)
-    expected = hm.weights(hm.split(table, threshold=0.4), balance=None, **kwargs).numpy()  # out of core: no balance
-    npy = ds.weights(tmp_path / "w.npy", **kwargs)
+    expected = hm.weights(hm.split(table, threshold=0.4), balance=None, **kwargs).numpy()
+    npy = ds.weights(tmp_path / "w.npy", balance=None, **kwargs)
     got = np.load(npy, mmap_mode="r")
     assert got.dtype == np.float32 and got.shape == (500,)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
-    col = pd.read_parquet(ds.weights(tmp_path / "w.parquet", column="w", **kwargs))
+    col = pd.read_parquet(ds.weights(tmp_path / "w.parquet", column="w", balance=None, **kwargs))
     assert col["index"].tolist() == shuffled["index"].tolist()
     np.testing.assert_allclose(col["w"].to_numpy(), expected[col["index"].to_numpy()], rtol=1e-6)
 
@@ -247,3 +250,249 @@ def test_settings_and_len_come_from_the_files(binary: tuple[pd.DataFrame, ScoreD
     assert int(ds.split().relation().filter("difficulty = 'hard'").count("*").fetchall()[0][0]) == int(
         (ds.split().to_pandas()["difficulty"] == "hard").sum()
     )
+
+
+# ---------------------------------------------------------------------- multi-class without a positive class
+
+
+def _assert_summary_equal(got: hm.Summary, expected: hm.Summary) -> None:
+    """Out-of-core and in-memory summaries agree: counts and confusions exactly, means and ratios to float error."""
+    assert got.kind == expected.kind
+    pd.testing.assert_frame_equal(got.groups, expected.groups, check_index_type=False, check_dtype=False, rtol=1e-6)
+    pd.testing.assert_frame_equal(got.confusion, expected.confusion, check_index_type=False)
+    assert got.metrics.keys() == expected.metrics.keys()
+    for key, value in expected.metrics.items():
+        rel = 1e-6 if key.startswith("mean_") else 1e-9  # pandas averages a float32 column in float32
+        assert got.metrics[key] == pytest.approx(value, rel=rel, nan_ok=True), key
+    if expected.per_class is None:
+        assert got.per_class is None
+    else:
+        assert got.per_class is not None
+        pd.testing.assert_frame_equal(got.per_class, expected.per_class, check_dtype=False, rtol=1e-6)
+    for key in ("by", "threshold", "hard_when", "positive", "hard_fraction"):
+        assert got.settings.get(key) == expected.settings.get(key), key
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"threshold": 0.3}, {"hard_fraction": 0.25, "by": "loss"}, {"threshold": "per_class"}], ids=str
+)
+def test_multiclass_without_positive_is_easy_hard_only(tmp_path: Path, kwargs: dict) -> None:
+    table = _scores(600, classes=5, seed=3, ties=True)
+    ds = open_scores(_write(table, tmp_path / "s"), threads=1)
+    expected = hm.split(table, **kwargs)
+    got = ds.split(**kwargs)
+    assert "group" not in expected.columns and got.settings["positive"] is None
+    frame = got.to_pandas()
+    assert list(frame.columns) == list(expected.columns)  # difficulty only, last, as in memory
+    assert frame["difficulty"].astype(str).tolist() == expected["difficulty"].astype(str).tolist()
+    hard = int((expected["difficulty"] == "hard").sum())
+    assert got.counts() == {"hard": hard, "easy": len(table) - hard}
+    _assert_summary_equal(got.summary(), hm.summary(expected))
+    names = [f"class{c}" for c in range(5)]
+    _assert_summary_equal(got.summary(classes=names), hm.summary(expected, classes=names))
+    for summarise in (lambda: got.summary(positive=2), lambda: hm.summary(expected, positive=2)):
+        with pytest.raises(ValueError, match="group"):  # one-vs-rest metrics need a one-vs-rest split, both ways
+            summarise()
+    assert got.precision_recall_f1(positive=2) == hm.precision_recall_f1(table, positive=2)
+    exported = hm.read_parquet(got.export(tmp_path / "h.parquet"))
+    pd.testing.assert_frame_equal(exported, hm.select(expected, "hard").reset_index(drop=True))
+    with pytest.raises(ValueError, match="no positive class"):
+        got.export(tmp_path / "p.parquet", only="hard_positive")
+
+
+def test_classification_report_equals_in_memory(tmp_path: Path) -> None:
+    table = _scores(400, classes=4, seed=5)
+    table.loc[table["label"] == 3, "pred"] = 0  # class 3 never predicted: zero precision, zero division
+    table.attrs["hardmine"] = {"num_classes": 4, "classes": ["ant", "bee", "cat", "dog"]}
+    ds = open_scores(_write(table, tmp_path / "s"), threads=1)
+    for got, expected in ((ds, table), (ds.split(threshold=0.4), hm.split(table, threshold=0.4))):
+        per, conf, avg = got.classification_report()
+        e_per, e_conf, e_avg = hm.classification_report(expected)
+        assert "hard" in per.columns if got is not ds else "hard" not in per.columns
+        pd.testing.assert_frame_equal(per, e_per, check_dtype=False, rtol=1e-9)
+        pd.testing.assert_frame_equal(conf, e_conf)
+        assert avg == pytest.approx(e_avg, rel=1e-12)
+    assert per.index.tolist() == ["ant", "bee", "cat", "dog"] and per.loc["dog", "precision"] == 0.0
+    # against scikit-learn, as hm.classification_report documents
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    assert avg["macro_f1"] == pytest.approx(f1_score(table["label"], table["pred"], average="macro"))
+    assert avg["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(table["label"], table["pred"]))
+
+
+# ---------------------------------------------------------------------- every task's table
+
+
+def _task_table(task: str, n: int = 240) -> pd.DataFrame:
+    """A real table of ``task`` from hm.score on a small model (the task is recorded in attrs)."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    x = torch.randn(n, 6)
+    kwargs: dict = {"task": task}
+    if task == "classification":
+        model, data = torch.nn.Linear(6, 4), TensorDataset(x, torch.randint(0, 4, (n,)))
+    elif task == "soft":
+        model, data = torch.nn.Linear(6, 3), TensorDataset(x, torch.softmax(torch.randn(n, 3), dim=1))
+    elif task == "multilabel":
+        model, data = torch.nn.Linear(6, 3), TensorDataset(x, (torch.rand(n, 3) < 0.4).float())
+    elif task == "regression":
+        model, data = torch.nn.Linear(6, 1), TensorDataset(x, x[:, 0] + 0.5 * torch.randn(n))
+    elif task == "regression_d":
+        kwargs["task"] = "regression"
+        model, data = torch.nn.Linear(6, 3), TensorDataset(x, torch.randn(n, 3))
+    elif task == "unlabeled":
+        model, data = torch.nn.Linear(6, 4), TensorDataset(x)
+    elif task == "loss":
+        model, data = torch.nn.Linear(6, 2), TensorDataset(x, torch.randn(n, 2))
+        kwargs["loss_fn"] = torch.nn.L1Loss(reduction="none")
+    else:  # segmentation: a row per image of 4 x 4 pixels
+        model = torch.nn.Conv2d(2, 3, 1)
+        data = TensorDataset(torch.randn(n, 2, 4, 4), torch.randint(0, 3, (n, 4, 4)))
+    return hm.score(model, DataLoader(data, batch_size=64), progress=False, **kwargs)
+
+
+_TASKS = ["classification", "soft", "multilabel", "regression", "regression_d", "unlabeled", "loss", "segmentation"]
+
+
+@pytest.mark.parametrize("task", _TASKS)
+def test_every_task_equals_in_memory(tmp_path: Path, task: str) -> None:
+    table = _task_table(task)
+    ds = open_scores(_write(table, tmp_path / "s"), threads=1)
+    assert ds.task == table.attrs["hardmine"]["task"]
+    for kwargs in ({"hard_fraction": 0.2}, {"hard_fraction": 0.35, "by": "loss"} if "loss" in table else {}):
+        expected = hm.split(table, **kwargs)
+        got = ds.split(**kwargs)
+        assert got.settings["by"] == expected.attrs["hardmine"]["by"]  # the task's default column
+        frame = got.to_pandas()
+        assert list(frame.columns) == list(expected.columns)
+        assert frame["difficulty"].astype(str).tolist() == expected["difficulty"].astype(str).tolist()
+        _assert_summary_equal(got.summary(), hm.summary(expected))
+        exported = hm.read_parquet(got.export(tmp_path / "hard.parquet"))
+        pd.testing.assert_frame_equal(exported, hm.select(expected, "hard").reset_index(drop=True))
+        w = np.load(got.weights(tmp_path / "w.npy"))  # balance="auto", as in memory
+        np.testing.assert_allclose(w, hm.weights(expected).numpy(), rtol=1e-6)
+    if "label" not in table.columns:
+        with pytest.raises(ValueError, match=f"task '{ds.task}'"):
+            ds.threshold_sweep()
+        with pytest.raises(ValueError, match=f"task '{ds.task}'"):
+            ds.split(threshold="per_class")
+        with pytest.raises(ValueError, match="`positive`"):
+            ds.split(hard_fraction=0.1, positive=1)
+        with pytest.raises(ValueError, match="balance='label'"):
+            ds.weights(tmp_path / "w.npy", by="loss" if "loss" in table else "confidence", balance="label")
+    _assert_quantiles_equal(ds.loss_quantiles(), loss_quantiles(table))
+
+
+def _assert_quantiles_equal(got: dict, expected: dict) -> None:
+    """Quantiles and maximum exactly (the same order statistics, numpy's interpolation); the mean to float error."""
+    assert got.keys() == expected.keys()
+    assert {k: v for k, v in got.items() if k != "loss_mean"} == {k: v for k, v in expected.items() if k != "loss_mean"}
+    if expected:
+        assert got["loss_mean"] == pytest.approx(expected["loss_mean"], rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1001])
+def test_loss_quantiles_are_exact(tmp_path: Path, n: int) -> None:
+    rng = np.random.default_rng(n)
+    loss = rng.exponential(size=n).astype(np.float32)
+    loss[: n // 3] = loss[0]  # ties
+    table = pd.DataFrame({"index": np.arange(n), "loss": loss})
+    ds = open_scores(_write(table, tmp_path / "s", parts=min(n, 3)), threads=1, memory_limit="50MB")
+    _assert_quantiles_equal(ds.loss_quantiles(), loss_quantiles(table))
+    values = np.sort(loss.astype(np.float64))  # by hand: linear interpolation between order statistics
+    v = 0.9 * (n - 1)
+    low, high = values[int(v)], values[min(int(v) + 1, n - 1)]
+    assert ds.loss_quantiles()["loss_q90"] == pytest.approx(low + (high - low) * (v - int(v)), rel=1e-12)
+
+
+def test_regression_metrics_and_default_threshold(tmp_path: Path) -> None:
+    table = _task_table("regression")
+    ds = open_scores(_write(table, tmp_path / "s"), threads=1)
+    expected = hm.regression_metrics(table)
+    assert set(expected) >= {"mae", "rmse", "r2", "loss_q99"}
+    assert ds.regression_metrics() == pytest.approx(expected, rel=1e-9)
+    err = table["prediction"].to_numpy(np.float64) - table["target"].to_numpy(np.float64)  # by hand
+    assert ds.regression_metrics()["rmse"] == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-12)
+    with pytest.raises(ValueError, match="no default threshold"):  # loss has none, in memory too
+        ds.split()
+    got, e = ds.split(threshold=1.0), hm.split(table, threshold=1.0)
+    assert got.to_pandas()["difficulty"].astype(str).tolist() == e["difficulty"].astype(str).tolist()
+
+
+def test_multilabel_report_equals_in_memory(tmp_path: Path) -> None:
+    table = _task_table("multilabel")
+    ds = open_scores(_write(table, tmp_path / "s"), threads=1)
+    for got, expected in ((ds, table), (ds.split(hard_fraction=0.3), hm.split(table, hard_fraction=0.3))):
+        per, avg = got.multilabel_report(classes=["a", "b", "c"])
+        e_per, e_avg = hm.multilabel_report(expected, classes=["a", "b", "c"])
+        pd.testing.assert_frame_equal(per, e_per, check_dtype=False)
+        assert avg == pytest.approx(e_avg, rel=1e-12)
+    with pytest.raises(ValueError, match="multi-label table"):
+        open_scores(_write(_scores(50), tmp_path / "c")).multilabel_report()
+
+
+# ---------------------------------------------------------------------- balanced weights
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"hard": 8.0, "easy": 0.5, "floor": 0.0},
+        {"by": "label_prob", "gamma": 2.0},
+        {"by": "loss", "mode": "softmax", "temperature": 0.5, "max_ratio": 10.0},
+        {"balance": "polarity"},
+        {"balance": "polarity", "by": "margin", "floor": 0.2},
+        {"balance": "label", "by": "entropy", "floor": 0.0},
+    ],
+    ids=str,
+)
+def test_balanced_weights_equal_in_memory(tmp_path: Path, kwargs: dict) -> None:
+    table = _scores(700, classes=4, seed=11)
+    table.loc[table["label"] == 3, "label"] = 2  # imbalanced: class 2 twice as frequent, class 3 absent
+    table.loc[:40, "label"] = 3
+    shuffled = table.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    shuffled.attrs = table.attrs
+    ds = open_scores(_write(shuffled, tmp_path / "s"), threads=1).split(threshold=0.4, positive=[1, 3])
+    expected = hm.weights(hm.split(table, threshold=0.4, positive=[1, 3]), **kwargs).numpy()
+    got = np.load(ds.weights(tmp_path / "w.npy", **kwargs))
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # the defining property, checked by hand: every class (or polarity) carries the same total weight
+    key = table["label"] if kwargs.get("balance", "label") == "label" else table["label"].isin([1, 3])
+    totals = pd.Series(got.astype(np.float64)).groupby(key.to_numpy()).sum()
+    np.testing.assert_allclose(totals, totals.iloc[0], rtol=1e-5)
+    assert got.max() == 1.0
+
+
+def test_balanced_weights_zero_class(tmp_path: Path) -> None:
+    """A class whose raw weights are all zero: uniform with a floor, zero without one (as in memory)."""
+    table = _scores(300, classes=3, seed=2)
+    table.loc[table["label"] == 0, "loss"] = 0.0
+    ds = open_scores(_write(table, tmp_path / "s"), threads=1)
+    for floor in (0.05, 0.0):
+        expected = hm.weights(table, by="loss", floor=floor).numpy()
+        got = np.load(ds.weights(tmp_path / "w.npy", by="loss", floor=floor))
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+        assert (got[table["label"] == 0] == (0.0 if floor == 0 else got[table["label"] == 0][0])).all()
+    with pytest.raises(ValueError, match="balance='polarity'"):
+        ds.weights(tmp_path / "w.npy", by="loss", balance="polarity")
+    with pytest.raises(ValueError, match="`balance`"):
+        ds.weights(tmp_path / "w.npy", by="loss", balance="class")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`gamma`"):
+        ds.weights(tmp_path / "w.npy", by="loss", gamma="2")  # type: ignore[arg-type]
+
+
+def test_an_exported_split_reopens_and_splits_again(binary: tuple[pd.DataFrame, ScoreDataset], tmp_path: Path) -> None:
+    """An export carries its split columns and settings; splitting it again recomputes them, as hm.split does."""
+    table, ds = binary
+    (tmp_path / "all").mkdir()
+    ds.split(threshold=0.5).export(tmp_path / "all" / "scores.parquet", only=None)
+    again = open_scores(tmp_path / "all", threads=1)
+    assert again.settings["positive"] == [1] and "group" in again.columns
+    expected = hm.split(hm.split(table, threshold=0.5), hard_fraction=0.2)
+    got = again.split(hard_fraction=0.2).to_pandas()
+    assert sorted(got.columns) == sorted(expected.columns)  # (in memory a re-split keeps `group` where it was)
+    assert got.columns.tolist()[-3:] == ["polarity", "difficulty", "group"]
+    assert _groups(got) == _groups(expected)

@@ -245,7 +245,7 @@ def test_wrap_errors():
         wrap(custom, [0, 1])
     with pytest.raises(TypeError, match=r"map-style dataset.*IterableDataset \(Stream\)"):
         wrap(DataLoader(Stream(), batch_size=2), [0])
-    with pytest.raises(TypeError, match=r"`loader` to be a torch.utils.data.DataLoader"):
+    with pytest.raises(TypeError, match=r"`loader` must be a torch.utils.data.DataLoader, got list"):
         wrap([1, 2, 3], [0])
 
 
@@ -268,3 +268,9 @@ def test_rebuild_loader_overrides():
     assert rebuild_loader(loader, sampler=range(5), dataset=other).dataset is other
     custom = DataLoader(ds, batch_sampler=BatchSampler(SequentialSampler(ds), 3, False))
     assert rebuild_loader(custom, sampler=range(10)).batch_size == 3
+
+
+def test_wrap_indices_must_be_a_bool():
+    loader = DataLoader(TensorDataset(torch.arange(4.0)), batch_size=2)
+    with pytest.raises(TypeError, match=r"`indices` must be True or False, got int 1"):
+        wrap(loader, [0, 1], indices=1)

@@ -14,12 +14,11 @@ tests then compare both ranks with a 1-process run of the same code:
 
 from __future__ import annotations
 
-import datetime
 import pickle
-import socket
 from pathlib import Path
 from typing import Any
 
+import gloo
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,21 +42,11 @@ SIZES = (11, 50, 1)
 NUM_CLASSES = 3
 
 
-def _gloo_available() -> bool:
-    return dist.is_available() and dist.is_gloo_available()
-
-
 pytestmark = [
     pytest.mark.distributed,
     pytest.mark.slow,
-    pytest.mark.skipif(not _gloo_available(), reason="torch.distributed with the gloo backend is not available"),
+    pytest.mark.skipif(not gloo.available(), reason="torch.distributed with the gloo backend is not available"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- the scenarios, run by every process
@@ -183,14 +172,7 @@ def _after_init_cases(before: dict[str, Any]) -> dict[str, Any]:
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     before = _built_before_init()
-    # A collective that one rank never joins fails after the timeout instead of hanging the test run.
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=120),
-    )
+    gloo.init_gloo(rank, world, port)
     try:
         out = _score_cases()
         out.update(_failure_case())
@@ -212,7 +194,9 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
     """What each of the 2 ranks saw, and the folder they wrote in."""
     out_dir = tmp_path_factory.mktemp("distributed")
-    mp.start_processes(_worker, args=(WORLD, _free_port(), str(out_dir)), nprocs=WORLD, join=True, start_method="spawn")
+    mp.start_processes(
+        _worker, args=(WORLD, gloo.free_port(), str(out_dir)), nprocs=WORLD, join=True, start_method="spawn"
+    )
     results = []
     for r in range(WORLD):
         with open(out_dir / f"rank{r}.pkl", "rb") as fh:

@@ -810,7 +810,7 @@ def _(ctx: Ctx) -> None:
 @case("sampler-mode-bogus")
 def _(ctx: Ctx) -> None:
     model = make_model(2)
-    with pytest.raises(ValueError, match=r"argument `sampler_mode` to be one of .*'bogus'"):
+    with pytest.raises(ValueError, match=r"`sampler_mode` must be one of .*'bogus'"):
         hm.HardMiner(model, DataLoader(make_dataset(8, 2), batch_size=4), sampler_mode="bogus")
 
 

@@ -514,18 +514,18 @@ def test_importance_weights_function():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"apply": "both"}, "`apply` to be one of"),
+        ({"apply": "both"}, "`apply` must be one of 'sample', 'loss', 'sample\\+correct', got 'both'"),
         ({"threshold": 0.5, "hard_fraction": 0.2}, "only one of `threshold` and `hard_fraction`"),
-        ({"threshold": "median"}, "`threshold` to be a float, 'per_class' or None"),
-        ({"threshold": float("nan")}, "`threshold` to be a finite float"),
-        ({"hard_fraction": 1.5}, "`hard_fraction` to be a float in \\[0, 1\\]"),
-        ({"hard_weight": 0.0}, "`hard_weight` to be a finite float > 0"),
-        ({"easy_weight": -1.0}, "`easy_weight` to be a finite float > 0"),
-        ({"floor": 2.0}, "`floor` to be a float in \\[0, 1\\]"),
-        ({"rescore_every": 0}, "`rescore_every` to be an int >= 1, a callable"),
-        ({"warmup_epochs": -1}, "`warmup_epochs` to be an int >= 0"),
-        ({"warmup_epochs": 3, "uniform_after": 2}, "`uniform_after` to be None or an int >= warmup_epochs=3"),
-        ({"positive_share": 1.2}, "`positive_share` to be a float in \\[0, 1\\]"),
+        ({"threshold": "median"}, "`threshold` must be a real number, 'per_class' or None, got 'median'"),
+        ({"threshold": float("nan")}, "`threshold` must be a finite number, got nan"),
+        ({"hard_fraction": 1.5}, "`hard_fraction` must be in \\[0, 1\\], got 1.5"),
+        ({"hard_weight": 0.0}, "`hard_weight` must be > 0, got 0.0"),
+        ({"easy_weight": -1.0}, "`easy_weight` must be > 0, got -1.0"),
+        ({"floor": 2.0}, "`floor` must be in \\[0, 1\\], got 2.0"),
+        ({"rescore_every": 0}, "`rescore_every` must be >= 1, got 0"),
+        ({"warmup_epochs": -1}, "`warmup_epochs` must be >= 0, got -1"),
+        ({"warmup_epochs": 3, "uniform_after": 2}, r"`uniform_after` must be >= 3, got 2 \(warmup_epochs=3"),
+        ({"positive_share": 1.2}, "`positive_share` must be in \\[0, 1\\], got 1.2"),
         ({"positive_share": 0.6, "hard_share": 0.6}, "`positive_share \\+ hard_share` <= 1"),
         ({"positive_share": 0.25, "apply": "loss"}, "apply='loss'"),
         ({"apply": "sample+correct", "sampler_mode": "no_replacement"}, "'no_replacement'"),
@@ -584,11 +584,11 @@ def test_weight_kwargs_and_momentum_go_to_hm_weights():
 
 
 def test_bad_weight_options():
-    with pytest.raises(ValueError, match="`momentum` to be a float in \\[0, 1\\)"):
+    with pytest.raises(ValueError, match="`momentum` must be in \\[0, 1\\), got 1.0"):
         HardMiner(_model(), _loader(), momentum=1.0)
     with pytest.raises(ValueError, match="`weight_kwargs` without \\['floor'\\]"):
         HardMiner(_model(), _loader(), weight_kwargs={"floor": 0.1})
-    with pytest.raises(TypeError, match="`weight_kwargs` to be a mapping"):
+    with pytest.raises(TypeError, match="`weight_kwargs` must be a mapping or None, got list"):
         HardMiner(_model(), _loader(), weight_kwargs=[("by", "loss")])
     with pytest.raises(ValueError, match="`balance` to be None or one of \\('label', 'polarity'\\), but got 'class'"):
         HardMiner(_model(), _loader(), balance="class")

@@ -29,7 +29,8 @@ MOVED = {
     for module, names in [
         ("hardmine.scoring.measures", "HARDER_WHEN MEASURES"),
         ("hardmine.core.data", "IndexedLoader"),
-        ("hardmine.feedback.miner", "ShareBatchSampler importance_weights"),
+        ("hardmine.feedback.batching", "ShareBatchSampler"),
+        ("hardmine.feedback.apply_modes", "importance_weights"),
         ("hardmine.analysis.labels", "confident_thresholds label_quality"),
         ("hardmine.analysis.dynamics", "dynamics_regions"),
     ]
@@ -43,16 +44,21 @@ NEW_SINCE_0_2_0 = (
     "ProbabilityOutputWarning Task classification_report multilabel_report regression_metrics tasks "  # every task
     "SegmentationTask SequenceTask ohem_pixel_loss plot_dense score_detection segmentation_summary "  # dense tasks
     "ScoreDataset ShardedSampler open_scores score_to_parquet "  # past one machine's memory
-    "LossHistory ObservedScores select_batch"  # mining that pays
+    "LossHistory ObservedScores select_batch "  # mining that pays
+    "ScoreOptions sample_weights"  # one options object for the scoring pass; `weights` renamed (issue 12)
 ).split()
+
+# Public names of 0.2.0 renamed since, and their new names: the old name warns once used.
+RENAMED = {"weights": "sample_weights"}
 
 
 def test_all_is_the_old_surface_without_the_moved_internals_plus_the_new_names():
     assert set(MOVED) <= set(PUBLIC_0_2_0)
-    assert sorted(hm.__all__) == sorted([n for n in PUBLIC_0_2_0 if n not in MOVED] + NEW_SINCE_0_2_0)
+    old = [n for n in PUBLIC_0_2_0 if n not in MOVED and n not in RENAMED]
+    assert sorted(hm.__all__) == sorted(old + NEW_SINCE_0_2_0)
 
 
-@pytest.mark.parametrize("name", [n for n in PUBLIC_0_2_0 if n not in MOVED])
+@pytest.mark.parametrize("name", [n for n in PUBLIC_0_2_0 if n not in MOVED and n not in RENAMED])
 def test_public_name_imports_without_a_warning(name):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -71,6 +77,20 @@ def test_moved_name_still_works_and_warns_with_its_new_home(name):
         namespace: dict = {}
         exec(f"from hardmine import {name}", namespace)
     assert namespace[name] is obj
+
+
+@pytest.mark.parametrize("name", sorted(RENAMED))
+def test_renamed_name_still_works_and_warns_with_its_new_name(name):
+    new = RENAMED[name]
+    with pytest.warns(DeprecationWarning, match=rf"hardmine\.{name} is deprecated.*use hardmine\.{new}") as record:
+        obj = getattr(hm, name)
+    assert obj is getattr(hm, new) and record[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match=rf"use hardmine\.{new}"):
+        namespace: dict = {}
+        exec(f"from hardmine import {name}", namespace)
+    assert namespace[name] is obj
+    with pytest.warns(DeprecationWarning, match=rf"use hardmine\.{new}"):  # every use warns, not only the first
+        getattr(hm, name)
 
 
 @pytest.mark.parametrize("name", sorted(MOVED))
@@ -92,7 +112,7 @@ def test_star_import_and_unknown_names():
         namespace: dict = {}
         exec("from hardmine import *", namespace)
     assert set(hm.__all__) <= set(namespace)
-    assert not set(MOVED) & set(namespace)
+    assert not (set(MOVED) | set(RENAMED)) & set(namespace)
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         hm.nonexistent  # noqa: B018
     with pytest.raises(ImportError):
@@ -104,7 +124,7 @@ def test_import_hardmine_warns_nothing():
     code = "import warnings; warnings.simplefilter('error'); import hardmine; print(len(hardmine.__all__))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert int(result.stdout) == len(PUBLIC_0_2_0) - len(MOVED) + len(NEW_SINCE_0_2_0)
+    assert int(result.stdout) == len(PUBLIC_0_2_0) - len(MOVED) - len(RENAMED) + len(NEW_SINCE_0_2_0)
 
 
 # The flat module paths of 0.3.0, before the package was laid out in parts (issue 12): each old path gives the module

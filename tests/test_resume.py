@@ -143,7 +143,7 @@ def test_checkpoint_from_other_arguments_is_refused(tmp_path):
 
 def test_broken_checkpoints_and_bad_arguments(tmp_path):
     loader, model = _data(), Counting()
-    with pytest.raises(ValueError, match=r"Expected argument `checkpoint_every` to be a positive int, but got 0"):
+    with pytest.raises(ValueError, match=r"`checkpoint_every` must be >= 1, got 0"):
         score(model, loader, progress=False, checkpoint_dir=tmp_path / "c", checkpoint_every=0)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match=r"Expected argument `checkpoint_dir` to be a folder, but .*file' is a file"):

@@ -340,15 +340,20 @@ def test_bad_weights_raise(weights, error, match):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"mode": "greedy"}, ValueError, "`mode` to be one of"),
+        (
+            {"mode": "greedy"},
+            ValueError,
+            "`mode` must be one of 'cover', 'replacement', 'no_replacement', got 'greedy'",
+        ),
         ({"mode": "cover", "replacement": False}, ValueError, "agree"),
-        ({"replacement": 1}, TypeError, "`replacement`"),
-        ({"num_samples": 0}, ValueError, "`num_samples`"),
-        ({"num_samples": 2.5}, ValueError, "`num_samples`"),
-        ({"seed": 1.5}, TypeError, "`seed`"),
-        ({"num_replicas": 0}, ValueError, "`num_replicas`"),
-        ({"num_replicas": 2, "rank": 2}, ValueError, r"`rank` to be an int in \[0, num_replicas=2\)"),
-        ({"num_replicas": 2, "rank": -1}, ValueError, "`rank`"),
+        ({"replacement": 1}, TypeError, "`replacement` must be True or False, got int 1"),
+        ({"num_samples": 0}, ValueError, "`num_samples` must be >= 1, got 0"),
+        ({"num_samples": 2.5}, TypeError, "`num_samples` must be an integer, got float 2.5"),
+        ({"num_samples": True}, TypeError, "`num_samples` must be an integer, got bool True"),
+        ({"seed": 1.5}, TypeError, "`seed` must be an integer, got float 1.5"),
+        ({"num_replicas": 0}, ValueError, "`num_replicas` must be >= 1, got 0"),
+        ({"num_replicas": 2, "rank": 2}, ValueError, r"`rank` must be <= 1, got 2"),
+        ({"num_replicas": 2, "rank": -1}, ValueError, "`rank` must be >= 0, got -1"),
     ],
     ids=str,
 )
@@ -358,8 +363,10 @@ def test_bad_options_raise(kwargs, error, match):
 
 
 def test_set_epoch_rejects_negative():
-    with pytest.raises(ValueError, match="`epoch`"):
+    with pytest.raises(ValueError, match="`epoch` must be >= 0, got -1"):
         HardSampler(torch.ones(3)).set_epoch(-1)
+    with pytest.raises(TypeError, match="`epoch` must be an integer, got bool True"):
+        HardSampler(torch.ones(3)).set_epoch(True)
 
 
 def test_check_sampling_weights_converts_ints_to_float64():

@@ -132,8 +132,16 @@ def test_bad_weights_name_the_sample(tmp_path: Path) -> None:
         ShardedSampler(np.zeros(10), shard_size=3)
     with pytest.raises(TypeError, match="numpy array"):
         ShardedSampler([1.0, 2.0])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="`rank`"):
+    with pytest.raises(ValueError, match=r"`rank` must be in \[0, 1\], got 2"):
         ShardedSampler(np.ones(4), num_replicas=2, rank=2)
+    with pytest.raises(TypeError, match=r"`shard_size` must be an integer, got bool True"):
+        ShardedSampler(np.ones(4), shard_size=True)
+    with pytest.raises(ValueError, match=r"`num_samples` must be >= 1, got 0"):
+        ShardedSampler(np.ones(4), num_samples=0)
+    with pytest.raises(TypeError, match=r"`seed` must be an integer, got str '1'"):
+        ShardedSampler(np.ones(4), seed="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`epoch` must be >= 0, got -2"):
+        ShardedSampler(np.ones(4)).set_epoch(-2)
     with pytest.raises(ValueError, match=".npy file"):
         (tmp_path / "w.txt").write_text("1")
         ShardedSampler(tmp_path / "w.txt")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
-import socket
 from pathlib import Path
 
+import gloo
 import pandas as pd
 import pytest
 import torch
@@ -79,20 +78,8 @@ def test_a_folder_from_another_run_is_refused(tmp_path: Path) -> None:
         score_to_parquet(model, DataLoader(data), tmp_path, chunk_size=0)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=120),
-    )
+    gloo.init_gloo(rank, world, port)
     try:
         counting = CountingDataset(make_dataset(29, 3))
         score_to_parquet(make_model(3), DataLoader(counting, batch_size=4), out, chunk_size=6, progress=False)
@@ -103,10 +90,10 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.distributed
-@pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="needs gloo")
+@pytest.mark.skipif(not gloo.available(), reason="needs gloo")
 def test_two_ranks_write_the_one_process_table_each_sample_once(tmp_path: Path) -> None:
     out = tmp_path / "s"
-    mp.start_processes(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(_worker, args=(2, gloo.free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
     per_rank = [torch.load(tmp_path / f"calls{r}.pt") for r in range(2)]
     assert sum(per_rank).tolist() == [1] * 29  # every sample read exactly once over both ranks
     # Whole chunks per rank (chunk k on rank k % 2), nothing gathered: rank 0 read chunks 0, 2, 4, rank 1 chunks 1, 3.
@@ -116,3 +103,23 @@ def test_two_ranks_write_the_one_process_table_each_sample_once(tmp_path: Path) 
     ds = hm.open_scores(out)
     assert len(ds.files) == 5
     pd.testing.assert_frame_equal(_frame(ds), _expected(make_model(3), make_dataset(29, 3)), rtol=1e-5, atol=1e-6)
+
+
+def test_score_out_streams_the_same_table_as_score_to_parquet_and_in_memory(tmp_path: Path) -> None:
+    model, data = make_model(4), make_dataset(23, 4)
+    loader = DataLoader(data, batch_size=7, shuffle=True)
+    handle = hm.score(model, loader, out=tmp_path / "a", progress=False, keep_probs=True)
+    assert isinstance(handle, hm.ScoreDataset) and [f.name for f in handle.files] == ["part-000000.parquet"]
+    direct = score_to_parquet(model, loader, tmp_path / "b", progress=False, keep_probs=True)
+    pd.testing.assert_frame_equal(_frame(handle), _frame(direct))
+    pd.testing.assert_frame_equal(_frame(handle), _expected(model, data, keep_probs=True), rtol=1e-5, atol=1e-6)
+    assert handle.settings["num_classes"] == 4 and "prob_3" in handle.columns
+
+
+def test_score_out_checks_its_options_before_writing(tmp_path: Path) -> None:
+    model, data = make_model(3), make_dataset(6, 3)
+    with pytest.raises(TypeError, match=r"`batch_size` must be an integer, got bool True"):
+        hm.score(model, DataLoader(data), out=tmp_path / "s", batch_size=True)
+    with pytest.raises(TypeError, match=r"`chunk_size` must be an integer, got bool True"):
+        score_to_parquet(model, DataLoader(data), tmp_path / "s", chunk_size=True)
+    assert not (tmp_path / "s").exists()

@@ -298,9 +298,9 @@ def test_bad_loss_fn_shapes_and_nan_losses_name_the_batch_and_samples():
         hm.score(Indexed(), DataLoader(indexed, batch_size=8, shuffle=True), loss_fn=poisoned, progress=False)
     with pytest.raises(ValueError, match=r"fit no task.*\(8, 4\).*\(8, 2, 2\) in batch 0 \(samples 0..7\)"):
         hm.score(model, DataLoader(TensorDataset(ds.tensors[0], torch.zeros(20, 2, 2)), batch_size=8), progress=False)
-    with pytest.raises(ValueError, match=r"`task` to be one of"):
+    with pytest.raises(ValueError, match=r"`task` must be one of"):
         hm.score(model, loader, task="keypoints", progress=False)
-    with pytest.raises(ValueError, match=r"`outputs` to be 'logits', 'probs' or None"):
+    with pytest.raises(ValueError, match=r"`outputs` must be one of 'logits', 'probs', None"):
         hm.score(model, loader, outputs="softmax", progress=False)
 
 

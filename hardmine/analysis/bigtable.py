@@ -1,23 +1,30 @@
 """Score tables past one machine's memory: split, summary, sweep, export and weights over a Parquet dataset.
 
-:func:`open_scores` opens a Parquet dataset (one file, or a folder of files, with hardmine's per-sample columns
-``index, id, label, pred, confidence, label_prob, margin, entropy, loss``, as :func:`hardmine.to_parquet` writes
-them) as a :class:`ScoreDataset`. Its steps run in DuckDB, which streams the files column by column, so memory is
-bounded by the columns a step reads and by DuckDB's ``memory_limit`` (it spills sorts to disk past it), not by the
-number of rows. The results equal the in-memory functions on the same rows:
+:func:`open_scores` opens a Parquet dataset (one file, or a folder of files, with the per-sample columns of any
+task's table, as :func:`hardmine.to_parquet` or :func:`hardmine.score_to_parquet` write them) as a
+:class:`ScoreDataset`. Its steps run in DuckDB, which streams the files column by column, so memory is bounded by the
+columns a step reads and by DuckDB's ``memory_limit`` (it spills sorts to disk past it), not by the number of rows.
+The task comes from the files' metadata (``attrs["hardmine"]["task"]``, as :func:`hardmine.score` records it) or, as
+in memory, from the columns. The results equal the in-memory functions on the same rows:
 
-- :meth:`ScoreDataset.split` = :func:`hardmine.split` (fixed threshold, ``hard_fraction`` with ties broken by the
-  ``index`` column, ``"per_class"`` thresholds from the class means);
-- :meth:`ScoreDataset.summary` = :func:`hardmine.summary`;
+- :meth:`ScoreDataset.split` = :func:`hardmine.split` (the task's default column, a fixed threshold,
+  ``hard_fraction`` with ties broken by the ``index`` column, ``"per_class"`` thresholds from the class means; a
+  positive class when the in-memory rule finds one, else easy/hard only);
+- :meth:`ScoreDataset.summary` = :func:`hardmine.summary` for every task (one-vs-rest, per class, multi-label,
+  regression, unlabeled, any loss), :meth:`ScoreDataset.classification_report`,
+  :meth:`ScoreDataset.multilabel_report`, :meth:`ScoreDataset.regression_metrics`,
+  :meth:`ScoreDataset.loss_quantiles`, :meth:`ScoreDataset.precision_recall_f1` = the functions of the same name;
 - :meth:`ScoreDataset.threshold_sweep` = :func:`hardmine.threshold_sweep`;
 - :meth:`ScoreDataset.export` = :func:`hardmine.to_parquet` / :func:`hardmine.to_csv` with ``only=``;
 - :meth:`ScoreDataset.weights` = :func:`hardmine.weights` (per-group and ``"power"``/``"softmax"`` score weights with
-  ``floor``/``max_ratio``), written as a memory-mapped ``.npy`` array in dataset-index order or a Parquet column.
+  ``floor``/``max_ratio``, balanced per class or polarity), written as a memory-mapped ``.npy`` array in
+  dataset-index order or a Parquet column.
 
-Exactness notes: ``hard_fraction`` orders rows by ``(score, index)``, which is the in-memory order when the table is
-in dataset-index order (as :func:`hardmine.score` returns it); ``"per_class"`` means are float64 sums in DuckDB's
-order, so a score within a few units of the last place of its class mean could fall on the other side than in
-pandas.
+A step that has no meaning for the task (a threshold sweep of a regression table, say) raises a ``ValueError``
+naming the task. Exactness notes: ``hard_fraction`` orders rows by ``(score, index)``, which is the in-memory order
+when the table is in dataset-index order (as :func:`hardmine.score` returns it); means and sums are float64 in
+DuckDB's order, so they equal pandas' to about 1e-12 relative, and a score within a few units of the last place of
+its class mean could fall on the other side of a ``"per_class"`` threshold than in pandas.
 
 Needs the ``big`` extra: ``pip install 'hardmine[big]'`` (DuckDB).
 """
@@ -25,9 +32,7 @@ Needs the ``big`` extra: ``pip install 'hardmine[big]'`` (DuckDB).
 from __future__ import annotations
 
 import json
-import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,63 +41,26 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from hardmine.analysis.io import parse_only
-from hardmine.analysis.metrics import Summary, _prf, sweep_from_counts
-from hardmine.analysis.splitting import fixed_threshold
+from hardmine.analysis import bigtable_report, bigtable_weights
+from hardmine.analysis.bigtable_sql import (
+    SETTINGS_KEY,
+    as_double,
+    connect,
+    files_of,
+    literal,
+    quote,
+    where_only,
+)
+from hardmine.analysis.bigtable_sql import file_settings as _file_settings  # hm.score_to_parquet imports it here
+from hardmine.analysis.metrics import Summary
+from hardmine.analysis.splitting import default_by, fixed_threshold, positive_classes
+from hardmine.core import validate
 from hardmine.core._files import atomic_path
-from hardmine.core.columns import GROUPS, POLARITIES, harder_when
+from hardmine.core.columns import DIFFICULTIES, GROUPS, SPLIT_COLUMNS, harder_when, restore_dtypes
 
 __all__ = ["ScoreDataset", "open_scores"]
 
 PathLike = str | os.PathLike[str]
-_SETTINGS_KEY = "hardmine"
-_FETCH_ROWS = 1 << 20
-
-
-def _duckdb() -> Any:
-    try:
-        import duckdb
-    except ImportError as err:
-        raise ImportError("Out-of-core score tables need DuckDB: pip install 'hardmine[big]'") from err
-    return duckdb
-
-
-def _q(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: float) -> str:
-    """A float as an exact DOUBLE literal (``repr`` round-trips)."""
-    return f"CAST({float(value)!r} AS DOUBLE)"
-
-
-def _files_of(path: PathLike | Sequence[PathLike]) -> list[Path]:
-    items = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    files: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*.parquet") if f.is_file()))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"No such file or folder: {str(p)!r}.")
-    if not files:
-        raise ValueError(f"Expected argument `path` to hold Parquet files (*.parquet), but found none in {path!r}.")
-    return files
-
-
-def _file_settings(file: Path) -> dict[str, Any]:
-    """The hardmine settings in a file's metadata: pandas' ``attrs`` or a ``hardmine`` key."""
-    import pyarrow.parquet as pq
-
-    meta = pq.read_schema(file).metadata or {}
-    if _SETTINGS_KEY.encode() in meta:
-        return dict(json.loads(meta[_SETTINGS_KEY.encode()]))
-    if b"PANDAS_ATTRS" in meta:
-        return dict(json.loads(meta[b"PANDAS_ATTRS"]).get(_SETTINGS_KEY, {}))
-    return {}
 
 
 def open_scores(
@@ -105,17 +73,20 @@ def open_scores(
     """Open a Parquet score dataset (a file, a folder of files read recursively, or a list) without loading it.
 
     Args:
-        path: a ``.parquet`` file, a folder of them, or a list of either. Every file has the same columns.
+        path: a ``.parquet`` file, a folder of them, or a list of either. Every file has the same columns: those of
+            one task's table (an ``index`` column, then ``label``, ``pred`` and the scores; ``target``, ``prediction``
+            and ``abs_error``; ``target_<c>`` and ``pred_<c>``; ``loss`` only ...).
         memory_limit: DuckDB's memory limit (``"1GB"``, ``"500MB"``); sorts past it spill to ``temp_directory``.
         threads: DuckDB worker threads (default: DuckDB's, one per core).
         temp_directory: where DuckDB spills; default ``hardmine-duckdb-<pid>`` under the system temp folder.
 
     Returns:
-        A :class:`ScoreDataset`; its settings (``num_classes`` ...) come from the first file's metadata.
+        A :class:`ScoreDataset`; its settings (``task``, ``num_classes`` ...) come from the first file's metadata.
 
     Raises:
         FileNotFoundError: a path that does not exist.
-        ValueError: no Parquet files, or no ``index``/``label`` column.
+        ValueError: no Parquet files, or no ``index`` column.
+        TypeError: ``threads`` that is not an int.
         ImportError: DuckDB is not installed.
 
     Example:
@@ -128,26 +99,15 @@ def open_scores(
         >>> len(ds), ds.split(threshold=0.5).counts()
         (4, {'hard_positive': 1, 'easy_positive': 1, 'hard_negative': 1, 'easy_negative': 1})
     """
-    duckdb = _duckdb()
-    files = _files_of(path)
-    con = duckdb.connect(":memory:")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"Expected argument `threads` to be an int >= 1, but got {threads!r}.")
-        con.execute(f"SET threads = {threads}")
-    # DuckDB creates the folder only when a step spills, and removes what it wrote when the connection closes.
-    default = Path(tempfile.gettempdir()) / f"hardmine-duckdb-{os.getpid()}"
-    spill = Path(temp_directory) if temp_directory is not None else default
-    con.execute(f"SET temp_directory = '{spill}'")
-    con.execute("SET preserve_insertion_order = true")
+    files = files_of(path)
+    con = connect(memory_limit, threads, temp_directory)
     return ScoreDataset(con, files, _file_settings(files[0]))
 
 
 @dataclass
 class _Split:
     hard: str  # SQL boolean expression: the row is hard
-    positive: list[int]
+    positive: list[int] | None  # None: easy/hard only (no polarity, no group)
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -156,24 +116,32 @@ class ScoreDataset:
 
     Attributes:
         files: the Parquet files, in the order their rows are read.
-        settings: hardmine's settings (``num_classes``; after :meth:`split`, ``by``, ``threshold``, ``positive``).
+        settings: hardmine's settings (``task``, ``num_classes``; after :meth:`split`, ``by``, ``threshold``,
+            ``positive``).
         columns: the column names of the files.
     """
 
-    def __init__(self, con: Any, files: list[Path], settings: dict[str, Any], split: _Split | None = None) -> None:
+    def __init__(
+        self,
+        con: Any,
+        files: list[Path],
+        settings: dict[str, Any],
+        split: _Split | None = None,
+        cache: dict[str, Any] | None = None,
+    ) -> None:
         self._con = con
         self.files = files
         self._split = split
         self.settings = dict(settings) if split is None else {**settings, **split.settings}
         self._base_settings = dict(settings)
+        self._cache: dict[str, Any] = {} if cache is None else cache  # distinct labels etc., shared with splits
         names = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
         self._source = f"read_parquet([{names}])"
-        self.columns: list[str] = [d[0] for d in con.execute(f"DESCRIBE SELECT * FROM {self._source}").fetchall()]
-        for col in ("index", "label"):
-            if col not in self.columns:
-                raise ValueError(
-                    f"Expected a `{col}` column in the Parquet files, but their columns are {self.columns}."
-                )
+        if "columns" not in self._cache:
+            self._cache["columns"] = [d[0] for d in con.execute(f"DESCRIBE SELECT * FROM {self._source}").fetchall()]
+        self.columns: list[str] = list(self._cache["columns"])
+        if "index" not in self.columns:
+            raise ValueError(f"Expected an `index` column in the Parquet files, but their columns are {self.columns}.")
 
     # ------------------------------------------------------------------ basics
 
@@ -187,69 +155,96 @@ class ScoreDataset:
         split = "" if self._split is None else f", split by {self.settings.get('by')!r}"
         return f"ScoreDataset({len(self)} rows in {len(self.files)} file(s){split})"
 
+    @property
+    def task(self) -> str | None:
+        """The task recorded by :func:`hardmine.score` (``"classification"``, ``"regression"`` ...), or ``None``."""
+        task = self.settings.get("task")
+        return None if task is None else str(task)
+
     def _one(self, sql: str) -> Any:
         return self._con.execute(sql).fetchall()[0]
 
-    def _require(self, *cols: str) -> None:
+    def _rows(self, sql: str) -> list[Any]:
+        return list(self._con.execute(sql).fetchall())
+
+    def _describe(self) -> str:
+        """The table's task, for error messages."""
+        return f"task {self.task!r}" if self.task else f"no task recorded; columns {self.columns[:12]}"
+
+    def _require(self, *cols: str, what: str = "This step") -> None:
         missing = [c for c in cols if c not in self.columns]
         if missing:
-            raise ValueError(f"This step needs the columns {missing}, which the dataset lacks (it has {self.columns}).")
+            raise ValueError(
+                f"{what} needs the columns {missing}, which the dataset lacks ({self._describe()}; it has "
+                f"{self.columns})."
+            )
 
     def _split_or_raise(self, what: str) -> _Split:
         if self._split is None:
             raise ValueError(f"{what} needs a split dataset: call ds = ds.split(...) first.")
         return self._split
 
+    def _distinct(self, column: str) -> list[int]:
+        """The distinct values of an integer column, sorted (one grouped pass, cached)."""
+        key = f"distinct:{column}"
+        if key not in self._cache:
+            rows = self._rows(f"SELECT DISTINCT {quote(column)} FROM {self._source} ORDER BY 1")
+            self._cache[key] = [int(r[0]) for r in rows if r[0] is not None]
+        return list(self._cache[key])
+
+    def _probe(self, values: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
+        """A small in-memory stand-in for the table: its columns and settings, with ``values`` as rows.
+
+        The in-memory rules (:func:`hardmine.split`'s default column and positive class, :func:`hardmine.summary`'s
+        report kind) read only the columns, the settings and the sets of ``label`` and ``pred`` values; calling them
+        on this stand-in applies them exactly, without a copy of their logic. Shorter value lists are padded by
+        repeating their last value, which keeps every column's set of values.
+        """
+        values = dict(values or {})
+        length = max((len(v) for v in values.values()), default=0)
+        data: dict[str, Any] = {}
+        for col in self.columns:
+            if col in SPLIT_COLUMNS:
+                continue
+            v = list(values.get(col, []))
+            data[col] = v + v[-1:] * (length - len(v)) if v else [0] * length
+        probe = pd.DataFrame(data, columns=[c for c in self.columns if c not in SPLIT_COLUMNS])
+        probe.attrs[SETTINGS_KEY] = dict(self.settings)
+        return probe
+
+    def _label_probe(self) -> pd.DataFrame:
+        """:meth:`_probe` with the distinct ``label`` and ``pred`` values (the positive-class rule reads them)."""
+        return self._probe({c: self._distinct(c) for c in ("label", "pred") if c in self.columns})
+
     def relation(self) -> Any:
-        """The rows as a DuckDB relation (with ``polarity``, ``difficulty``, ``group`` after a split), for SQL."""
+        """The rows as a DuckDB relation, for SQL; after a split with ``difficulty`` (and ``polarity``, ``group``)."""
         return self._con.sql(self._select())
 
     # ------------------------------------------------------------------ split
-
-    def _positive(self, positive: int | Iterable[int] | None) -> list[int]:
-        if positive is not None:
-            items = [positive] if isinstance(positive, (int, np.integer)) else list(positive)
-            if not items:
-                raise ValueError("Expected argument `positive` to name at least one class, but got an empty list.")
-            for c in items:
-                if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
-                    raise TypeError(
-                        f"Expected argument `positive` to be a class index or a list of them, but got {c!r}."
-                    )
-            return sorted({int(c) for c in items})
-        if self._split is not None:
-            return list(self._split.positive)
-        if self.settings.get("positive") is not None:
-            return [int(c) for c in self.settings["positive"]]
-        found = [
-            int(r[0]) for r in self._con.execute(f"SELECT DISTINCT label FROM {self._source} ORDER BY 1").fetchall()
-        ]
-        num_classes = self.settings.get("num_classes")
-        if (num_classes is None or num_classes <= 2) and set(found) <= {0, 1}:
-            return [1]
-        raise ValueError(
-            f"This is a multi-class table (labels {found[:10]}{' ...' if len(found) > 10 else ''}): name the class "
-            "or classes of interest with `positive=` (one-vs-rest), e.g. positive=3 or positive=[3, 5]."
-        )
 
     def split(
         self,
         threshold: float | Literal["per_class"] | None = None,
         *,
-        by: str = "label_prob",
+        by: str | None = None,
         hard_fraction: float | None = None,
         positive: int | Iterable[int] | None = None,
         hard_when: Literal["lower", "higher"] | None = None,
     ) -> ScoreDataset:
-        """The dataset with ``polarity``, ``difficulty`` and ``group`` defined as in :func:`hardmine.split`.
+        """The dataset with ``difficulty`` (and ``polarity``, ``group``) defined as in :func:`hardmine.split`.
 
-        Nothing is written: the returned dataset computes the columns as later steps read them. ``hard_fraction``
-        finds the exact ``round(q * N)``-th row in ``(score, index)`` order (one out-of-core sort of two columns);
-        ``"per_class"`` uses each class's mean score (one grouped pass).
+        Nothing is written: the returned dataset computes the columns as later steps read them. As in memory, a
+        binary table (labels in ``{0, 1}``) or one split with ``positive=`` gets ``polarity`` and ``group``; a
+        multi-class table without ``positive`` and a table without ``label`` (regression, multi-label, unlabeled,
+        any loss, dense tasks) get ``difficulty`` only. ``hard_fraction`` finds the exact ``round(q * N)``-th row in
+        ``(score, index)`` order (one out-of-core sort of two columns); ``"per_class"`` uses each class's mean score
+        (one grouped pass).
 
         Args:
             threshold: a float, ``"per_class"``, or ``None`` for the default of ``by``.
-            by: the score column that decides difficulty.
+            by: the score column that decides difficulty; default: the task's
+                (:data:`hardmine.analysis.splitting.DEFAULT_BY`: ``label_prob`` for classification, ``loss`` for
+                regression, ``confidence`` for unlabeled ...).
             hard_fraction: the fraction of rows to call hard, in ``[0, 1]``.
             positive: the class (or classes) of interest; defaults to 1 for binary labels.
             hard_when: ``"lower"`` or ``"higher"``, when the default direction of ``by`` is not right.
@@ -258,31 +253,26 @@ class ScoreDataset:
             A new :class:`ScoreDataset` over the same files; the settings are in its ``settings``.
 
         Raises:
-            ValueError: as :func:`hardmine.split` (missing column, NaN scores, threshold out of range, both options).
+            ValueError: as :func:`hardmine.split` (missing column, NaN scores, threshold out of range, both options,
+                a ``positive`` class the table does not hold, ``"per_class"`` or ``positive`` without ``label``).
         """
-        self._require("label", by)
-        if hard_when is None:
-            direction = harder_when(by)
-        elif hard_when in ("lower", "higher"):
-            direction = hard_when
-        else:
-            raise ValueError(f"Expected argument `hard_when` to be 'lower' or 'higher', but got {hard_when!r}.")
-        col = f"CAST({_q(by)} AS DOUBLE)"
+        by = default_by(self._probe()) if by is None else by
+        self._require(by, what="split()")
+        direction = (
+            harder_when(by) if hard_when is None else validate.choice("hard_when", hard_when, ("lower", "higher"))
+        )
+        col = as_double(by)
         nan, n = self._one(
             f"SELECT count(*) FILTER (WHERE isnan({col}) OR {col} IS NULL), count(*) FROM {self._source}"
         )
         if nan:
-            rows = [
-                int(r[0])
-                for r in self._con.execute(
-                    f"SELECT {_q('index')} FROM {self._source} WHERE isnan({col}) OR {col} IS NULL LIMIT 10"
-                ).fetchall()
-            ]
+            where = f"WHERE isnan({col}) OR {col} IS NULL LIMIT 10"
+            rows = [int(r[0]) for r in self._rows(f"SELECT {quote('index')} FROM {self._source} {where}")]
             raise ValueError(
                 f"Column `{by}` has {nan} NaN value(s), at index {rows}: score them again or drop them explicitly "
                 "before splitting."
             )
-        classes = self._positive(positive)
+        classes = positive_classes(self._label_probe(), positive)
         settings: dict[str, Any] = {"by": by, "hard_when": direction, "positive": classes}
         lt = "<" if direction == "lower" else ">"
         if hard_fraction is not None:
@@ -291,136 +281,116 @@ class ScoreDataset:
                     "Expected only one of `threshold` and `hard_fraction`, but got both "
                     f"(threshold={threshold!r}, hard_fraction={hard_fraction!r})."
                 )
-            if (
-                isinstance(hard_fraction, bool)
-                or not isinstance(hard_fraction, (int, float, np.floating))
-                or not 0 <= hard_fraction <= 1
-            ):
-                raise ValueError(
-                    f"Expected argument `hard_fraction` to be a float in the [0, 1] range, but got {hard_fraction!r}."
-                )
-            k = int(round(hard_fraction * n))
-            if k == 0:
-                hard = "FALSE"
-            elif k == n:
-                hard = "TRUE"
-            else:
-                order = "ASC" if direction == "lower" else "DESC"
-                v, i = self._one(
-                    f"SELECT {col}, {_q('index')} FROM {self._source} ORDER BY 1 {order}, 2 ASC LIMIT 1 OFFSET {k - 1}"
-                )
-                hard = f"({col} {lt} {_lit(v)} OR ({col} = {_lit(v)} AND {_q('index')} <= {int(i)}))"
+            hard = self._hardest(col, validate.fraction("hard_fraction", hard_fraction), n, direction)
             settings["hard_fraction"] = float(hard_fraction)
             settings["threshold"] = None
         elif isinstance(threshold, str):
-            if threshold != "per_class":
-                raise ValueError(f"Expected argument `threshold` to be a float or 'per_class', but got {threshold!r}.")
-            means = self._con.execute(f"SELECT label, avg({col}) FROM {self._source} GROUP BY 1 ORDER BY 1").fetchall()
+            validate.choice("threshold", threshold, ("per_class",))
+            if "label" not in self.columns:
+                raise ValueError(
+                    "Expected a `label` column for threshold='per_class', but this table has none "
+                    f"({self._describe()})."
+                )
+            means = self._rows(f"SELECT label, avg({col}) FROM {self._source} GROUP BY 1 ORDER BY 1")
             per_class = {int(c): float(m) for c, m in means}
-            cases = " ".join(f"WHEN {c} THEN {_lit(m)}" for c, m in per_class.items())
+            cases = " ".join(f"WHEN {c} THEN {literal(m)}" for c, m in per_class.items())
             hard = f"({col} {lt} (CASE label {cases} END))" if per_class else "FALSE"
             settings["threshold"] = "per_class"
             settings["per_class_thresholds"] = per_class
         else:
-            probe = pd.DataFrame()
-            probe.attrs["hardmine"] = self._base_settings
-            t = fixed_threshold(threshold, by, probe)
-            hard = f"({col} {lt} {_lit(t)})"
+            t = fixed_threshold(threshold, by, self._probe())
+            hard = f"({col} {lt} {literal(t)})"
             settings["threshold"] = t
-        return ScoreDataset(self._con, self.files, self._base_settings, _Split(hard, classes, settings))
+        return ScoreDataset(self._con, self.files, self._base_settings, _Split(hard, classes, settings), self._cache)
+
+    def _hardest(self, col: str, fraction: float, n: int, direction: str) -> str:
+        """SQL: the row is among the ``round(fraction * n)`` hardest in ``(score, index)`` order."""
+        k = int(round(fraction * n))
+        if k == 0:
+            return "FALSE"
+        if k == n:
+            return "TRUE"
+        order = "ASC" if direction == "lower" else "DESC"
+        lt = "<" if direction == "lower" else ">"
+        idx = quote("index")
+        v, i = self._one(f"SELECT {col}, {idx} FROM {self._source} ORDER BY 1 {order}, 2 ASC LIMIT 1 OFFSET {k - 1}")
+        return f"({col} {lt} {literal(v)} OR ({col} = {literal(v)} AND {idx} <= {int(i)}))"
 
     def _select(self, only: str | Iterable[str] | None = None, columns: Sequence[str] | None = None) -> str:
-        cols = ", ".join(_q(c) for c in (columns or self.columns))
         if self._split is None:
+            cols = ", ".join(quote(c) for c in (columns or self.columns))
             if only is not None:
                 raise ValueError(f"only={only!r} needs a split dataset: call ds = ds.split(...) first.")
             return f"SELECT {cols} FROM {self._source}"
         s = self._split
-        pos = f"(label IN ({', '.join(str(c) for c in s.positive)}))"
-        group = (
-            f"CASE WHEN {pos} THEN (CASE WHEN {s.hard} THEN 'hard_positive' ELSE 'easy_positive' END) "
-            f"ELSE (CASE WHEN {s.hard} THEN 'hard_negative' ELSE 'easy_negative' END) END"
-        )
-        extra = (
-            f"CASE WHEN {pos} THEN 'positive' ELSE 'negative' END AS polarity, "
-            f"CASE WHEN {s.hard} THEN 'hard' ELSE 'easy' END AS difficulty, {group} AS {_q('group')}"
-        )
-        inner = f"SELECT {cols}, {extra} FROM {self._source}"
-        where = _where(only)
+        base = [c for c in (columns or self.columns) if c not in SPLIT_COLUMNS]  # the split computes them anew
+        cols = ", ".join(quote(c) for c in base)
+        difficulty = f"CASE WHEN {s.hard} THEN 'hard' ELSE 'easy' END AS difficulty"
+        if s.positive is None:  # easy/hard only, as hm.split without a positive class
+            extra, out = difficulty, ["difficulty"]
+        else:
+            pos = f"(label IN ({', '.join(str(c) for c in s.positive)}))"
+            group = (
+                f"CASE WHEN {pos} THEN (CASE WHEN {s.hard} THEN 'hard_positive' ELSE 'easy_positive' END) "
+                f"ELSE (CASE WHEN {s.hard} THEN 'hard_negative' ELSE 'easy_negative' END) END"
+            )
+            extra = (
+                f"CASE WHEN {pos} THEN 'positive' ELSE 'negative' END AS polarity, {difficulty}, "
+                f"{group} AS {quote('group')}"
+            )
+            out = list(SPLIT_COLUMNS)
+        inner = f"SELECT {cols}{', ' if cols else ''}{extra} FROM {self._source}"
+        where = where_only(only, out)
         return inner if where is None else f"SELECT * FROM ({inner}) WHERE {where}"
 
     def counts(self) -> dict[str, int]:
-        """Rows per group (``hard_positive`` ...) of a split dataset, in hardmine's group order."""
-        self._split_or_raise("counts()")
-        got = dict(self._con.execute(f"SELECT {_q('group')}, count(*) FROM ({self._select()}) GROUP BY 1").fetchall())
-        return {g: int(got.get(g, 0)) for g in GROUPS}
+        """Rows per group (``hard_positive`` ...) of a split dataset, in hardmine's order; else per difficulty.
+
+        A split without a positive class (easy/hard only) counts ``hard`` and ``easy``.
+        """
+        s = self._split_or_raise("counts()")
+        column, names = ("difficulty", DIFFICULTIES) if s.positive is None else ("group", GROUPS)
+        got = dict(self._rows(f"SELECT {quote(column)}, count(*) FROM ({self._select()}) GROUP BY 1"))
+        return {g: int(got.get(g, 0)) for g in names}
 
     def to_pandas(self, only: str | Iterable[str] | None = None) -> pd.DataFrame:
         """The rows (``only``: as :func:`hardmine.select`) as a DataFrame with hardmine's dtypes; for small results."""
-        from hardmine.core.columns import restore_dtypes
-
-        table = self._con.execute(self._select(only)).df()
-        table = restore_dtypes(table)
-        table.attrs[_SETTINGS_KEY] = dict(self.settings)
+        table = restore_dtypes(self._con.execute(self._select(only)).df())
+        table.attrs[SETTINGS_KEY] = dict(self.settings)
         return table
 
-    # ------------------------------------------------------------------ summary and sweep
+    # ------------------------------------------------------------------ reports (hardmine.analysis.bigtable_report)
 
-    def summary(self, *, positive: int | Iterable[int] | None = None) -> Summary:
-        """Counts and mean scores per group, the confusion matrix and precision/recall/F1: :func:`hardmine.summary`.
-
-        Two grouped passes over ``label``, ``pred``, the split's score column and the mean columns.
+    def summary(self, *, positive: int | Iterable[int] | None = None, classes: Sequence[Any] | None = None) -> Summary:
+        """The report of the split dataset for its task: :func:`hardmine.summary`, in grouped passes.
 
         Args:
             positive: overrides the positive classes the dataset was split with (for the metrics only).
+            classes: class names, ``classes[c]`` for class index ``c``; default: the names recorded at scoring.
         """
-        s = self._split_or_raise("summary()")
-        self._require("label", "pred")
-        means = [c for c in ("label_prob", "confidence", "loss") if c in self.columns]
-        aggs = "".join(f", avg(CAST({_q(c)} AS DOUBLE))" for c in means)
-        got = {
-            r[0]: r[1:]
-            for r in self._con.execute(
-                f"SELECT {_q('group')}, count(*){aggs} FROM ({self._select()}) GROUP BY 1"
-            ).fetchall()
-        }
-        counts = np.array([int(got[g][0]) if g in got else 0 for g in GROUPS], dtype=np.int64)
-        n = int(counts.sum())
-        rows: dict[str, Any] = {
-            "count": pd.Series(counts, index=list(GROUPS)),
-            "fraction": pd.Series(counts / n if n else counts * 0.0, index=list(GROUPS)),
-        }
-        for j, c in enumerate(means):
-            vals = [got[g][1 + j] if g in got else np.nan for g in GROUPS]
-            rows[f"mean_{c}"] = pd.Series(np.array(vals, dtype=np.float64), index=list(GROUPS))
-        groups = pd.DataFrame(rows)
-        groups.index.name = "group"
-        classes = self._positive(positive) if positive is not None else list(s.positive)
-        settings = dict(self.settings)
-        settings["positive"] = classes
-        metrics = self._prf(classes)
-        mat = np.array([[metrics["tp"], metrics["fn"]], [metrics["fp"], metrics["tn"]]], dtype=np.int64)
-        confusion = pd.DataFrame(
-            mat,
-            index=pd.Index(["positive", "negative"], name="ground truth"),
-            columns=pd.Index(["positive", "negative"], name="predicted"),
-        )
-        return Summary(groups=groups, confusion=confusion, metrics=metrics, settings=settings)
+        return bigtable_report.summary(self, positive=positive, classes=classes)
 
-    def _prf(self, classes: list[int]) -> dict[str, float | int]:
-        inside = ", ".join(str(c) for c in classes)
-        tp, fp, fn, tn = self._one(
-            f"SELECT count(*) FILTER (WHERE label IN ({inside}) AND pred IN ({inside})), "
-            f"count(*) FILTER (WHERE label NOT IN ({inside}) AND pred IN ({inside})), "
-            f"count(*) FILTER (WHERE label IN ({inside}) AND pred NOT IN ({inside})), "
-            f"count(*) FILTER (WHERE label NOT IN ({inside}) AND pred NOT IN ({inside})) FROM {self._source}"
-        )
-        return _prf(int(tp), int(fp), int(fn), int(tn))
+    def classification_report(
+        self, *, classes: Sequence[Any] | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+        """Per-class report, ``C x C`` confusion and averages: :func:`hardmine.classification_report`, one pass."""
+        return bigtable_report.classification_report(self, classes=classes)
+
+    def multilabel_report(self, *, classes: Sequence[Any] | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+        """Per-label report and micro/macro averages: :func:`hardmine.multilabel_report`, in one pass."""
+        return bigtable_report.multilabel_report(self, classes=classes)
+
+    def regression_metrics(self) -> dict[str, float]:
+        """MAE, RMSE, R^2 and loss quantiles: :func:`hardmine.regression_metrics`."""
+        return bigtable_report.regression_metrics(self)
+
+    def loss_quantiles(self) -> dict[str, float]:
+        """Mean, quantiles and maximum of ``loss``: :func:`hardmine.loss_quantiles`."""
+        return bigtable_report.loss_quantiles(self)
 
     def precision_recall_f1(self, *, positive: int | Iterable[int] | None = None) -> dict[str, float | int]:
         """Precision, recall, F1 and accuracy of the predictions: :func:`hardmine.precision_recall_f1`."""
-        self._require("label", "pred")
-        return self._prf(self._positive(positive))
+        return bigtable_report.precision_recall_f1(self, positive=positive)
 
     def threshold_sweep(
         self,
@@ -428,57 +398,8 @@ class ScoreDataset:
         positive: int | Iterable[int] | None = None,
         thresholds: Sequence[float] | np.ndarray | int | None = None,
     ) -> pd.DataFrame:
-        """Precision, recall and F1 at each decision threshold: :func:`hardmine.threshold_sweep`, in one pass.
-
-        The probability of the positive class is the sum of its ``prob_<c>`` columns, or for a binary task with
-        positive class 1 ``label_prob`` (``1 - label_prob`` on negatives); one pass counts every threshold.
-        """
-        classes = self._positive(positive)
-        pcols = sorted((c for c in self.columns if c.startswith("prob_") and c[5:].isdigit()), key=lambda c: int(c[5:]))
-        if pcols:
-            missing = [c for c in classes if f"prob_{c}" not in pcols]
-            if missing:
-                raise ValueError(
-                    f"The positive classes {missing} have no prob_<class> column (the dataset has {pcols})."
-                )
-            p = " + ".join(f"CAST({_q(f'prob_{c}')} AS DOUBLE)" for c in classes)
-        else:
-            binary = self._one(f"SELECT bool_and(label IN (0, 1)) FROM {self._source}")[0]
-            if classes == [1] and binary and "label_prob" in self.columns:
-                lp = f"CAST({_q('label_prob')} AS DOUBLE)"
-                p = f"CASE WHEN label = 1 THEN {lp} ELSE 1.0::DOUBLE - {lp} END"
-            else:
-                raise ValueError(
-                    "The probability of the positive class is not in this dataset: score with keep_probs=True for "
-                    "multi-class tasks (binary tasks with positive=1 need only `label_prob`)."
-                )
-        if thresholds is None:
-            ts = np.round(np.linspace(0.0, 1.0, 101), 2)
-        elif isinstance(thresholds, (int, np.integer)) and not isinstance(thresholds, bool):
-            if thresholds < 2:
-                raise ValueError(
-                    f"Expected argument `thresholds` to be a count >= 2 or a sequence, but got {thresholds}."
-                )
-            ts = np.linspace(0.0, 1.0, int(thresholds))
-        else:
-            ts = np.sort(np.asarray(thresholds, dtype=np.float64))
-            if ts.ndim != 1 or len(ts) == 0 or not np.isfinite(ts).all():
-                raise ValueError("Expected argument `thresholds` to be a non-empty 1-D sequence of finite numbers.")
-        # One streamed pass: each row's bucket is the number of thresholds <= p (ts is sorted), so p >= ts[j]
-        # exactly when bucket > j; counts per bucket, summed from the top, give every threshold's counts.
-        inside = ", ".join(str(c) for c in classes)
-        all_rows = np.zeros(len(ts) + 1, dtype=np.int64)
-        pos_rows = np.zeros(len(ts) + 1, dtype=np.int64)
-        query = f"SELECT ({p}) AS p, (label IN ({inside})) AS a FROM {self._source}"
-        for batch in self._con.sql(query).to_arrow_reader(_FETCH_ROWS):
-            bucket = np.searchsorted(ts, batch.column(0).to_numpy(), side="right")
-            actual = batch.column(1).to_numpy(zero_copy_only=False)
-            all_rows += np.bincount(bucket, minlength=len(ts) + 1)
-            pos_rows += np.bincount(bucket[actual], minlength=len(ts) + 1)
-        n, n_pos = int(all_rows.sum()), int(pos_rows.sum())
-        called = np.cumsum(all_rows[::-1])[::-1][1:]
-        tp = np.cumsum(pos_rows[::-1])[::-1][1:]
-        return sweep_from_counts(ts, called, tp, n_pos, n, classes)
+        """Precision, recall and F1 at each decision threshold: :func:`hardmine.threshold_sweep`, in one pass."""
+        return bigtable_report.threshold_sweep(self, positive=positive, thresholds=thresholds)
 
     # ------------------------------------------------------------------ export and weights
 
@@ -512,170 +433,8 @@ class ScoreDataset:
                 self._con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, KV_METADATA {{hardmine: '{meta}'}})")
         return dest
 
-    def weights(
-        self,
-        out: PathLike,
-        *,
-        hard: float | Mapping[str, float] | None = None,
-        easy: float | Mapping[str, float] = 1.0,
-        by: str | None = None,
-        mode: Literal["power", "softmax"] = "power",
-        gamma: float = 1.0,
-        temperature: float = 0.2,
-        floor: float = 0.05,
-        max_ratio: float | None = None,
-        hard_when: Literal["lower", "higher"] | None = None,
-        column: str = "weight",
-    ) -> Path:
-        """Per-sample sampling weights as :func:`hardmine.weights` computes them, written out of core.
-
-        Steps 1, 2 and 4 of the in-memory weights (raw weight, divide by the largest, floor): the weights of
-        ``hm.weights(..., balance=None)``. ``previous``, class balancing (``hm.weights``' default ``balance="auto"``)
-        and ``mode="rank"`` are in-memory only. Two grouped passes and one streamed write.
-
-        Args:
-            out: ``*.npy``: a float32 array ``(N,)`` in dataset-index order (``index`` must be ``0 .. N-1``, each
-                once), for ``np.load(out, mmap_mode="r")`` and :class:`hardmine.ShardedSampler`;
-                ``*.parquet``: columns ``index`` and ``column``, in the dataset's row order.
-            hard: weight of a hard row of a split dataset (default 4.0), or a mapping keyed by polarity or group.
-            easy: weight of an easy row, or a mapping like ``hard``.
-            by: score column to weigh by instead of the split (``"label_prob"``, ``"loss"`` ...).
-            mode: ``"power"`` (``h ** gamma``) or ``"softmax"`` (``exp((h - max h) / temperature)``).
-            gamma: exponent for ``"power"``, > 0.
-            temperature: for ``"softmax"``, > 0.
-            floor: smallest weight relative to the largest, in ``[0, 1]``.
-            max_ratio: cap on ``max(w) / min(w)``, >= 1.
-            hard_when: override which direction of ``by`` is harder.
-            column: the weight column's name in a Parquet output.
-
-        Returns:
-            The path written.
-
-        Raises:
-            ValueError: bad options, a missing ``by`` column, negative or all-zero raw weights, or (``.npy``) an
-                ``index`` column that is not a permutation of ``0 .. N-1``.
-        """
-        dest = Path(out)
-        if dest.suffix.lower() not in (".npy", ".parquet"):
-            raise ValueError(f"Expected argument `out` to end in .npy or .parquet, but got {str(dest)!r}.")
-        if mode not in ("power", "softmax"):
-            raise ValueError(
-                f"Expected argument `mode` to be 'power' or 'softmax' out of core, but got {mode!r} ('rank' needs "
-                "the whole table in memory: use hm.weights)."
-            )
-        for name, value, ok in (
-            ("gamma", gamma, gamma > 0),
-            ("temperature", temperature, temperature > 0),
-            ("floor", floor, 0 <= floor <= 1),
-        ):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
-                raise ValueError(f"Expected argument `{name}` to be a valid number, but got {value!r}.")
-        if max_ratio is not None and not max_ratio >= 1:
-            raise ValueError(f"Expected argument `max_ratio` to be >= 1, but got {max_ratio!r}.")
-        lo = max(floor, 1.0 / max_ratio if max_ratio is not None else 0.0)
-        raw = self._raw_weight(hard, easy, by, mode, gamma, temperature, hard_when)
-        low, top, gaps = self._one(
-            f"SELECT min(r), max(r), count(*) FILTER (WHERE r IS NULL) FROM (SELECT {raw} AS r FROM ({self._select()}))"
-        )
-        if gaps:
-            raise ValueError(
-                f"Expected the mappings `hard`/`easy` to cover every polarity or group, but {gaps} rows have no weight."
-            )
-        if low is None:
-            raise ValueError("Expected at least one row, but the dataset is empty.")
-        if low < 0 or not math.isfinite(low) or not math.isfinite(top):
-            raise ValueError(f"Expected non-negative finite raw weights, but they range over [{low}, {top}].")
-        if top <= 0:
-            raise ValueError("Expected at least one positive raw weight, but all are zero.")
-        w = f"CAST(greatest(({raw}) / {_lit(top)}, {_lit(lo)}) AS FLOAT)"
-        query = f"SELECT {_q('index')}, {w} AS {_q(column)} FROM ({self._select()})"
-        if dest.suffix.lower() == ".parquet":
-            with atomic_path(dest, suffix=".parquet.tmp") as tmp:
-                target = str(tmp).replace("'", "''")
-                self._con.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)")
-            return dest
-        n = len(self)
-        lo_i, hi_i = self._one(f"SELECT min({_q('index')}), max({_q('index')}) FROM {self._source}")
-        if n and (lo_i != 0 or hi_i != n - 1):
-            raise ValueError(
-                f"Expected the `index` column to be 0 .. {n - 1} for a .npy array in dataset-index order, but it "
-                f"ranges over [{lo_i}, {hi_i}]; write a .parquet instead."
-            )
-        with atomic_path(dest, suffix=".npy.tmp") as tmp:
-            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n,))
-            arr[:] = np.nan
-            reader = self._con.sql(query).to_arrow_reader(_FETCH_ROWS)
-            for batch in reader:
-                idx = batch.column(0).to_numpy()
-                arr[idx] = batch.column(1).to_numpy()
-            for start in range(0, n, _FETCH_ROWS):  # N rows, every slot written: index is a permutation
-                gap = np.isnan(arr[start : start + _FETCH_ROWS])
-                if gap.any():
-                    raise ValueError(
-                        f"Expected the `index` column to hold every value 0 .. {n - 1} once, but "
-                        f"{start + int(np.flatnonzero(gap)[0])} is missing."
-                    )
-            arr.flush()
-            del arr
-        return dest
-
-    def _raw_weight(
-        self,
-        hard: float | Mapping[str, float] | None,
-        easy: float | Mapping[str, float],
-        by: str | None,
-        mode: str,
-        gamma: float,
-        temperature: float,
-        hard_when: Literal["lower", "higher"] | None,
-    ) -> str:
-        if by is None:
-            self._split_or_raise("weights() without `by`")
-            hard_sql = _group_case(4.0 if hard is None else hard, "hard")
-            return f"(CASE WHEN difficulty = 'hard' THEN {hard_sql} ELSE {_group_case(easy, 'easy')} END)"
-        if hard is not None:
-            raise ValueError(
-                f"Expected argument `hard` only for per-group weights of a split dataset, but `by` is {by!r}."
-            )
-        self._require(by)
-        if hard_when is not None and hard_when not in ("lower", "higher"):
-            raise ValueError(f"Expected argument `hard_when` to be 'lower', 'higher' or None, but got {hard_when!r}.")
-        v = f"CAST({_q(by)} AS DOUBLE)"
-        direction = hard_when or harder_when(by)
-        h = (
-            v
-            if direction == "higher"
-            else (f"((1.0::DOUBLE - {v}) / 2.0::DOUBLE)" if by == "margin" else f"(1.0::DOUBLE - {v})")
-        )
-        if mode == "power":
-            low = self._one(f"SELECT min({h}) FROM {self._source}")[0]
-            if low is not None and low < 0:
-                raise ValueError(f"Expected non-negative hardness for mode='power', but the smallest is {low}.")
-            return f"pow({h}, {_lit(gamma)})"
-        top = self._one(f"SELECT max({h}) FROM {self._source}")[0]
-        return f"exp(({h} - {_lit(top)}) / {_lit(temperature)})"
-
-
-def _group_case(value: float | Mapping[str, float], what: str) -> str:
-    """A SQL weight for one difficulty: a number, or a mapping keyed by polarity or group name."""
-    if isinstance(value, Mapping):
-        keys = list(value)
-        cases = " ".join(f"WHEN '{k}' THEN {_lit(v)}" for k, v in value.items())
-        if keys and all(k in POLARITIES for k in keys):
-            return f"(CASE polarity {cases} END)"
-        if keys and all(k in GROUPS for k in keys):
-            return f"(CASE {_q('group')} {cases} END)"
-        raise ValueError(
-            f"Expected argument `{what}` as a mapping to be keyed by {list(POLARITIES)} or by group names, but got "
-            f"{keys}."
-        )
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"Expected argument `{what}` to be a non-negative number, but got {value!r}.")
-    return _lit(value)
-
-
-def _where(only: str | Iterable[str] | None) -> str | None:
-    if only is None:
-        return None
-    column, values = parse_only(only)
-    return f"{_q(column)} IN ({', '.join(repr(v) for v in values)})"
+    weights = bigtable_weights.write_weights
+    """``ds.weights(out, *, hard, easy, by, mode, gamma, temperature, floor, max_ratio, hard_when, balance, column)``:
+    per-sample sampling weights as :func:`hardmine.weights` computes them (``balance="auto"`` too), written out of
+    core to a ``.npy`` memmap or a Parquet column. The method is
+    :func:`hardmine.analysis.bigtable_weights.write_weights`: its arguments, passes and example are there."""

@@ -477,4 +477,4 @@ _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src
 @functools.cache
 def _asset(name: str) -> str:
     """The page's stylesheet or script, shipped beside this module in ``_report_assets/``."""
-    return resources.files("hardmine").joinpath("_report_assets").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("hardmine.analysis").joinpath("_report_assets").joinpath(name).read_text(encoding="utf-8")

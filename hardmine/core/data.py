@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, IterableDataset, Sampler, Subset
 
+from hardmine.core import validate
+
 __all__ = [
     "IndexedLoader",
     "call_model",
@@ -61,7 +63,7 @@ def _carried_kwargs(loader: DataLoader) -> dict[str, Any]:
 
 def _check_map_style(loader: DataLoader, what: str) -> None:
     if not isinstance(loader, DataLoader):
-        raise TypeError(f"Expected argument `loader` to be a torch.utils.data.DataLoader, but got {type(loader)}.")
+        raise TypeError(f"`loader` must be a torch.utils.data.DataLoader, got {type(loader).__name__}")
     if isinstance(loader.dataset, IterableDataset):
         raise TypeError(
             f"{what} needs a map-style dataset (one with __len__ and __getitem__, indexed 0..N-1) so that every sample "
@@ -155,6 +157,7 @@ def wrap(
         [[5, 4], [3, 2], [1, 0]]
     """
     _check_map_style(loader, "hm.wrap")
+    indices = validate.boolean("indices", indices)
     if (sampler is None) == (batch_sampler is None):
         raise ValueError(
             "Expected exactly one of `sampler` and `batch_sampler`, but got "

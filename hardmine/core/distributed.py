@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from hardmine.core import validate
+
 __all__ = [
     "all_gather_concat",
     "get_rank",
@@ -83,8 +85,9 @@ def shard_bounds(num_samples: int, num_replicas: int, rank: int) -> tuple[int, i
         >>> [shard_bounds(10, 3, r) for r in range(3)]
         [(0, 4), (4, 7), (7, 10)]
     """
-    if num_replicas < 1 or not 0 <= rank < num_replicas:
-        raise ValueError(f"Expected 0 <= rank < num_replicas, but got rank={rank}, num_replicas={num_replicas}.")
+    num_samples = validate.integer("num_samples", num_samples, min=0)
+    num_replicas = validate.integer("num_replicas", num_replicas, min=1)
+    rank = validate.integer("rank", rank, min=0, max=num_replicas - 1)
     base, extra = divmod(num_samples, num_replicas)
     start = rank * base + min(rank, extra)
     return start, start + base + (1 if rank < extra else 0)

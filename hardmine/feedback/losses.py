@@ -18,12 +18,14 @@ tensors (where the check is free), on an accelerator torch's own device-side ass
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hardmine.core import validate
 from hardmine.scoring.measures import per_sample_targets
 
 __all__ = ["Reduction", "focal_loss", "ohem_loss", "ohem_pixel_loss", "per_sample_cross_entropy", "weighted_loss"]
@@ -33,8 +35,7 @@ _REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 
 
 def _check_reduction(reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"Expected argument `reduction` to be one of {_REDUCTIONS}, but got {reduction!r}.")
+    validate.choice("reduction", reduction, _REDUCTIONS)
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -175,16 +176,13 @@ def weighted_loss(
 
 
 def _num_kept(keep: float | int, min_kept: int, n: int) -> int:
-    if isinstance(keep, bool) or not isinstance(keep, (int, float)):
-        raise TypeError(f"Expected argument `keep` to be a float in (0, 1] or an int >= 1, but got {keep!r}.")
+    """How many of ``n`` samples to keep: a fraction ``keep`` in (0, 1] (a float) or a count ``keep`` >= 1 (an int)."""
     if isinstance(keep, float):
-        if not (0.0 < keep <= 1.0):
-            raise ValueError(f"Expected argument `keep` to be a float in (0, 1] or an int >= 1, but got {keep}.")
-        k = math.ceil(keep * n)
+        k = math.ceil(validate.fraction("keep", keep, open_low=True) * n)
+    elif isinstance(keep, numbers.Integral) and not isinstance(keep, bool):
+        k = validate.integer("keep", keep, min=1)
     else:
-        if keep < 1:
-            raise ValueError(f"Expected argument `keep` to be a float in (0, 1] or an int >= 1, but got {keep}.")
-        k = keep
+        raise TypeError(f"`keep` must be a float in (0, 1] or an int >= 1, got {type(keep).__name__} {keep!r}")
     return min(n, max(k, min_kept))
 
 
@@ -224,10 +222,7 @@ def ohem_loss(
         tensor([0.0000, 0.6931, 3.0486, 0.0000])
     """
     _check_reduction(reduction)
-    if isinstance(min_kept, bool) or not isinstance(min_kept, int):
-        raise TypeError(f"Expected argument `min_kept` to be an int >= 1, but got {min_kept!r}.")
-    if min_kept < 1:
-        raise ValueError(f"Expected argument `min_kept` to be an int >= 1, but got {min_kept}.")
+    min_kept = validate.integer("min_kept", min_kept, min=1)
     ce = per_sample_cross_entropy(logits, targets)
     n = ce.shape[0]
     k = _num_kept(keep, min_kept, n)
@@ -284,10 +279,7 @@ def focal_loss(
         tensor([0.0018, 1.6501])
     """
     _check_reduction(reduction)
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
-        raise TypeError(f"Expected argument `gamma` to be a float >= 0, but got {gamma!r}.")
-    if not (gamma >= 0 and math.isfinite(gamma)):
-        raise ValueError(f"Expected argument `gamma` to be a finite float >= 0, but got {gamma}.")
+    gamma = validate.number("gamma", gamma, min=0)
     _check_logits(logits)
     single = _is_single_logit(logits)
     num_classes = 2 if single else int(logits.shape[1])
@@ -341,11 +333,13 @@ def _check_alpha(alpha: float | Tensor | None, num_classes: int, device: torch.d
             )
         return alpha.to(device)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise TypeError(f"Expected argument `alpha` to be None, a float in [0, 1] or a tensor (C,), but got {alpha!r}.")
+        raise TypeError(
+            f"`alpha` must be None, a float in [0, 1] or a tensor (C,), got {type(alpha).__name__} {alpha!r}"
+        )
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(
-            f"Expected argument `alpha` to be a float in [0, 1] (the weight of the positive class), but got {alpha}. "
-            "For no class weighting pass alpha=None (torchvision's alpha=-1)."
+            f"`alpha` must be in [0, 1] (the weight of the positive class), got {alpha!r}. For no class weighting "
+            "pass alpha=None (torchvision's alpha=-1)."
         )
     if num_classes != 2:
         raise ValueError(
@@ -404,10 +398,8 @@ def ohem_pixel_loss(
             f"Expected `targets` of shape {(logits.shape[0], *logits.shape[2:])} beside logits "
             f"{tuple(logits.shape)}, but got {tuple(targets.shape)}."
         )
-    if not 0.0 < float(thresh) <= 1.0:
-        raise ValueError(f"Expected argument `thresh` to be in (0, 1], but got {thresh!r}.")
-    if isinstance(min_kept, bool) or not isinstance(min_kept, int) or min_kept < 0:
-        raise ValueError(f"Expected argument `min_kept` to be an int >= 0, but got {min_kept!r}.")
+    thresh = validate.fraction("thresh", thresh, open_low=True)
+    min_kept = validate.integer("min_kept", min_kept, min=0)
     z = _upcast(logits)
     t = targets.long()
     valid = t != ignore_index

@@ -40,14 +40,20 @@ import math
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from types import FrameType
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
-from torch.utils.data import DistributedSampler, Sampler
+from torch.utils.data import Sampler
 
-from hardmine.core import distributed
+from hardmine.core import distributed, validate
+from hardmine.feedback._epochs import (
+    DoubleShardingWarning,
+    ResumableEpochs,
+    check_replicas,
+    framework_sharding,
+    mix,
+)
 
 __all__ = [
     "CHUNK",
@@ -65,25 +71,12 @@ _MODES: tuple[str, ...] = ("cover", "replacement", "no_replacement")
 #: Positions of the global draw generated per chunk; fixed, so the draw does not depend on how it is consumed.
 CHUNK: int = 1 << 20
 
-_MASK64 = (1 << 64) - 1
 _CUMSUM_BLOCK = 1 << 22
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from integers (splitmix64 over each), so nearby seeds and epochs give unrelated streams."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = (h ^ (v & _MASK64)) & _MASK64
-        h = (h + 0x9E3779B97F4A7C15) & _MASK64
-        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MASK64
-        h ^= h >> 31
-    return h >> 1
 
 
 def _generator(device: torch.device, *key: int) -> torch.Generator:
     g = torch.Generator(device=device)
-    g.manual_seed(_mix(*key))
+    g.manual_seed(mix(*key))
     return g
 
 
@@ -186,7 +179,7 @@ def _draw(cum: Tensor, last: int, count: int, generator: torch.Generator, *, shu
     return found[torch.randperm(count, generator=generator, device=device)]
 
 
-class HardSampler(Sampler[int]):
+class HardSampler(ResumableEpochs, Sampler[int]):
     """Weighted sampler over dataset indices that covers every sample, scales past 2**24 and shards across ranks.
 
     A drop-in for ``torch.utils.data.WeightedRandomSampler(weights, num_samples, replacement=True, generator=None)``:
@@ -255,28 +248,19 @@ class HardSampler(Sampler[int]):
     ) -> None:
         self.mode: SamplerMode = _resolve_mode(replacement, mode)
         if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(
-                f"Expected argument `generator` to be a torch.Generator or None, but got {type(generator).__name__}."
-            )
+            raise TypeError(f"`generator` must be a torch.Generator or None, got {type(generator).__name__}")
         if generator is not None and seed is not None:
             raise ValueError("Expected one of `generator` and `seed`, but got both.")
         if generator is not None:
             seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
-        if seed is None:
-            seed = 0
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"Expected argument `seed` to be an int, but got {type(seed).__name__}.")
-        self.seed = seed
-        _check_replicas(num_replicas, rank)
-        self._num_replicas_arg = num_replicas
-        self._rank_arg = rank
+        self.seed = validate.integer("seed", 0 if seed is None else seed)
+        self._num_replicas_arg, self._rank_arg = check_replicas(num_replicas, rank)
         self._double_warned = False
         w = check_sampling_weights(weights)
         n = w.numel()
         if num_samples is None:
             num_samples = {"cover": 2 * n, "replacement": n, "no_replacement": min(n, int((w > 0).sum()))}[self.mode]
-        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-            raise ValueError(f"Expected argument `num_samples` to be an int >= 1, but got {num_samples!r}.")
+        num_samples = validate.integer("num_samples", num_samples, min=1)
         if self.mode == "cover" and num_samples < n:
             raise ValueError(
                 f"Expected argument `num_samples` to be at least the number of samples N={n} in cover mode (every "
@@ -284,9 +268,7 @@ class HardSampler(Sampler[int]):
                 "shorter epochs."
             )
         self.num_samples = num_samples
-        self.epoch = 0
-        self._resume = 0
-        self._pass_pos: tuple[int, Iterator[int], int] | None = None
+        self._start_epochs()
         self._set_weights(w)
 
     # ------------------------------------------------------------------ ranks
@@ -348,14 +330,6 @@ class HardSampler(Sampler[int]):
 
     # ------------------------------------------------------------------ epochs and state
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw epoch ``epoch`` on the next pass (a fresh, reproducible draw per epoch, the same on every rank)."""
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise ValueError(f"Expected argument `epoch` to be an int >= 0, but got {epoch!r}.")
-        if epoch != self.epoch:
-            self._resume = 0
-        self.epoch = epoch
-
     def __len__(self) -> int:
         """This rank's number of indices per epoch, ``ceil(num_samples / num_replicas)``."""
         return math.ceil(self.num_samples / self.num_replicas)
@@ -383,31 +357,11 @@ class HardSampler(Sampler[int]):
         Raises:
             ValueError: a missing key, or a state saved with another ``num_samples``, mode or number of ranks.
         """
-        missing = [k for k in ("epoch", "seed", "yielded", "num_samples", "mode", "num_replicas") if k not in state]
-        if missing:
-            raise ValueError(
-                f"Expected argument `state` to come from HardSampler.state_dict(), but it lacks {missing}."
-            )
-        for key in ("num_samples", "mode", "num_replicas"):
-            if state[key] != getattr(self, key):
-                raise ValueError(
-                    f"Expected a state saved with {key}={getattr(self, key)!r} like this sampler's, but got "
-                    f"{state[key]!r}."
-                )
-        if not 0 <= int(state["yielded"]) <= len(self):
-            raise ValueError(f"Expected `yielded` in [0, {len(self)}], but got {state['yielded']}.")
+        mine = {"num_samples": self.num_samples, "mode": self.mode, "num_replicas": self.num_replicas}
+        self._check_state(state, "HardSampler", mine)
         if "weights" in state:
             self.update(state["weights"])
-        self.seed = int(state["seed"])
-        self.epoch = int(state["epoch"])
-        self._resume = int(state["yielded"])
-        self._pass_pos = None
-
-    def _yielded(self) -> int:
-        if self._pass_pos is None:
-            return self._resume
-        base, it, chunk_len = self._pass_pos
-        return base + chunk_len - it.__length_hint__()  # type: ignore[attr-defined]
+        self._restore_position(state)
 
     # ------------------------------------------------------------------ drawing
 
@@ -441,18 +395,7 @@ class HardSampler(Sampler[int]):
                     DoubleShardingWarning,
                     stacklevel=2,
                 )
-        tables = self._tables()
-        base = start
-        for chunk in self._rank_chunks(epoch, start, tables, reps, rank):
-            values = chunk.tolist()
-            it = iter(values)
-            self._pass_pos = (base, it, len(values))
-            yield from it
-            base += len(values)
-        self._pass_pos = None
-        self._resume = 0
-        if self.epoch == epoch:
-            self.epoch = epoch + 1
+        yield from self._yield_chunks(epoch, start, self._rank_chunks(epoch, start, self._tables(), reps, rank))
 
     def _tables(self) -> tuple[Tensor, Tensor]:
         return self.weights, self._cum
@@ -563,10 +506,8 @@ class _EpochPlan:
 
 def _resolve_mode(replacement: bool | None, mode: str | None) -> SamplerMode:
     """The mode from ``WeightedRandomSampler``'s ``replacement`` (default ``True``) and the by-name ``mode``."""
-    if replacement is not None and not isinstance(replacement, bool):
-        raise TypeError(f"Expected argument `replacement` to be a bool, but got {type(replacement).__name__}.")
-    if mode is not None and mode not in _MODES:
-        raise ValueError(f"Expected argument `mode` to be one of {_MODES}, but got {mode!r}.")
+    validate.optional(validate.boolean, "replacement", replacement)
+    validate.optional(validate.choice, "mode", mode, options=_MODES)
     if replacement is None:
         warnings.warn(
             "HardSampler(replacement=None) is deprecated: it selected the cover mode, which is now chosen by name "
@@ -586,51 +527,5 @@ def _resolve_mode(replacement: bool | None, mode: str | None) -> SamplerMode:
 
 
 def _check_replicas(num_replicas: int | None, rank: int | None) -> None:
-    if num_replicas is not None and (
-        not isinstance(num_replicas, int) or isinstance(num_replicas, bool) or num_replicas < 1
-    ):
-        raise ValueError(f"Expected argument `num_replicas` to be an int >= 1 or None, but got {num_replicas!r}.")
-    if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or rank < 0):
-        raise ValueError(f"Expected argument `rank` to be an int >= 0 or None, but got {rank!r}.")
-    if num_replicas is not None and rank is not None and rank >= num_replicas:
-        raise ValueError(
-            f"Expected argument `rank` to be an int in [0, num_replicas={num_replicas}), but got {rank!r}."
-        )
-
-
-class DoubleShardingWarning(UserWarning):
-    """A hardmine sampler that shards across ranks is iterated by a framework that shards the indices again."""
-
-
-#: Modules whose frames iterate a sampler to shard its indices across ranks, and the names they go by.
-_SHARDING_FRAMEWORKS: tuple[tuple[str, str], ...] = (
-    ("lightning.fabric.utilities.distributed", "Lightning's DistributedSamplerWrapper (use_distributed_sampler)"),
-    ("lightning_fabric.utilities.distributed", "Lightning's DistributedSamplerWrapper (use_distributed_sampler)"),
-    ("pytorch_lightning.overrides.distributed", "Lightning's DistributedSamplerWrapper (use_distributed_sampler)"),
-    ("accelerate.data_loader", "accelerate's BatchSamplerShard (Hugging Face Trainer / accelerate.prepare)"),
-)
-
-
-def framework_sharding(frame: FrameType | None, depth: int = 8) -> str | None:
-    """The framework that shards the indices of the sampler being iterated from ``frame``, or ``None``.
-
-    Looks at most ``depth`` frames up for one of the known sharding wrappers (Lightning's ``DistributedSamplerWrapper``,
-    accelerate's ``BatchSamplerShard``) or a ``torch.utils.data.DistributedSampler`` subclass iterating it.
-
-    Example:
-        >>> import sys
-        >>> framework_sharding(sys._getframe()) is None   # a plain call: no framework
-        True
-    """
-    for _ in range(depth):
-        if frame is None:
-            return None
-        module = frame.f_globals.get("__name__", "")
-        for prefix, name in _SHARDING_FRAMEWORKS:
-            if module == prefix:
-                return name
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, DistributedSampler):
-            return f"a DistributedSampler ({type(owner).__name__})"
-        frame = frame.f_back
-    return None
+    """The miner's check of its ``num_replicas`` and ``rank`` (:func:`hardmine.feedback._epochs.check_replicas`)."""
+    check_replicas(num_replicas, rank)

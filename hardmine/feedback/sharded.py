@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from hardmine.core import distributed
-from hardmine.feedback.sampling import _mix
+from hardmine.core import distributed, validate
+from hardmine.feedback._epochs import ResumableEpochs, mix
 
 __all__ = ["ShardedSampler"]
 
@@ -48,7 +48,7 @@ _YIELD_CHUNK = 1 << 16
 
 
 def _rng(*key: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(_mix(*key)))
+    return np.random.Generator(np.random.PCG64(mix(*key)))
 
 
 def _as_array(weights: np.ndarray | Tensor | PathLike) -> tuple[np.ndarray, str | None]:
@@ -71,7 +71,7 @@ def _as_array(weights: np.ndarray | Tensor | PathLike) -> tuple[np.ndarray, str 
     return weights, None
 
 
-class ShardedSampler(Sampler[int]):
+class ShardedSampler(ResumableEpochs, Sampler[int]):
     """Weighted sampling with replacement where each rank draws only its own share; see the module doc.
 
     Args:
@@ -112,18 +112,11 @@ class ShardedSampler(Sampler[int]):
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"Expected argument `seed` to be an int, but got {type(seed).__name__}.")
-        if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
-            raise ValueError(f"Expected argument `shard_size` to be an int >= 1, but got {shard_size!r}.")
-        num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
-        rank = distributed.get_rank() if rank is None else rank
-        if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
-            raise ValueError(f"Expected argument `num_replicas` to be an int >= 1, but got {num_replicas!r}.")
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < num_replicas:
-            raise ValueError(
-                f"Expected argument `rank` to be an int in [0, num_replicas={num_replicas}), but got {rank!r}."
-            )
+        seed = validate.integer("seed", seed)
+        shard_size = validate.integer("shard_size", shard_size, min=1)
+        world = distributed.get_world_size() if num_replicas is None else num_replicas
+        num_replicas = validate.integer("num_replicas", world, min=1)
+        rank = validate.integer("rank", distributed.get_rank() if rank is None else rank, min=0, max=num_replicas - 1)
         self.seed = seed
         self.weights: np.ndarray = np.empty(0, dtype=np.float32)
         self.weights_path: str | None = None
@@ -131,16 +124,12 @@ class ShardedSampler(Sampler[int]):
         self.shard_size = shard_size
         self.num_replicas = num_replicas
         self.rank = rank
-        self.epoch = 0
-        self._resume = 0
-        self._pass_pos: tuple[int, Iterator[int], int] | None = None
+        self._start_epochs()
         self._set_weights(weights)
         n = len(self.weights)
         if num_samples is None:
             num_samples = n
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"Expected argument `num_samples` to be an int >= 1, but got {num_samples!r}.")
-        self.num_samples = num_samples
+        self.num_samples = validate.integer("num_samples", num_samples, min=1)
 
     # ------------------------------------------------------------------ weights
 
@@ -182,14 +171,6 @@ class ShardedSampler(Sampler[int]):
         """This rank's draws per epoch, ``ceil(num_samples / num_replicas)``."""
         return math.ceil(self.num_samples / self.num_replicas)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw epoch ``epoch`` on the next pass (the same global draw on every rank)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"Expected argument `epoch` to be an int >= 0, but got {epoch!r}.")
-        if epoch != self.epoch:
-            self._resume = 0
-        self.epoch = epoch
-
     def state_dict(self) -> dict[str, Any]:
         """Where this rank stands, as plain ints and strings (loads with ``torch.load(weights_only=True)``).
 
@@ -215,31 +196,9 @@ class ShardedSampler(Sampler[int]):
             ValueError: a missing key, or a state saved with another ``num_samples``, ``num_replicas``,
                 ``shard_size`` or ``N``.
         """
-        keys = ("epoch", "seed", "yielded", "num_samples", "num_replicas", "shard_size", "n")
-        missing = [k for k in keys if k not in state]
-        if missing:
-            raise ValueError(
-                f"Expected argument `state` to come from ShardedSampler.state_dict(), but it lacks {missing}."
-            )
         mine = {"num_samples": self.num_samples, "num_replicas": self.num_replicas, "shard_size": self.shard_size}
-        mine["n"] = len(self.weights)
-        for key, value in mine.items():
-            if state[key] != value:
-                raise ValueError(
-                    f"Expected a state saved with {key}={value!r} like this sampler's, but got {state[key]!r}."
-                )
-        if not 0 <= int(state["yielded"]) <= len(self):
-            raise ValueError(f"Expected `yielded` in [0, {len(self)}], but got {state['yielded']}.")
-        self.seed = int(state["seed"])
-        self.epoch = int(state["epoch"])
-        self._resume = int(state["yielded"])
-        self._pass_pos = None
-
-    def _yielded(self) -> int:
-        if self._pass_pos is None:
-            return self._resume
-        base, it, chunk_len = self._pass_pos
-        return base + chunk_len - it.__length_hint__()  # type: ignore[attr-defined]
+        self._check_state(state, "ShardedSampler", {**mine, "n": len(self.weights)})
+        self._restore_position(state)
 
     # ------------------------------------------------------------------ drawing
 
@@ -299,15 +258,9 @@ class ShardedSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         epoch, start = self.epoch, self._resume
         draws = self._draw(epoch)
-        for lo in range(start, len(draws), _YIELD_CHUNK):
-            values = draws[lo : lo + _YIELD_CHUNK].tolist()
-            it = iter(values)
-            self._pass_pos = (lo, it, len(values))
-            yield from it
-        self._pass_pos = None
-        self._resume = 0
-        if self.epoch == epoch:
-            self.epoch = epoch + 1
+        yield from self._yield_chunks(
+            epoch, start, (draws[lo : lo + _YIELD_CHUNK] for lo in range(start, len(draws), _YIELD_CHUNK))
+        )
 
 
 def _multinomial(rng: np.random.Generator, total: int, p: np.ndarray) -> np.ndarray:

@@ -4,9 +4,12 @@ Every weight goes through the same four steps (all in float64, returned in ``dty
 
 1. **raw weight** ``r_i``, from one of two sources:
 
-   - a split table (``difficulty`` column, from :func:`hardmine.split`): ``r_i = hard`` for hard rows and
-     ``r_i = easy`` for easy rows; ``hard``/``easy`` may be mappings keyed by polarity (``"positive"``,
-     ``"negative"``) or group name (``"hard_positive"``, ...) to weigh each group on its own;
+   - a split table (``difficulty`` column, from :func:`hardmine.split`): ``r_i = hard_weight`` for hard rows and
+     ``r_i = easy_weight`` for easy rows; either may be a mapping keyed by polarity (``"positive"``,
+     ``"negative"``) or group name (``"hard_positive"``, ...) to weigh each group on its own. Both must be finite
+     and ``>= 0`` (the same rule as :class:`hardmine.HardMiner`'s ``hard_weight``/``easy_weight``): a zero switches
+     a group off before the floor of step 4, which still keeps every sample drawable unless ``floor=0``; rows that
+     all weigh zero are refused;
    - a score (``by=`` a column, or a 1-D tensor/array of hardness): first the *hardness* ``h_i``, larger is harder:
      ``1 - v`` for probability-like columns (``label_prob``, ``confidence``, ``prob_<c>``, ``correctness``, and
      columns hardmine does not know), ``(1 - v) / 2`` for ``margin`` (in ``[0, 1]``), ``v`` itself for ``loss``,
@@ -36,7 +39,7 @@ Weights are in dataset-index order: a table with an ``index`` column (as :func:`
 in dataset-index order) may come in any row order, weight ``i`` belongs to the row whose ``index`` is ``i``; a table
 without one is taken in row order.
 
-Class collapse: when the labels are known (a ``label`` column, or ``labels=``), :func:`weights` warns with
+Class collapse: when the labels are known (a ``label`` column, or ``labels=``), :func:`sample_weights` warns with
 :class:`HardSetCollapseWarning` when the hard set (the ``difficulty == "hard"`` rows, or without that column the
 heaviest 10% of samples) holds at least 10 samples and collapses onto a few classes: the fewest classes that hold 80%
 of the hard set are at most a fifth of the classes (at least one) and make up less than half of the data. Sampling
@@ -45,7 +48,6 @@ such weights trains mostly on those classes.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -55,9 +57,29 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from hardmine.core import validate
 from hardmine.core.columns import GROUPS, POLARITIES, harder_when
+from hardmine.feedback._weight_steps import (
+    balance_groups,
+    balanced,
+    collapse_message,
+    dataset_order,
+    equals,
+    hard_mask,
+    labels_of,
+    normalise_smooth_floor,
+)
 
-__all__ = ["BALANCE_MODES", "WEIGHT_MODES", "Balance", "HardSetCollapseWarning", "WeightMode", "hardness", "weights"]
+__all__ = [
+    "BALANCE_MODES",
+    "WEIGHT_MODES",
+    "Balance",
+    "HardSetCollapseWarning",
+    "WeightMode",
+    "hardness",
+    "sample_weights",
+    "weights",
+]
 
 WeightMode = Literal["power", "softmax", "rank"]
 WEIGHT_MODES: tuple[str, ...] = ("power", "softmax", "rank")
@@ -66,13 +88,8 @@ Balance = Literal["label", "polarity"]
 BALANCE_MODES: tuple[str, ...] = ("label", "polarity")
 
 _HIGHER_IS_HARDER_OK = ("loss", "entropy", "variability", "forgetting")
-
-#: Collapse rule: hard set size, share of the hard set, share of the data, share of the classes.
-_COLLAPSE_MIN_HARD = 10
-_COLLAPSE_HARD_SHARE = 0.8
-_COLLAPSE_DATA_SHARE = 0.5
-_COLLAPSE_CLASS_SHARE = 0.2
-_TOP_SHARE = 0.1
+#: The keywords of :func:`sample_weights` renamed in 0.4.0, and their new names.
+_RENAMED_KEYWORDS: dict[str, str] = {"hard": "hard_weight", "easy": "easy_weight"}
 
 
 class HardSetCollapseWarning(UserWarning):
@@ -102,8 +119,7 @@ def hardness(table: pd.DataFrame, by: str, *, hard_when: Literal["lower", "highe
         raise ValueError(f"Expected column {by!r} to hold numbers, but it has dtype {column.dtype}.")
     values = torch.from_numpy(column.to_numpy(dtype=np.float64, copy=True))
     _check_finite(values, f"column {by!r}", table)
-    if hard_when is not None and hard_when not in ("lower", "higher"):
-        raise ValueError(f"Expected argument `hard_when` to be 'lower', 'higher' or None, but got {hard_when!r}.")
+    validate.choice("hard_when", hard_when, ("lower", "higher", None))
     direction = hard_when or harder_when(by)
     if direction == "higher":
         return values
@@ -112,11 +128,11 @@ def hardness(table: pd.DataFrame, by: str, *, hard_when: Literal["lower", "highe
     return 1.0 - values
 
 
-def weights(
+def sample_weights(
     source: pd.DataFrame | Tensor | np.ndarray | Sequence[float],
     *,
-    hard: float | Mapping[str, float] | None = None,
-    easy: float | Mapping[str, float] = 1.0,
+    hard_weight: float | Mapping[str, float] | None = None,
+    easy_weight: float | Mapping[str, float] = 1.0,
     by: str | None = None,
     mode: WeightMode = "power",
     gamma: float = 1.0,
@@ -129,15 +145,16 @@ def weights(
     hard_when: Literal["lower", "higher"] | None = None,
     balance: Balance | Literal["auto"] | None = "auto",
     dtype: torch.dtype = torch.float32,
+    **renamed: Any,
 ) -> Tensor:
     """Per-sample sampling weights ``(N,)`` for :class:`hardmine.HardSampler`; formula in the module doc.
 
     Args:
         source: a split table (``difficulty`` column; ``polarity`` for per-group mappings), a score table with
             ``by=``, or a 1-D tensor, array or sequence of hardness values (larger is harder).
-        hard: weight of a hard row of a split table (default 4.0), or a mapping keyed by polarity or group name.
-            Only for split tables.
-        easy: weight of an easy row of a split table, or a mapping like ``hard``.
+        hard_weight: weight of a hard row of a split table (default 4.0), or a mapping keyed by polarity or group
+            name; finite and >= 0. Only for split tables.
+        easy_weight: weight of an easy row of a split table, or a mapping like ``hard_weight``; finite and >= 0.
         by: score column to weigh by (``"label_prob"``, ``"margin"``, ``"loss"``, ``"entropy"``, ...). With a split
             table, ``by`` switches from per-group weights to per-sample weights from the score.
         mode: ``"power"``, ``"softmax"`` or ``"rank"`` (score weights only).
@@ -159,6 +176,8 @@ def weights(
             accuracy 0.826 with it, 0.597 without; rare positives: F1 0.814 against 0.705). No collapse warning
             with ``"label"``: no class can take over the draws.
         dtype: floating dtype of the result.
+        **renamed: ``hard=`` and ``easy=``, the names of ``hard_weight`` and ``easy_weight`` before 0.4.0: still
+            accepted for one release, with a DeprecationWarning.
 
     Returns:
         ``dtype`` tensor ``(N,)`` in ``(0, 1]`` (``[0, 1]`` with ``floor=0``), the largest is 1, in dataset-index
@@ -174,18 +193,19 @@ def weights(
         >>> table = pd.DataFrame({"index": [0, 1, 2, 3], "label": [0, 1, 0, 1],
         ...                       "label_prob": [0.95, 0.30, 0.60, 0.99],
         ...                       "difficulty": ["easy", "hard", "easy", "easy"]})
-        >>> weights(table, hard=4.0, easy=1.0, balance=None)
+        >>> sample_weights(table, hard_weight=4.0, easy_weight=1.0, balance=None)
         tensor([0.2500, 1.0000, 0.2500, 0.2500])
-        >>> weights(table, by="label_prob", gamma=2.0, balance=None).round(decimals=4)  # (1 - p) ** 2, floor 0.05
+        >>> # (1 - p) ** 2, floored at 0.05
+        >>> sample_weights(table, by="label_prob", gamma=2.0, balance=None).round(decimals=4)
         tensor([0.0500, 1.0000, 0.3265, 0.0500])
-        >>> weights(table, by="label_prob", mode="rank", balance=None)
+        >>> sample_weights(table, by="label_prob", mode="rank", balance=None)
         tensor([0.5000, 1.0000, 0.7500, 0.2500])
-        >>> weights(table, hard=4.0, easy=1.0, balance="label")  # each label sums to 1.25
+        >>> sample_weights(table, hard_weight=4.0, easy_weight=1.0, balance="label")  # each label sums to 1.25
         tensor([0.6250, 1.0000, 0.6250, 0.2500])
     """
+    hard_weight, easy_weight = _renamed_keywords(renamed, hard_weight, easy_weight)
     _check_options(mode, gamma, temperature, floor, max_ratio, momentum, dtype)
-    if balance != "auto":
-        _check_balance(balance)
+    validate.choice("balance", balance, (*BALANCE_MODES, "auto", None))
     table: pd.DataFrame | None = None
     device = torch.device("cpu")
     if isinstance(source, pd.DataFrame):
@@ -198,18 +218,18 @@ def weights(
                 f"table has neither; columns are {list(table.columns)}."
             )
         if by is None:
-            raw = _group_weights(table, 4.0 if hard is None else hard, easy)
+            raw = _group_weights(table, 4.0 if hard_weight is None else hard_weight, easy_weight)
         else:
-            if hard is not None:
+            if hard_weight is not None:
                 raise ValueError(
-                    "Expected argument `hard` only for per-group weights of a split table, but `by` "
+                    "Expected argument `hard_weight` only for per-group weights of a split table, but `by` "
                     f"is {by!r}: score weights come from `mode`, `gamma` and `temperature`."
                 )
             raw = _score_weights(hardness(table, by, hard_when=hard_when), mode, gamma, temperature, f"column {by!r}")
     else:
-        if by is not None or hard is not None:
+        if by is not None or hard_weight is not None:
             raise ValueError(
-                "Expected `by` and `hard` only with a pandas DataFrame `source`, but got a "
+                "Expected `by` and `hard_weight` only with a pandas DataFrame `source`, but got a "
                 f"{type(source).__name__}; pass the hardness values themselves."
             )
         h = _as_1d(source, "source")
@@ -226,84 +246,23 @@ def weights(
         _check_raw(prev, "`previous`")
     lo = max(floor, 1.0 / max_ratio if max_ratio is not None else 0.0)
     if table is not None:  # dataset order from here on, like `previous` and `labels`
-        raw = _dataset_order(raw, table)
-    label_tensor = _labels_of(table, labels, raw.numel())
+        raw = dataset_order(raw, table)
+    label_tensor = labels_of(table, labels, raw.numel())
     if balance == "auto":
         balance = "label" if label_tensor is not None else None
     if balance is None:
-        w = _normalise_smooth_floor(raw, prev, momentum, lo)
+        w = normalise_smooth_floor(raw, prev, momentum, lo)
     else:
-        w = _balanced(raw, prev, momentum, lo, _balance_groups(balance, table, label_tensor, raw.numel()).to(device))
+        w = balanced(raw, prev, momentum, lo, balance_groups(balance, table, label_tensor, raw.numel()).to(device))
     if label_tensor is not None and balance != "label":
-        hard_mask = _hard_mask(table, w)
-        _warn_collapse(label_tensor, hard_mask)
+        message = collapse_message(label_tensor, hard_mask(table, w))
+        if message is not None:
+            warnings.warn(message, HardSetCollapseWarning, stacklevel=2)
     return w.to(dtype)
 
 
-def _normalise_smooth_floor(
-    raw: Tensor, prev: Tensor | None, momentum: float, lo: float, groups: Tensor | None = None
-) -> Tensor:
-    """Steps 2-4 of the module doc: normalise, smooth with ``prev``, floor at ``lo``; within each group when given.
-
-    ``groups`` is an int64 group id ``(N,)`` in ``[0, G)``; every group is normalised by its own maximum (a group
-    whose values are all zero stays zero with ``lo == 0`` and becomes uniform otherwise). Vectorised: ``O(N)`` for
-    any number of groups.
-    """
-    if groups is None:
-        groups = torch.zeros(raw.numel(), dtype=torch.int64, device=raw.device)
-    num_groups = int(groups.max()) + 1
-
-    def per_group_max(values: Tensor) -> Tensor:
-        top = torch.zeros(num_groups, dtype=values.dtype, device=values.device)
-        return top.scatter_reduce(0, groups, values, reduce="amax", include_self=True)
-
-    def scaled(values: Tensor) -> tuple[Tensor, Tensor]:
-        """``values`` over their group's maximum, and the bool ``(G,)`` of all-zero groups."""
-        top = per_group_max(values)
-        zero = top <= 0
-        return values / torch.where(zero, 1.0, top)[groups], zero
-
-    w, zero = scaled(raw)
-    if prev is not None:
-        w = momentum * scaled(prev)[0] + (1.0 - momentum) * w
-        w, zero = scaled(w)
-    if lo > 0:
-        w = torch.where(zero[groups], 1.0, w)
-    return w.clamp(min=lo)
-
-
-def _balance_groups(balance: str, table: pd.DataFrame | None, labels: Tensor | None, n: int) -> Tensor:
-    """Int64 group id ``(N,)`` in ``[0, G)``, dataset order: the class (``"label"``) or the polarity."""
-    if balance == "label":
-        if labels is None:
-            raise ValueError(
-                "Expected labels with balance='label': a `label` column in the table or `labels=`, but got neither."
-            )
-        return torch.unique(labels, return_inverse=True)[1]
-    if table is None or "polarity" not in table.columns:
-        shown = "a table without a `polarity` column" if table is not None else "no table"
-        raise ValueError(
-            f"Expected a split table (with a `polarity` column, from hm.split) with balance='polarity', "
-            f"but got {shown}."
-        )
-    positive = _equals(table, "polarity", "positive")
-    if "index" in table.columns:
-        ordered = np.empty_like(positive)
-        ordered[table["index"].to_numpy()] = positive
-        positive = ordered
-    return torch.from_numpy(positive.astype(np.int64))
-
-
-def _balanced(raw: Tensor, prev: Tensor | None, momentum: float, lo: float, groups: Tensor) -> Tensor:
-    """Steps 2-4 within every group, then equal total weight per group, then the largest weight 1."""
-    w = _normalise_smooth_floor(raw, prev, momentum, lo, groups)
-    totals = torch.zeros(int(groups.max()) + 1, dtype=w.dtype, device=w.device).scatter_add_(0, groups, w)
-    w = w / torch.where(totals > 0, totals, 1.0)[groups]
-    return w / w.max()
-
-
 def _check_balance(balance: Any) -> None:
-    """Raise ``ValueError`` unless ``balance`` is ``None`` or one of :data:`BALANCE_MODES`."""
+    """Raise ``ValueError`` unless ``balance`` is ``None`` or one of :data:`BALANCE_MODES` (the miner's check)."""
     if balance is not None and balance not in BALANCE_MODES:
         raise ValueError(f"Expected argument `balance` to be None or one of {BALANCE_MODES}, but got {balance!r}.")
 
@@ -317,20 +276,33 @@ def _check_options(
     momentum: float,
     dtype: torch.dtype,
 ) -> None:
-    if mode not in WEIGHT_MODES:
-        raise ValueError(f"Expected argument `mode` to be one of {WEIGHT_MODES}, but got {mode!r}.")
-    if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0):
-        raise ValueError(f"Expected argument `gamma` to be a finite number > 0, but got {gamma!r}.")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"Expected argument `temperature` to be a finite number > 0, but got {temperature!r}.")
-    if not (isinstance(floor, (int, float)) and 0.0 <= floor <= 1.0):
-        raise ValueError(f"Expected argument `floor` to be a number in [0, 1], but got {floor!r}.")
-    if max_ratio is not None and not (isinstance(max_ratio, (int, float)) and max_ratio >= 1.0):
-        raise ValueError(f"Expected argument `max_ratio` to be None or a number >= 1, but got {max_ratio!r}.")
-    if not (isinstance(momentum, (int, float)) and 0.0 <= momentum <= 1.0):
-        raise ValueError(f"Expected argument `momentum` to be a number in [0, 1], but got {momentum!r}.")
+    validate.choice("mode", mode, WEIGHT_MODES)
+    validate.number("gamma", gamma, min=0, min_open=True)
+    validate.number("temperature", temperature, min=0, min_open=True)
+    validate.fraction("floor", floor)
+    validate.optional(validate.number, "max_ratio", max_ratio, min=1, finite=False)
+    validate.fraction("momentum", momentum)
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"Expected argument `dtype` to be a floating torch dtype, but got {dtype!r}.")
+        raise TypeError(f"`dtype` must be a floating torch dtype, got {dtype!r}")
+
+
+def _renamed_keywords(renamed: dict[str, Any], hard_weight: Any, easy_weight: Any) -> tuple[Any, Any]:
+    """``hard_weight``, ``easy_weight`` with the old keywords ``hard=``/``easy=`` of 0.3.0 mapped on (and a warning)."""
+    values = {"hard_weight": hard_weight, "easy_weight": easy_weight}
+    defaults = {"hard_weight": None, "easy_weight": 1.0}
+    for old, value in renamed.items():
+        new = _RENAMED_KEYWORDS.get(old)
+        if new is None:
+            raise TypeError(f"sample_weights() got an unexpected keyword argument {old!r}")
+        if values[new] is not defaults[new]:
+            raise TypeError(f"sample_weights() got both `{new}` and its old name `{old}`: pass `{new}` only")
+        warnings.warn(
+            f"`{old}=` of hardmine.sample_weights is deprecated and will be removed in the next release: use `{new}=`",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        values[new] = value
+    return values["hard_weight"], values["easy_weight"]
 
 
 def _as_1d(values: Any, name: str) -> Tensor:
@@ -407,9 +379,7 @@ def _lookup(values: float | Mapping[str, float], name: str, table: pd.DataFrame,
     """The ``name`` weight (``hard`` or ``easy``) of every row, by polarity or group when ``values`` is a mapping."""
     n = len(table)
     if not isinstance(values, Mapping):
-        if not (isinstance(values, (int, float)) and math.isfinite(values) and values >= 0):
-            raise ValueError(f"Expected argument `{name}` to be a finite number >= 0 or a mapping, but got {values!r}.")
-        return np.full(n, float(values))
+        return np.full(n, validate.number(name, values, min=0))
     if "polarity" not in table.columns:
         raise ValueError(
             f"Expected a `polarity` column (from hm.split) to weigh by the mapping `{name}`, but the "
@@ -423,15 +393,8 @@ def _lookup(values: float | Mapping[str, float], name: str, table: pd.DataFrame,
                 f"Expected the keys of `{name}` to be polarities {POLARITIES} or groups "
                 f"{tuple(g for g in GROUPS if g.startswith(difficulty))}, but got {key!r}."
             )
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"Expected `{name}[{key!r}]` to be a finite number >= 0, but got {value!r}.")
-        out[_equals(table, "polarity", pol)] = float(value)
+        out[equals(table, "polarity", pol)] = validate.number(f"{name}[{key!r}]", value, min=0)
     return out
-
-
-def _equals(table: pd.DataFrame, column: str, value: str) -> np.ndarray:
-    """Bool array ``(N,)`` in row order: ``table[column] == value``, for categorical or string columns alike."""
-    return (table[column] == value).to_numpy(dtype=bool, copy=True)
 
 
 def _group_weights(table: pd.DataFrame, hard: float | Mapping[str, float], easy: float | Mapping[str, float]) -> Tensor:
@@ -442,96 +405,19 @@ def _group_weights(table: pd.DataFrame, hard: float | Mapping[str, float], easy:
             f"Expected `difficulty` to be 'hard' or 'easy', but rows {rows} hold "
             f"{table['difficulty'].iloc[rows].astype(str).tolist()}."
         )
-    is_hard = _equals(table, "difficulty", "hard")
-    raw = np.where(is_hard, _lookup(hard, "hard", table, "hard"), _lookup(easy, "easy", table, "easy"))
+    is_hard = equals(table, "difficulty", "hard")
+    raw = np.where(is_hard, _lookup(hard, "hard_weight", table, "hard"), _lookup(easy, "easy_weight", table, "easy"))
     missing = np.isnan(raw)
     if missing.any():
         rows = np.flatnonzero(missing)[:5].tolist()
         raise ValueError(
-            f"Expected the mappings `hard`/`easy` to cover every polarity in the table, but rows {rows} "
+            f"Expected the mappings `hard_weight`/`easy_weight` to cover every polarity in the table, but rows {rows} "
             f"(polarity {table['polarity'].astype(str).to_numpy()[rows].tolist()}) have no weight."
         )
     out = torch.from_numpy(raw)
-    _check_raw(out, "`hard` and `easy`")
+    _check_raw(out, "`hard_weight` and `easy_weight`")
     return out
 
 
-def _dataset_order(w: Tensor, table: pd.DataFrame) -> Tensor:
-    if "index" not in table.columns:
-        return w
-    index = table["index"].to_numpy()
-    n = len(index)
-    if not np.issubdtype(index.dtype, np.integer):
-        raise ValueError(f"Expected the `index` column to hold integers, but it has dtype {index.dtype}.")
-    seen = np.zeros(n, dtype=bool)
-    inside = (index >= 0) & (index < n)
-    seen[index[inside]] = True
-    if not inside.all() or not seen.all():
-        raise ValueError(
-            f"Expected the `index` column to be a permutation of 0..{n - 1} (one row per dataset sample), but it is "
-            "not: pass the whole table from hm.score/hm.split, not a filtered one, or drop `index` to use row order."
-        )
-    out = torch.empty_like(w)
-    out[torch.from_numpy(index.astype(np.int64))] = w
-    return out
-
-
-def _labels_of(table: pd.DataFrame | None, labels: Any, n: int) -> Tensor | None:
-    if table is not None and labels is None:
-        if "label" not in table.columns:
-            return None
-        raw = table["label"].to_numpy()
-        if "index" in table.columns:  # into dataset order, like the weights
-            ordered = np.empty_like(raw)
-            ordered[table["index"].to_numpy()] = raw
-            raw = ordered
-        return torch.from_numpy(np.array(raw, dtype=np.int64))
-    if labels is None:
-        return None
-    t = labels.detach().cpu() if isinstance(labels, Tensor) else torch.as_tensor(np.asarray(labels))
-    if t.ndim != 1 or t.numel() != n or t.is_floating_point():
-        raise ValueError(
-            f"Expected argument `labels` to be int class labels of shape ({n},), but got shape "
-            f"{tuple(t.shape)} and dtype {t.dtype}."
-        )
-    return t.long()
-
-
-def _hard_mask(table: pd.DataFrame | None, w: Tensor) -> Tensor:
-    if table is not None and "difficulty" in table.columns:
-        hard = _equals(table, "difficulty", "hard")
-        if "index" in table.columns:
-            ordered = np.empty_like(hard)
-            ordered[table["index"].to_numpy()] = hard
-            hard = ordered
-        return torch.from_numpy(hard)
-    mask = torch.zeros(w.numel(), dtype=torch.bool)
-    if bool((w == w.max()).all()):
-        return mask
-    k = math.ceil(_TOP_SHARE * w.numel())
-    mask[torch.topk(w.cpu(), k).indices] = True
-    return mask
-
-
-def _warn_collapse(labels: Tensor, hard: Tensor) -> None:
-    num_hard = int(hard.sum())
-    if num_hard < _COLLAPSE_MIN_HARD:
-        return
-    classes, all_counts = torch.unique(labels, return_counts=True)
-    hard_counts = torch.bincount(torch.searchsorted(classes, labels[hard]), minlength=classes.numel())
-    order = torch.argsort(hard_counts, descending=True, stable=True)
-    covered = torch.cumsum(hard_counts[order], 0)
-    k = int(torch.searchsorted(covered, math.ceil(_COLLAPSE_HARD_SHARE * num_hard))) + 1
-    few = max(1, int(_COLLAPSE_CLASS_SHARE * classes.numel()))
-    data_share = float(all_counts[order[:k]].sum()) / labels.numel()
-    if k <= few and data_share < _COLLAPSE_DATA_SHARE:
-        top = classes[order[:k]].tolist()
-        share = float(covered[k - 1]) / num_hard
-        warnings.warn(
-            f"The hard set ({num_hard} samples) collapses onto class(es) {top}: they hold {share:.0%} of the hard "
-            f"samples but only {data_share:.0%} of the data, so sampling by these weights trains mostly on them. "
-            "Consider a per-class threshold (hm.split(..., threshold='per_class')), per-group weights, or a higher "
-            "`floor`.",
-            HardSetCollapseWarning,
-            stacklevel=3,
-        )
+#: The name of :func:`sample_weights` before 0.4.0, for its old import path (``hm.weights`` warns, this does not).
+weights = sample_weights

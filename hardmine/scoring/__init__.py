@@ -1,7 +1,10 @@
 """The scoring pass: one batched inference pass gives every sample its scores.
 
 - :mod:`hardmine.scoring.engine`: :func:`~hardmine.scoring.engine.score`, the pass itself (device, AMP, no per-batch
-  host sync, sharding under torchrun, resumable with a checkpoint folder).
+  host sync, sharding under torchrun, resumable with a checkpoint folder); its steps are in ``_pass`` and
+  ``_errors``.
+- :mod:`hardmine.scoring.options`: :class:`~hardmine.scoring.options.ScoreOptions`, every option of the pass in one
+  checked object, and the checkpoint fingerprint made from it.
 - :mod:`hardmine.scoring.measures`: the per-sample measures from logits and labels.
 - :mod:`hardmine.scoring.tasks`: how a task turns outputs and targets into those measures.
 - :mod:`hardmine.scoring.dense`, :mod:`hardmine.scoring.detection`: segmentation, sequences and detection.

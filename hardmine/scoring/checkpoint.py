@@ -31,7 +31,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader
 from hardmine.core._files import _pid_alive, atomic_path
 from hardmine.core.data import dataset_ids
 
-__all__ = ["CheckpointState", "ScoringCheckpoint", "saved_position", "scoring_fingerprint"]
+__all__ = ["CheckpointState", "ScoringCheckpoint", "data_fingerprint", "saved_position", "scoring_fingerprint"]
 
 _FORMAT = "hardmine-scoring-checkpoint"
 _VERSION = 1
@@ -158,29 +158,16 @@ def _describe(obj: Any) -> str | None:
     return _ADDRESS.sub("", repr(obj))
 
 
-def scoring_fingerprint(
-    model: nn.Module,
-    loader: DataLoader,
-    *,
-    batch_size: int,
-    keep_probs: bool,
-    amp: Any,
-    channels_last: bool,
-    device: torch.device,
-    unpack: Callable[..., Any] | None,
-    input_key: str | None,
-    target_key: str | None,
-    world_size: int,
-    rank: int,
-) -> dict[str, Any]:
-    """Everything that decides the results of a scoring pass, as a JSON-able dict of strings and numbers.
+def data_fingerprint(model: nn.Module, loader: DataLoader) -> dict[str, Any]:
+    """The model and the data of a scoring pass, as a JSON-able dict of strings and numbers.
 
     The dataset is described by its length, type, a hash of its ids (file paths for ``ImageFolder``), of its
     ``targets`` and the ``repr`` of its ``transform`` when it has them, and a hash of five evenly spaced samples (the
     first and the last included; a dataset with random augmentations therefore never matches, as its scores would
     not either), and, for an ImageFolder-like dataset (a ``samples`` list of file paths), the path, size and
     modification time of every file; the model by its class and a hash of its ``state_dict``. Hashing the model
-    reads every weight once (about 0.2 s per 100 MB).
+    reads every weight once (about 0.2 s per 100 MB). The options of the pass are added by
+    :meth:`hardmine.scoring.options.ScoreOptions.fingerprint`.
     """
     dataset = loader.dataset
     ids = dataset_ids(dataset)
@@ -195,17 +182,29 @@ def scoring_fingerprint(
         "dataset_files": _files_hash(dataset),
         "model": type(model).__qualname__,
         "model_state": model_hash(model),
-        "batch_size": int(batch_size),
-        "keep_probs": bool(keep_probs),
-        "amp": str(amp),
-        "channels_last": bool(channels_last),
-        "device_type": device.type,
-        "unpack": _describe(unpack),
-        "input_key": input_key,
-        "target_key": target_key,
-        "world_size": int(world_size),
-        "rank": int(rank),
     }
+
+
+def scoring_fingerprint(
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    batch_size: int,
+    device: torch.device,
+    world_size: int,
+    rank: int,
+    **options: Any,
+) -> dict[str, Any]:
+    """Everything that decides the results of a scoring pass: :meth:`ScoreOptions.fingerprint` of ``options``.
+
+    ``options`` are keywords of :class:`hardmine.scoring.options.ScoreOptions` (``keep_probs``, ``amp``, ...);
+    ``batch_size`` and ``device`` are the resolved ones of the pass.
+    """
+    from hardmine.scoring.options import ScoreOptions
+
+    return ScoreOptions(**options).fingerprint(
+        model, loader, device=device, batch_size=batch_size, world_size=world_size, rank=rank
+    )
 
 
 _LABELS: dict[str, str] = {

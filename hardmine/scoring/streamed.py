@@ -16,17 +16,20 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from hardmine.analysis.bigtable import ScoreDataset, _file_settings, open_scores
-from hardmine.core import distributed
+from hardmine.core import distributed, validate
 from hardmine.core._files import atomic_path
 from hardmine.core.data import dataset_ids
 from hardmine.scoring.engine import score
+from hardmine.scoring.options import ScoreOptions
+
+if TYPE_CHECKING:  # the table layer sits above scoring: imported where it is used
+    from hardmine.analysis.bigtable import ScoreDataset
 
 __all__ = ["score_to_parquet"]
 
@@ -44,6 +47,8 @@ def _chunk_loader(loader: DataLoader, lo: int, hi: int) -> DataLoader:
 def _chunk_of(path: Path) -> dict[str, int] | None:
     """The chunk a finished file holds (``start``, ``stop``, ``num_samples``), or None for an unreadable file."""
     import pyarrow.parquet as pq
+
+    from hardmine.analysis.bigtable import _file_settings
 
     try:
         rows = pq.ParquetFile(path).metadata.num_rows
@@ -77,6 +82,8 @@ def score_to_parquet(
     *,
     chunk_size: int = 1_000_000,
     ids: Sequence[Any] | None = None,
+    classes: Sequence[Any] | None = None,
+    options: ScoreOptions | None = None,
     **score_kwargs: Any,
 ) -> ScoreDataset:
     """Score ``loader``'s dataset into a folder of Parquet files, one per chunk of ``chunk_size`` samples.
@@ -89,14 +96,19 @@ def score_to_parquet(
             ``chunk_size``) are kept and their chunks skipped.
         chunk_size: samples per chunk and file; memory is bounded by one chunk's table (about 108 bytes a row).
         ids: one id per dataset sample; defaults to the dataset's own (``ImageFolder`` paths) or the index.
-        **score_kwargs: passed to :func:`hardmine.score` (``device``, ``amp``, ``keep_probs``, ``batch_size`` ...).
+        classes: class names, as for :func:`hardmine.score`.
+        options: the options of every chunk's pass (:class:`~hardmine.scoring.options.ScoreOptions`); or leave it
+            out and give them as keywords.
+        **score_kwargs: the options as keywords of :func:`hardmine.score` (``device``, ``amp``, ``keep_probs``,
+            ``batch_size`` ...); checked once, before any chunk.
 
     Returns:
         The folder opened with :func:`hardmine.open_scores`.
 
     Raises:
-        ValueError: a bad ``chunk_size``, ``ids`` of the wrong length, or files in ``out`` from a run with another
-            ``N`` or ``chunk_size``.
+        TypeError: a ``chunk_size`` or an option of the wrong type.
+        ValueError: a bad ``chunk_size`` or option, ``ids`` of the wrong length, or files in ``out`` from a run with
+            another ``N`` or ``chunk_size``.
 
     Example:
         >>> import tempfile, torch
@@ -107,8 +119,10 @@ def score_to_parquet(
         >>> len(ds), len(ds.files)
         (10, 3)
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"Expected argument `chunk_size` to be an int >= 1, but got {chunk_size!r}.")
+    from hardmine.analysis.bigtable import open_scores
+
+    chunk_size = validate.integer("chunk_size", chunk_size, min=1)
+    opts = ScoreOptions.of(options, **score_kwargs)
     n = len(loader.dataset)  # type: ignore[arg-type]
     if ids is not None and len(ids) != n:
         raise ValueError(f"Expected argument `ids` to have one id per dataset sample ({n}), but got {len(ids)}.")
@@ -144,7 +158,7 @@ def score_to_parquet(
             lo, hi = bounds[k]
             chunk_ids = None if all_ids is None else all_ids[lo:hi]
             try:
-                table = score(model, _chunk_loader(loader, lo, hi), ids=chunk_ids, **score_kwargs)
+                table = score(model, _chunk_loader(loader, lo, hi), ids=chunk_ids, classes=classes, options=opts)
             except Exception as err:  # every rank must still reach the barrier below, then all raise
                 failure = err
                 break
