@@ -143,7 +143,7 @@ def test_split_weights_and_hardminer_draw_hard_images_more_often() -> None:
     model, ds = TinySeg(), seg_data(12)
     table = hm.split(hm.score(model, DataLoader(ds, batch_size=4), progress=False), hard_fraction=0.25)
     assert table.attrs["hardmine"]["by"] == "label_prob"
-    w = hm.weights(table).numpy()
+    w = hm.sample_weights(table).numpy()
     hard = (table["difficulty"] == "hard").to_numpy()
     assert w[hard].min() > w[~hard].max()
     miner = hm.HardMiner(model, DataLoader(ds, batch_size=4), hard_fraction=0.25, progress=False)

@@ -7,20 +7,16 @@ once across the ranks, and a bad box in rank 1's share makes both ranks raise in
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import torch
+from ranks import DISTRIBUTED, run_ranks
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-sys.path.insert(0, str(Path(__file__).parent))
-from ranks import DISTRIBUTED, run_ranks  # noqa: E402
-
-from hardmine.scoring.detection import score_detection  # noqa: E402
+from hardmine.scoring.detection import score_detection
 
 WORLD = 2
 

@@ -49,7 +49,7 @@ def _online_case() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    return run_ranks(_online_case, tmp_path_factory.mktemp("online"), WORLD, timeout=120)
+    return run_ranks(_online_case, tmp_path_factory.mktemp("online"), WORLD)
 
 
 def test_ranks_merge_their_observations_into_one_table(ranks) -> None:
