@@ -870,9 +870,12 @@ def test_bash_completion_completes_commands_options_and_values(tmp_path, capsys)
 
 
 def cli_measures() -> tuple[str, ...]:
+    """The --by choices: the classification measures, then the segmentation and the detection columns."""
     from hardmine.scoring.measures import MEASURES
 
-    return tuple(MEASURES)
+    segmentation = ("pixel_accuracy", "hard_pixel_fraction", "miou")
+    detection = ("mistakenness", "det_recall", "det_precision", "missed", "false_pos", "mean_iou")
+    return (*MEASURES, *segmentation, *detection)
 
 
 @pytest.mark.skipif(not __import__("shutil").which("zsh"), reason="needs zsh")

@@ -143,7 +143,7 @@ def test_split_weights_and_hardminer_draw_hard_images_more_often() -> None:
     model, ds = TinySeg(), seg_data(12)
     table = hm.split(hm.score(model, DataLoader(ds, batch_size=4), progress=False), hard_fraction=0.25)
     assert table.attrs["hardmine"]["by"] == "label_prob"
-    w = hm.weights(table).numpy()
+    w = hm.sample_weights(table).numpy()
     hard = (table["difficulty"] == "hard").to_numpy()
     assert w[hard].min() > w[~hard].max()
     miner = hm.HardMiner(model, DataLoader(ds, batch_size=4), hard_fraction=0.25, progress=False)
@@ -352,6 +352,37 @@ def test_ties_and_nan_logits() -> None:
     assert task.measures(logits, target)["finite"].tolist() == [True, False]
     with pytest.raises(ValueError, match=r"NaN or infinite outputs for 1 sample\(s\), dataset indices \[1\]"):
         hm.score(nn.Identity(), DataLoader(TensorDataset(logits, target), batch_size=2), progress=False)
+
+
+@pytest.mark.parametrize("classes", [2, 21, 300])
+def test_first_argmax_equals_torch_argmax_with_ties(classes: int) -> None:
+    from hardmine.scoring.dense import _first_argmax
+
+    g = torch.Generator().manual_seed(classes)
+    z = torch.randint(0, 3, (3, classes, 40), generator=g).float()  # many ties between classes
+    z[1] += torch.randn(classes, 40, generator=g)  # and an image without ties
+    got = _first_argmax(z - z.amax(dim=1, keepdim=True))
+    assert got.dtype == (torch.uint8 if classes <= 255 else torch.int32) and torch.equal(got.long(), z.argmax(dim=1))
+    z[0, 1, 5] = float("nan")  # a NaN pixel matches no class: 0, in range for the per-class counts
+    assert _first_argmax(z - z.amax(dim=1, keepdim=True))[0, 5].item() == 0
+
+
+@pytest.mark.parametrize("joint", [True, False], ids=["bincount", "scatter"])
+def test_pixel_counts_equal_a_per_image_confusion_matrix(joint: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hardmine.scoring import dense
+
+    if not joint:
+        monkeypatch.setattr(dense, "_MAX_JOINT_BINS", 0)  # the path for many classes
+    g = torch.Generator().manual_seed(3)
+    c = 4
+    target, pred = torch.randint(0, c, (3, 50), generator=g), torch.randint(0, c, (3, 50), generator=g)
+    valid = torch.rand(3, 50, generator=g) > 0.3
+    inter, union = dense._pixel_counts(target, pred, valid, c)
+    for i in range(3):
+        t, p = target[i][valid[i]], pred[i][valid[i]]
+        for k in range(c):
+            assert inter[i, k].item() == int(((t == k) & (p == k)).sum())
+            assert union[i, k].item() == int(((t == k) | (p == k)).sum())
 
 
 def test_masks_with_a_channel_dimension_are_read_as_masks() -> None:

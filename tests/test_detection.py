@@ -134,7 +134,7 @@ def test_fasterrcnn_rows_equal_brute_force_and_the_model_comes_back_as_it_was(tm
     assert split.attrs["hardmine"]["by"] == "mistakenness"
     hard = split["difficulty"] == "hard"
     assert table["mistakenness"][hard].min() >= table["mistakenness"][~hard].max()
-    w = hm.weights(split).numpy()
+    w = hm.sample_weights(split).numpy()
     assert w[hard.to_numpy()].min() > w[~hard.to_numpy()].max()
 
 

@@ -192,6 +192,98 @@ def test_save_repr_and_errors(tmp_path):
         hm.report(t, issues=pd.DataFrame({"x": [1]}))
 
 
+def _rgb(name: str) -> tuple[int, int, int]:
+    from PIL import ImageColor
+
+    return ImageColor.getrgb(name)[:3]
+
+
+def test_segmentation_thumbnails_show_image_target_and_prediction_side_by_side():
+    from hardmine.analysis._draw import CLASS_COLORS
+
+    g = torch.Generator().manual_seed(0)
+    data = []
+    for i in range(5):
+        mask = torch.zeros(12, 16, dtype=torch.long)
+        mask[2 : 6 + i, 3:9] = 1
+        mask[0, :] = 255  # ignored
+        data.append((torch.rand(3, 12, 16, generator=g), mask))
+    model = torch.nn.Conv2d(3, 3, 1)
+    table = hm.score(model, torch.utils.data.DataLoader(data, batch_size=2), task="segmentation", progress=False)
+    preds = {i: (data[i][1] + i) % 3 for i in range(5)}  # a class the target does not have, and 255 -> a class
+    r = hm.report(table, dataset=data, masks=lambda i: (data[i][1], preds[i]), thumbnail_size=16, max_images=3)
+    thumbs = _payload(r.html, "hm-thumbs")
+    shown = [i for i, x in enumerate(thumbs) if x is not None]
+    assert r.num_images == 3 and shown == sorted(np.argsort(table["label_prob"].to_numpy(), kind="stable")[:3])
+    assert _payload(r.html)["wide"] is True and "its target mask and the predicted mask" in r.html
+    palette = np.asarray(CLASS_COLORS, dtype=np.uint8)
+    for pos in shown:
+        i = int(table["index"][pos])
+        strip = np.asarray(_decode(thumbs[pos]).convert("RGB"))
+        assert strip.shape == (12, 3 * 16 + 2 * 2, 3)  # image | target | prediction, 2-pixel gaps
+        image = np.clip(data[i][0].permute(1, 2, 0).numpy() * 255 + 0.5, 0, 255).astype(np.uint8)
+        assert_array_equal(strip[:, :16], image)
+        target = data[i][1].numpy()
+        want = palette[target % 20]
+        want[target == 255] = 0
+        assert_array_equal(strip[:, 18:34], want)
+        assert_array_equal(strip[:, 36:52], palette[preds[i].numpy()])
+        assert (strip[:, 16:18] == 255).all()
+    # a masks object of the wrong kind, or a pair that is not a pair
+    with pytest.raises(TypeError, match="`masks`"):
+        hm.report(table, dataset=data, masks=3)
+    bad = hm.report(table, dataset=data, masks={i: data[i][1] for i in range(5)})
+    assert bad.num_images == 0 and any("(target, prediction)" in n for n in bad.notes)
+
+
+def test_detection_thumbnails_draw_ground_truth_misses_and_false_positives():
+    from torch.utils.data import DataLoader
+
+    from hardmine.analysis._draw import BOX_COLORS
+
+    class Fixed(torch.nn.Module):  # finds the first box of image 0, and a box nowhere on image 1
+        def forward(self, images):
+            out = []
+            for im in images:
+                k = int(im[0, 0, 0].item() * 10 + 0.5)
+                box = [[2.0, 2.0, 12.0, 12.0]] if k == 0 else [[20.0, 4.0, 30.0, 14.0]]
+                out.append({"boxes": torch.tensor(box), "labels": torch.tensor([1]), "scores": torch.tensor([0.9])})
+            return out
+
+    data = []
+    for i in range(2):
+        image = torch.zeros(3, 32, 32)
+        image[:, 0, 0] = i / 10
+        gt = torch.tensor([[2.0, 2.0, 12.0, 12.0], [4.0, 18.0, 14.0, 28.0]])
+        data.append((image, {"boxes": gt, "labels": torch.ones(2, dtype=torch.long)}))
+    loader = DataLoader(data, batch_size=2, collate_fn=lambda b: tuple(zip(*b, strict=True)))
+    table, boxes = hm.score_detection(Fixed(), loader, return_boxes=True, progress=False)
+    assert boxes["kind"].tolist() == ["missed", "missed", "missed", "false_pos"]
+    r = hm.report(table, dataset=data, boxes=boxes, thumbnail_size=32)
+    thumbs = _payload(r.html, "hm-thumbs")
+    assert r.num_images == 2 and "orange the confident false positives" in r.html and not _payload(r.html)["wide"]
+    first, second = (np.asarray(_decode(t).convert("RGB")) for t in thumbs)
+    assert first.shape == (32, 32, 3)
+    green, red, orange = (_rgb(BOX_COLORS[k]) for k in ("gt", "missed", "false_pos"))
+    assert tuple(first[2, 7]) == green and tuple(first[7, 2]) == green  # matched: ground truth only
+    assert tuple(first[18, 4]) == red and tuple(first[28, 14]) == red  # missed, drawn over its ground truth
+    assert tuple(second[2, 2]) == red and tuple(second[4, 20]) == orange and tuple(second[14, 30]) == orange
+    assert tuple(first[7, 7]) == (0, 0, 0) and tuple(second[4, 20]) != tuple(first[4, 20])
+    # a half-scale thumbnail puts the boxes at half the coordinates
+    half = np.asarray(
+        _decode(_payload(hm.report(table, dataset=data, boxes=boxes, thumbnail_size=16).html, "hm-thumbs")[1]).convert(
+            "RGB"
+        )
+    )
+    assert half.shape == (16, 16, 3) and tuple(half[2, 10]) == orange and tuple(half[7, 15]) == orange
+    with pytest.raises(ValueError, match="`boxes`"):
+        hm.report(table, dataset=data, boxes=boxes.drop(columns=["kind"]))
+    with pytest.raises(TypeError, match="`boxes`"):
+        hm.report(table, dataset=data, boxes=[1])
+    with pytest.raises(ValueError, match="`masks`"):
+        hm.report(table, dataset=data, boxes=boxes, masks=lambda i: (None, None))
+
+
 def test_hm_report_stays_the_function_after_the_static_report_module_loads():
     import hardmine.app.cli  # noqa: F401
     import hardmine.app.html_report  # noqa: F401

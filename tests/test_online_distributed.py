@@ -7,19 +7,14 @@ hold the same table, equal to one process that observed the union of the samples
 
 from __future__ import annotations
 
-import datetime
-import pickle
-import socket
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from conftest import make_dataset, make_model
+from ranks import DISTRIBUTED, run_ranks
 from torch.utils.data import DataLoader
 
 from hardmine.feedback.miner import HardMiner as _HardMiner
@@ -34,19 +29,7 @@ def HardMiner(*args, **kwargs):  # noqa: N802 - stands in for the class
 WORLD = 2
 N = 30
 
-pytestmark = [
-    pytest.mark.distributed,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (dist.is_available() and dist.is_gloo_available()), reason="torch.distributed with gloo is not available"
-    ),
-]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+pytestmark = DISTRIBUTED
 
 
 def _online_case() -> dict[str, Any]:
@@ -64,32 +47,9 @@ def _online_case() -> dict[str, Any]:
     return {"observed": observed, "table": miner.table, "drawn": drawn, "weights": miner.sampler.weights.clone()}
 
 
-def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=120),
-    )
-    try:
-        out = _online_case()
-        with open(Path(out_dir) / f"rank{rank}.pkl", "wb") as fh:
-            pickle.dump(out, fh)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    out_dir = tmp_path_factory.mktemp("online")
-    mp.start_processes(_worker, args=(WORLD, _free_port(), str(out_dir)), nprocs=WORLD, join=True, start_method="spawn")
-    results = []
-    for r in range(WORLD):
-        with open(out_dir / f"rank{r}.pkl", "rb") as fh:
-            results.append(pickle.load(fh))
-    return results
+    return run_ranks(_online_case, tmp_path_factory.mktemp("online"), WORLD)
 
 
 def test_ranks_merge_their_observations_into_one_table(ranks) -> None:

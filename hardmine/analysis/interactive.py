@@ -23,10 +23,8 @@ Everything the table holds is user data (ids, class names): it is escaped in HTM
 
 from __future__ import annotations
 
-import base64
 import functools
 import html
-import io
 import json
 import math
 import os
@@ -40,19 +38,24 @@ import numpy as np
 import pandas as pd
 
 from hardmine.analysis._curves import average_precision, pr_points, roc_auc, roc_points
-from hardmine.analysis.dynamics import REGIONS, dynamics_regions
-from hardmine.analysis.metrics import confusion, positive_prob, summary
-from hardmine.analysis.plot import GROUP_COLORS, REGION_COLORS, _to_image
+from hardmine.analysis._report_charts import MAX_MAP_POINTS as MAX_MAP_POINTS  # the old path keeps working
+from hardmine.analysis._report_charts import (
+    _confusion_html,
+    _curve_svg,
+    _data_map_svg,
+    _dynamics_confidence,
+    _histogram_svg,
+)
+from hardmine.analysis._report_thumbs import Overlay, _PathGuard, _thumbnails
+from hardmine.analysis.metrics import positive_prob, summary
 from hardmine.analysis.splitting import positive_classes
 from hardmine.core._files import atomic_path
-from hardmine.core.columns import GROUPS, harder_when, prob_columns
+from hardmine.core.columns import harder_when, prob_columns
 
 __all__ = ["Report", "report"]
 
 #: At most this many ``prob_<c>`` columns are embedded in the report's table (more would swamp it).
 MAX_PROB_COLUMNS = 10
-#: The data map draws at most this many points (an even sample of the rows, stated under the chart).
-MAX_MAP_POINTS = 4000
 _CATEGORY_COLUMNS = ("group", "difficulty", "polarity", "region")
 _CLASS_COLUMNS = ("label", "pred", "suggested_label", "runner_up")
 
@@ -156,364 +159,6 @@ def _columns(table: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------------- thumbnails
-def _encode(image: np.ndarray, size: int) -> str:
-    """A float image in [0, 1] as a data URI, reduced to fit ``size`` x ``size`` (PNG when small or grey, else JPEG)."""
-    from PIL import Image
-
-    pixels = np.clip(np.nan_to_num(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if pixels.ndim == 3 and pixels.shape[-1] == 4:
-        pixels = pixels[..., :3]
-    img = Image.fromarray(pixels)
-    return _encode_pil(img, size)
-
-
-def _encode_pil(img: Any, size: int) -> str:
-    from PIL import Image
-
-    small = max(img.size) <= 2 * size
-    img.thumbnail((size, size), Image.Resampling.BILINEAR if not small else Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    if img.mode == "L" or small:
-        img.save(buf, format="PNG", optimize=False)
-        mime = "png"
-    else:
-        img.convert("RGB").save(buf, format="JPEG", quality=82)
-        mime = "jpeg"
-    return f"data:image/{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-class _PathGuard:
-    """Opens image files only under ``root`` (after resolving symlinks and ``..``), unless any path is allowed."""
-
-    def __init__(self, root: str | os.PathLike[str] | None, allow_any_path: bool) -> None:
-        self.root = None if root is None else Path(root).resolve()
-        self.allow_any = allow_any_path
-        self.outside = 0
-        self.missing = 0
-        if self.root is not None and not self.root.is_dir():
-            raise ValueError(f"Expected argument `image_root` to be an existing folder, but got {str(root)!r}.")
-
-    def resolve(self, name: str) -> Path | None:
-        """The file to open for an id, or ``None`` (counted in ``outside`` or ``missing``).
-
-        A relative id is looked up under ``root`` first, then as given (ids recorded as ``root/class/x.png``).
-        """
-        raw = Path(name)
-        candidates = [raw] if raw.is_absolute() else ([self.root / raw] if self.root is not None else []) + [raw]
-        allowed = False
-        for cand in candidates:
-            try:
-                path = cand.resolve()
-            except (OSError, RuntimeError):
-                continue
-            if not self.allow_any and (self.root is None or not path.is_relative_to(self.root)):
-                continue
-            allowed = True
-            if path.is_file():
-                return path
-        if allowed:
-            self.missing += 1
-        else:
-            self.outside += 1
-        return None
-
-
-def _thumbnails(
-    table: pd.DataFrame,
-    dataset: Any,
-    guard: _PathGuard | None,
-    size: int,
-    rows: np.ndarray,
-    notes: list[str],
-) -> list[str | None]:
-    """One data URI (or ``None``) per table row; images made for the row positions in ``rows`` only."""
-    from PIL import Image
-
-    thumbs: list[str | None] = [None] * len(table)
-    errors = 0
-    first_error = ""
-    index = table["index"].to_numpy() if "index" in table.columns else np.arange(len(table))
-    ids = table["id"].astype(str).to_numpy() if "id" in table.columns else None
-    for pos in rows.tolist():
-        try:
-            item = dataset[int(index[pos])] if dataset is not None else ids[pos]  # type: ignore[index]
-            if isinstance(item, (tuple, list)) and item:
-                item = item[0]
-            if isinstance(item, (str, bytes, os.PathLike)):
-                path = guard.resolve(os.fsdecode(item)) if guard is not None else None
-                if path is None:
-                    continue
-                with Image.open(path) as img:
-                    img.draft("RGB", (size * 2, size * 2))
-                    thumbs[pos] = _encode_pil(img.convert("RGB") if img.mode not in ("L", "RGB") else img, size)
-            else:
-                thumbs[pos] = _encode(_to_image(item), size)
-        except Exception as err:  # one unreadable sample must not lose the report: counted and named in the notes
-            errors += 1
-            if not first_error:
-                first_error = f"{type(err).__name__}: {err}"
-    if errors:
-        notes.append(f"{errors} image(s) could not be read and have no thumbnail (first: {first_error}).")
-    if guard is not None and guard.missing:
-        notes.append(f"{guard.missing} image file(s) named by the ids do not exist.")
-    if guard is not None and guard.outside:
-        notes.append(
-            f"{guard.outside} image path(s) lie outside `image_root` and were not embedded "
-            "(pass allow_any_path=True to embed files anywhere)."
-        )
-    return thumbs
-
-
-# ---------------------------------------------------------------------------------------------------- SVG charts
-_W, _H = 440, 300
-_L, _R, _T, _B = 56, 14, 30, 46  # margins
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
-
-
-def _svg_axes(
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    xlim: tuple[float, float],
-    ylim: tuple[float, float],
-    *,
-    logy: bool = False,
-) -> tuple[list[str], Any, Any]:
-    """The frame of a chart: the SVG parts so far and the x and y transforms (data -> pixels)."""
-    x0, x1 = xlim
-    y0, y1 = ylim
-    pw, ph = _W - _L - _R, _H - _T - _B
-
-    def fx(x: Any) -> Any:
-        return _L + (np.asarray(x, dtype=np.float64) - x0) / (x1 - x0) * pw
-
-    def fy(y: Any) -> Any:
-        y = np.asarray(y, dtype=np.float64)
-        if logy:
-            y = np.log10(np.maximum(y, 10**y0))
-        return _T + ph - (y - y0) / (y1 - y0) * ph
-
-    esc = html.escape
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" role="img" '
-        f'aria-label="{esc(title)}">',
-        f'<text x="{_W / 2}" y="18" text-anchor="middle" class="t">{esc(title)}</text>',
-        f'<rect x="{_L}" y="{_T}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
-    ]
-    for v in np.linspace(x0, x1, 6):
-        px = float(fx(v))
-        parts.append(f'<line x1="{px:.1f}" y1="{_T + ph}" x2="{px:.1f}" y2="{_T + ph + 4}" stroke="#666"/>')
-        parts.append(f'<text x="{px:.1f}" y="{_T + ph + 16}" text-anchor="middle">{_fmt(float(v))}</text>')
-    yticks = (
-        [float(10**e) for e in range(int(math.floor(y0)), int(math.ceil(y1)) + 1)] if logy else np.linspace(y0, y1, 6)
-    )
-    for v in yticks:
-        py = float(fy(v))
-        if py < _T - 0.5 or py > _T + ph + 0.5:
-            continue
-        parts.append(f'<line x1="{_L - 4}" y1="{py:.1f}" x2="{_L}" y2="{py:.1f}" stroke="#666"/>')
-        parts.append(f'<text x="{_L - 6}" y="{py + 4:.1f}" text-anchor="end">{_fmt(float(v))}</text>')
-    parts.append(f'<text x="{_L + pw / 2}" y="{_H - 8}" text-anchor="middle">{esc(xlabel)}</text>')
-    parts.append(
-        f'<text x="14" y="{_T + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {_T + ph / 2})">'
-        f"{esc(ylabel)}</text>"
-    )
-    return parts, fx, fy
-
-
-def _polyline(xs: np.ndarray, ys: np.ndarray, color: str, *, dash: str = "", width: float = 1.8) -> str:
-    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(np.asarray(xs).tolist(), np.asarray(ys).tolist(), strict=True))
-    dashed = f' stroke-dasharray="{dash}"' if dash else ""
-    return f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="{width}"{dashed}/>'
-
-
-def _legend(items: Sequence[tuple[str, str]], *, x: float = _L + 8, y: float = _T + 14) -> list[str]:
-    out = []
-    for k, (text, color) in enumerate(items):
-        yy = y + 15 * k
-        out.append(f'<rect x="{x}" y="{yy - 8}" width="12" height="8" fill="{color}"/>')
-        out.append(f'<text x="{x + 16}" y="{yy}">{html.escape(text)}</text>')
-    return out
-
-
-def _histogram_svg(table: pd.DataFrame, by: str, threshold: float | None, bins: int = 30) -> str:
-    values = table[by].to_numpy(dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    if by in ("label_prob", "confidence", "correctness", "mean_label_prob") or by.startswith("prob_"):
-        lo, hi = 0.0, 1.0
-    elif by == "margin":
-        lo, hi = -1.0, 1.0
-    else:
-        lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
-        hi = hi if hi > lo else lo + 1.0
-    edges = np.linspace(lo, hi, bins + 1)
-    if "group" in table.columns:
-        groups = table["group"].astype(str).to_numpy()
-        series = [(g, values[groups == g], GROUP_COLORS[g]) for g in GROUPS if (groups == g).any()]
-    else:
-        series = [("all samples", values, "#000000")]
-    counts = [np.histogram(v[np.isfinite(v)], bins=edges)[0] for _, v, _ in series]
-    top = max(1, max(int(c.max()) for c in counts))
-    parts, fx, fy = _svg_axes(
-        f"{by} per group (step histograms)",
-        by,
-        "samples (log scale)",
-        (lo, hi),
-        (0.0, math.log10(top) + 0.15),
-        logy=True,
-    )
-    legend = []
-    for (name, vals, color), c in zip(series, counts, strict=True):
-        # A step outline per group: no translucent overlap, so every colour on screen is in the legend.
-        xs = np.repeat(edges, 2)[1:-1]
-        ys = np.repeat(np.maximum(c, 0.0), 2).astype(np.float64)
-        ys_px = np.where(ys > 0, fy(np.maximum(ys, 1.0)), fy(1.0) + 0.0)
-        ys_px = np.where(ys > 0, ys_px, _T + (_H - _T - _B))  # zero counts sit on the axis
-        parts.append(_polyline(fx(xs), ys_px, color))
-        legend.append((f"{name} ({len(vals)})", color))
-    if threshold is not None and lo <= threshold <= hi:
-        px = float(fx(threshold))
-        parts.append(
-            f'<line x1="{px:.1f}" y1="{_T}" x2="{px:.1f}" y2="{_H - _B}" stroke="#000" stroke-dasharray="5 3"/>'
-        )
-        legend.append((f"threshold {threshold:g}", "#000000"))
-    parts += _legend(legend)
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _curve_svg(kind: str, xs: np.ndarray, ys: np.ndarray, score: float, base: float | None) -> str:
-    if kind == "pr":
-        parts, fx, fy = _svg_axes("precision-recall", "recall", "precision", (0.0, 1.0), (0.0, 1.02))
-        name = f"AP {score:.3f}"
-        # The PR curve is a step function (precision held until recall grows), as sklearn draws it.
-        sx, sy = np.repeat(xs, 2)[1:], np.repeat(ys, 2)[:-1]
-    else:
-        parts, fx, fy = _svg_axes("ROC", "false positive rate", "true positive rate", (0.0, 1.0), (0.0, 1.02))
-        name = f"AUC {score:.3f}"
-        sx, sy = xs, ys
-    parts.append(_polyline(fx(sx), fy(sy), "#0072B2"))
-    if kind == "roc":
-        parts.append(_polyline(fx([0.0, 1.0]), fy([0.0, 1.0]), "#999999", dash="4 3", width=1.0))
-        legend = [(name, "#0072B2"), ("chance", "#999999")]
-        parts += _legend(legend, x=_W - _R - 130, y=_H - _B - 28)
-    else:
-        legend = [(name, "#0072B2")]
-        if base is not None:
-            parts.append(_polyline(fx([0.0, 1.0]), fy([base, base]), "#999999", dash="4 3", width=1.0))
-            legend.append((f"positive rate {base:.3f}", "#999999"))
-        parts += _legend(legend, x=_L + 8, y=_H - _B - 28)
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _dynamics_confidence(table: pd.DataFrame) -> str | None:
-    """The column holding the dynamics' confidence, or ``None`` when the table has no dynamics.
-
-    ``mean_label_prob`` of a score table from ``hm.add_dynamics``, or ``confidence`` of a
-    :meth:`hardmine.Dynamics.summary` (never a score table's ``confidence``, the final model's top probability).
-    """
-    if "variability" not in table.columns:
-        return None
-    if "mean_label_prob" in table.columns:
-        return "mean_label_prob"
-    if "confidence" in table.columns and table.attrs.get("hardmine", {}).get("source") == "dynamics":
-        return "confidence"
-    return None
-
-
-def _data_map_svg(table: pd.DataFrame, conf_col: str) -> tuple[str, str]:
-    frame = pd.DataFrame(
-        {"confidence": table[conf_col].to_numpy(np.float64), "variability": table["variability"].to_numpy()}
-    )
-    regions = dynamics_regions(frame)
-    settings = regions.attrs["hardmine"]
-    ct, vt = float(settings["confidence_threshold"]), float(settings["variability_threshold"])
-    seen = np.isfinite(frame.to_numpy(dtype=np.float64)).all(axis=1)
-    pos = np.flatnonzero(seen)
-    step = max(1, math.ceil(len(pos) / MAX_MAP_POINTS))
-    drawn = pos[::step]
-    var = frame["variability"].to_numpy(np.float64)
-    conf = frame["confidence"].to_numpy(np.float64)
-    # The x range always holds the whole ambiguous region's start and some of it, whatever the data.
-    xmax = max(vt * 1.6, float(np.nanmax(var[seen])) * 1.05 if len(pos) else 0.0, 0.25)
-    xmax = math.ceil(xmax * 20.0) / 20.0  # round ticks: a multiple of 0.05
-    parts, fx, fy = _svg_axes(
-        "data map",
-        "variability (std of the label's probability)",
-        "confidence (mean label probability)",
-        (0.0, xmax),
-        (0.0, 1.0),
-    )
-    codes = regions["region"].cat.codes.to_numpy()
-    for r, name in enumerate(REGIONS):
-        sel = drawn[codes[drawn] == r]
-        color = REGION_COLORS[name]
-        parts.extend(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2" fill="{color}"/>'
-            for x, y in zip(fx(var[sel]).tolist(), fy(conf[sel]).tolist(), strict=True)
-        )
-    px, py = float(fx(vt)), float(fy(ct))
-    parts.append(f'<line x1="{px:.1f}" y1="{_T}" x2="{px:.1f}" y2="{_H - _B}" stroke="#555" stroke-dasharray="3 3"/>')
-    parts.append(f'<line x1="{_L}" y1="{py:.1f}" x2="{px:.1f}" y2="{py:.1f}" stroke="#555" stroke-dasharray="3 3"/>')
-    counts = regions["region"].value_counts()
-    labels = (
-        ("easy-to-learn", (_L + px) / 2, _T + 16),
-        ("hard-to-learn", (_L + px) / 2, _H - _B - 8),
-        ("ambiguous", (px + _W - _R) / 2, _T + (_H - _T - _B) / 2),
-    )
-    for name, x, y in labels:
-        parts.append(
-            f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle" class="region" fill="{REGION_COLORS[name]}">'
-            f"{name} ({int(counts.get(name, 0))})</text>"
-        )
-    parts.append("</svg>")
-    note = f"{len(drawn)} of {len(pos)} samples drawn" + (" (an even sample)" if step > 1 else "")
-    return "".join(parts), note
-
-
-def _confusion_html(table: pd.DataFrame, names: Sequence[str] | None) -> str:
-    mat = confusion(table, by_class=True)
-    counts = mat.to_numpy().astype(np.int64)
-    rows = counts.sum(axis=1, keepdims=True)
-    norm = np.divide(counts, np.maximum(rows, 1), dtype=np.float64)
-
-    def name(c: Any) -> str:
-        c = int(c)
-        return html.escape(str(names[c]) if names is not None and 0 <= c < len(names) else str(c))
-
-    small = " small" if counts.shape[0] > 12 else ""
-
-    def grid(values: np.ndarray, kind: str) -> str:
-        cells = ["<thead><tr><th>truth \\ predicted</th>"]
-        cells += [f'<th class="col">{name(c)}</th>' for c in mat.columns]
-        cells.append("</tr></thead><tbody>")
-        top = float(values.max()) if values.size else 1.0
-        for i, r in enumerate(mat.index):
-            cells.append(f"<tr><th>{name(r)}</th>")
-            for j in range(values.shape[1]):
-                v = values[i, j]
-                a = 0.0 if top <= 0 else float(v) / top
-                text = f"{int(v)}" if kind == "counts" else f"{v:.2f}"
-                fg = "#fff" if a > 0.55 else "#000"
-                diag = " diag" if i == j else ""
-                cells.append(f'<td class="cm{diag}" style="background:rgba(0,114,178,{a:.3f});color:{fg}">{text}</td>')
-            cells.append("</tr>")
-        cells.append("</tbody>")
-        return f'<table class="cm-grid{small}" data-kind="{kind}">{"".join(cells)}</table>'
-
-    return (
-        '<div class="cm-switch"><label><input type="radio" name="hm-cm" value="counts" checked> counts</label> '
-        '<label><input type="radio" name="hm-cm" value="normalised"> row-normalised (recall per class)</label></div>'
-        f'<div id="hm-cm-counts">{grid(counts, "counts")}</div>'
-        f'<div id="hm-cm-normalised" hidden>{grid(norm, "normalised")}</div>'
-    )
-
-
 # ---------------------------------------------------------------------------------------------------- the page
 def _class_names(classes: Sequence[str] | None, dataset: Any, table: pd.DataFrame) -> list[str] | None:
     if classes is not None:
@@ -576,6 +221,8 @@ def report(
     title: str = "hardmine report",
     thumbnail_size: int = 96,
     max_images: int | None = 10_000,
+    masks: Any = None,
+    boxes: pd.DataFrame | None = None,
 ) -> Report:
     """One self-contained interactive HTML report of a score or split table; written to ``path`` when given.
 
@@ -598,6 +245,15 @@ def report(
         thumbnail_size: the longest side of each thumbnail in pixels (images are reduced with PIL before embedding).
         max_images: embed thumbnails for at most this many rows, the hardest first (``None``: every row). Each
             thumbnail costs about 1-5 KB of HTML.
+        masks: segmentation tables: the masks of each image, as a callable ``masks(index)`` or anything indexable
+            ``masks[index]`` giving ``(target, prediction)``: class-index masks ``(H, W)`` (tensors or arrays; either
+            may be ``None``). Each thumbnail becomes the strip *image | target | prediction*, classes in matplotlib's
+            ``tab20`` colours, pixels that are no class (255, negative, ``>= num_classes``) black. The target is
+            usually ``dataset[index][1]``, the prediction ``model(image[None]).argmax(1)[0]``.
+        boxes: detection tables: the per-box table of :func:`hardmine.score_detection` (``return_boxes=True``). Each
+            thumbnail gets its boxes drawn: the ground truth in green (from ``dataset[index][1]["boxes"]``, when the
+            images come from ``dataset=``), the missed boxes in red (dashed) and the confident false positives in
+            orange, as :func:`hardmine.plot_dense.detection_gallery` draws them.
 
     Returns:
         A :class:`Report`: its ``html``, the ``path`` written, and notes on what was left out.
@@ -621,6 +277,7 @@ def report(
         raise ValueError(f"Expected argument `thumbnail_size` to be an int >= 8, but got {thumbnail_size!r}.")
     if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 0):
         raise ValueError(f"Expected argument `max_images` to be an int >= 0 or None, but got {max_images!r}.")
+    overlay = _overlay(masks, boxes, table)
     settings = dict(table.attrs.get("hardmine", {}))
     names = _class_names(classes, dataset, table)
     notes: list[str] = []
@@ -693,7 +350,7 @@ def report(
             if max_images is not None and max_images < len(order):
                 order = order[:max_images]
                 notes.append(f"Thumbnails for the {max_images} hardest rows only (max_images={max_images}).")
-            thumbs = _thumbnails(data, dataset, guard, thumbnail_size, np.sort(order), notes)
+            thumbs = _thumbnails(data, dataset, guard, thumbnail_size, np.sort(order), notes, overlay)
     elif "id" in data.columns:
         notes.append(
             "No thumbnails: pass `dataset=` (images by index) or `image_root=` (the folder whose files the ids name)."
@@ -704,13 +361,57 @@ def report(
         "columns": _columns(data),
         "classes": names,
         "score": by if by in data.columns else None,
+        "wide": overlay is not None and overlay.masks is not None,
     }
     num_images = sum(t is not None for t in thumbs)
-    page = _page(title, settings, data, sections, notes, payload, thumbs if num_images else [])
+    legend = _OVERLAY_LEGEND[("masks" if overlay.masks is not None else "boxes") if overlay else ""]
+    page = _page(title, settings, data, sections, notes, payload, thumbs if num_images else [], legend)
     result = Report(html=page, path=None, num_rows=len(data), num_images=num_images, notes=tuple(notes))
     if path is not None:
         return Report(page, result.save(path), len(data), num_images, tuple(notes))
     return result
+
+
+_OVERLAY_LEGEND = {
+    "": "",
+    "masks": "Each thumbnail: the image, its target mask and the predicted mask (black: pixels that are no class).",
+    "boxes": "Boxes: green the ground truth, red (dashed) the missed ones, orange the confident false positives.",
+}
+
+
+def _overlay(masks: Any, boxes: pd.DataFrame | None, table: pd.DataFrame) -> Overlay | None:
+    """The masks or boxes to draw on the thumbnails, checked; ``None`` without either."""
+    if masks is None and boxes is None:
+        return None
+    if masks is not None and boxes is not None:
+        raise ValueError("Expected either `masks` (segmentation) or `boxes` (detection), but got both.")
+    if masks is not None:
+        if not callable(masks) and not hasattr(masks, "__getitem__"):
+            raise TypeError(
+                "Expected argument `masks` to be a callable or indexable giving (target, prediction) per index, but "
+                f"got {type(masks).__name__}."
+            )
+        num_classes = table.attrs.get("hardmine", {}).get("num_classes")
+        usable = isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes > 0
+        return Overlay(masks=masks, num_classes=num_classes if usable else None)
+    if not isinstance(boxes, pd.DataFrame):
+        raise TypeError(
+            "Expected argument `boxes` to be the per-box DataFrame of hm.score_detection(..., return_boxes=True), "
+            f"but got {type(boxes).__name__}."
+        )
+    needed = ("index", "kind", "x1", "y1", "x2", "y2")
+    if missing := [c for c in needed if c not in boxes.columns]:
+        raise ValueError(
+            f"Expected argument `boxes` to have the columns {list(needed)} (hm.score_detection's per-box table), but "
+            f"it lacks {missing}."
+        )
+    by_index: dict[int, list[tuple[str, Sequence[float]]]] = {}
+    coords = boxes[["x1", "y1", "x2", "y2"]].to_numpy(np.float64).tolist()
+    for idx, kind, box in zip(boxes["index"].tolist(), boxes["kind"].astype(str).tolist(), coords, strict=True):
+        if kind not in ("missed", "false_pos"):
+            raise ValueError(f"Expected box kinds 'missed' or 'false_pos' in `boxes`, but got {kind!r}.")
+        by_index.setdefault(int(idx), []).append((kind, box))
+    return Overlay(boxes=by_index)
 
 
 def _section(key: str, heading: str, body: str) -> str:
@@ -729,6 +430,7 @@ def _page(
     notes: list[str],
     payload: dict[str, Any],
     thumbs: list[str | None],
+    legend: str = "",
 ) -> str:
     esc = html.escape
     shown = {
@@ -747,7 +449,7 @@ def _page(
 <header><h1>{esc(title)}</h1><p>{len(data)} samples{"; " + esc(setting_text) if setting_text else ""}</p>
 {f'<ul class="notes">{notes_html}</ul>' if notes_html else ""}</header>
 {"".join(sections)}
-<section id="hm-samples"><h2>Samples</h2>
+<section id="hm-samples"><h2>Samples</h2>{f'<p class="legend">{esc(legend)}</p>' if legend and thumbs else ""}
 <div class="controls" id="hm-controls"></div>
 <p id="hm-count" aria-live="polite"></p>
 <div class="tablewrap"><table id="hm-table"><thead></thead><tbody></tbody></table></div>

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from hardmine.analysis._draw import BOX_COLORS
 from hardmine.analysis._figure import _figure_class, _short, _to_image
 from hardmine.analysis.splitting import default_by
 from hardmine.core import validate
@@ -159,11 +160,11 @@ def detection_gallery(
         image, target = dataset[idx][0], dataset[idx][1]
         ax.imshow(_to_image(_sample_image(image)))
         for x1, y1, x2, y2 in torch.as_tensor(target["boxes"]).reshape(-1, 4).tolist():
-            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="limegreen", lw=1.5))
+            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=BOX_COLORS["gt"], lw=1.5))
         mine = boxes[boxes["index"] == idx]
         for _, b in mine.iterrows():
             missed = b["kind"] == "missed"
-            color = "red" if missed else "orange"
+            color = BOX_COLORS["missed" if missed else "false_pos"]
             ax.add_patch(
                 Rectangle(
                     (b["x1"], b["y1"]),

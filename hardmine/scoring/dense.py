@@ -88,6 +88,58 @@ def _mask_of(outputs: Tensor, targets: Tensor) -> Tensor:
     return targets
 
 
+def _first_argmax(shifted: Tensor) -> Tensor:
+    """``argmax(dim=1)`` of ``(B, C, P)`` logits minus their maximum over dim 1 (0 at the maximum): ``(B, P)``.
+
+    Ties go to the first class, as ``argmax``; a pixel with a NaN logit matches no class and gets 0 (the ``finite``
+    flag reports it). ``argmax`` (or ``max`` with indices) over dim 1 of this layout takes several times as long on
+    CPU as this: mark the classes at the maximum, weight class ``k`` by ``C - k`` and take the largest weight. The
+    classes come as ``uint8`` (up to 255 classes) or ``int32``.
+
+    Example:
+        >>> z = torch.tensor([[[1.0, 5.0, 2.0], [3.0, 5.0, 2.0]]])  # (1, 2, 3): pixel 1 ties, pixel 2 says class 0
+        >>> _first_argmax(z - z.amax(dim=1, keepdim=True)).tolist()
+        [[1, 0, 0]]
+    """
+    c = int(shifted.shape[1])
+    dtype = torch.uint8 if c <= 255 else torch.int32
+    weight = torch.arange(c, 0, -1, dtype=dtype, device=shifted.device).view(1, c, 1)
+    best = (shifted == 0).to(dtype).mul_(weight).amax(dim=1)
+    return torch.sub(c, best).masked_fill_(best == 0, 0)  # no class at the maximum (NaN): weight 0 -> class 0
+
+
+#: Up to this many bins, the per-image confusion counts come from one ``bincount`` of (image, target, prediction).
+_MAX_JOINT_BINS = 1 << 22
+
+
+def _pixel_counts(tc: Tensor, pred: Tensor, valid: Tensor, c: int) -> tuple[Tensor, Tensor]:
+    """Per-image, per-class pixel counts over the valid pixels: ``(intersection, union)``, int64 ``(B, C)`` each.
+
+    Counted on the device without a host synchronisation: one ``bincount`` of the image's (target, prediction)
+    confusion cell (the invalid pixels go to one extra bin), or three ``scatter_add_`` for many classes.
+
+    Example:
+        >>> target, pred = torch.tensor([[0, 1, 1]]), torch.tensor([[0, 0, 1]])
+        >>> inter, union = _pixel_counts(target, pred, torch.ones(1, 3, dtype=torch.bool), 2)
+        >>> inter.tolist(), union.tolist()
+        ([[1, 1]], [[2, 2]])
+    """
+    b = int(tc.shape[0])
+    base = torch.arange(b, device=tc.device).unsqueeze(1) * c
+    if b * c * c <= _MAX_JOINT_BINS:
+        cell = torch.where(valid, (base + tc) * c + pred, b * c * c).reshape(-1)
+        confusion = torch.bincount(cell, minlength=b * c * c + 1)[: b * c * c].reshape(b, c, c)
+        inter = confusion.diagonal(dim1=1, dim2=2)
+        return inter, confusion.sum(dim=2) + confusion.sum(dim=1) - inter
+    at_target = (base + tc).reshape(-1)
+    counted = valid.long().reshape(-1)
+    zeros = torch.zeros(b * c, dtype=torch.long, device=tc.device)
+    inter = zeros.clone().scatter_add_(0, at_target, ((pred == tc) & valid).long().reshape(-1)).reshape(b, c)
+    t_count = zeros.clone().scatter_add_(0, at_target, counted).reshape(b, c)
+    p_count = zeros.scatter_add_(0, (base + pred).reshape(-1), counted).reshape(b, c)
+    return inter, t_count + p_count - inter
+
+
 class SegmentationTask(_WithLoss):
     """Semantic segmentation, one row per image (see the module doc for the columns and the IoU rule).
 
@@ -151,40 +203,28 @@ class SegmentationTask(_WithLoss):
         in_range = (t >= 0) & (t < c)
         valid = ~ignored & in_range
         tc = torch.where(valid, t, torch.zeros_like(t))
-        log_pt = torch.log_softmax(zf, dim=1).gather(1, tc.unsqueeze(1))[:, 0]  # (B, P)
-        # The first arg-max, found class by class against the maximum: argmax (or max with indices) over dim 1 of
-        # (B, C, P) takes 2-4 times as long on CPU. NaN pixels match no class (pred 0; the `finite` flag reports them).
-        top = zf.amax(dim=1)
-        pred = torch.zeros_like(tc)
-        for cls in range(c - 1, -1, -1):  # down to 0: ties go to the first class, as argmax
-            pred.masked_fill_(zf[:, cls] == top, cls)
-        w = valid.to(log_pt.dtype)
-        n = w.sum(dim=1)
+        # The logits minus their maximum serve both the arg-max (the first class at 0) and the true-class
+        # log-probability, (z_true - max) - log(sum exp(z - max)) as log_softmax computes it, exp'ed in place: one
+        # full-size temporary where log_softmax, gather and a class-by-class arg-max took more passes (the per-pixel
+        # work is most of the cost of scoring a light model such as LR-ASPP).
+        shifted = zf - zf.amax(dim=1, keepdim=True)  # (B, C, P), 0 at the maximum
+        pred = _first_argmax(shifted)
+        log_pt = shifted.gather(1, tc.unsqueeze(1))[:, 0] - shifted.exp_().sum(dim=1).log_()  # (B, P)
+        n = valid.sum(dim=1).to(log_pt.dtype)
         denom = n.clamp_min(1)
         empty = n == 0
-        p_true = log_pt.exp()
-        correct = (pred == tc) & valid
         one = torch.ones_like(n)
+        invalid = ~valid
+        log_pt.masked_fill_(invalid, 0.0)  # ignored pixels add nothing to the loss, and are never hard (p = 1)
+        p_true = log_pt.exp()
+        hard = torch.count_nonzero(p_true < self.hard_threshold, dim=1).to(n.dtype)
+        inter, union = _pixel_counts(tc, pred, valid, c)
         m: dict[str, Tensor] = {
-            "loss": -(log_pt * w).sum(dim=1) / denom,
-            "label_prob": torch.where(empty, one, (p_true * w).sum(dim=1) / denom),
-            "pixel_accuracy": torch.where(empty, one, correct.to(n.dtype).sum(dim=1) / denom),
-            "hard_pixel_fraction": ((p_true < self.hard_threshold) & valid).to(n.dtype).sum(dim=1) / denom,
+            "loss": -log_pt.sum(dim=1) / denom,
+            "label_prob": torch.where(empty, one, p_true.masked_fill_(invalid, 0.0).sum(dim=1) / denom),
+            "pixel_accuracy": torch.where(empty, one, inter.sum(dim=1).to(n.dtype) / denom),
+            "hard_pixel_fraction": hard / denom,
         }
-        # Per-image, per-class pixel counts with scatter_add (no host sync): intersection, target and prediction.
-        base = torch.arange(b, device=z.device).unsqueeze(1) * c
-        wl = valid.long()
-        inter = torch.zeros(b * c, dtype=torch.long, device=z.device).scatter_add_(
-            0, (base + tc).reshape(-1), (correct.long()).reshape(-1)
-        )
-        t_count = torch.zeros(b * c, dtype=torch.long, device=z.device).scatter_add_(
-            0, (base + tc).reshape(-1), wl.reshape(-1)
-        )
-        p_count = torch.zeros(b * c, dtype=torch.long, device=z.device).scatter_add_(
-            0, (base + pred).reshape(-1), wl.reshape(-1)
-        )
-        inter = inter.reshape(b, c)
-        union = t_count.reshape(b, c) + p_count.reshape(b, c) - inter
         present = union > 0
         iou = inter.to(n.dtype) / union.clamp_min(1).to(n.dtype)
         k = present.sum(dim=1)

@@ -26,6 +26,9 @@ The per-box table (``return_boxes=True``) lists the misses (``kind="missed"``: t
 the hard negatives: the predicted box, label and score, ``best_iou`` with any ground-truth box of its class); write it
 with ``boxes.to_csv(path, index=False)``.
 
+Under ``torchrun`` (an initialised process group of more than one process) each rank scores its contiguous share of
+the images and the rows are gathered (``all_gather_object``, in rank order), so every rank holds the whole table.
+
 The model comes back exactly as it was: it runs in eval mode under ``torch.inference_mode()`` (BatchNorm statistics
 untouched) and every submodule gets its training flag back. Predictions go to the host once per batch for matching
 (detection outputs vary in size per image; torchvision's own post-processing already synchronises).
@@ -40,12 +43,14 @@ from typing import Any, Literal, overload
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from hardmine.core.columns import assemble_table
 from hardmine.core.data import _check_map_style, dataset_ids, move_to_device, rebuild_loader
+from hardmine.core.distributed import get_rank, get_world_size, raise_if_any_rank_failed, shard_bounds
 from hardmine.scoring.engine import _model_for_scoring, _resolve_device, dataset_classes
 
 __all__ = ["BOX_COLUMNS", "DETECTION_COLUMNS", "box_iou", "match_image", "score_detection"]
@@ -218,6 +223,66 @@ def _check_prediction(p: Any, where: str) -> tuple[Tensor, Tensor, Tensor]:
     return p["boxes"].detach().float().cpu(), p["labels"].detach().cpu(), p["scores"].detach().float().cpu()
 
 
+def _score_shard(
+    model: nn.Module,
+    loader: DataLoader,
+    run_device: torch.device,
+    start: int,
+    stop: int,
+    iou_threshold: float,
+    score_threshold: float,
+    progress: bool,
+    world: int,
+    rank: int,
+) -> tuple[dict[str, list[float]], list[tuple[Any, ...]]]:
+    """Score dataset images ``[start, stop)`` (this rank's share): the per-image measures and the per-box rows."""
+    rows: dict[str, list[float]] = {k: [] for k in DETECTION_COLUMNS}
+    boxes_rows: list[tuple[Any, ...]] = []
+    pos = start
+    of_rank = f" of rank {rank}" if world > 1 else ""
+    with _model_for_scoring(model, run_device), torch.inference_mode():
+        for b, batch in enumerate(tqdm(loader, disable=not progress, desc="hardmine: detection", leave=False)):
+            images, targets = _split_batch(batch, b)
+            checked = [_check_target(t, f"image {pos + i} (batch {b}{of_rank})") for i, t in enumerate(targets)]
+            preds = model(move_to_device(images, run_device))
+            if isinstance(preds, Mapping):
+                _check_prediction(preds, f"batch {b}{of_rank}")
+            if not isinstance(preds, (list, tuple)) or len(preds) != len(images):
+                raise TypeError(
+                    f"Expected the model to return a list of {len(images)} prediction dicts for batch {b}{of_rank}, "
+                    f"but got {type(preds).__name__}{f' of {len(preds)}' if isinstance(preds, (list, tuple)) else ''}."
+                )
+            for i, (p, (gt_b, gt_l)) in enumerate(zip(preds, checked, strict=True)):
+                pb, pl, ps = _check_prediction(p, f"image {pos + i} (batch {b}{of_rank})")
+                m = match_image(pb, pl, ps, gt_b, gt_l, iou_threshold=iou_threshold, score_threshold=score_threshold)
+                for k in DETECTION_COLUMNS:
+                    rows[k].append(m[k])
+                boxes_rows.extend(_box_rows(pos + i, m, gt_b, gt_l, pb, pl, ps))
+            pos += len(images)
+    if pos != stop:
+        raise ValueError(
+            f"The loader yielded {pos - start} images for the {stop - start} dataset samples it was asked for; does "
+            "its collate_fn drop some?"
+        )
+    return rows, boxes_rows
+
+
+def _box_rows(
+    idx: int, m: dict[str, Any], gt_b: Tensor, gt_l: Tensor, pb: Tensor, pl: Tensor, ps: Tensor
+) -> list[tuple[Any, ...]]:
+    """The per-box rows of one image: its missed ground-truth boxes, then its confident false positives."""
+    out: list[tuple[Any, ...]] = []
+    for j in np.flatnonzero(~m["gt_matched"]):
+        x1, y1, x2, y2 = gt_b[j].tolist()
+        out.append((idx, "missed", int(gt_l[j]), math.nan, x1, y1, x2, y2, float(m["gt_best_iou"][j])))
+    conf = m["confident"]
+    for j in np.flatnonzero(~m["pred_matched"]):
+        q = int(conf[j])
+        x1, y1, x2, y2 = pb[q].tolist()
+        out.append((idx, "false_pos", int(pl[q]), float(ps[q]), x1, y1, x2, y2, float(m["pred_best_iou"][j])))
+    return out
+
+
 @overload
 def score_detection(
     model: nn.Module,
@@ -266,7 +331,10 @@ def score_detection(
     """Score every image of ``loader.dataset`` once, in dataset order: one row of detection measures per image.
 
     The loader is rebuilt with a sequential sampler (its collate_fn, workers and batch size kept), so every image is
-    scored once. See the module doc for the batch layout, the matching rule and the columns.
+    scored once. Under ``torchrun`` each rank scores a contiguous share of the images and every rank gets the whole
+    table (and per-box table), every image exactly once, as :func:`hardmine.score` does; if any rank fails during
+    its pass, every rank raises (none waits in the gather). See the module doc for the batch layout, the matching
+    rule and the columns.
 
     Args:
         model: a detection model (torchvision's, or one with the same eval-mode interface).
@@ -313,45 +381,27 @@ def score_detection(
         raise ValueError("Expected a dataset with at least one image, but `loader.dataset` is empty.")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"Expected argument `batch_size` to be a positive int, but got {batch_size!r}.")
-    scoring_loader = rebuild_loader(loader, sampler=range(n), batch_size=batch_size, drop_last=False)
+    world, rank = get_world_size(), get_rank()
+    start, stop = shard_bounds(n, world, rank)
+    scoring_loader = rebuild_loader(loader, sampler=range(start, stop), batch_size=batch_size, drop_last=False)
     run_device = _resolve_device(model, device)
-    rows: dict[str, list[float]] = {k: [] for k in DETECTION_COLUMNS}
-    boxes_rows: list[tuple[Any, ...]] = []
-    pos = 0
-    with _model_for_scoring(model, run_device), torch.inference_mode():
-        for b, batch in enumerate(tqdm(scoring_loader, disable=not progress, desc="hardmine: detection", leave=False)):
-            images, targets = _split_batch(batch, b)
-            checked = [_check_target(t, f"image {pos + i} (batch {b})") for i, t in enumerate(targets)]
-            preds = model(move_to_device(images, run_device))
-            if isinstance(preds, Mapping):
-                _check_prediction(preds, f"batch {b}")
-            if not isinstance(preds, (list, tuple)) or len(preds) != len(images):
-                raise TypeError(
-                    f"Expected the model to return a list of {len(images)} prediction dicts for batch {b}, but got "
-                    f"{type(preds).__name__}{f' of {len(preds)}' if isinstance(preds, (list, tuple)) else ''}."
-                )
-            for i, (p, (gt_b, gt_l)) in enumerate(zip(preds, checked, strict=True)):
-                where = f"image {pos + i} (batch {b})"
-                pb, pl, ps = _check_prediction(p, where)
-                m = match_image(pb, pl, ps, gt_b, gt_l, iou_threshold=iou_threshold, score_threshold=score_threshold)
-                for k in DETECTION_COLUMNS:
-                    rows[k].append(m[k])
-                idx = pos + i
-                for j in np.flatnonzero(~m["gt_matched"]):
-                    x1, y1, x2, y2 = gt_b[j].tolist()
-                    boxes_rows.append(
-                        (idx, "missed", int(gt_l[j]), math.nan, x1, y1, x2, y2, float(m["gt_best_iou"][j]))
-                    )
-                conf = m["confident"]
-                for j in np.flatnonzero(~m["pred_matched"]):
-                    q = int(conf[j])
-                    x1, y1, x2, y2 = pb[q].tolist()
-                    boxes_rows.append(
-                        (idx, "false_pos", int(pl[q]), float(ps[q]), x1, y1, x2, y2, float(m["pred_best_iou"][j]))
-                    )
-            pos += len(images)
-    if pos != n:
-        raise ValueError(f"The loader yielded {pos} images for the {n} dataset samples; does its collate_fn drop some?")
+    # Under torchrun a rank that fails alone would leave the others waiting in the gather below: every rank learns
+    # whether any rank failed, and all raise.
+    failure: Exception | None = None
+    try:
+        rows, boxes_rows = _score_shard(
+            model, scoring_loader, run_device, start, stop, iou_threshold, score_threshold, progress, world, rank
+        )
+    except Exception as err:
+        if world == 1:
+            raise
+        failure = err
+    if world > 1:
+        raise_if_any_rank_failed(failure, "hm.score_detection")
+        parts: list[Any] = [None] * world
+        dist.all_gather_object(parts, (rows, boxes_rows))  # in rank order: the shares are contiguous and ordered
+        rows = {k: [v for part in parts for v in part[0][k]] for k in DETECTION_COLUMNS}
+        boxes_rows = [r for part in parts for r in part[1]]
     sample_ids: Sequence[Any] | None = ids if ids is not None else dataset_ids(loader.dataset)
     if sample_ids is not None and len(sample_ids) != n:
         raise ValueError(f"Expected argument `ids` to have one id per image ({n}), but got {len(sample_ids)}.")

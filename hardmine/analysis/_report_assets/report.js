@@ -152,6 +152,7 @@ function render() {
       if (THUMBS[i]) {
         var img = el("img", {loading: "lazy", alt: "sample " + (BY.index ? BY.index.values[i] : i), "data-pos": String(k)});
         img.src = THUMBS[i];
+        if (D.wide) img.className = "wide";
         td.appendChild(img);
       }
       tr.appendChild(td);
@@ -179,7 +180,7 @@ function openLb(k) {
   if (k < 0 || k >= order.length) return;
   lbPos = k;
   var i = order[k], img = document.getElementById("hm-lb-img");
-  if (THUMBS[i]) { img.src = THUMBS[i]; img.hidden = false; } else { img.removeAttribute("src"); img.hidden = true; }
+  if (THUMBS[i]) { img.src = THUMBS[i]; img.hidden = false; if (D.wide) img.className = "wide"; } else { img.removeAttribute("src"); img.hidden = true; }
   var info = document.getElementById("hm-lb-info"), frag = document.createDocumentFragment();
   COLS.forEach(function (c) { frag.appendChild(el("dt", null, c.name)); frag.appendChild(el("dd", null, show(c, i))); });
   info.replaceChildren(frag);
