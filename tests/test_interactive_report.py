@@ -120,7 +120,7 @@ def test_data_map_and_label_issues():
     probs = np.where(t["label"].to_numpy()[:, None] == 1, probs, probs[:, ::-1])
     issues = hm.label_issues(probs, t["label"].to_numpy(), method="confident_learning")
     r = hm.report(t, issues=issues)
-    regions = dynamics_regions(t.rename(columns={"mean_label_prob": "confidence"}))["region"].value_counts()
+    regions = dynamics_regions(t)["region"].value_counts()
     for name in ("easy-to-learn", "ambiguous", "hard-to-learn"):
         assert f"{name} ({regions[name]})" in r.html
     cols = {c["name"]: c for c in _payload(r.html)["columns"]}

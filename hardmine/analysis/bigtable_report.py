@@ -25,7 +25,7 @@ from hardmine.analysis.metrics import (
     summary_kind,
     sweep_from_counts,
 )
-from hardmine.analysis.reports import report_from_counts
+from hardmine.analysis.reports import multilabel_from_counts, report_from_counts
 from hardmine.analysis.splitting import positive_classes
 from hardmine.core.columns import DIFFICULTIES, GROUPS, prob_columns
 
@@ -202,42 +202,18 @@ def multilabel_report(
     step = 5 if ds._split is not None else 4
     table = np.array(stats, dtype=np.int64).reshape(len(ys), step)
     tp, fp, fn = (table[:, j] for j in range(3))
-    support = table[:, 3]
     codes = np.arange(len(ys))
     names = [str(classes[int(c)]) for c in codes] if classes is not None else [int(c) for c in codes]
-    precision, recall, f1 = _prf_arrays(tp, tp + fp, tp + fn)
-    per = pd.DataFrame(
-        {"label": codes, "support": support.astype(np.int64), "precision": precision, "recall": recall, "f1": f1},
-        index=pd.Index(names, name="label_name"),
+    hard = table[:, 4] if ds._split is not None else None
+    return multilabel_from_counts(
+        tp,
+        fp,
+        fn,
+        names,
+        hard=hard,
+        subset_accuracy=exact / n if n else 0.0,
+        hamming_loss=wrong / (n * len(ys)) if n else 0.0,
     )
-    if ds._split is not None:
-        per["hard"] = table[:, 4].astype(np.int64)
-    mp, mr, mf = _prf_arrays(tp.sum(keepdims=True), (tp + fp).sum(keepdims=True), (tp + fn).sum(keepdims=True))
-    averages = {
-        "micro_precision": float(mp[0]),
-        "micro_recall": float(mr[0]),
-        "micro_f1": float(mf[0]),
-        "macro_precision": float(precision.mean()),
-        "macro_recall": float(recall.mean()),
-        "macro_f1": float(f1.mean()),
-        "subset_accuracy": exact / n if n else 0.0,
-        "hamming_loss": wrong / (n * len(ys)) if n else 0.0,
-    }
-    return per, averages
-
-
-def _prf_arrays(tp: np.ndarray, called: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision, recall and F1 ``(K,)`` float64 of K classes from their int counts (a zero division gives 0.0).
-
-    ``tp``: true positives, ``called``: predicted, ``support``: actual. The in-memory reports' formulas, through the
-    one shared function that takes such counts, :func:`hardmine.analysis.metrics.sweep_from_counts` (each class a
-    row of its table).
-    """
-    if len(tp) == 0:
-        return np.zeros(0), np.zeros(0), np.zeros(0)
-    actual: Any = np.asarray(support)  # one count per class where the sweep has one for all rows: it broadcasts
-    rows = sweep_from_counts(np.zeros(len(tp)), np.asarray(called), np.asarray(tp), actual, 0, None)
-    return rows["precision"].to_numpy(np.float64), rows["recall"].to_numpy(np.float64), rows["f1"].to_numpy(np.float64)
 
 
 def regression_metrics(ds: ScoreDataset) -> dict[str, float]:

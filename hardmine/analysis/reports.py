@@ -18,6 +18,8 @@ __all__ = [
     "classification_report",
     "loss_quantiles",
     "multilabel_report",
+    "multilabel_from_counts",
+    "prf_arrays",
     "regression_metrics",
     "report_from_counts",
 ]
@@ -124,12 +126,7 @@ def report_from_counts(
     k = len(codes)
     tp = np.diag(mat).astype(np.float64)
     support = mat.sum(axis=1)
-    called = mat.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(called > 0, tp / np.maximum(called, 1), 0.0)
-        recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
-        denom = precision + recall
-        f1 = np.where(denom > 0, 2 * precision * recall / np.where(denom > 0, denom, 1.0), 0.0)
+    precision, recall, f1 = prf_arrays(tp, mat.sum(axis=0), support)
     per = pd.DataFrame(
         {"class": codes, "support": support.astype(np.int64)},
         index=pd.Index(list(names), name="class_name"),
@@ -192,28 +189,59 @@ def multilabel_report(
         )
     codes = np.arange(y.shape[1])
     names = [str(classes[int(c)]) for c in codes] if classes is not None else [int(c) for c in codes]
-    tp = (y & p).sum(axis=0).astype(np.float64)
-    fp = ((1 - y) & p).sum(axis=0).astype(np.float64)
-    fn = (y & (1 - p)).sum(axis=0).astype(np.float64)
-    support = y.sum(axis=0)
-
-    def prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
-            recall = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), 0.0)
-            d = precision + recall
-            f1 = np.where(d > 0, 2 * precision * recall / np.where(d > 0, d, 1.0), 0.0)
-        return precision, recall, f1
-
-    precision, recall, f1 = prf(tp, fp, fn)
-    per = pd.DataFrame(
-        {"label": codes, "support": support.astype(np.int64), "precision": precision, "recall": recall, "f1": f1},
-        index=pd.Index(names, name="label_name"),
-    )
+    tp = (y & p).sum(axis=0)
+    fp = ((1 - y) & p).sum(axis=0)
+    fn = (y & (1 - p)).sum(axis=0)
+    hard = None
     if "difficulty" in table.columns:
-        hard = (table["difficulty"].astype(str) == "hard").to_numpy()
-        per["hard"] = (y[hard] == 1).sum(axis=0).astype(np.int64)
-    mp, mr, mf = prf(tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True))
+        hard = (y[(table["difficulty"].astype(str) == "hard").to_numpy()] == 1).sum(axis=0)
+    subset = float((y == p).all(axis=1).mean()) if len(y) else 0.0
+    hamming = float((y != p).mean()) if y.size else 0.0
+    return multilabel_from_counts(tp, fp, fn, names, hard=hard, subset_accuracy=subset, hamming_loss=hamming)
+
+
+def multilabel_from_counts(
+    tp: np.ndarray,
+    fp: np.ndarray,
+    fn: np.ndarray,
+    names: Sequence[Any],
+    *,
+    hard: np.ndarray | None = None,
+    subset_accuracy: float,
+    hamming_loss: float,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """:func:`multilabel_report`'s results from per-label counts (in memory or out of core).
+
+    Args:
+        tp: true positives of each label.
+        fp: false positives of each label.
+        fn: false negatives of each label.
+        names: the display name of each label.
+        hard: the hard samples that carry each label, or ``None`` for a table that was not split.
+        subset_accuracy: the share of samples with every label right.
+        hamming_loss: the share of (sample, label) pairs predicted wrong.
+
+    Example:
+        >>> per, avg = multilabel_from_counts(np.array([2, 1]), np.array([1, 0]), np.array([0, 1]), ["a", "b"],
+        ...                                   subset_accuracy=0.5, hamming_loss=0.25)
+        >>> per["f1"].round(3).tolist(), avg["micro_f1"]
+        ([0.8, 0.667], 0.75)
+    """
+    tp, fp, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn))
+    precision, recall, f1 = prf_arrays(tp, tp + fp, tp + fn)
+    per = pd.DataFrame(
+        {
+            "label": np.arange(len(tp)),
+            "support": (tp + fn).astype(np.int64),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        },
+        index=pd.Index(list(names), name="label_name"),
+    )
+    if hard is not None:
+        per["hard"] = np.asarray(hard, dtype=np.int64)
+    mp, mr, mf = prf_arrays(tp.sum(keepdims=True), (tp + fp).sum(keepdims=True), (tp + fn).sum(keepdims=True))
     averages = {
         "micro_precision": float(mp[0]),
         "micro_recall": float(mr[0]),
@@ -221,10 +249,26 @@ def multilabel_report(
         "macro_precision": float(precision.mean()),
         "macro_recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
-        "subset_accuracy": float((y == p).all(axis=1).mean()) if len(y) else 0.0,
-        "hamming_loss": float((y != p).mean()) if y.size else 0.0,
+        "subset_accuracy": subset_accuracy,
+        "hamming_loss": hamming_loss,
     }
     return per, averages
+
+
+def prf_arrays(tp: np.ndarray, called: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 of each class from its counts (true positives, predicted, actual); 0.0 for 0/0.
+
+    Example:
+        >>> [v.tolist() for v in prf_arrays(np.array([1, 0]), np.array([2, 0]), np.array([1, 3]))]
+        [[0.5, 0.0], [1.0, 0.0], [0.6666666666666666, 0.0]]
+    """
+    tp = np.asarray(tp, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(called > 0, tp / np.maximum(called, 1), 0.0)
+        recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
+        denom = precision + recall
+        f1 = np.where(denom > 0, 2 * precision * recall / np.where(denom > 0, denom, 1.0), 0.0)
+    return precision, recall, f1
 
 
 def regression_metrics(table: pd.DataFrame) -> dict[str, float]:
