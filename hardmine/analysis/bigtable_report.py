@@ -10,6 +10,7 @@ per sample; :func:`loss_quantiles` holds the ``loss`` column (8 bytes a row) for
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from hardmine.analysis.metrics import (
 )
 from hardmine.analysis.reports import multilabel_from_counts, report_from_counts
 from hardmine.analysis.splitting import positive_classes
+from hardmine.analysis.summaries import summary_from_reports
 from hardmine.core.columns import DIFFICULTIES, GROUPS, prob_columns
 
 if TYPE_CHECKING:
@@ -103,14 +105,6 @@ def summary(
         return Summary(_group_rows(ds, "group", GROUPS, means), confusion, prf, settings, kind=kind)
     settings["positive"] = None
     groups = _group_rows(ds, "difficulty", DIFFICULTIES, _mean_columns(probe))
-    if kind == "multiclass":
-        per, conf, averages = classification_report(ds, classes=classes)
-        return Summary(groups, conf, averages, settings, per_class=per, kind=kind)
-    if kind == "multilabel":
-        per, averages = multilabel_report(ds, classes=classes)
-        return Summary(groups, empty, {**averages, **loss_quantiles(ds)}, settings, per_class=per, kind=kind)
-    if kind == "regression":
-        return Summary(groups, empty, regression_metrics(ds), settings, kind=kind)
     if kind == "unlabeled":
         cols = [c for c in ("confidence", "margin", "entropy") if c in ds.columns]
         got = ds._one(f"SELECT 0{''.join(f', avg({as_double(c)})' for c in cols)} FROM {ds._source}")[1:]
@@ -126,7 +120,7 @@ def summary(
                 index=pd.Index(_names(ds, classes, codes), name="class_name"),
             )
         return Summary(groups, empty, metrics, settings, per_class=per, kind=kind)
-    return Summary(groups, empty, loss_quantiles(ds), settings, kind=kind)
+    return summary_from_reports(kind, ds, groups, settings, classes, sys.modules[__name__])
 
 
 def _names(ds: ScoreDataset, classes: Sequence[Any] | None, codes: np.ndarray) -> list[Any]:
@@ -166,8 +160,8 @@ def classification_report(
     np.add.at(mat, (li, pi), np.array([int(r[2]) for r in rows], dtype=np.int64))
     first = 4 if hard else 3  # the sums follow label, pred, count(*) and the hard count
     counts = np.bincount(li, weights=[int(r[3]) for r in rows], minlength=k).astype(np.int64) if hard else None
-    sums = {c: np.bincount(li, weights=[float(r[first + j]) for r in rows], minlength=k) for j, c in enumerate(means)}
-    return report_from_counts(mat, codes, names, hard=counts, sums=sums)
+    totals = {c: np.bincount(li, weights=[float(r[first + j]) for r in rows], minlength=k) for j, c in enumerate(means)}
+    return report_from_counts(mat, codes, names, hard=counts, sums=totals)
 
 
 def _block(ds: ScoreDataset, prefix: str) -> list[str]:

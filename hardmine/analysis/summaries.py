@@ -15,20 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hardmine.analysis import reports
 from hardmine.analysis._json import jsonable
 from hardmine.analysis.counts import _positives, _require, confusion, precision_recall_f1
-from hardmine.analysis.reports import (
-    _class_names,
-    _mean_columns,
-    classification_report,
-    loss_quantiles,
-    multilabel_report,
-    regression_metrics,
-)
+from hardmine.analysis.reports import _class_names, _mean_columns
 from hardmine.analysis.splitting import positive_classes
 from hardmine.core.columns import GROUPS
 
-__all__ = ["SUMMARY_KINDS", "Summary", "summary", "summary_kind"]
+__all__ = ["SUMMARY_KINDS", "Summary", "summary", "summary_from_reports", "summary_kind"]
 
 
 #: What :func:`summary` reports, by task: ``"one_vs_rest"`` (a positive class), ``"multiclass"`` (per class, no
@@ -261,14 +255,6 @@ def summary(
         )
     settings["positive"] = None
     groups = _group_rows(table, "difficulty", ("hard", "easy"))
-    if kind == "multiclass":
-        per, conf, averages = classification_report(table, classes=classes)
-        return Summary(groups, conf, averages, settings, per_class=per, kind=kind)
-    if kind == "multilabel":
-        per, averages = multilabel_report(table, classes=classes)
-        return Summary(groups, empty, {**averages, **loss_quantiles(table)}, settings, per_class=per, kind=kind)
-    if kind == "regression":
-        return Summary(groups, empty, regression_metrics(table), settings, kind=kind)
     if kind == "unlabeled":
         metrics: dict[str, Any] = {
             f"mean_{c}": float(table[c].mean()) for c in ("confidence", "margin", "entropy") if c in table.columns
@@ -281,4 +267,26 @@ def summary(
                 index=pd.Index(_class_names(table, classes, codes), name="class_name"),
             )
         return Summary(groups, empty, metrics, settings, per_class=per, kind=kind)
-    return Summary(groups, empty, loss_quantiles(table), settings, kind=kind)
+    return summary_from_reports(kind, table, groups, settings, classes, reports)
+
+
+def summary_from_reports(
+    kind: str, data: Any, groups: pd.DataFrame, settings: dict[str, Any], classes: Sequence[Any] | None, source: Any
+) -> Summary:
+    """The :class:`Summary` of a multi-class, multi-label, regression or loss table, from the reports of ``source``.
+
+    ``source`` is a module with ``classification_report``, ``multilabel_report``, ``regression_metrics`` and
+    ``loss_quantiles`` of ``data``: :mod:`hardmine.analysis.reports` for a table in memory, the out-of-core ones for
+    a :class:`hardmine.ScoreDataset`; both summaries are assembled here, the same way.
+    """
+    empty = pd.DataFrame()
+    if kind == "multiclass":
+        per, conf, averages = source.classification_report(data, classes=classes)
+        return Summary(groups, conf, averages, settings, per_class=per, kind=kind)
+    if kind == "multilabel":
+        per, averages = source.multilabel_report(data, classes=classes)
+        metrics = {**averages, **source.loss_quantiles(data)}
+        return Summary(groups, empty, metrics, settings, per_class=per, kind=kind)
+    if kind == "regression":
+        return Summary(groups, empty, source.regression_metrics(data), settings, kind=kind)
+    return Summary(groups, empty, source.loss_quantiles(data), settings, kind=kind)
