@@ -8,6 +8,7 @@ The parametrization lists ``DEVICES`` (CUDA skipped when absent) and ``DTYPES`` 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -159,3 +160,10 @@ def count_scores(monkeypatch):
     counter = CountingScore(hardmine.feedback.miner.score)
     monkeypatch.setattr(hardmine.feedback.miner, "score", counter)
     return counter
+
+
+def run_ok(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``cmd`` (text output captured) and assert it exits 0, showing the tails of its output when it does not."""
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch.distributed as dist
+from conftest import run_ok
 
 from hardmine.analysis.io import read_csv
 
@@ -24,24 +24,8 @@ def test_ddp_train_example_under_torchrun(tmp_path):
     assert torchrun is not None, "torchrun is installed with torch"
     out = tmp_path / "hard.csv"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [
-            torchrun,
-            "--standalone",
-            "--nproc_per_node=2",
-            str(EXAMPLES / "ddp_train.py"),
-            "--epochs",
-            "2",
-            "--out",
-            str(out),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    command = [torchrun, "--standalone", "--nproc_per_node=2", str(EXAMPLES / "ddp_train.py"), "--epochs", "2"]
+    result = run_ok([*command, "--out", str(out)], cwd=tmp_path, env=env)
     assert "same table on all 2 ranks: True" in result.stdout
     table = read_csv(out)  # rank 0 wrote the hard samples, once
     assert len(table) > 0 and (table["difficulty"] == "hard").all()
@@ -64,9 +48,7 @@ def _load(name: str):
 def _run(cmd: list[str], cwd: Path) -> str:
     root = EXAMPLES.parent
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=400)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return result.stdout
+    return run_ok(cmd, cwd=cwd, env=env, timeout=400).stdout
 
 
 @pytest.mark.parametrize("name", MINED)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_ok
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -79,15 +79,7 @@ def test_callback_rejects_a_non_miner():
 
 def _run_ddp(scenario: str, out: Path) -> list[dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), scenario, str(out)],
-        cwd=out,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    run_ok([sys.executable, str(SCRIPT), scenario, str(out)], cwd=out, env=env)
     return [json.loads((out / f"{scenario}_rank{r}.json").read_text()) for r in range(2)]
 
 
