@@ -517,7 +517,8 @@ miners[("HardMiner", 0)].history[["epoch", "hard", "hard_positive", "hard_negati
 `Dynamics` recorded, for every training sample, the mean probability of its label over the epochs (`mean_label_prob`,
 dataset cartography's *confidence*), its standard deviation (*variability*) and the fraction of epochs the model was
 right (*correctness*). Plotted against each other they form the data map of dataset cartography: easy-to-learn samples
-at the top left, hard-to-learn samples at the bottom left, ambiguous ones to the right. The positives of this rare task sit low and to the right.
+at the top left, hard-to-learn samples at the bottom left, ambiguous ones to the right. The positives of this rare task
+sit low and to the right.
 """),
     code("""
 dyn_table = dynamics_regions(dynamics[("uniform", 0)].summary())
