@@ -312,7 +312,7 @@ def _data(task: str, seed: int, args: argparse.Namespace) -> tuple[TensorDataset
 
 def run(args: argparse.Namespace, task: str = "rare") -> dict:
     torch.set_num_threads(1)
-    # The hard set of a rare-positive task is mostly the positives: hm.weights warns about exactly that.
+    # The hard set of a rare-positive task is mostly the positives: hm.sample_weights warns about exactly that.
     warnings.filterwarnings("ignore", category=HardSetCollapseWarning)
     methods = task_methods(task, args.methods)
     metrics, main_metric, ref = METRICS[task], MAIN_METRIC[task], REFERENCE[task]

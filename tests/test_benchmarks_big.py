@@ -76,5 +76,5 @@ def test_make_task_dataset_steps_equal_in_memory(tmp_path: Path, task: str) -> N
     out = bench.task_child(task, folder, tmp_path)
     assert out["hard"] == got.counts()["hard"]
     by = {} if task == "multiclass" else {"by": "loss"}
-    weights = hm.weights(expected if task == "multiclass" else table, **by).numpy()
+    weights = hm.sample_weights(expected if task == "multiclass" else table, **by).numpy()
     np.testing.assert_allclose(np.load(tmp_path / "w.npy"), weights, rtol=1e-6)

@@ -18,7 +18,7 @@ from hardmine.scoring.engine import score
 
 N = 128
 
-# The rare positives of these tiny tasks are the hard set, which hm.weights rightly warns about; tested once below.
+# The rare positives of these tiny tasks are the hard set, which hm.sample_weights rightly warns about; tested once below.
 pytestmark = pytest.mark.filterwarnings("ignore::hardmine.feedback.weighting.HardSetCollapseWarning")
 
 
@@ -201,7 +201,7 @@ def test_default_balances_the_classes_and_favours_hard_samples_within_each():
     for c in (0, 1):
         in_c = label == c
         assert drawn[hard & in_c].mean() > 3 * drawn[~hard & in_c].mean()
-    # The same weights as hm.weights gives with balance="label".
+    # The same weights as hm.sample_weights gives with balance="label".
     from hardmine.feedback.weighting import weights
 
     np.testing.assert_allclose(w, weights(table, hard_weight=4.0, easy_weight=1.0, balance="label").numpy(), rtol=1e-6)

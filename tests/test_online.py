@@ -52,7 +52,7 @@ def test_observed_hard_samples_are_drawn_as_the_weights_say() -> None:
     assert miner.score_calls == 0
     table = miner.table
     assert (table["difficulty"] == "hard").to_numpy().tolist() == hard.tolist()
-    expected = hm.weights(
+    expected = hm.sample_weights(
         hm.split(table.drop(columns=["weight", "loss_weight", "drawn"]), 0.5), floor=0.05, balance=None
     )
     np.testing.assert_allclose(table["weight"].to_numpy(), expected.numpy(), rtol=1e-6)

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 Phase = Literal["warmup", "mine", "uniform"]
-# Options of hm.weights that the miner sets itself (from its own arguments, or from the previous weights).
+# Options of hm.sample_weights that the miner sets itself (from its own arguments, or from the previous weights).
 _NAMING_KEYS = frozenset({"ids", "classes"})
 _MINER_WEIGHT_KEYS = frozenset({"previous", "momentum", "floor", "balance", "labels", "dtype"})
 
@@ -166,7 +166,7 @@ class WeightRule:
         _set(self, "easy_weight", number("easy_weight", self.easy_weight, min=0))
         _set(self, "floor", fraction("floor", self.floor))
         _set(self, "momentum", fraction("momentum", self.momentum, open_high=True))
-        _check_balance(self.balance)  # the message hm.weights gives for the same value
+        _check_balance(self.balance)  # the message hm.sample_weights gives for the same value
         kwargs = self.weight_kwargs
         if not isinstance(kwargs, Mapping):
             raise TypeError(f"`weight_kwargs` must be a mapping or None, got {type(kwargs).__name__} {kwargs!r}")

@@ -125,7 +125,7 @@ class Rescorer:
         sub["suspect"] = suspect.numpy()[rows]
         picked = torch.from_numpy(rows)
         previous = None if self.raw_weights is None else self.raw_weights[picked]  # momentum on these rows
-        renumbered = sub.assign(index=np.arange(len(sub)))  # hm.weights wants the rows as a dataset of their own
+        renumbered = sub.assign(index=np.arange(len(sub)))  # hm.sample_weights wants the rows as a dataset of their own
         w_seen = self._weigh(renumbered, suspect[picked], has_labels=None, previous=previous)
         w = torch.full((self.policy.num_samples,), float(w_seen.max()), dtype=torch.float64)
         w[picked] = w_seen

@@ -77,7 +77,7 @@ class ShardedSampler(ResumableEpochs, Sampler[int]):
     Args:
         weights: ``(N,)`` non-negative finite weights in dataset-index order, not all zero: a ``.npy`` path (opened
             memory-mapped), a numpy array or memmap, or a CPU tensor. From
-            :meth:`hardmine.ScoreDataset.weights` or ``np.save(path, hm.weights(...).numpy())``.
+            :meth:`hardmine.ScoreDataset.weights` or ``np.save(path, hm.sample_weights(...).numpy())``.
         num_samples: global number of draws per epoch (all ranks together); default ``N``. Each rank yields
             ``ceil(num_samples / num_replicas)``.
         shard_size: samples per shard (the unit a rank reads), >= 1.
