@@ -16,7 +16,7 @@ import pandas as pd
 from hardmine.analysis.dynamics import REGIONS, dynamics_regions
 from hardmine.analysis.metrics import confusion
 from hardmine.analysis.plot import GROUP_COLORS, REGION_COLORS
-from hardmine.core.columns import GROUPS
+from hardmine.core.columns import GROUPS, display_range
 
 #: The data map draws at most this many points (an even sample of the rows, stated under the chart).
 MAX_MAP_POINTS = 4000
@@ -97,14 +97,8 @@ def _legend(items: Sequence[tuple[str, str]], *, x: float = _L + 8, y: float = _
 
 def _histogram_svg(table: pd.DataFrame, by: str, threshold: float | None, bins: int = 30) -> str:
     values = table[by].to_numpy(dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    if by in ("label_prob", "confidence", "correctness", "mean_label_prob") or by.startswith("prob_"):
-        lo, hi = 0.0, 1.0
-    elif by == "margin":
-        lo, hi = -1.0, 1.0
-    else:
-        lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
-        hi = hi if hi > lo else lo + 1.0
+    lo, hi = display_range(by, values)
+    hi = hi if hi > lo else lo + 1.0
     edges = np.linspace(lo, hi, bins + 1)
     if "group" in table.columns:
         groups = table["group"].astype(str).to_numpy()

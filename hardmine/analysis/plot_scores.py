@@ -19,7 +19,7 @@ from hardmine.analysis.counts import confusion as confusion_matrix
 from hardmine.analysis.reports import classification_report
 from hardmine.analysis.splitting import positive_classes
 from hardmine.core import validate
-from hardmine.core.columns import GROUPS, harder_when, value_range
+from hardmine.core.columns import GROUPS, display_range, harder_when
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -88,11 +88,7 @@ def label_prob_histogram(
         threshold = float(settings["threshold"])
     values = table[by].to_numpy(dtype=np.float64)
     finite = values[np.isfinite(values)]
-    known = value_range(by)
-    if known is not None and all(math.isfinite(v) for v in known):  # round bins over a bounded score's range
-        lo, hi = known
-    else:
-        lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    lo, hi = display_range(by, values)  # round bins over a bounded score's range
     edges = np.histogram_bin_edges(finite, bins=bins, range=(lo, hi if hi > lo else lo + 1.0))
 
     fig, ax = _axes(ax, (6.4, 3.6))

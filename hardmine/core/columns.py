@@ -37,6 +37,7 @@ __all__ = [
     "assemble_table",
     "build_table",
     "default_threshold",
+    "display_range",
     "harder_when",
     "prob_columns",
     "restore_dtypes",
@@ -174,6 +175,23 @@ def value_range(column: str, *, num_classes: int | None = None) -> tuple[float, 
     if column == "entropy" and num_classes:
         return (0.0, math.log(num_classes))
     return spec.range
+
+
+def display_range(column: str, values: np.ndarray) -> tuple[float, float]:
+    """The axis range of a histogram of ``column``: its registry range, or the finite values' min and max.
+
+    The registry range is used when both its ends are finite (round bins for probabilities and margins); else the
+    finite ``values``' min and max; else ``(0, 1)``.
+
+    Example:
+        >>> display_range("margin", np.array([0.2, 0.4])), display_range("loss", np.array([0.5, np.inf, 2.0]))
+        ((-1.0, 1.0), (0.5, 2.0))
+    """
+    known = value_range(column)
+    if known is not None and all(math.isfinite(v) for v in known):
+        return known
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
 
 
 def default_threshold(column: str) -> float | None:
