@@ -50,7 +50,7 @@ def make_scores(n: int, *, seed: int = 0) -> Any:
     """A score table of ``n`` rows from random arrays, built as ``hm.score`` builds it."""
     import numpy as np
 
-    from hardmine.core.columns import build_table
+    from hardmine.core.frames import build_table
 
     rng = np.random.default_rng(seed)
     label = rng.integers(0, 2, n)

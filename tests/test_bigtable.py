@@ -11,7 +11,8 @@ import pytest
 import hardmine as hm
 from hardmine.analysis.bigtable import ScoreDataset, open_scores
 from hardmine.analysis.metrics import loss_quantiles
-from hardmine.core.columns import GROUPS, build_table
+from hardmine.core.columns import GROUPS
+from hardmine.core.frames import build_table
 
 pytest.importorskip("duckdb")
 

@@ -47,6 +47,10 @@ PROBS = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
 ISSUES = label_issues(PROBS, np.array([0, 0, 0]))
 IMAGES = [(torch.rand(1, 4, 4), 0) for _ in range(6)]
 DATASET = torch.utils.data.TensorDataset(torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2]))
+MODEL = torch.nn.Linear(4, 3)
+LOADER = torch.utils.data.DataLoader(DATASET, batch_size=4)
+LOGITS = torch.randn(6, 3)
+TARGETS = torch.tensor([0, 1, 2, 0, 1, 2])
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,10 @@ class Arg:
     name: str
     kind: str  # "number", "fraction", "integer", "boolean" or "choice": the checker of hardmine.core.validate
     out_of_range: tuple[Any, str] | None = None  # a value of the right type outside the range, and its message
+
+
+def _score(**kw: Any) -> Any:
+    return hm.score(MODEL, LOADER, **{"progress": False, **kw})
 
 
 def _plot() -> Any:
@@ -146,6 +154,28 @@ ARGS: list[Arg] = [
         "run_demo", lambda tmp, **kw: run_demo(tmp / "demo", **kw), "positive", "integer", (10, r"in \[0, 9\], got 10")
     ),
     Arg("run_demo", lambda tmp, **kw: run_demo(tmp / "demo", **kw), "progress", "boolean"),
+    # the scoring pass
+    Arg("score", lambda **kw: _score(**kw), "batch_size", "integer", (0, ">= 1, got 0")),
+    Arg("score", lambda **kw: _score(**kw), "keep_probs", "boolean"),
+    Arg("score", lambda **kw: hm.score(MODEL, LOADER, **kw), "progress", "boolean"),
+    Arg("ScoreOptions", lambda **kw: hm.ScoreOptions(**kw), "checkpoint_every", "integer", (0, ">= 1, got 0")),
+    # feeding back: weights, samplers, the miner, losses, selection
+    Arg("sample_weights", lambda **kw: hm.sample_weights(SPLIT, **kw), "hard_weight", "number", (-3, ">= 0, got -3")),
+    Arg("sample_weights", lambda **kw: hm.sample_weights(SPLIT, **kw), "floor", "fraction", (1.5, r"in \[0, 1\]")),
+    Arg("HardSampler", lambda **kw: hm.HardSampler(torch.ones(6), **kw), "num_samples", "integer", (0, ">= 1, got 0")),
+    Arg("HardMiner", lambda **kw: hm.HardMiner(MODEL, LOADER, **kw), "hard_weight", "number", (-3, ">= 0, got -3")),
+    Arg(
+        "HardMiner",
+        lambda **kw: hm.HardMiner(MODEL, LOADER, by="label_prob", **kw),
+        "threshold",
+        "number",
+        (1.5, r"must be in \[0, 1\], got 1.5 \(the range of `label_prob`\)"),
+    ),
+    Arg("HardMiner", lambda **kw: hm.HardMiner(MODEL, LOADER, **kw), "floor", "fraction", (1.5, r"in \[0, 1\]")),
+    Arg("HardMiner", lambda **kw: hm.HardMiner(MODEL, LOADER, **kw), "warmup_epochs", "integer", (-1, ">= 0, got -1")),
+    Arg("HardMiner", lambda **kw: hm.HardMiner(MODEL, LOADER, **kw), "indices", "boolean"),
+    Arg("focal_loss", lambda **kw: hm.focal_loss(LOGITS, TARGETS, **kw), "gamma", "number", (-1, ">= 0, got -1")),
+    Arg("ohem_loss", lambda **kw: hm.ohem_loss(LOGITS, TARGETS, **kw), "min_kept", "integer", (-1, ">= 1, got -1")),
 ]
 
 #: The bad values of each kind, the error they raise and the message after the argument's name.

@@ -56,7 +56,8 @@ from hardmine.analysis.metrics import Summary
 from hardmine.analysis.splitting import default_by, fixed_threshold, positive_classes
 from hardmine.core import validate
 from hardmine.core._files import atomic_path
-from hardmine.core.columns import DIFFICULTIES, GROUPS, SPLIT_COLUMNS, harder_when, restore_dtypes
+from hardmine.core.columns import DIFFICULTIES, GROUPS, SPLIT_COLUMNS, harder_when
+from hardmine.core.frames import restore_dtypes
 
 __all__ = ["ScoreDataset", "open_scores"]
 

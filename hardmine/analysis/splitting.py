@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from hardmine.core import validate
-from hardmine.core.columns import DIFFICULTIES, GROUPS, POLARITIES, categorical, default_threshold, harder_when
+from hardmine.core.columns import DIFFICULTIES, GROUPS, POLARITIES, default_threshold, harder_when
 from hardmine.core.columns import value_range as column_range
+from hardmine.core.frames import categorical
 
 __all__ = [
     "DEFAULT_BY",

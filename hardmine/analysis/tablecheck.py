@@ -22,9 +22,9 @@ from hardmine.core.columns import (
     POLARITIES,
     SCORE_COLUMNS,
     SPLIT_COLUMNS,
-    restore_dtypes,
     value_range,
 )
+from hardmine.core.frames import restore_dtypes
 
 __all__ = ["TEXT_COLUMNS", "check_table"]
 
@@ -61,7 +61,7 @@ def check_table(table: pd.DataFrame, where: str, *, lines: bool = False) -> pd.D
         lines: name file lines as well as rows in messages (CSV).
 
     Returns:
-        ``table``, its known columns converted (see :func:`hardmine.core.columns.restore_dtypes`).
+        ``table``, its known columns converted (see :func:`hardmine.core.frames.restore_dtypes`).
 
     Raises:
         ValueError: naming the row and column of the first problem found.

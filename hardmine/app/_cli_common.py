@@ -10,15 +10,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hardmine.core.columns import GROUPS, MEASURES
+
 if TYPE_CHECKING:
     import pandas as pd
 
-# hardmine.core.columns.MEASURES and GROUPS, written out so that building the parser imports no torch
-# (tests/test_cli.py checks that they agree).
-_MEASURES = ("confidence", "label_prob", "margin", "entropy", "loss")
-
-
-_GROUPS = ("hard_positive", "easy_positive", "hard_negative", "easy_negative")
+# The column registry imports neither torch, numpy nor pandas: the parser reads the measures and groups from it.
+_MEASURES = MEASURES
+_GROUPS = GROUPS
 
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, PermissionError, ImportError, OSError, RuntimeError)
 

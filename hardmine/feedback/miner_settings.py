@@ -30,6 +30,7 @@ import pandas as pd
 from torch import Tensor
 
 from hardmine.analysis.dynamics import HARDNESS_COLUMNS, Dynamics
+from hardmine.analysis.splitting import fixed_threshold
 from hardmine.core.columns import default_threshold
 from hardmine.core.validate import boolean, choice, fraction, integer, number, optional
 from hardmine.feedback.apply_modes import APPLY_MODES, apply_mode
@@ -98,6 +99,10 @@ class SplitRule:
         _set(self, "hard_fraction", optional(fraction, "hard_fraction", self.hard_fraction))
         if self.by is not None and not isinstance(self.by, str):
             raise TypeError(f"`by` must be a column name (str) or None, got {type(self.by).__name__} {self.by!r}")
+        if isinstance(self.threshold, float) and self.by is not None:
+            # The check hm.split makes, now rather than at the first scoring (with `by=None` the column is the
+            # task's own, known once the model has been scored).
+            fixed_threshold(self.threshold, self.by, pd.DataFrame())
         if self.dynamic and default_threshold(str(self.by)) is None and self.threshold is self.hard_fraction is None:
             raise ValueError(f"Column `{self.by}` has no default threshold: pass `threshold=` or `hard_fraction=`.")
 

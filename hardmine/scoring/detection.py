@@ -48,9 +48,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from hardmine.core.columns import assemble_table
 from hardmine.core.data import _check_map_style, dataset_ids, move_to_device, rebuild_loader
 from hardmine.core.distributed import get_rank, get_world_size, raise_if_any_rank_failed, shard_bounds
+from hardmine.core.frames import assemble_table
 from hardmine.scoring.engine import _model_for_scoring, _resolve_device, dataset_classes
 
 __all__ = ["BOX_COLUMNS", "DETECTION_COLUMNS", "box_iou", "match_image", "score_detection"]

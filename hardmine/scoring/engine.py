@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from hardmine.core.columns import assemble_table
 from hardmine.core.data import dataset_ids
+from hardmine.core.frames import assemble_table
 from hardmine.scoring._pass import model_for_scoring as _model_for_scoring  # noqa: F401 - detection, plot_dense
 from hardmine.scoring._pass import run_pass
 from hardmine.scoring.options import AmpArg, ScoreOptions
