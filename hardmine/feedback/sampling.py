@@ -40,7 +40,7 @@ import math
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 SamplerMode = Literal["cover", "replacement", "no_replacement"]
-_MODES: tuple[str, ...] = ("cover", "replacement", "no_replacement")
+_MODES: tuple[str, ...] = get_args(SamplerMode)
 
 #: Positions of the global draw generated per chunk; fixed, so the draw does not depend on how it is consumed.
 CHUNK: int = 1 << 20

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -82,10 +82,10 @@ __all__ = [
 ]
 
 WeightMode = Literal["power", "softmax", "rank"]
-WEIGHT_MODES: tuple[str, ...] = ("power", "softmax", "rank")
+WEIGHT_MODES: tuple[str, ...] = get_args(WeightMode)
 Balance = Literal["label", "polarity"]
 #: What ``balance=`` may give equal total weight to: every class, or positives and negatives.
-BALANCE_MODES: tuple[str, ...] = ("label", "polarity")
+BALANCE_MODES: tuple[str, ...] = get_args(Balance)
 
 _HIGHER_IS_HARDER_OK = ("loss", "entropy", "variability", "forgetting")
 #: The keywords of :func:`sample_weights` renamed in 0.4.0, and their new names.
