@@ -361,20 +361,10 @@ def test_dict_batches_go_to_the_model_as_keyword_arguments():
 
 @pytest.mark.slow
 def test_hugging_face_dict_batches_keep_the_attention_mask():
-    from transformers import BertConfig, BertForSequenceClassification
+    from reference import tiny_bert
 
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=3,
-        initializer_range=0.5,
-    )
-    model = BertForSequenceClassification(config)
+    model = tiny_bert(num_labels=3, max_length=16, initializer_range=0.5)
     data = TextData()
     table = hm.score(model, DataLoader(data, batch_size=5, shuffle=True), progress=False)
     model.eval()
@@ -408,7 +398,8 @@ def _chain(model: nn.Module, dataset: Dataset, *, by: str | None, **score_kwargs
     loader = DataLoader(dataset, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0))
     table = hm.score(model, loader, progress=False, **score_kwargs)
     split = hm.split(table, by=by, hard_fraction=0.25)
-    w = hm.sample_weights(split, hard_weight=4.0, easy_weight=1.0, balance=None)  # the plain group weights (no class balancing)
+    # The plain group weights (no class balancing).
+    w = hm.sample_weights(split, hard_weight=4.0, easy_weight=1.0, balance=None)
     hard = torch.from_numpy((split["difficulty"] == "hard").to_numpy(copy=True))
     torch.testing.assert_close(w[hard], torch.ones(int(hard.sum()), dtype=w.dtype))
     torch.testing.assert_close(w[~hard], torch.full((int((~hard).sum()),), 0.25, dtype=w.dtype))
