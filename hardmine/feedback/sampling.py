@@ -47,6 +47,7 @@ from torch import Tensor
 from torch.utils.data import Sampler
 
 from hardmine.core import distributed, validate
+from hardmine.core._tensors import real_tensor
 from hardmine.feedback._epochs import (
     DoubleShardingWarning,
     ResumableEpochs,
@@ -98,16 +99,7 @@ def check_sampling_weights(weights: Tensor | Sequence[float], *, name: str = "we
         >>> check_sampling_weights([1, 0, 2.5])
         tensor([1.0000, 0.0000, 2.5000], dtype=torch.float64)
     """
-    if not isinstance(weights, Tensor):
-        try:
-            weights = torch.as_tensor(weights, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(
-                f"Expected argument `{name}` to be a 1-D tensor or sequence of numbers, but got "
-                f"{type(weights).__name__}."
-            ) from err
-    if weights.dtype == torch.bool or weights.is_complex():
-        raise TypeError(f"Expected argument `{name}` to be a real-valued tensor, but got dtype {weights.dtype}.")
+    weights = real_tensor(name, weights, "a 1-D tensor or sequence of numbers")
     if not weights.is_floating_point():
         weights = weights.to(torch.float64)
     if weights.ndim != 1:

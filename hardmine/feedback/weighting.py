@@ -58,6 +58,7 @@ import torch
 from torch import Tensor
 
 from hardmine.core import validate
+from hardmine.core._tensors import real_tensor
 from hardmine.core.columns import GROUPS, POLARITIES, harder_when
 from hardmine.feedback._weight_steps import (
     balance_groups,
@@ -302,18 +303,7 @@ def _renamed_keywords(renamed: dict[str, Any], hard_weight: Any, easy_weight: An
 def _as_1d(values: Any, name: str) -> Tensor:
     if isinstance(values, pd.Series):
         values = values.to_numpy(dtype=np.float64)
-    if isinstance(values, Tensor):
-        t = values.detach()
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(values, dtype=np.float64))
-        except (TypeError, ValueError) as err:
-            raise TypeError(
-                f"Expected argument `{name}` to be a DataFrame, tensor, array or sequence of numbers, "
-                f"but got {type(values).__name__}."
-            ) from err
-    if t.dtype == torch.bool or t.is_complex():
-        raise TypeError(f"Expected argument `{name}` to hold real numbers, but got dtype {t.dtype}.")
+    t = real_tensor(name, values, "a DataFrame, tensor, array or sequence of numbers").detach()
     if t.ndim != 1 or t.numel() == 0:
         raise ValueError(f"Expected argument `{name}` to have shape (N,) with N >= 1, but got shape {tuple(t.shape)}.")
     t = t.to(torch.float64)
