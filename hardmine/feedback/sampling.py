@@ -67,7 +67,6 @@ __all__ = [
 ]
 
 SamplerMode = Literal["cover", "replacement", "no_replacement"]
-_MODES: tuple[str, ...] = get_args(SamplerMode)
 
 #: Positions of the global draw generated per chunk; fixed, so the draw does not depend on how it is consumed.
 CHUNK: int = 1 << 20
@@ -499,7 +498,7 @@ class _EpochPlan:
 def _resolve_mode(replacement: bool | None, mode: str | None) -> SamplerMode:
     """The mode from ``WeightedRandomSampler``'s ``replacement`` (default ``True``) and the by-name ``mode``."""
     validate.optional(validate.boolean, "replacement", replacement)
-    validate.optional(validate.choice, "mode", mode, options=_MODES)
+    validate.optional(validate.choice, "mode", mode, options=get_args(SamplerMode))
     if replacement is None:
         warnings.warn(
             "HardSampler(replacement=None) is deprecated: it selected the cover mode, which is now chosen by name "
