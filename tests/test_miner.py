@@ -18,8 +18,7 @@ from hardmine.scoring.engine import score
 
 N = 128
 
-# The rare positives of these tiny tasks are the hard set, which hm.sample_weights rightly warns about;
-# tested once below.
+# The rare positives of these tiny tasks are the hard set, which hm.sample_weights rightly warns about (tested once).
 pytestmark = pytest.mark.filterwarnings("ignore::hardmine.feedback.weighting.HardSetCollapseWarning")
 
 

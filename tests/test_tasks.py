@@ -398,8 +398,9 @@ def _chain(model: nn.Module, dataset: Dataset, *, by: str | None, **score_kwargs
     loader = DataLoader(dataset, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0))
     table = hm.score(model, loader, progress=False, **score_kwargs)
     split = hm.split(table, by=by, hard_fraction=0.25)
-    # The plain group weights (no class balancing).
-    w = hm.sample_weights(split, hard_weight=4.0, easy_weight=1.0, balance=None)
+    w = hm.sample_weights(
+        split, hard_weight=4.0, easy_weight=1.0, balance=None
+    )  # the plain group weights (no class balancing)
     hard = torch.from_numpy((split["difficulty"] == "hard").to_numpy(copy=True))
     torch.testing.assert_close(w[hard], torch.ones(int(hard.sum()), dtype=w.dtype))
     torch.testing.assert_close(w[~hard], torch.full((int((~hard).sum()),), 0.25, dtype=w.dtype))
