@@ -37,8 +37,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from _common import save_results
@@ -92,54 +94,57 @@ def _autocast(amp: str | None, device: torch.device) -> Any:
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def bare_loop(
-    model: nn.Module,
-    loader: DataLoader,
-    device: torch.device,
-    *,
-    amp: str | None,
-    channels_last: bool,
-    loss_fn: nn.Module | None = None,
-) -> tuple[float, float]:
+class PassOptions(NamedTuple):
+    """How a timed pass runs: mixed precision (``None``, ``"bf16"``, ``"fp16"``), channels-last input, loss."""
+
+    amp: str | None
+    channels_last: bool
+    loss_fn: nn.Module | None = None
+
+
+@contextmanager
+def _stopwatch(device: torch.device) -> Iterator[list[float]]:
+    """Time the block, the device synchronised at both ends; the list yielded receives ``[wall, CPU]`` seconds."""
+    took: list[float] = []
+    _sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    yield took
+    _sync(device)
+    took.extend((time.perf_counter() - t0, time.process_time() - c0))
+
+
+def bare_loop(model: nn.Module, loader: DataLoader, device: torch.device, opts: PassOptions) -> tuple[float, float]:
     """The floor: a plain inference loop over the loader (and ``loss_fn``), nothing kept. Returns (wall, CPU) s."""
     non_blocking = bool(loader.pin_memory) and device.type == "cuda"
     kept: list[torch.Tensor] = []
-    _sync(device)
-    t0, c0 = time.perf_counter(), time.process_time()
-    with torch.inference_mode(), _autocast(amp, device):
+    with _stopwatch(device) as took, torch.inference_mode(), _autocast(opts.amp, device):
         for x, y in loader:
             x = x.to(device, non_blocking=non_blocking)
-            if channels_last and x.ndim == 4:
+            if opts.channels_last and x.ndim == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             out = model(x)
-            if loss_fn is not None:  # the per-sample losses, kept on the device as hm.score keeps them
-                kept.append(loss_fn(out, y.to(device, non_blocking=non_blocking)))
+            if opts.loss_fn is not None:  # the per-sample losses, kept on the device as hm.score keeps them
+                kept.append(opts.loss_fn(out, y.to(device, non_blocking=non_blocking)))
         if kept:
             torch.cat(kept).cpu()
-    _sync(device)
-    return time.perf_counter() - t0, time.process_time() - c0
+    return took[0], took[1]
 
 
-def score_pass(
-    model: nn.Module,
-    loader: DataLoader,
-    device: torch.device,
-    *,
-    amp: str | None,
-    channels_last: bool,
-    loss_fn: nn.Module | None = None,
-) -> tuple[float, float]:
+def score_pass(model: nn.Module, loader: DataLoader, device: torch.device, opts: PassOptions) -> tuple[float, float]:
     """``hm.score`` over the loader (with ``loss_fn``), table included. Returns (wall, CPU) seconds."""
-    _sync(device)
-    t0, c0 = time.perf_counter(), time.process_time()
-    table = score(
-        model, loader, device=device, amp=amp or False, progress=False, channels_last=channels_last, loss_fn=loss_fn
-    )
-    _sync(device)
-    elapsed = time.perf_counter() - t0, time.process_time() - c0
+    with _stopwatch(device) as took:
+        table = score(
+            model,
+            loader,
+            device=device,
+            amp=opts.amp or False,
+            progress=False,
+            channels_last=opts.channels_last,
+            loss_fn=opts.loss_fn,
+        )
     if len(table) != len(loader.dataset):  # type: ignore[arg-type]
         raise RuntimeError(f"hm.score returned {len(table)} rows for {len(loader.dataset)} samples.")  # type: ignore[arg-type]
-    return elapsed
+    return took[0], took[1]
 
 
 def per_sample_loop(
@@ -148,9 +153,7 @@ def per_sample_loop(
     """The tutorial loop: one sample at a time, softmax, ``.item()``. Returns (wall, CPU) seconds for ``count``."""
     confidences: list[float] = []
     label_probs: list[float] = []
-    _sync(device)
-    t0, c0 = time.perf_counter(), time.process_time()
-    with torch.no_grad():
+    with _stopwatch(device) as took, torch.no_grad():
         for i in range(count):
             x, y = dataset[i]
             out = model(x.unsqueeze(0).to(device))
@@ -160,8 +163,7 @@ def per_sample_loop(
             probs = torch.softmax(out, dim=1)
             confidences.append(probs.max().item())
             label_probs.append(probs[0, int(y)].item())
-    _sync(device)
-    return time.perf_counter() - t0, time.process_time() - c0
+    return took[0], took[1]
 
 
 def run_case(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
@@ -182,15 +184,15 @@ def run_case(name: str, args: argparse.Namespace, device: torch.device) -> dict[
         dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers, pin_memory=pin
     )
     amp = args.amp
-    opts = {"amp": amp, "channels_last": args.channels_last, "loss_fn": case_loss(name)}
+    opts = PassOptions(amp, args.channels_last, case_loss(name))
     # Warm-up (not timed): one pass of each, so allocator, kernels and caches are hot for both.
-    bare_loop(model, seq_loader, device, **opts)
-    score_pass(model, train_loader, device, **opts)
+    bare_loop(model, seq_loader, device, opts)
+    score_pass(model, train_loader, device, opts)
     bare_times: list[tuple[float, float]] = []
     score_times: list[tuple[float, float]] = []
     for _ in range(args.repeats):
-        bare_times.append(bare_loop(model, seq_loader, device, **opts))
-        score_times.append(score_pass(model, train_loader, device, **opts))
+        bare_times.append(bare_loop(model, seq_loader, device, opts))
+        score_times.append(score_pass(model, train_loader, device, opts))
     ps_count = min(n, args.per_sample_n)
     fn = case_loss(name)
     per_sample_loop(model, dataset, min(ps_count, 10), device, fn)  # warm-up

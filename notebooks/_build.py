@@ -53,6 +53,15 @@ def rare_positive(ds: TensorDataset, digit: int, fraction: float, seed: int) -> 
     return TensorDataset(x[keep], (y[keep] == digit).long())'''
 
 
+TRAIN_EPOCH = '''\
+def train_epoch(model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer) -> None:
+    """One pass over `loader` of plain cross-entropy training (the caller sets train or eval mode)."""
+    for xb, yb in loader:
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        opt.step()'''
+
+
 def setup(name: str, *, unused: tuple[str, ...] = (), replace: dict[str, str] | None = None) -> str:
     """The first code cell of notebook ``name``: import lines it does not use dropped, others replaced."""
     lines = [(replace or {}).get(line, line) for line in SETUP.format(name=name).splitlines()]
@@ -81,6 +90,7 @@ You have a model and a DataLoader. In about a minute on a CPU, this notebook
 6. picks what to **label next** when there are no labels yet (active learning).
 """),
     code(setup("01", unused=("import numpy as np",))),
+    code(TRAIN_EPOCH),
     md("""
 ## 1. Data, ground truth and a model
 
@@ -110,10 +120,7 @@ opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 t0 = time.perf_counter()
 for _ in range(15):
     model.train()
-    for xb, yb in loader:
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(xb), yb).backward()
-        opt.step()
+    train_epoch(model, loader, opt)
 print(f"trained 15 epochs in {time.perf_counter() - t0:.1f} s")
 """),
     md("""
@@ -214,10 +221,7 @@ def fit(idx: torch.Tensor, seed: int) -> nn.Module:
                       generator=torch.Generator().manual_seed(seed))
     for _ in range(40):
         net.train()
-        for xb, yb in data:
-            optim.zero_grad()
-            nn.functional.cross_entropy(net(xb), yb).backward()
-            optim.step()
+        train_epoch(net, data, optim)
     return net
 
 
@@ -281,6 +285,7 @@ The model outputs a probability of the positive class; the **decision threshold*
 threshold raises precision and lowers recall; lowering it does the opposite.
 """),
     code(setup("02", unused=("import time", "import numpy as np"))),
+    code(TRAIN_EPOCH),
     md("""
 ## A rare-positive task
 
@@ -306,10 +311,7 @@ opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 loader = DataLoader(train_b, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
 for _ in range(12):
     model.train()
-    for xb, yb in loader:
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(xb), yb).backward()
-        opt.step()
+    train_epoch(model, loader, opt)
 val_scores = hm.score(model, DataLoader(val_b, batch_size=256))  # with a progress bar
 test_scores = hm.score(model, DataLoader(test_b, batch_size=256), progress=False)
 """),
@@ -583,6 +585,7 @@ print(sorted(str(p.relative_to(out)) for p in (out / "digits" / "train").glob("*
 the ground-truth label. Its loader opens every image as RGB, so the 3-channel ResNet takes the greyscale digits as
 they are.
 """),
+    code(TRAIN_EPOCH),
     code("""
 tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)])
 train_set = ImageFolder(out / "digits" / "train", transform=tf)
@@ -598,10 +601,7 @@ test_loader = DataLoader(test_set, batch_size=100)
 t0 = time.perf_counter()
 for epoch in range(3):
     model.train()
-    for xb, yb in loader:
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(xb), yb).backward()
-        opt.step()
+    train_epoch(model, loader, opt)
     test_scores = hm.score(model, test_loader, progress=False)
     print(f"epoch {epoch + 1}: test accuracy {(test_scores['pred'] == test_scores['label']).mean():.3f} "
           f"({time.perf_counter() - t0:.0f} s)")
@@ -651,10 +651,7 @@ opt = torch.optim.Adam(model.fc.parameters(), lr=1e-3)
 model.eval()
 t0 = time.perf_counter()
 for _ in range(5):
-    for xb, yb in hard_loader:
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(xb), yb).backward()
-        opt.step()
+    train_epoch(model, hard_loader, opt)  # the model stays in eval mode
 print(f"fine-tuned fc on {len(hard_set)} hard samples for 5 epochs in {time.perf_counter() - t0:.1f} s")
 """),
     md("""

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from reference import tiny_bert
 from torch.utils.data import Dataset
-from transformers import BertConfig, BertForSequenceClassification, TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
 from hardmine import HardSampler
 from hardmine.integrations.hf import HardMiningTrainer, unpack_hf_batch
@@ -75,16 +76,7 @@ class Expected(TrainerCallback):
 def main(out_dir: str) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=LENGTH,
-        num_labels=2,
-    )
-    model = BertForSequenceClassification(config)
+    model = tiny_bert(num_labels=2, max_length=LENGTH)
     args = TrainingArguments(
         output_dir=out_dir,
         num_train_epochs=EPOCHS,

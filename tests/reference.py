@@ -32,6 +32,25 @@ LOWER_IS_HARDER = {"confidence": True, "label_prob": True, "margin": True, "entr
 
 
 # ---------------------------------------------------------------------------------------------------- measures
+def tiny_bert(num_labels: int, max_length: int, **config: Any) -> torch.nn.Module:
+    """A 1-layer, 16-wide ``BertForSequenceClassification`` over 50 token ids, built from a config (no download).
+
+    ``config`` adds or overrides ``BertConfig`` fields (``initializer_range=0.5``...). Seed torch before calling.
+    """
+    from transformers import BertConfig, BertForSequenceClassification
+
+    settings: dict[str, Any] = {
+        "vocab_size": 50,
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "max_position_embeddings": max_length,
+        "num_labels": num_labels,
+    }
+    return BertForSequenceClassification(BertConfig(**{**settings, **config}))
+
+
 def class_logits_of(row: Sequence[float]) -> list[float]:
     """One sample's logits as a list of class logits: a single binary logit ``z`` is the two classes ``(0, z)``."""
     row = [float(v) for v in row]

@@ -340,22 +340,26 @@ def _one_line_error(capsys, code: int, argv: list[str], message: str) -> str:
     return lines[0]
 
 
-def test_data_errors_exit_1(setup, tmp_path, capsys):
-    root, tree, _ = setup
-    weights = str(root / "ckpt.pt")
-    base = [
+def _score_options(weights: Path, out: Path, arch: str = ARCH) -> list[str]:
+    """The options of a quiet ``hardmine score`` run of the test model (positive class 1), after DATA_DIR."""
+    return [
         "--arch",
-        ARCH,
+        arch,
         "--weights",
-        weights,
+        str(weights),
         "--out",
-        str(tmp_path / "o.csv"),
+        str(out),
         "--image-size",
         str(SIZE),
         "--no-progress",
         "--positive",
         "1",
     ]
+
+
+def test_data_errors_exit_1(setup, tmp_path, capsys):
+    root, tree, _ = setup
+    base = _score_options(root / "ckpt.pt", tmp_path / "o.csv")
     # A folder that does not exist, an empty folder, a folder of loose images (no class sub-folders).
     _one_line_error(capsys, 1, ["score", str(tmp_path / "nope"), *base], r"image folder .*nope' does not exist")
     (tmp_path / "empty").mkdir()
@@ -389,21 +393,7 @@ def test_checkpoint_errors_exit_1(setup, tmp_path, capsys):
     data = str(root / "data")
 
     def run(weights: Path, arch: str = ARCH) -> list[str]:
-        return [
-            "score",
-            data,
-            "--arch",
-            arch,
-            "--weights",
-            str(weights),
-            "--out",
-            str(tmp_path / "o.csv"),
-            "--image-size",
-            str(SIZE),
-            "--no-progress",
-            "--positive",
-            "1",
-        ]
+        return ["score", data, *_score_options(weights, tmp_path / "o.csv", arch)]
 
     # Another class count: the classifier keys are named with both shapes.
     save_weights(ARCH, 5, tmp_path / "five.pt", wrap="state_dict")
@@ -805,24 +795,32 @@ def test_progress_bar_only_on_a_terminal(setup, tmp_path, capsys, monkeypatch):
     assert "\r" not in capsys.readouterr().err
 
 
+def _completion_script(shell: str, tmp_path, capsys) -> str:
+    """Write ``hardmine completion SHELL``'s output to a file; returns its path."""
+    assert main(["completion", shell]) == 0
+    script = tmp_path / f"hardmine.{shell}"
+    script.write_text(capsys.readouterr().out)
+    return str(script)
+
+
+def _sourced(shell: str, script: str, command: str):
+    """Run ``command`` in ``shell`` after sourcing ``script``; returns the finished process (stdout/stderr text)."""
+    import subprocess
+
+    return subprocess.run(
+        [shell, "-c", f'source "$1"; {command}', shell, script], capture_output=True, text=True, timeout=60
+    )
+
+
 def _complete(script: str, *words: str) -> list[str]:
     """Candidates bash's completion function offers for the command line `words` (the last one being typed)."""
     import shlex
-    import subprocess
 
     line = " ".join(shlex.quote(w) for w in words)
-    run = subprocess.run(
-        [
-            "bash",
-            "-c",
-            f'source "$1"; COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; _hardmine_complete; '
-            'printf "%s\\n" "${COMPREPLY[@]}"',
-            "bash",
-            script,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    run = _sourced(
+        "bash",
+        script,
+        f'COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; _hardmine_complete; printf "%s\\n" "${{COMPREPLY[@]}}"',
     )
     assert run.returncode == 0, run.stderr
     return [w for w in run.stdout.splitlines() if w]
@@ -830,16 +828,10 @@ def _complete(script: str, *words: str) -> list[str]:
 
 @pytest.mark.skipif(not __import__("shutil").which("bash"), reason="needs bash")
 def test_bash_completion_completes_commands_options_and_values(tmp_path, capsys):
-    import subprocess
-
-    assert main(["completion", "bash"]) == 0
-    script = tmp_path / "hardmine.bash"
-    script.write_text(capsys.readouterr().out)
-    registered = subprocess.run(
-        ["bash", "-c", 'source "$1"; complete -p hardmine', "bash", str(script)], capture_output=True, text=True
-    )
+    script = _completion_script("bash", tmp_path, capsys)
+    registered = _sourced("bash", script, "complete -p hardmine")
     assert registered.returncode == 0 and "-F _hardmine_complete hardmine" in registered.stdout
-    assert _complete(str(script), "hardmine", "") == [
+    assert _complete(script, "hardmine", "") == [
         "-h",
         "--help",
         "-V",
@@ -850,14 +842,14 @@ def test_bash_completion_completes_commands_options_and_values(tmp_path, capsys)
         "report",
         "completion",
     ]
-    assert _complete(str(script), "hardmine", "re") == ["report"]
-    assert _complete(str(script), "hardmine", "score", "--b") == ["--batch-size", "--by"]
-    assert _complete(str(script), "hardmine", "report", "--j") == ["--json"]
-    assert _complete(str(script), "hardmine", "score", "--by", "") == list(cli_measures())
-    assert _complete(str(script), "hardmine", "score", "--only", "hard_") == ["hard_positive", "hard_negative"]
-    assert _complete(str(script), "hardmine", "completion", "") == ["bash", "zsh"]
+    assert _complete(script, "hardmine", "re") == ["report"]
+    assert _complete(script, "hardmine", "score", "--b") == ["--batch-size", "--by"]
+    assert _complete(script, "hardmine", "report", "--j") == ["--json"]
+    assert _complete(script, "hardmine", "score", "--by", "") == list(cli_measures())
+    assert _complete(script, "hardmine", "score", "--only", "hard_") == ["hard_positive", "hard_negative"]
+    assert _complete(script, "hardmine", "completion", "") == ["bash", "zsh"]
     (tmp_path / "scores.csv").write_text("x")
-    found = _complete(str(script), "hardmine", "report", str(tmp_path / "sco"))
+    found = _complete(script, "hardmine", "report", str(tmp_path / "sco"))
     assert found == [str(tmp_path / "scores.csv")]  # file names for the positional
     # Every option of every sub-command is offered (the script is generated from the parser).
     from hardmine.app.cli import build_parser
@@ -866,7 +858,7 @@ def test_bash_completion_completes_commands_options_and_values(tmp_path, capsys)
     sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
     for name, p in sub.choices.items():
         options = [o for a in p._actions for o in a.option_strings]
-        assert _complete(str(script), "hardmine", name, "-") == options, name
+        assert _complete(script, "hardmine", name, "-") == options, name
 
 
 def cli_measures() -> tuple[str, ...]:
@@ -880,17 +872,8 @@ def cli_measures() -> tuple[str, ...]:
 
 @pytest.mark.skipif(not __import__("shutil").which("zsh"), reason="needs zsh")
 def test_zsh_completion_registers(tmp_path, capsys):
-    import subprocess
-
-    assert main(["completion", "zsh"]) == 0
-    script = tmp_path / "hardmine.zsh"
-    script.write_text(capsys.readouterr().out)
-    run = subprocess.run(
-        ["zsh", "-c", 'source "$1"; print -r -- ${_comps[hardmine]}', "zsh", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    script = _completion_script("zsh", tmp_path, capsys)
+    run = _sourced("zsh", script, "print -r -- ${_comps[hardmine]}")
     assert run.returncode == 0 and run.stdout.strip(), run.stderr
 
 

@@ -92,6 +92,32 @@ def _one_error(ctx: Ctx, code: int, argv: list[str], pattern: str) -> str:
     return lines[0]
 
 
+def _refused_and_untouched(ctx: Ctx, kept: Path, argv: list[str], pattern: str) -> None:
+    """``main(argv)`` exits 1 with the one error ``pattern`` and leaves the file ``kept`` byte for byte as it was."""
+    before = kept.read_bytes()
+    _one_error(ctx, 1, argv, pattern)
+    assert kept.read_bytes() == before
+
+
+def _reads_back_without_settings(path: Path, table: pd.DataFrame) -> None:
+    """``read_csv(path)`` gives ``table``'s values exactly, with no split settings (``attrs``) attached."""
+    back = read_csv(path)
+    assert back.attrs == {}
+    back.attrs = table.attrs
+    pd.testing.assert_frame_equal(back, table, check_exact=True)
+
+
+def _report_html_to(ctx: Ctx, target: str) -> pytest.CaptureResult[str]:
+    """``hardmine report TABLE --html target`` exits 0, stdout holds the page and stderr the text report."""
+    path = to_csv(_split_table(), ctx.tmp / "s.csv")
+    ctx.capsys.readouterr()
+    assert main(["report", str(path), "--html", target]) == 0
+    out = ctx.capsys.readouterr()
+    assert out.out.startswith("<!DOCTYPE html>")
+    assert "hardmine report" in out.err  # the text report goes to stderr, so stdout holds only the page
+    return out
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -105,9 +131,8 @@ def _dead_pid() -> int:
 def _(ctx: Ctx) -> None:
     root, _ = ctx.cli
     weights = root / "ckpt.pt"
-    before = weights.read_bytes()
-    _one_error(ctx, 1, _score_argv(root, weights), r"Refusing to write the output .*ckpt\.pt.*one of this run's inputs")
-    assert weights.read_bytes() == before
+    pattern = r"Refusing to write the output .*ckpt\.pt.*one of this run's inputs"
+    _refused_and_untouched(ctx, weights, _score_argv(root, weights), pattern)
 
 
 @case("score-out-is-a-link-to-the-weights")
@@ -115,18 +140,16 @@ def _(ctx: Ctx) -> None:
     root, _ = ctx.cli
     link = ctx.tmp / "out.csv"
     link.symlink_to(root / "ckpt.pt")
-    before = (root / "ckpt.pt").read_bytes()
-    _one_error(ctx, 1, _score_argv(root, link), r"one of this run's inputs")
-    assert (root / "ckpt.pt").read_bytes() == before and link.is_symlink()
+    _refused_and_untouched(ctx, root / "ckpt.pt", _score_argv(root, link), r"one of this run's inputs")
+    assert link.is_symlink()
 
 
 @case("score-out-is-one-of-the-images")
 def _(ctx: Ctx) -> None:
     root, tree = ctx.cli
     image = Path(tree.good[0])
-    before = image.read_bytes()
-    _one_error(ctx, 1, _score_argv(root, image), r"Refusing to write the output .*it is one of the images being scored")
-    assert image.read_bytes() == before
+    pattern = r"Refusing to write the output .*it is one of the images being scored"
+    _refused_and_untouched(ctx, image, _score_argv(root, image), pattern)
 
 
 @case("score-out-dash-writes-the-table-to-stdout")
@@ -143,9 +166,8 @@ def _(ctx: Ctx) -> None:
 @case("report-html-is-the-table")
 def _(ctx: Ctx) -> None:
     path = to_csv(_split_table(), ctx.tmp / "s.csv")
-    before = path.read_bytes()
-    _one_error(ctx, 1, ["report", str(path), "--html", str(path)], r"Refusing to write the HTML report .*s\.csv")
-    assert path.read_bytes() == before
+    pattern = r"Refusing to write the HTML report .*s\.csv"
+    _refused_and_untouched(ctx, path, ["report", str(path), "--html", str(path)], pattern)
 
 
 @case("checkpoint-dir-holding-a-user-file-is-refused")
@@ -247,12 +269,8 @@ def _(ctx: Ctx) -> None:
 
 @case("report-html-dev-stdout-as-root-keeps-the-link")
 def _(ctx: Ctx) -> None:
-    path = to_csv(_split_table(), ctx.tmp / "s.csv")
-    ctx.capsys.readouterr()
-    assert main(["report", str(path), "--html", "/dev/stdout"]) == 0
-    out = ctx.capsys.readouterr()
-    assert out.out.startswith("<!DOCTYPE html>") and out.out.rstrip().endswith("</html>")
-    assert "hardmine report" in out.err  # the text report goes to stderr, so stdout holds only the page
+    out = _report_html_to(ctx, "/dev/stdout")
+    assert out.out.rstrip().endswith("</html>")
     assert os.path.islink("/dev/stdout")
 
 
@@ -323,10 +341,7 @@ def _(ctx: Ctx) -> None:
     with pytest.warns(UserWarning, match="too long for its sidecar"):
         to_csv(table, long)
     assert sorted(os.listdir(ctx.tmp)) == [long.name]
-    back = read_csv(long)
-    assert back.attrs == {}
-    back.attrs = table.attrs
-    pd.testing.assert_frame_equal(back, table, check_exact=True)
+    _reads_back_without_settings(long, table)
 
 
 @case("dash-writes-text-to-stdout")
@@ -342,11 +357,7 @@ def _(ctx: Ctx) -> None:
 
 @case("report-html-dash-writes-the-page-to-stdout")
 def _(ctx: Ctx) -> None:
-    path = to_csv(_split_table(), ctx.tmp / "s.csv")
-    ctx.capsys.readouterr()
-    assert main(["report", str(path), "--html", "-"]) == 0
-    out = ctx.capsys.readouterr()
-    assert out.out.startswith("<!DOCTYPE html>") and "hardmine report" in out.err
+    _report_html_to(ctx, "-")
 
 
 # ------------------------------------------------------------------------------------ silent wrong results
@@ -662,11 +673,7 @@ def _(ctx: Ctx) -> None:
 @case("read-plain-pandas-csv-still-reads")
 def _(ctx: Ctx) -> None:
     table = _split_table()
-    path = _plain(ctx)
-    back = read_csv(path)
-    assert back.attrs == {}
-    back.attrs = table.attrs
-    pd.testing.assert_frame_equal(back, table, check_exact=True)
+    _reads_back_without_settings(_plain(ctx), table)
 
 
 @case("read-restores-the-split-settings")

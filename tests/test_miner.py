@@ -276,34 +276,26 @@ def test_sample_mode_yields_plain_batches():
     assert isinstance(batch, list) and len(batch) == 2
 
 
-@pytest.mark.parametrize("mode", ["replacement", "cover"])
-def test_importance_weights_are_one_over_n_p(mode):
-    num = 3 * N if mode == "cover" else N
-    miner = HardMiner(
+def _correcting_miner(mode: str, num: int, **kw) -> HardMiner:
+    """A miner that samples ``num`` draws per epoch in ``mode`` and importance-corrects the loss (threshold 0.6)."""
+    return HardMiner(
         _model(),
         _loader(),
         apply="sample+correct",
         sampler_mode=mode,
         num_samples=num,
         threshold=0.6,
-        warmup_epochs=0,
         progress=False,
+        **kw,
     )
+
+
+@pytest.mark.parametrize("mode", ["replacement", "cover"])
+def test_importance_weights_are_one_over_n_p(mode):
+    num = 3 * N if mode == "cover" else N
+    miner = _correcting_miner(mode, num, warmup_epochs=0)
     w_seen = torch.zeros(N, dtype=torch.float32)
-    for idx, _x, _y, w in _run(
-        HardMiner(
-            _model(),
-            _loader(),
-            apply="sample+correct",
-            sampler_mode=mode,
-            num_samples=num,
-            threshold=0.6,
-            warmup_epochs=0,
-            progress=False,
-            indices=True,
-        ),
-        1,
-    )[0]:
+    for idx, _x, _y, w in _run(_correcting_miner(mode, num, warmup_epochs=0, indices=True), 1)[0]:
         w_seen[idx] = w
     _run(miner, 1)
     sw = torch.tensor(miner.table["weight"].to_numpy(), dtype=torch.float64)
@@ -323,17 +315,7 @@ def test_importance_weights_are_one_over_n_p(mode):
 def test_importance_weighted_loss_is_unbiased(mode):
     # E[sum over an epoch's draws of w_i * loss_i] / draws == mean loss over the dataset, for any fixed losses.
     num = 2 * N
-    miner = HardMiner(
-        _model(),
-        _loader(),
-        apply="sample+correct",
-        sampler_mode=mode,
-        num_samples=num,
-        threshold=0.6,
-        hard_weight=8.0,
-        progress=False,
-        indices=True,
-    )
+    miner = _correcting_miner(mode, num, hard_weight=8.0, indices=True)
     miner.rescore()
     table = miner.table
     hard = torch.from_numpy((table["difficulty"] == "hard").to_numpy(copy=True))

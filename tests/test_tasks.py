@@ -361,20 +361,10 @@ def test_dict_batches_go_to_the_model_as_keyword_arguments():
 
 @pytest.mark.slow
 def test_hugging_face_dict_batches_keep_the_attention_mask():
-    from transformers import BertConfig, BertForSequenceClassification
+    from reference import tiny_bert
 
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=3,
-        initializer_range=0.5,
-    )
-    model = BertForSequenceClassification(config)
+    model = tiny_bert(num_labels=3, max_length=16, initializer_range=0.5)
     data = TextData()
     table = hm.score(model, DataLoader(data, batch_size=5, shuffle=True), progress=False)
     model.eval()

@@ -358,18 +358,11 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
         help="the table to write (its folder must exist; '-' for stdout; .gz/.bz2/.xz compress)",
     )
     g = p.add_argument_group("images")
-    g.add_argument(
-        "--image-size",
-        type=_positive_int,
-        default=224,
-        help="center crop fed to the model, in pixels (default: %(default)s)",
-    )
-    g.add_argument(
-        "--resize-size",
-        type=_positive_int,
-        default=None,
-        help="short side before the crop (default: image size * 256/224)",
-    )
+    for option, pixels, what in (
+        ("--image-size", 224, "center crop fed to the model, in pixels (default: %(default)s)"),
+        ("--resize-size", None, "short side before the crop (default: image size * 256/224)"),
+    ):
+        g.add_argument(option, type=_positive_int, default=pixels, help=what)
     for option, default, what in (
         ("--mean", [0.485, 0.456, 0.406], "mean"),
         ("--std", [0.229, 0.224, 0.225], "standard deviation"),

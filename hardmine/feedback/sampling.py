@@ -40,13 +40,14 @@ import math
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
 from hardmine.core import distributed, validate
+from hardmine.core._tensors import real_tensor
 from hardmine.feedback._epochs import (
     DoubleShardingWarning,
     ResumableEpochs,
@@ -66,7 +67,6 @@ __all__ = [
 ]
 
 SamplerMode = Literal["cover", "replacement", "no_replacement"]
-_MODES: tuple[str, ...] = ("cover", "replacement", "no_replacement")
 
 #: Positions of the global draw generated per chunk; fixed, so the draw does not depend on how it is consumed.
 CHUNK: int = 1 << 20
@@ -98,16 +98,7 @@ def check_sampling_weights(weights: Tensor | Sequence[float], *, name: str = "we
         >>> check_sampling_weights([1, 0, 2.5])
         tensor([1.0000, 0.0000, 2.5000], dtype=torch.float64)
     """
-    if not isinstance(weights, Tensor):
-        try:
-            weights = torch.as_tensor(weights, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(
-                f"Expected argument `{name}` to be a 1-D tensor or sequence of numbers, but got "
-                f"{type(weights).__name__}."
-            ) from err
-    if weights.dtype == torch.bool or weights.is_complex():
-        raise TypeError(f"Expected argument `{name}` to be a real-valued tensor, but got dtype {weights.dtype}.")
+    weights = real_tensor(name, weights, "a 1-D tensor or sequence of numbers")
     if not weights.is_floating_point():
         weights = weights.to(torch.float64)
     if weights.ndim != 1:
@@ -507,7 +498,7 @@ class _EpochPlan:
 def _resolve_mode(replacement: bool | None, mode: str | None) -> SamplerMode:
     """The mode from ``WeightedRandomSampler``'s ``replacement`` (default ``True``) and the by-name ``mode``."""
     validate.optional(validate.boolean, "replacement", replacement)
-    validate.optional(validate.choice, "mode", mode, options=_MODES)
+    validate.optional(validate.choice, "mode", mode, options=get_args(SamplerMode))
     if replacement is None:
         warnings.warn(
             "HardSampler(replacement=None) is deprecated: it selected the cover mode, which is now chosen by name "

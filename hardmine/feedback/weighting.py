@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,7 @@ import torch
 from torch import Tensor
 
 from hardmine.core import validate
+from hardmine.core._tensors import real_tensor
 from hardmine.core.columns import GROUPS, POLARITIES, harder_when
 from hardmine.feedback._weight_steps import (
     balance_groups,
@@ -82,10 +83,10 @@ __all__ = [
 ]
 
 WeightMode = Literal["power", "softmax", "rank"]
-WEIGHT_MODES: tuple[str, ...] = ("power", "softmax", "rank")
+WEIGHT_MODES: tuple[str, ...] = get_args(WeightMode)
 Balance = Literal["label", "polarity"]
 #: What ``balance=`` may give equal total weight to: every class, or positives and negatives.
-BALANCE_MODES: tuple[str, ...] = ("label", "polarity")
+BALANCE_MODES: tuple[str, ...] = get_args(Balance)
 
 _HIGHER_IS_HARDER_OK = ("loss", "entropy", "variability", "forgetting")
 #: The keywords of :func:`sample_weights` renamed in 0.4.0, and their new names.
@@ -302,18 +303,7 @@ def _renamed_keywords(renamed: dict[str, Any], hard_weight: Any, easy_weight: An
 def _as_1d(values: Any, name: str) -> Tensor:
     if isinstance(values, pd.Series):
         values = values.to_numpy(dtype=np.float64)
-    if isinstance(values, Tensor):
-        t = values.detach()
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(values, dtype=np.float64))
-        except (TypeError, ValueError) as err:
-            raise TypeError(
-                f"Expected argument `{name}` to be a DataFrame, tensor, array or sequence of numbers, "
-                f"but got {type(values).__name__}."
-            ) from err
-    if t.dtype == torch.bool or t.is_complex():
-        raise TypeError(f"Expected argument `{name}` to hold real numbers, but got dtype {t.dtype}.")
+    t = real_tensor(name, values, "a DataFrame, tensor, array or sequence of numbers").detach()
     if t.ndim != 1 or t.numel() == 0:
         raise ValueError(f"Expected argument `{name}` to have shape (N,) with N >= 1, but got shape {tuple(t.shape)}.")
     t = t.to(torch.float64)

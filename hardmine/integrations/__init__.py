@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["history_metrics", "require"]
+__all__ = ["history_metrics", "new_history_metrics", "require"]
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -64,4 +64,32 @@ def history_metrics(row: pd.Series | dict[str, Any], prefix: str = "hardmine/") 
             continue
         if math.isfinite(number):
             out[f"{prefix}{key}"] = number
+    return out
+
+
+def new_history_metrics(
+    history: pd.DataFrame, logged_epochs: list[int], prefix: str = "hardmine/"
+) -> list[dict[str, float]]:
+    """The :func:`history_metrics` of the rows of ``miner.history`` whose epoch is not in ``logged_epochs`` yet.
+
+    Each row's metrics also carry ``prefix + "epoch"``; the epochs returned are appended to ``logged_epochs`` (the
+    callbacks' record of what they have logged), so a second call returns only what came since.
+
+    Example:
+        >>> logged = [0]
+        >>> history = pd.DataFrame({"epoch": [0, 1], "hard": [3, 5]})
+        >>> new_history_metrics(history, logged)
+        [{'hardmine/hard': 5.0, 'hardmine/epoch': 1.0}]
+        >>> logged, new_history_metrics(history, logged)
+        ([0, 1], [])
+    """
+    out: list[dict[str, float]] = []
+    for _, row in history.iterrows():
+        epoch = int(row["epoch"])
+        if epoch in logged_epochs:
+            continue
+        logged_epochs.append(epoch)
+        metrics = history_metrics(row, prefix)
+        metrics[f"{prefix}epoch"] = float(epoch)
+        out.append(metrics)
     return out

@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from hardmine.feedback.miner import HardMiner
-from hardmine.integrations import history_metrics, require
+from hardmine.integrations import new_history_metrics, require
 
 _transformers = require("transformers", "hf")
 require("accelerate", "hf")
@@ -97,14 +97,7 @@ class HardMiningCallback(_transformers.TrainerCallback):  # type: ignore[name-de
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Log the scoring passes not logged yet."""
-        history = self.miner.history
-        for _, row in history.iterrows():
-            epoch = int(row["epoch"])
-            if epoch in self.logged_epochs:
-                continue
-            self.logged_epochs.append(epoch)
-            metrics = history_metrics(row, self.prefix)
-            metrics[f"{self.prefix}epoch"] = float(epoch)
+        for metrics in new_history_metrics(self.miner.history, self.logged_epochs, self.prefix):
             if self.trainer is not None:
                 self.trainer.log(metrics)
             else:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from hardmine.feedback.miner import HardMiner
-from hardmine.integrations import history_metrics, require
+from hardmine.integrations import new_history_metrics, require
 
 _L = require("lightning.pytorch", "lightning")
 
@@ -73,16 +73,7 @@ class HardMiningCallback(_L.Callback):  # type: ignore[name-defined]
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Log the scoring passes of the miner's history that were not logged yet."""
-        history = self.miner.history
-        if history.empty:
-            return
-        for _, row in history.iterrows():
-            epoch = int(row["epoch"])
-            if epoch in self.logged_epochs:
-                continue
-            self.logged_epochs.append(epoch)
-            metrics = history_metrics(row, self.prefix)
-            metrics[f"{self.prefix}epoch"] = float(epoch)
+        for metrics in new_history_metrics(self.miner.history, self.logged_epochs, self.prefix):
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
 
