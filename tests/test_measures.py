@@ -9,27 +9,16 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from reference import DEVICES, DTYPES, MEASURE_NAMES, has_tie, reference_measures
 
-from hardmine.scoring.measures import (
-    HARDER_WHEN,
-    MEASURES,
-    as_class_logits,
-    compute_measures,
-    confidence_score,
-    entropy_score,
-    label_prob_score,
-    loss_score,
-    margin_score,
-    num_classes_of,
-)
+from hardmine.scoring import measures as M
 
 # Logit layouts: (N,), (N, 1), (N, 2), (N, K).
 LAYOUTS = {"flat": (None, 2), "column": (1, 2), "two": (2, 2), "five": (5, 5)}
 SCORE_FNS = {
-    "confidence": confidence_score,
-    "label_prob": label_prob_score,
-    "margin": margin_score,
-    "entropy": entropy_score,
-    "loss": loss_score,
+    "confidence": M.confidence_score,
+    "label_prob": M.label_prob_score,
+    "margin": M.margin_score,
+    "entropy": M.entropy_score,
+    "loss": M.loss_score,
 }
 
 
@@ -54,7 +43,7 @@ def test_compute_measures_matches_reference(dtype, layout, device):
     logits64, labels = _logits(layout)
     logits = logits64.to(dtype)
     ref = reference_measures(logits, labels)
-    m = compute_measures(logits.to(device), labels.to(device))
+    m = M.compute_measures(logits.to(device), labels.to(device))
     out_dtype = torch.float64 if dtype == torch.float64 else torch.float32
     for name in MEASURE_NAMES:
         assert m[name].dtype == out_dtype, name
@@ -87,30 +76,36 @@ def test_score_functions_match_reference(dtype, layout, name):
 
 def test_label_free_scores_ignore_labels():
     logits, _ = _logits("five", seed=4)
-    torch.testing.assert_close(confidence_score(logits), confidence_score(logits, torch.zeros(64, dtype=torch.long)))
-    torch.testing.assert_close(entropy_score(logits), entropy_score(logits, torch.zeros(64, dtype=torch.long)))
+    torch.testing.assert_close(
+        M.confidence_score(logits), M.confidence_score(logits, torch.zeros(64, dtype=torch.long))
+    )
+    torch.testing.assert_close(M.entropy_score(logits), M.entropy_score(logits, torch.zeros(64, dtype=torch.long)))
 
 
 def test_single_logit_is_sigmoid_and_binary_cross_entropy():
     logits, labels = _logits("flat", seed=5)
     torch.testing.assert_close(
-        label_prob_score(logits, labels), torch.where(labels == 1, torch.sigmoid(logits), 1 - torch.sigmoid(logits))
+        M.label_prob_score(logits, labels), torch.where(labels == 1, torch.sigmoid(logits), 1 - torch.sigmoid(logits))
     )
     torch.testing.assert_close(
-        loss_score(logits, labels),
+        M.loss_score(logits, labels),
         F.binary_cross_entropy_with_logits(logits, labels.double(), reduction="none"),
     )
     # (N,), (N, 1) and the two-class layout (0, z) are the same task.
     two = torch.stack([torch.zeros_like(logits), logits], dim=1)
-    a, b, c = compute_measures(logits, labels), compute_measures(logits[:, None], labels), compute_measures(two, labels)
-    for name in ("pred", *MEASURES):
+    a, b, c = (
+        M.compute_measures(logits, labels),
+        M.compute_measures(logits[:, None], labels),
+        M.compute_measures(two, labels),
+    )
+    for name in ("pred", *M.MEASURES):
         torch.testing.assert_close(a[name], b[name])
         torch.testing.assert_close(a[name], c[name])
 
 
 def test_loss_matches_cross_entropy():
     logits, labels = _logits("five", seed=6, scale=10.0)
-    torch.testing.assert_close(loss_score(logits, labels), F.cross_entropy(logits, labels, reduction="none"))
+    torch.testing.assert_close(M.loss_score(logits, labels), F.cross_entropy(logits, labels, reduction="none"))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
@@ -118,7 +113,7 @@ def test_half_precision_logits_are_computed_in_float32(dtype):
     # Large half-precision logits: a softmax in the input dtype would lose the small probabilities.
     logits = torch.tensor([[-20.0, 20.0, 0.0], [8.0, 8.5, -8.0]], dtype=dtype)
     labels = torch.tensor([0, 2])
-    m = compute_measures(logits, labels)
+    m = M.compute_measures(logits, labels)
     ref = reference_measures(logits, labels)
     for name in MEASURE_NAMES:
         assert m[name].dtype == torch.float32
@@ -128,7 +123,7 @@ def test_half_precision_logits_are_computed_in_float32(dtype):
 
 def test_underflowing_probabilities_give_finite_entropy_and_loss():
     logits = torch.tensor([[0.0, -200.0, 200.0]], dtype=torch.float32)
-    m = compute_measures(logits, torch.tensor([1]))
+    m = M.compute_measures(logits, torch.tensor([1]))
     assert torch.isfinite(m["entropy"]).all() and torch.isfinite(m["loss"]).all()
     torch.testing.assert_close(m["loss"], torch.tensor([400.0]))
     torch.testing.assert_close(m["entropy"], torch.tensor([0.0]), atol=1e-6, rtol=0)
@@ -139,37 +134,37 @@ def test_valid_and_finite_flags():
         [[1.0, 0.0, 0.0], [float("nan"), 0.0, 0.0], [0.0, float("inf"), 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
     )
     labels = torch.tensor([0, 1, 2, 3, -1])
-    m = compute_measures(logits, labels)
+    m = M.compute_measures(logits, labels)
     assert m["finite"].tolist() == [True, False, False, True, True]
     assert m["valid"].tolist() == [True, True, True, False, False]
     # Float labels: whole numbers are class indices, anything else is not.
-    m = compute_measures(torch.zeros(4), torch.tensor([0.0, 1.0, 0.5, 2.0]))
+    m = M.compute_measures(torch.zeros(4), torch.tensor([0.0, 1.0, 0.5, 2.0]))
     assert m["valid"].tolist() == [True, True, False, False]
 
 
 def test_float_binary_labels_equal_int_labels():
     logits, labels = _logits("column", seed=7)
-    a, b = compute_measures(logits, labels.double()), compute_measures(logits, labels)
-    for name in ("pred", *MEASURES):
+    a, b = M.compute_measures(logits, labels.double()), M.compute_measures(logits, labels)
+    for name in ("pred", *M.MEASURES):
         torch.testing.assert_close(a[name], b[name])
-    torch.testing.assert_close(loss_score(logits, labels.float()), loss_score(logits, labels))
+    torch.testing.assert_close(M.loss_score(logits, labels.float()), M.loss_score(logits, labels))
 
 
 def test_column_labels_are_accepted():
     logits, labels = _logits("five", seed=8)
-    torch.testing.assert_close(margin_score(logits, labels[:, None]), margin_score(logits, labels))
+    torch.testing.assert_close(M.margin_score(logits, labels[:, None]), M.margin_score(logits, labels))
 
 
 def test_num_classes_and_class_logits():
-    assert num_classes_of(torch.zeros(3)) == 2
-    assert num_classes_of(torch.zeros(3, 1)) == 2
-    assert num_classes_of(torch.zeros(3, 7)) == 7
+    assert M.num_classes_of(torch.zeros(3)) == 2
+    assert M.num_classes_of(torch.zeros(3, 1)) == 2
+    assert M.num_classes_of(torch.zeros(3, 7)) == 7
     z = torch.tensor([0.5, -1.0], dtype=torch.float64)
-    out = as_class_logits(z)
+    out = M.as_class_logits(z)
     assert out.dtype == torch.float64
     torch.testing.assert_close(torch.softmax(out, dim=1)[:, 1], torch.sigmoid(z))
-    assert set(HARDER_WHEN) == set(MEASURES) == set(MEASURE_NAMES)
-    assert [HARDER_WHEN[m] for m in MEASURE_NAMES] == ["lower", "lower", "lower", "higher", "higher"]
+    assert set(M.HARDER_WHEN) == set(M.MEASURES) == set(MEASURE_NAMES)
+    assert [M.HARDER_WHEN[m] for m in MEASURE_NAMES] == ["lower", "lower", "lower", "higher", "higher"]
 
 
 @pytest.mark.parametrize("name", ["label_prob", "margin", "loss"])
@@ -193,19 +188,19 @@ def test_non_integer_float_labels_raise(name):
 
 def test_bad_shapes_and_types_raise():
     with pytest.raises(ValueError, match=r"same number of samples, but got 4 logits and 3 labels"):
-        compute_measures(torch.zeros(4, 3), torch.zeros(3, dtype=torch.long))
+        M.compute_measures(torch.zeros(4, 3), torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"shape \(N,\), \(N, 1\) or \(N, C\).*\(2, 3, 4\)"):
-        compute_measures(torch.zeros(2, 3, 4), torch.zeros(2, dtype=torch.long))
+        M.compute_measures(torch.zeros(2, 3, 4), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match=r"one class index per sample.*\(4, 3\).*argmax"):
-        loss_score(torch.zeros(4, 3), torch.zeros(4, 3))
+        M.loss_score(torch.zeros(4, 3), torch.zeros(4, 3))
     with pytest.raises(TypeError, match=r"floating point tensor, but got dtype torch.int64"):
-        compute_measures(torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+        M.compute_measures(torch.zeros(4, 3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
     with pytest.raises(TypeError, match=r"`logits` to be a torch.Tensor, but got list"):
-        confidence_score([[0.0, 1.0]])
+        M.confidence_score([[0.0, 1.0]])
     with pytest.raises(TypeError, match=r"`labels` to be a torch.Tensor, but got list"):
-        label_prob_score(torch.zeros(2, 3), [0, 1])
+        M.label_prob_score(torch.zeros(2, 3), [0, 1])
     with pytest.raises(ValueError, match=r"shape \(N,\), \(N, 1\) or \(N, C\)"):
-        num_classes_of(torch.zeros(2, 3, 4))
+        M.num_classes_of(torch.zeros(2, 3, 4))
 
 
 # ------------------------------------------------------------------------------------------------ properties
@@ -224,7 +219,7 @@ def logits_and_labels(draw):
 @given(logits_and_labels(), st.sampled_from([torch.float32, torch.float64]))
 def test_measure_ranges_and_invariants(case, dtype):
     logits, labels, num_classes = case
-    m = compute_measures(logits.to(dtype), labels)
+    m = M.compute_measures(logits.to(dtype), labels)
     eps = 1e-6 if dtype == torch.float32 else 1e-12
     lp, conf, margin, ent, loss = (m[k].double() for k in ("label_prob", "confidence", "margin", "entropy", "loss"))
     assert ((lp >= 0) & (lp <= 1)).all()
@@ -237,7 +232,7 @@ def test_measure_ranges_and_invariants(case, dtype):
     ok = lp > 1e-30
     torch.testing.assert_close(loss[ok], -torch.log(lp[ok]), rtol=1e-5 if dtype == torch.float32 else 1e-9, atol=1e-6)
     # margin > 0 exactly when the prediction is the label, away from ties between the two top classes.
-    probs = torch.softmax(as_class_logits(logits.to(dtype)).double(), dim=1)
+    probs = torch.softmax(M.as_class_logits(logits.to(dtype)).double(), dim=1)
     top2 = probs.topk(2, dim=1).values
     clear = (top2[:, 0] - top2[:, 1]) > 1e-4
     assert torch.equal((margin > 0)[clear], (m["pred"] == labels)[clear])
