@@ -47,3 +47,18 @@ def test_data_is_deterministic_and_noise_exact():
     noisy = bench.add_noise(a["y_train"], 0.4, torch.Generator().manual_seed(0))
     assert int((noisy != a["y_train"]).sum()) == 200  # exactly 40 % wrong, none moved onto its own class
     assert sorted(set(noisy.tolist())) == list(range(10))
+
+
+def test_pruning_runs_its_epochs_in_fewer_steps():
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches per full epoch
+    common = {"noise": 0.4, "seed": 0, "epochs": 4, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    full = bench.run("uniform", data, **common)["curve"]
+    for method in ("pruning", "pruning-filter"):
+        curve = bench.run(method, data, **common)["curve"]
+        steps = [p[0] for p in curve]
+        assert steps == sorted(steps) and steps[-1] < full[-1][0] == 40, method  # 4 epochs, pruned ones shorter
+        assert steps[-1] % 7 != 0 and steps[-2] % 7 == 0, method  # the final evaluation is added at the end
+    plain = bench.run("pruning", data, **common)["curve"][-1][0]
+    filtered = bench.run("pruning-filter", data, **common)["curve"][-1][0]
+    assert filtered < plain  # exclusion leaves out 20 % more
