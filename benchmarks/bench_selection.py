@@ -14,9 +14,9 @@ uniformly drawn *other* class, so exactly that share is wrong; the test labels a
 the initialisation and the sampling; the images are the same for every seed.
 
 Model: a small CNN (conv 1->16 3x3, ReLU, max-pool 2; conv 16->32 3x3, ReLU, max-pool 2; linear 288->10), Adam with
-learning rate 2e-3, training batches of 64 samples, ``--epochs`` epochs of uniform shuffling as the budget: every
-method takes the same number of gradient steps (``epochs * ceil(N / 64)``), one torch thread, data in memory, plain
-DataLoaders without workers.
+learning rate 2e-3, training batches of 64 samples, ``--epochs`` (8) epochs of uniform shuffling as the budget: every
+method takes the same number of gradient steps (``epochs * ceil(N / 64)``), except the pruning methods, which run the
+same number of epochs in fewer steps; one torch thread, data in memory, plain DataLoaders without workers.
 
 Methods (``--methods``):
 
@@ -45,13 +45,15 @@ accuracy and its difference to uniform (paired by seed), the accuracy at uniform
 whose CPU time does not exceed uniform's total on that seed), and the steps and CPU time to first reach uniform's final
 accuracy (the mean of uniform's last two evaluations on that seed) as a fraction of uniform's.
 
-Run ``nice python benchmarks/bench_selection.py`` (every noise level, 5 seeds; about 12 minutes of one idle CPU core),
-or one process per noise level and then ``--merge`` (as the committed results were made, on a shared machine)::
+Results are saved after every seed (all methods), so a run stopped early still reports the seeds it finished. Run
+``nice python benchmarks/bench_selection.py`` (every noise level, 5 seeds; about an hour of one idle CPU core), or one
+process per noise level and then ``--merge`` (as the committed results were made, on a shared machine)::
 
     for n in 0.0 0.2 0.4; do nice python benchmarks/bench_selection.py --noise $n --stem noise$n --out /tmp/r & done
     wait; python benchmarks/bench_selection.py --merge /tmp/r/noise0.0.json /tmp/r/noise0.2.json /tmp/r/noise0.4.json
 
-``--quick`` is a smoke run (seconds). Results: ``benchmarks/results/bench_selection.{json,md}``
+``--quick`` is a smoke run (seconds). Results: ``benchmarks/results/bench_selection.{json,md}`` (the earlier 2-epoch
+budget: ``bench_selection_2epochs.*``)
 (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``). ``--methods`` also takes variants
 with options, e.g. ``selective-backprop:keep=0.5`` or ``hm-online:balance=None,hard_weight=8``.
 """

@@ -277,3 +277,74 @@ def test_bad_data_source_epoch_and_state() -> None:
         sampler.load_state_dict({k: v for k, v in sampler.state_dict().items() if k != "seed"})
     with pytest.raises(ValueError, match="`state` must be saved for 10 samples, got 11"):
         sampler.load_state_dict(PruningSampler(11).state_dict())
+
+
+# --------------------------------------------------------------------------- torch.distributed (2 gloo processes)
+
+_WORLD, _N = 2, 41
+
+
+def _loss_of(idx: torch.Tensor) -> torch.Tensor:
+    """A fixed loss per sample, so that every observation is a function of the sample alone."""
+    return (idx * 7 % 13).to(torch.float32) / 3
+
+
+def _ranked_epochs() -> dict:
+    sampler = PruningSampler(_N, prune=0.5, exclude=0.1, seed=4)
+    drawn = []
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        share = torch.tensor(list(sampler), dtype=torch.int64)
+        sampler.observe(share, _loss_of(share))  # only this rank's share: merged when epoch 1 starts
+        drawn.append(share)
+    return {"drawn": drawn, "weights": sampler.loss_weights(torch.arange(_N))}
+
+
+def _distributed_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import datetime
+    import pickle
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=datetime.timedelta(60)
+    )
+    try:
+        out = _ranked_epochs()
+        (Path(out_dir) / f"rank{rank}.pkl").write_bytes(pickle.dumps(out))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_ranks_merge_their_losses_and_draw_disjoint_shares(tmp_path) -> None:
+    import pickle
+    import socket
+
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(
+        _distributed_worker, args=(_WORLD, port, str(tmp_path)), nprocs=_WORLD, join=True, start_method="spawn"
+    )
+    ranks = [pickle.loads((tmp_path / f"rank{r}.pkl").read_bytes()) for r in range(_WORLD)]
+    for epoch in range(2):
+        shares = [ranks[r]["drawn"][epoch] for r in range(_WORLD)]
+        assert len(shares[0]) == len(shares[1])
+    first = torch.cat([ranks[r]["drawn"][0] for r in range(_WORLD)])
+    assert sorted(set(first.tolist())) == list(range(_N))  # the warm-up epoch covers everything (41 + 1 padding)
+    assert torch.equal(ranks[0]["weights"], ranks[1]["weights"])  # the same plan on both ranks ...
+    single = PruningSampler(_N, prune=0.5, exclude=0.1, seed=4)  # ... as one process that saw every loss
+    single.observe(torch.arange(_N), _loss_of(torch.arange(_N)))
+    order, weights = single.plan(1)
+    assert torch.equal(ranks[0]["weights"], weights)
+    padded = torch.cat([order, order[: 2 * math.ceil(len(order) / 2) - len(order)]])
+    assert torch.equal(torch.stack([ranks[0]["drawn"][1], ranks[1]["drawn"][1]], 1).reshape(-1), padded)
