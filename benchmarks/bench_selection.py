@@ -486,20 +486,28 @@ def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
 def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
     """One table from several result files of this script (one per noise level), in the order given.
 
-    Each noise level keeps the setup line of its own file (a partial run may have finished fewer seeds).
+    The same noise level in two files: their methods side by side, in the order of :data:`METHODS`; a method in
+    both (``uniform``, every file's reference) keeps the first file's results, so name the file with the most seeds
+    first. Noise levels come in ascending order; each keeps the setup line of the first file that has it (a partial
+    run may have finished fewer seeds; the ``reached`` column says how many each method ran).
     """
     rows: dict[str, Any] = {}
     setups = []
     for path in paths:
         saved = json.loads(Path(path).read_text())
-        for noise, row in saved["rows"].items():  # the same noise level in two files: their methods side by side
+        for noise, row in saved["rows"].items():
             row.setdefault("setup", saved["setup"])
-            if noise in rows:
-                rows[noise]["summary"].update(row["summary"])
-                rows[noise]["runs"].update(row["runs"])
-            else:
+            if noise not in rows:
                 rows[noise] = row
+                continue
+            for part in ("summary", "runs"):
+                rows[noise][part] = {**row[part], **rows[noise][part]}
         setups.append(saved["setup"])
+    rows = {k: rows[k] for k in sorted(rows, key=float)}
+    for row in rows.values():
+        rank = {m: (METHODS.index(m.split(":")[0]), i) for i, m in enumerate(row["summary"])}
+        for part in ("summary", "runs"):
+            row[part] = {m: row[part][m] for m in sorted(row[part], key=rank.__getitem__)}
     blocks = [markdown(float(noise), row["summary"], row["setup"]) for noise, row in rows.items()]
     save_results(out, stem, rows, "\n".join(blocks), setup=setups[0])
     print("\n".join(blocks))

@@ -62,3 +62,27 @@ def test_pruning_runs_its_epochs_in_fewer_steps():
     plain = bench.run("pruning", data, **common)["curve"][-1][0]
     filtered = bench.run("pruning-filter", data, **common)["curve"][-1][0]
     assert filtered < plain  # exclusion leaves out 20 % more
+
+
+def test_merge_puts_methods_side_by_side_and_keeps_the_first_files_reference(tmp_path):
+    bench = load_benchmark("bench_selection")
+
+    def saved(name, noises, methods, final):
+        rows = {}
+        for noise in noises:
+            runs = {m: [{"curve": [[0, 0.0, 0.1], [10, 1.0, final[m] - 0.01], [20, 2.0, final[m]]]}] for m in methods}
+            rows[str(noise)] = {
+                "summary": bench.summarise(runs),
+                "runs": {m: [r["curve"] for r in runs[m]] for m in runs},
+            }
+        (tmp_path / f"{name}.json").write_text(json.dumps({"setup": name, "rows": rows}))
+        return tmp_path / f"{name}.json"
+
+    five = saved("five", [0.4, 0.0], ["uniform", "pruning", "focal"], {"uniform": 0.9, "pruning": 0.8, "focal": 0.7})
+    two = saved("two", [0.0], ["uniform", "selective-backprop"], {"uniform": 0.5, "selective-backprop": 0.6})
+    merged = bench.main(["--merge", str(five), str(two), "--out", str(tmp_path), "--stem", "m"])["noise"]
+    assert list(merged) == ["0.0", "0.4"]  # ascending noise
+    assert list(merged["0.0"]["summary"]) == ["uniform", "selective-backprop", "focal", "pruning"]  # METHODS order
+    assert merged["0.0"]["summary"]["uniform"]["final_mean"] == 0.9  # the first file's reference wins
+    assert merged["0.0"]["summary"]["selective-backprop"]["final_minus_uniform"] == pytest.approx(0.1)  # vs its own
+    assert merged["0.0"]["setup"] == "five" and list(merged["0.4"]["summary"]) == ["uniform", "focal", "pruning"]
