@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--train-size", type=int, default=30_000)
-    parser.add_argument("--eval-every", type=int, default=188)
+    parser.add_argument("--eval-every", type=int, default=235)
     parser.add_argument("--keep", type=float, default=0.25)
     parser.add_argument("--il-epochs", type=int, default=8)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
