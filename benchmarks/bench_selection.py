@@ -14,9 +14,9 @@ uniformly drawn *other* class, so exactly that share is wrong; the test labels a
 the initialisation and the sampling; the images are the same for every seed.
 
 Model: a small CNN (conv 1->16 3x3, ReLU, max-pool 2; conv 16->32 3x3, ReLU, max-pool 2; linear 288->10), Adam with
-learning rate 2e-3, training batches of 64 samples, ``--epochs`` epochs of uniform shuffling as the budget: every
-method takes the same number of gradient steps (``epochs * ceil(N / 64)``), one torch thread, data in memory, plain
-DataLoaders without workers.
+learning rate 2e-3, training batches of 64 samples, ``--epochs`` (8) epochs of uniform shuffling as the budget: every
+method takes the same number of gradient steps (``epochs * ceil(N / 64)``), except the pruning methods, which run the
+same number of epochs in fewer steps; one torch thread, data in memory, plain DataLoaders without workers.
 
 Methods (``--methods``):
 
@@ -31,6 +31,12 @@ Methods (``--methods``):
   held-out split (its training and the scoring pass are counted).
 - ``ohem``: ``hm.ohem_loss`` (the hardest quarter of every batch of 64).
 - ``focal``: ``hm.focal_loss(gamma=2)``.
+- ``pruning``: ``hm.PruningSampler(prune=0.5, epochs=epochs)`` (InfoBatch): each epoch after the first, half of
+  the samples whose last observed training loss is below the mean are skipped and the kept ones weighted up by 2; the
+  last 12.5 % of the epochs use all the data. It runs the same ``--epochs`` epochs as uniform, in fewer steps; no
+  extra forward pass (the losses are the training step's own).
+- ``pruning-filter``: the same, plus ``exclude=0.2, warmup_epochs=2``: after two full epochs, the 20 % of the
+  samples with the largest observed loss are left out of every epoch (the small-loss trick against wrong labels).
 
 Measured for every run: test accuracy every ``--eval-every`` gradient steps against the steps taken and the process
 CPU time spent (``time.process_time``, the evaluations themselves excluded; every forward pass, every scoring and
@@ -39,13 +45,15 @@ accuracy and its difference to uniform (paired by seed), the accuracy at uniform
 whose CPU time does not exceed uniform's total on that seed), and the steps and CPU time to first reach uniform's final
 accuracy (the mean of uniform's last two evaluations on that seed) as a fraction of uniform's.
 
-Run ``nice python benchmarks/bench_selection.py`` (every noise level, 5 seeds; about 12 minutes of one idle CPU core),
-or one process per noise level and then ``--merge`` (as the committed results were made, on a shared machine)::
+Results are saved after every seed (all methods), so a run stopped early still reports the seeds it finished. Run
+``nice python benchmarks/bench_selection.py`` (every noise level, 5 seeds; about an hour of one idle CPU core), or one
+process per noise level and then ``--merge`` (as the committed results were made, on a shared machine)::
 
     for n in 0.0 0.2 0.4; do nice python benchmarks/bench_selection.py --noise $n --stem noise$n --out /tmp/r & done
     wait; python benchmarks/bench_selection.py --merge /tmp/r/noise0.0.json /tmp/r/noise0.2.json /tmp/r/noise0.4.json
 
-``--quick`` is a smoke run (seconds). Results: ``benchmarks/results/bench_selection.{json,md}``
+``--quick`` is a smoke run (seconds). Results: ``benchmarks/results/bench_selection.{json,md}`` (the earlier 2-epoch
+budget: ``bench_selection_2epochs.*``)
 (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``). ``--methods`` also takes variants
 with options, e.g. ``selective-backprop:keep=0.5`` or ``hm-online:balance=None,hard_weight=8``.
 """
@@ -79,6 +87,8 @@ METHODS = (
     "rho-loss",
     "ohem",
     "focal",
+    "pruning",
+    "pruning-filter",
 )
 NUM_CLASSES = 10
 BATCH = 64
@@ -184,6 +194,12 @@ def _forever(loader: Any) -> Iterator[Any]:
         yield from loader
 
 
+def _epochs(loader: DataLoader, sampler: hm.PruningSampler, epochs: int) -> Iterator[Any]:
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        yield from loader
+
+
 def train_il_model(data: dict[str, torch.Tensor], y_hold: torch.Tensor, seed: int, epochs: int) -> nn.Module:
     """The irreducible-loss model: the same small CNN trained on the held-out split alone."""
     model = make_model(seed + 10_000)
@@ -224,6 +240,7 @@ def run(
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
     miner: hm.HardMiner | None = None
+    pruner: hm.PruningSampler | None = None
     il: torch.Tensor | None = None
     candidates = BATCH
     if method == "balanced":
@@ -247,6 +264,14 @@ def run(
             il_model = train_il_model(data, y_hold, seed, options.get("il_epochs", il_epochs))
             scores = hm.score(il_model, DataLoader(train_set, batch_size=1024), progress=False)
             il = torch.tensor(scores["loss"].to_numpy(), dtype=torch.float32)
+    elif method in ("pruning", "pruning-filter"):
+        kw = {"prune": 0.5, "epochs": epochs, "seed": seed}
+        if method == "pruning-filter":
+            kw.update(exclude=0.2, warmup_epochs=2)
+        kw.update(options)
+        pruner = hm.PruningSampler(n, **kw)
+        indexed = TensorDataset(torch.arange(n), data["x_train"], y_train)
+        loader = _epochs(DataLoader(indexed, batch_size=BATCH, sampler=pruner), pruner, epochs)
     else:
         loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=g)
     if method == "ohem":
@@ -260,8 +285,8 @@ def run(
     curve.append((0, clock.now(), evaluate(model, data["x_test"], data["y_test"])))
     clock.resume()
     step = 0
-    for batch in _forever(loader):
-        if method in ("hm-offline", "hm-online"):
+    for batch in loader if pruner is not None else _forever(loader):
+        if method in ("hm-offline", "hm-online") or pruner is not None:
             idx, x, y = batch
         elif candidates != BATCH or method in ("selective-backprop", "rho-loss"):
             idx, x, y = batch
@@ -281,7 +306,12 @@ def run(
             x, y = batch
         model.train()
         logits = model(x)
-        loss = loss_fn(logits, y)
+        if pruner is not None:
+            losses = F.cross_entropy(logits, y, reduction="none")
+            loss = (losses * pruner.loss_weights(idx)).mean()
+            pruner.observe(idx, losses.detach())
+        else:
+            loss = loss_fn(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -295,6 +325,8 @@ def run(
         if step == total_steps:
             break
     clock.pause()
+    if curve[-1][0] != step:  # a pruning run ends its epochs before the step budget
+        curve.append((step, clock.now(), evaluate(model, data["x_test"], data["y_test"])))
     return {"curve": curve, "score_calls": 0 if miner is None else miner.score_calls}
 
 
@@ -381,9 +413,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.2, 0.4])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--train-size", type=int, default=30_000)
-    parser.add_argument("--eval-every", type=int, default=94)
+    parser.add_argument("--eval-every", type=int, default=235)
     parser.add_argument("--keep", type=float, default=0.25)
     parser.add_argument("--il-epochs", type=int, default=8)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
@@ -410,21 +442,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = make_images(args.train_size, 3_000 if not args.quick else 300)
     run("uniform", data, noise=0.0, seed=0, epochs=1, eval_every=10**9, keep=args.keep, il_epochs=1)  # warm-up
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    setup = (
-        f"{args.train_size:,} training samples (12x12 affine digits), small CNN, Adam 2e-3, batch 64, "
-        f"{args.epochs} epochs = {args.epochs * math.ceil(args.train_size / BATCH):,} gradient steps, "
-        f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}, selection keep {args.keep} "
-        f"(candidates {round(BATCH / args.keep)}), irreducible-loss model {args.il_epochs} epochs on 3,000 held-out."
-    )
-    results: dict[str, Any] = {"setup": setup, "noise": {}}
-    blocks = []
+    stem = args.stem or ("bench_selection_quick" if args.quick else "bench_selection")
+    results: dict[str, Any] = {"setup": _setup(args, seeds), "noise": {}}
     for noise in args.noise:
-        runs: dict[str, list[dict[str, Any]]] = {}
-        for method in methods:
-            name, _, extra = method.partition(":")
-            options = _parse_options(extra)
-            runs[method] = []
-            for seed in seeds:
+        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+        for done, seed in enumerate(seeds, 1):  # seeds outside: every finished seed is saved, with all methods
+            for method in methods:
+                name, _, extra = method.partition(":")
                 r = run(
                     name,
                     data,
@@ -434,38 +458,57 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     eval_every=args.eval_every,
                     keep=args.keep,
                     il_epochs=args.il_epochs,
-                    options=options,
+                    options=_parse_options(extra),
                 )
                 runs[method].append(r)
                 last = r["curve"][-1]
                 print(f"noise {noise:.1f} {method:>24} seed {seed}: acc {last[2]:.4f}, cpu {last[1]:.1f} s", flush=True)
-        summary = summarise(runs)
-        block = markdown(noise, summary, setup)
-        print(block, flush=True)
-        blocks.append(block)
-        curves = {m: [r["curve"] for r in rs] for m, rs in runs.items()}
-        results["noise"][str(noise)] = {"summary": summary, "runs": curves}
-    stem = args.stem or ("bench_selection_quick" if args.quick else "bench_selection")
-    save_results(args.out, stem, results["noise"], "\n".join(blocks), setup=setup)
+            setup = _setup(args, seeds[:done])
+            summary = summarise(runs)
+            curves = {m: [r["curve"] for r in rs] for m, rs in runs.items()}
+            results["noise"][str(noise)] = {"summary": summary, "runs": curves, "setup": setup}
+            results["setup"] = setup
+            blocks = [markdown(float(k), row["summary"], row["setup"]) for k, row in results["noise"].items()]
+            save_results(args.out, stem, results["noise"], "\n".join(blocks), setup=setup)
+        print(blocks[-1], flush=True)
     return results
 
 
+def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
+    return (
+        f"{args.train_size:,} training samples (12x12 affine digits), small CNN, Adam 2e-3, batch 64, "
+        f"{args.epochs} epochs = {args.epochs * math.ceil(args.train_size / BATCH):,} gradient steps, "
+        f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}, selection keep {args.keep} "
+        f"(candidates {round(BATCH / args.keep)}), irreducible-loss model {args.il_epochs} epochs on 3,000 held-out."
+    )
+
+
 def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
-    """One table from several result files of this script (one per noise level), in the order given."""
+    """One table from several result files of this script (one per noise level), in the order given.
+
+    The same noise level in two files: their methods side by side, in the order of :data:`METHODS`; a method in
+    both (``uniform``, every file's reference) keeps the first file's results, so name the file with the most seeds
+    first. Noise levels come in ascending order; each keeps the setup line of the first file that has it (a partial
+    run may have finished fewer seeds; the ``reached`` column says how many each method ran).
+    """
     rows: dict[str, Any] = {}
     setups = []
     for path in paths:
         saved = json.loads(Path(path).read_text())
-        for noise, row in saved["rows"].items():  # the same noise level in two files: their methods side by side
-            if noise in rows:
-                rows[noise]["summary"].update(row["summary"])
-                rows[noise]["runs"].update(row["runs"])
-            else:
+        for noise, row in saved["rows"].items():
+            row.setdefault("setup", saved["setup"])
+            if noise not in rows:
                 rows[noise] = row
+                continue
+            for part in ("summary", "runs"):
+                rows[noise][part] = {**row[part], **rows[noise][part]}
         setups.append(saved["setup"])
-    if len(set(setups)) != 1:
-        raise SystemExit(f"Expected result files of one setup, but got {sorted(set(setups))}.")
-    blocks = [markdown(float(noise), row["summary"], setups[0]) for noise, row in rows.items()]
+    rows = {k: rows[k] for k in sorted(rows, key=float)}
+    for row in rows.values():
+        rank = {m: (METHODS.index(m.split(":")[0]), i) for i, m in enumerate(row["summary"])}
+        for part in ("summary", "runs"):
+            row[part] = {m: row[part][m] for m in sorted(row[part], key=rank.__getitem__)}
+    blocks = [markdown(float(noise), row["summary"], row["setup"]) for noise, row in rows.items()]
     save_results(out, stem, rows, "\n".join(blocks), setup=setups[0])
     print("\n".join(blocks))
     return {"setup": setups[0], "noise": rows}

@@ -47,3 +47,42 @@ def test_data_is_deterministic_and_noise_exact():
     noisy = bench.add_noise(a["y_train"], 0.4, torch.Generator().manual_seed(0))
     assert int((noisy != a["y_train"]).sum()) == 200  # exactly 40 % wrong, none moved onto its own class
     assert sorted(set(noisy.tolist())) == list(range(10))
+
+
+def test_pruning_runs_its_epochs_in_fewer_steps():
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches per full epoch
+    common = {"noise": 0.4, "seed": 0, "epochs": 4, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    full = bench.run("uniform", data, **common)["curve"]
+    for method in ("pruning", "pruning-filter"):
+        curve = bench.run(method, data, **common)["curve"]
+        steps = [p[0] for p in curve]
+        assert steps == sorted(steps) and steps[-1] < full[-1][0] == 40, method  # 4 epochs, pruned ones shorter
+        assert steps[-1] % 7 != 0 and steps[-2] % 7 == 0, method  # the final evaluation is added at the end
+    plain = bench.run("pruning", data, **common)["curve"][-1][0]
+    filtered = bench.run("pruning-filter", data, **common)["curve"][-1][0]
+    assert filtered < plain  # exclusion leaves out 20 % more
+
+
+def test_merge_puts_methods_side_by_side_and_keeps_the_first_files_reference(tmp_path):
+    bench = load_benchmark("bench_selection")
+
+    def saved(name, noises, methods, final):
+        rows = {}
+        for noise in noises:
+            runs = {m: [{"curve": [[0, 0.0, 0.1], [10, 1.0, final[m] - 0.01], [20, 2.0, final[m]]]}] for m in methods}
+            rows[str(noise)] = {
+                "summary": bench.summarise(runs),
+                "runs": {m: [r["curve"] for r in runs[m]] for m in runs},
+            }
+        (tmp_path / f"{name}.json").write_text(json.dumps({"setup": name, "rows": rows}))
+        return tmp_path / f"{name}.json"
+
+    five = saved("five", [0.4, 0.0], ["uniform", "pruning", "focal"], {"uniform": 0.9, "pruning": 0.8, "focal": 0.7})
+    two = saved("two", [0.0], ["uniform", "selective-backprop"], {"uniform": 0.5, "selective-backprop": 0.6})
+    merged = bench.main(["--merge", str(five), str(two), "--out", str(tmp_path), "--stem", "m"])["noise"]
+    assert list(merged) == ["0.0", "0.4"]  # ascending noise
+    assert list(merged["0.0"]["summary"]) == ["uniform", "selective-backprop", "focal", "pruning"]  # METHODS order
+    assert merged["0.0"]["summary"]["uniform"]["final_mean"] == 0.9  # the first file's reference wins
+    assert merged["0.0"]["summary"]["selective-backprop"]["final_minus_uniform"] == pytest.approx(0.1)  # vs its own
+    assert merged["0.0"]["setup"] == "five" and list(merged["0.4"]["summary"]) == ["uniform", "focal", "pruning"]

@@ -140,6 +140,24 @@ def test_decay_toward_the_mean_by_age() -> None:
     np.testing.assert_allclose(undecayed.table(now=9)["loss"].to_numpy()[:2], [0.0, 1.0])
 
 
+def test_one_score_column_is_the_table_column() -> None:
+    obs = ObservedScores(6, half_life=1.5)
+    assert torch.isnan(obs.scores(now=0)).all() and obs.scores(now=0).shape == (6,)  # nothing observed yet
+    labels = torch.tensor([0, 1, 1, 0])
+    obs.observe(torch.tensor([0, 1]), _logits_for(torch.tensor([0.9, 0.2]), labels[:2]), labels[:2], stamp=0)
+    obs.observe(torch.tensor([3, 4]), _logits_for(torch.tensor([0.6, 0.4]), labels[2:]), labels[2:], stamp=2)
+    table = obs.table(now=4)
+    for name in ("loss", "label_prob", "margin", "entropy", "confidence"):
+        column = obs.scores(now=4, name=name)
+        assert column.dtype == torch.float32
+        np.testing.assert_array_equal(column.numpy(), table[name].to_numpy())
+    expected_loss = -math.log(0.2)  # sample 1, by hand: mean of the 4 losses + its distance * 0.5 ** (age 3 / 1.5)
+    mean = float(np.mean([-math.log(p) for p in (0.9, 0.2, 0.6, 0.4)]))
+    assert float(obs.scores(now=4)[1]) == pytest.approx(mean + (expected_loss - mean) * 0.25, rel=1e-5)
+    with pytest.raises(ValueError, match="`name` must be one of 'confidence'.*got 'aum'"):
+        obs.scores(now=1, name="aum")
+
+
 def test_decay_toward_mean_function() -> None:
     v = torch.tensor([1.0, 3.0, float("nan")])
     out = decay_toward_mean(v, torch.tensor([2.0, 0.0, 0.0]), half_life=2.0)

@@ -42,6 +42,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hardmine.core.distributed import get_world_size
+from hardmine.core.validate import choice
 from hardmine.scoring.measures import compute_measures
 
 __all__ = ["SCORE_COLUMNS", "ObservedScores", "decay_toward_mean"]
@@ -72,6 +73,19 @@ def decay_toward_mean(values: Tensor, age: Tensor, half_life: float | None) -> T
     mean = values[finite].mean() if bool(finite.any()) else values.new_zeros(())
     factor = torch.pow(0.5, age.to(values.dtype) / half_life)
     return torch.where(finite, mean + (values - mean) * factor, values)
+
+
+def _ages(stamp: Tensor, now: float) -> Tensor:
+    """Ages in epochs at epoch ``now`` of observations stamped ``stamp``, float64 ``(N,)``; NaN where never seen."""
+    return torch.where(stamp > _NEVER, (float(now) - 1.0 - stamp).clamp_min(0.0), float("nan"))
+
+
+def _decayed(values: Tensor, seen: Tensor, age: Tensor, half_life: float | None) -> Tensor:
+    """A copy of ``values`` whose observed finite entries are decayed toward their mean by :func:`decay_toward_mean`."""
+    kept = seen & torch.isfinite(values)
+    out = values.clone()
+    out[kept] = decay_toward_mean(values[kept], age[kept], half_life)
+    return out
 
 
 class ObservedScores:
@@ -201,6 +215,27 @@ class ObservedScores:
             return torch.zeros(self.num_samples, dtype=torch.bool)
         return self._buffers["stamp"] > _NEVER
 
+    def scores(self, now: float, name: str = "loss") -> Tensor:
+        """One score column as a float32 CPU tensor ``(N,)``, decayed by age at epoch ``now``; NaN where unknown.
+
+        What :meth:`table` puts in column ``name``, without building the table (no pandas, one column).
+
+        Args:
+            now: the epoch the ages are measured at (see the module doc).
+            name: one of :data:`SCORE_COLUMNS`.
+
+        Example:
+            >>> obs = ObservedScores(3, half_life=1.0)
+            >>> obs.observe(torch.tensor([0, 1]), torch.tensor([1.0, 3.0]), stamp=0)
+            >>> obs.scores(now=1).tolist()[:2], obs.scores(now=2).tolist()[:2]
+            ([1.0, 3.0], [1.5, 2.5])
+        """
+        choice("name", name, SCORE_COLUMNS)
+        if self._buffers is None:
+            return torch.full((self.num_samples,), float("nan"), dtype=torch.float32)
+        stamp = self._buffers["stamp"].detach().cpu()
+        return _decayed(self._buffers[name].detach().cpu(), stamp > _NEVER, _ages(stamp, now), self.half_life)
+
     def table(self, now: float) -> pd.DataFrame:
         """The observed scores as a table of ``N`` rows in dataset-index order, decayed by age at epoch ``now``.
 
@@ -215,16 +250,12 @@ class ObservedScores:
         else:
             b = {k: v.detach().cpu() for k, v in self._buffers.items()}
         seen = b["stamp"] > _NEVER
-        age = torch.where(seen, (float(now) - 1.0 - b["stamp"]).clamp_min(0.0), float("nan"))
+        age = _ages(b["stamp"], now)
         columns: dict[str, Any] = {"index": np.arange(n, dtype=np.int64)}
         columns["label"] = b["label"].numpy()
         columns["pred"] = b["pred"].numpy()
         for name in SCORE_COLUMNS:
-            v = b[name]
-            kept = seen & torch.isfinite(v)
-            out = v.clone()
-            out[kept] = decay_toward_mean(v[kept], age[kept], self.half_life)
-            columns[name] = out.numpy()
+            columns[name] = _decayed(b[name], seen, age, self.half_life).numpy()
         columns["seen"] = seen.numpy()
         columns["age"] = age.numpy()
         table = pd.DataFrame(columns)

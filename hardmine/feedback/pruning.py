@@ -1,0 +1,335 @@
+"""PruningSampler: skip what the model already knows, and what it should not learn, from losses it has already seen.
+
+No extra forward pass: the training step computes every drawn sample's loss anyway; :meth:`PruningSampler.observe`
+keeps the latest one per sample (an :class:`~hardmine.feedback.online.ObservedScores` buffer), and at the start of
+every epoch the sampler decides from these *stale* losses which samples the epoch draws.
+
+**Pruning** (InfoBatch, Qin et al., ICLR 2024). Of the samples whose observed loss is below the mean observed loss
+(the well-learned ones, ``m`` of them), ``round(prune * m)`` chosen at random are left out of the epoch; the ``m - d``
+kept low-loss samples get the loss weight ``m / (m - d)`` (``1 / (1 - prune)`` up to rounding) from
+:meth:`PruningSampler.loss_weights`, so the epoch's expected gradient equals the full data's. Every other sample is
+drawn once with weight 1. An epoch has fewer steps; a step costs the same. In the last ``anneal`` fraction of the
+``epochs`` (12.5 % by default; ``epochs`` must be given for this) nothing is pruned, so training ends on the full,
+unweighted data.
+
+**Exclusion** (the small-loss trick of co-teaching, Han et al., 2018; or the area under the margin, Pleiss et al.,
+2020). With ``exclude > 0``, the ``round(exclude * n)`` observed samples with the largest observed loss (of the
+``n`` observed ones), or the lowest AUM when a :class:`~hardmine.analysis.dynamics.Dynamics` is given, are left out
+of the epoch altogether (weight 0, also during the annealing epochs): under label noise these are mostly the wrong
+labels. Pruning then applies to the rest. An excluded sample is not trained on, so its loss is not observed again;
+with ``half_life`` its stale loss drifts back toward the mean (see :mod:`hardmine.feedback.online`), and it returns
+to the draw once its decayed loss leaves the top fraction.
+
+Rules for the first epochs and for samples without a loss:
+
+- the first ``warmup_epochs`` (1) epochs draw everything with weight 1 (while every sample gets its first loss);
+- a sample never observed is neither pruned nor excluded and has weight 1, and it does not count in the mean;
+- the plan of an epoch is fixed when its pass starts (or at :meth:`set_epoch`): observations made during the epoch
+  count from the next one.
+
+Epochs: call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``; without it, every pass read to its
+end moves on to the next epoch by itself.
+
+Distributed (``torchrun``): every rank keeps its own observations; at the start of each epoch the ranks merge them
+(one ``all_gather``, :meth:`ObservedScores.merge_ranks`, so every rank's plan is computed from the same losses),
+build the same plan from ``seed + epoch``, pad the shuffled epoch to a multiple of ``num_replicas`` by wrapping
+around (as ``DistributedSampler`` pads) and take the positions ``rank, rank + num_replicas, ...``: the shares are
+disjoint and equally long, ``ceil(kept / num_replicas)``. Every rank must start each epoch (the merge is a collective).
+
+Example:
+    >>> import torch
+    >>> s = PruningSampler(8, prune=0.5, seed=0)
+    >>> first = list(s)                             # epoch 0: warm-up, everything once, weight 1
+    >>> sorted(first) == list(range(8)), s.loss_weights(torch.tensor([0, 1])).tolist()
+    (True, [1.0, 1.0])
+    >>> s.observe(torch.arange(8), torch.tensor([0.1, 0.2, 0.3, 0.4, 2.0, 3.0, 4.0, 5.0]))
+    >>> second = list(s)                            # epoch 1: 2 of the 4 below the mean (1.875) are dropped
+    >>> len(second), sorted(second)[-4:], s.loss_weights(torch.tensor(second)).sum().item()
+    (6, [4, 5, 6, 7], 8.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sized
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
+
+from hardmine.core import distributed
+from hardmine.core.validate import fraction, integer, number, optional
+from hardmine.feedback.online import ObservedScores
+
+if TYPE_CHECKING:
+    from hardmine.analysis.dynamics import Dynamics
+
+__all__ = ["PruningSampler"]
+
+_STATE_KEYS = ("num_samples", "epoch", "advance", "seed", "plan_epoch", "plan_order", "plan_weights", "observed")
+
+
+class PruningSampler(Sampler[int]):
+    """Draws each epoch the samples still worth a step: low-loss ones partly pruned, top-loss ones optionally excluded.
+
+    See the module doc for the rules. Use it as a ``DataLoader``'s ``sampler=`` with a dataset whose batches carry
+    their dataset indices (:func:`hardmine.with_indices`, or a dataset that returns them), train on the weighted
+    per-sample loss, and report the unweighted per-sample losses back.
+
+    Args:
+        data_source: the dataset (only its length is used), or ``N`` itself.
+        prune: the fraction of the below-mean-loss samples left out of each epoch, in ``[0, 1)``; InfoBatch's
+            default 0.5.
+        exclude: the fraction of the observed samples with the largest observed loss (lowest AUM with ``dynamics``)
+            left out of every epoch after the warm-up, in ``[0, 1)``; 0 (the default) excludes nothing. Set it near
+            the share of wrong labels you expect.
+        epochs: the number of training epochs, for the annealing; ``None`` never anneals.
+        anneal: the final fraction of ``epochs`` in which nothing is pruned, in ``[0, 1]`` (InfoBatch: 0.125).
+        warmup_epochs: epochs at the start that draw every sample with weight 1, ``>= 0``.
+        dynamics: rank the exclusion by the area under the margin of this :class:`Dynamics` (lowest first) instead
+            of the observed loss. You update it yourself (``dynamics.update(idx, logits, y)``,
+            ``dynamics.end_epoch()``).
+        half_life: an observed loss decays halfway back to the mean of the observed losses every ``half_life``
+            epochs since it was observed (``> 0``); ``None`` (the default, as InfoBatch) keeps it as it was.
+        shuffle: draw each epoch in a random order (``False``: ascending dataset indices).
+        seed: the seed of the pruning and the order; epoch ``e`` uses ``seed + e``, the same on every rank.
+        num_replicas: ranks sharing the epoch; defaults to torch.distributed's world size when a pass starts.
+        rank: this rank; defaults to torch.distributed's rank when a pass starts.
+
+    Attributes:
+        epoch: the epoch the next (or current) pass draws.
+        observed: the :class:`ObservedScores` holding each sample's latest loss.
+
+    Example:
+        >>> import torch
+        >>> import torch.nn.functional as F
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> import hardmine as hm
+        >>> data = TensorDataset(torch.randn(100, 3), torch.randint(0, 2, (100,)))
+        >>> sampler = hm.PruningSampler(data, prune=0.5, epochs=4)
+        >>> loader = hm.with_indices(DataLoader(data, batch_size=10, sampler=sampler))
+        >>> model = torch.nn.Linear(3, 2)
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> for epoch in range(4):
+        ...     sampler.set_epoch(epoch)
+        ...     for idx, x, y in loader:
+        ...         losses = F.cross_entropy(model(x), y, reduction="none")
+        ...         loss = (losses * sampler.loss_weights(idx)).mean()
+        ...         opt.zero_grad(); loss.backward(); opt.step()
+        ...         sampler.observe(idx, losses)
+        >>> len(sampler) == 100                   # the last epoch (annealing) draws everything
+        True
+    """
+
+    def __init__(
+        self,
+        data_source: Sized | int,
+        *,
+        prune: float = 0.5,
+        exclude: float = 0.0,
+        epochs: int | None = None,
+        anneal: float = 0.125,
+        warmup_epochs: int = 1,
+        dynamics: Dynamics | None = None,
+        half_life: float | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        if isinstance(data_source, int) and not isinstance(data_source, bool):
+            n = integer("data_source", data_source, min=1)
+        elif isinstance(data_source, Sized):
+            n = integer("len(data_source)", len(data_source), min=1)
+        else:
+            raise TypeError(
+                f"`data_source` must be a dataset with a length or an int, got {type(data_source).__name__}"
+            )
+        self.num_samples = n
+        self.prune = number("prune", prune, min=0.0, max=1.0, max_open=True)
+        self.exclude = number("exclude", exclude, min=0.0, max=1.0, max_open=True)
+        self.epochs = optional(integer, "epochs", epochs, min=1)
+        self.anneal = fraction("anneal", anneal)
+        self.warmup_epochs = integer("warmup_epochs", warmup_epochs, min=0)
+        if dynamics is not None and getattr(dynamics, "num_samples", n) != n:
+            raise ValueError(f"`dynamics` must cover {n} samples like the sampler, got {dynamics.num_samples}")
+        self.dynamics = dynamics
+        optional(number, "half_life", half_life, min=0.0, min_open=True)
+        self.shuffle = bool(shuffle)
+        self.seed = integer("seed", seed)
+        self._num_replicas_arg = optional(integer, "num_replicas", num_replicas, min=1)
+        self._rank_arg = optional(integer, "rank", rank, min=0)
+        self.observed = ObservedScores(n, half_life=half_life)
+        self.epoch = 0
+        self._advance = False  # a pass was read to its end: the next pass is the next epoch, unless set_epoch
+        self._plan_epoch: int | None = None
+        self._plan_order = torch.arange(n)
+        self._plan_weights = torch.ones(n, dtype=torch.float32)
+
+    # ------------------------------------------------------------------ ranks
+
+    def _replicas(self) -> tuple[int, int]:
+        reps = self._num_replicas_arg if self._num_replicas_arg is not None else distributed.get_world_size()
+        if self._rank_arg is not None:
+            rank = self._rank_arg
+        else:
+            rank = 0 if reps == 1 else distributed.get_rank()
+        if not 0 <= rank < reps:
+            raise ValueError(f"`rank` must be in [0, num_replicas={reps}), got {rank}")
+        return reps, rank
+
+    # ------------------------------------------------------------------ epochs
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass epoch ``epoch`` (its plan is built from the losses observed so far)."""
+        self.epoch = integer("epoch", epoch, min=0)
+        self._advance = False
+
+    def pruning_active(self, epoch: int | None = None) -> bool:
+        """Whether epoch ``epoch`` (default: the current one) prunes: after the warm-up, before the annealing."""
+        e = self.epoch if epoch is None else epoch
+        if e < self.warmup_epochs or self.prune == 0.0:
+            return False
+        return self.epochs is None or e < math.ceil((1.0 - self.anneal) * self.epochs - 1e-9)
+
+    def _start(self) -> None:
+        """Move to the next epoch if the last pass ended without :meth:`set_epoch`, and build the epoch's plan."""
+        if self._advance:
+            self.epoch += 1
+            self._advance = False
+        if self._plan_epoch != self.epoch:
+            self._plan_order, self._plan_weights = self.plan(self.epoch)
+            self._plan_epoch = self.epoch
+
+    def plan(self, epoch: int) -> tuple[Tensor, Tensor]:
+        """The whole epoch ``epoch`` over every rank, from the losses observed so far (merged across ranks).
+
+        Returns:
+            ``(order, weights)``: int64 ``(K,)``, the dataset indices the epoch draws in order (before the split
+            between ranks), and float32 ``(N,)``, every sample's loss weight (0 for a sample not drawn).
+        """
+        n = self.num_samples
+        self.observed.merge_ranks()
+        weights = torch.ones(n, dtype=torch.float32)
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        if epoch >= self.warmup_epochs:
+            loss = self.observed.scores(now=epoch).to(torch.float64)
+            if self.exclude > 0:
+                weights[self._excluded(loss)] = 0.0
+            if self.pruning_active(epoch):
+                usable = torch.isfinite(loss) & (weights > 0)
+                if bool(usable.any()):
+                    low = (usable & (loss < loss[usable].mean())).nonzero()[:, 0]
+                    dropped = round(self.prune * low.numel())
+                    if dropped:
+                        pick = torch.randperm(low.numel(), generator=g)
+                        weights[low[pick[:dropped]]] = 0.0
+                        weights[low[pick[dropped:]]] = low.numel() / (low.numel() - dropped)
+        order = (weights > 0).nonzero()[:, 0]
+        if self.shuffle:
+            order = order[torch.randperm(order.numel(), generator=g)]
+        return order, weights
+
+    def _excluded(self, loss: Tensor) -> Tensor:
+        """Bool ``(N,)``: the top ``exclude`` fraction of the observed samples, by loss or by lowest AUM."""
+        if self.dynamics is not None:
+            badness = -self.dynamics.statistics()["aum"].detach().cpu().to(torch.float64)
+        else:
+            badness = loss
+        known = torch.isfinite(badness)
+        k = round(self.exclude * int(known.sum()))
+        out = torch.zeros(self.num_samples, dtype=torch.bool)
+        if k:
+            ranked = torch.where(known, badness, float("-inf"))
+            out[torch.topk(ranked, k, sorted=False).indices] = True
+        return out
+
+    # ------------------------------------------------------------------ drawing
+
+    def _share(self, order: Tensor) -> Tensor:
+        reps, rank = self._replicas()
+        if reps == 1 or order.numel() == 0:
+            return order
+        size = math.ceil(order.numel() / reps) * reps
+        padded = order.repeat(math.ceil(size / order.numel()))[:size]
+        return padded[rank::reps]
+
+    def indices(self) -> Tensor:
+        """This rank's share of the current epoch as an int64 tensor ``(len(self),)`` (what iterating yields)."""
+        self._start()
+        return self._share(self._plan_order)
+
+    def __iter__(self) -> Iterator[int]:
+        share = self.indices()
+        yield from share.tolist()
+        self._advance = True
+
+    def __len__(self) -> int:
+        """This rank's number of indices in the current epoch; after a finished pass, in the next one."""
+        self._start()  # after a finished pass: the next epoch's plan decides the length
+        reps, _ = self._replicas()
+        return math.ceil(self._plan_order.numel() / reps)
+
+    # ------------------------------------------------------------------ losses
+
+    def observe(self, indices: Tensor, losses: Tensor, targets: Tensor | None = None) -> None:
+        """Record the training step's losses: per-sample losses ``(B,)``, or logits ``(B, C)`` with ``targets``.
+
+        Pass the *unweighted* per-sample losses (``reduction="none"``), before :meth:`loss_weights` is applied.
+
+        Args:
+            indices: int tensor ``(B,)`` of the batch's dataset indices.
+            losses: float tensor ``(B,)`` of per-sample losses, or the logits when ``targets`` is given.
+            targets: class indices ``(B,)`` to compute the cross-entropy from logits, or ``None``.
+        """
+        self.observed.observe(indices, losses, targets, stamp=float(self.epoch))
+
+    def loss_weights(self, indices: Tensor) -> Tensor:
+        """The current epoch's loss weights of ``indices``: float32 ``(B,)`` on ``indices``' device.
+
+        ``1 / (1 - prune)`` (up to rounding) for a kept below-mean sample during pruning, 1 for every other drawn
+        sample; multiply the per-sample losses by it before averaging.
+        """
+        if self._plan_epoch is None:
+            self._start()
+        idx = indices.reshape(-1).to("cpu", torch.int64)
+        return self._plan_weights[idx].to(indices.device)
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Epoch, seed, the current epoch's plan and the observed losses (ints, floats and CPU tensors only).
+
+        Loads with ``torch.load(..., weights_only=True)``. A pass under way restarts its epoch after loading (the
+        position inside an epoch is not kept); the plan is kept, so the epoch draws the same samples.
+        """
+        return {
+            "num_samples": self.num_samples,
+            "epoch": self.epoch,
+            "advance": self._advance,
+            "seed": self.seed,
+            "plan_epoch": self._plan_epoch,
+            "plan_order": self._plan_order.clone(),
+            "plan_weights": self._plan_weights.clone(),
+            "observed": self.observed.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s state.
+
+        Raises:
+            ValueError: a missing key, or a state saved for another number of samples.
+        """
+        missing = [k for k in _STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"`state` must come from PruningSampler.state_dict(), but it lacks {missing}")
+        if int(state["num_samples"]) != self.num_samples:
+            raise ValueError(f"`state` must be saved for {self.num_samples} samples, got {state['num_samples']}")
+        self.observed.load_state_dict(state["observed"])
+        self.epoch = int(state["epoch"])
+        self._advance = bool(state["advance"])
+        self.seed = int(state["seed"])
+        self._plan_epoch = None if state["plan_epoch"] is None else int(state["plan_epoch"])
+        self._plan_order = state["plan_order"].clone()
+        self._plan_weights = state["plan_weights"].clone()
