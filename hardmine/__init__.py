@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from hardmine._compat import install_old_module_paths
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # Each public name and the module that defines it. Modules load on first use of one of their names (PEP 562).
 _PUBLIC: dict[str, str] = {

@@ -182,6 +182,7 @@ def display_range(column: str, values: np.ndarray) -> tuple[float, float]:
     finite ``values``' min and max; else ``(0, 1)``.
 
     Example:
+        >>> import numpy as np
         >>> display_range("margin", np.array([0.2, 0.4])), display_range("loss", np.array([0.5, np.inf, 2.0]))
         ((-1.0, 1.0), (0.5, 2.0))
     """
