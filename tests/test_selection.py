@@ -129,13 +129,13 @@ def test_percentile_favours_high_losses() -> None:
 @pytest.mark.parametrize(
     ("keep", "error", "match"),
     [
-        (0, ValueError, r"`keep` as a count to be an int in \[1, 24\]"),
-        (B + 1, ValueError, r"`keep` as a count to be an int in \[1, 24\].*got 25"),
+        (0, ValueError, r"^`keep` must be in \[1, 24\], got 0$"),  # a count: at most the candidates
+        (B + 1, ValueError, r"^`keep` must be in \[1, 24\], got 25$"),
         (-3, ValueError, "got -3"),
-        (0.0, ValueError, r"`keep` as a fraction to be a float in \(0, 1\]"),
+        (0.0, ValueError, r"^`keep` must be in \(0, 1\], got 0.0$"),  # a fraction of the candidates
         (1.5, ValueError, "got 1.5"),
-        (float("nan"), ValueError, "fraction"),
-        ("half", TypeError, "`keep` to be an int count or a float fraction"),
+        (float("nan"), ValueError, "^`keep` must be a finite number, got nan$"),
+        ("half", TypeError, "^`keep` must be an integer count or a float fraction, got str 'half'$"),
         (True, TypeError, "`keep`"),
     ],
 )
@@ -200,7 +200,7 @@ def test_loss_history_is_a_ring_of_the_latest() -> None:
     again = LossHistory(5)
     again.load_state_dict(state)
     assert again.values.tolist() == h.values.tolist() and len(again) == len(h)
-    with pytest.raises(ValueError, match="`size` to be an int >= 1"):
+    with pytest.raises(ValueError, match="^`size` must be >= 1, got 0$"):
         LossHistory(0)
 
 

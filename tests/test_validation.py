@@ -175,6 +175,31 @@ ARGS: list[Arg] = [
     Arg("HardMiner", lambda **kw: hm.HardMiner(MODEL, LOADER, **kw), "warmup_epochs", "integer", (-1, ">= 0, got -1")),
     Arg("HardMiner", lambda **kw: hm.HardMiner(MODEL, LOADER, **kw), "indices", "boolean"),
     Arg("focal_loss", lambda **kw: hm.focal_loss(LOGITS, TARGETS, **kw), "gamma", "number", (-1, ">= 0, got -1")),
+    Arg(
+        "select_batch",
+        lambda **kw: hm.select_batch(MODEL, DATASET.tensors[0], TARGETS, **{"keep": 2, **kw}),
+        "beta",
+        "number",
+        (0, "> 0, got 0"),
+    ),
+    Arg("LossHistory", lambda **kw: hm.LossHistory(**kw), "size", "integer", (0, ">= 1, got 0")),
+    Arg(
+        "ObservedScores",
+        lambda **kw: hm.ObservedScores(**{"num_samples": 4, **kw}),
+        "half_life",
+        "number",
+        (0, "> 0, got 0"),
+    ),
+    Arg("SegmentationTask", lambda **kw: hm.SegmentationTask(**kw), "ignore_index", "integer"),
+    Arg(
+        "SegmentationTask",
+        lambda **kw: hm.SegmentationTask(**kw),
+        "hard_threshold",
+        "fraction",
+        (0.0, r"in \(0, 1\], got 0.0"),
+    ),
+    Arg("report", lambda **kw: hm.report(SPLIT, **kw), "thumbnail_size", "integer", (4, ">= 8, got 4")),
+    Arg("report", lambda **kw: hm.report(SPLIT, **kw), "max_images", "integer", (-1, ">= 0, got -1")),
     Arg("ohem_loss", lambda **kw: hm.ohem_loss(LOGITS, TARGETS, **kw), "min_kept", "integer", (-1, ">= 1, got -1")),
 ]
 

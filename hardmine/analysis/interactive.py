@@ -49,6 +49,7 @@ from hardmine.analysis._report_charts import (
 from hardmine.analysis._report_thumbs import Overlay, _PathGuard, _thumbnails
 from hardmine.analysis.metrics import positive_prob, summary
 from hardmine.analysis.splitting import positive_classes
+from hardmine.core import validate
 from hardmine.core._files import atomic_path
 from hardmine.core.columns import harder_when, prob_columns
 
@@ -273,10 +274,8 @@ def report(
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"Expected argument `table` to be a pandas DataFrame, but got {type(table).__name__}.")
-    if isinstance(thumbnail_size, bool) or not isinstance(thumbnail_size, int) or thumbnail_size < 8:
-        raise ValueError(f"Expected argument `thumbnail_size` to be an int >= 8, but got {thumbnail_size!r}.")
-    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 0):
-        raise ValueError(f"Expected argument `max_images` to be an int >= 0 or None, but got {max_images!r}.")
+    validate.integer("thumbnail_size", thumbnail_size, min=8)
+    validate.optional(validate.integer, "max_images", max_images, min=0)
     overlay = _overlay(masks, boxes, table)
     settings = dict(table.attrs.get("hardmine", {}))
     names = _class_names(classes, dataset, table)

@@ -41,6 +41,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from hardmine.core import validate
 from hardmine.core.distributed import get_world_size
 from hardmine.core.validate import choice
 from hardmine.scoring.measures import compute_measures
@@ -101,14 +102,8 @@ class ObservedScores:
     """
 
     def __init__(self, num_samples: int, *, half_life: float | None = 2.0) -> None:
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"Expected argument `num_samples` to be an int >= 1, but got {num_samples!r}.")
-        if half_life is not None and (
-            isinstance(half_life, bool) or not isinstance(half_life, (int, float)) or not half_life > 0
-        ):
-            raise ValueError(f"Expected argument `half_life` to be a float > 0 or None, but got {half_life!r}.")
-        self.num_samples = num_samples
-        self.half_life = None if half_life is None else float(half_life)
+        self.num_samples = validate.integer("num_samples", num_samples, min=1)
+        self.half_life = validate.optional(validate.number, "half_life", half_life, min=0, min_open=True)
         self.count = 0
         self.num_classes: int | None = None
         self._buffers: dict[str, Tensor] | None = None

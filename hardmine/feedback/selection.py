@@ -31,6 +31,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from hardmine.core import validate
 from hardmine.feedback.losses import per_sample_cross_entropy
 
 __all__ = ["SELECT_METHODS", "LossHistory", "select_batch"]
@@ -58,9 +59,7 @@ class LossHistory:
     """
 
     def __init__(self, size: int = 1024) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"Expected argument `size` to be an int >= 1, but got {size!r}.")
-        self.size = size
+        self.size = validate.integer("size", size, min=1)
         self._buffer: Tensor | None = None
         self._count = 0
 
@@ -124,18 +123,11 @@ def num_to_keep(keep: float | int, batch: int) -> int:
         >>> num_to_keep(0.25, 10), num_to_keep(3, 10)
         (3, 3)
     """
-    if isinstance(keep, bool) or not isinstance(keep, (int, float)):
-        raise TypeError(f"Expected argument `keep` to be an int count or a float fraction, but got {keep!r}.")
-    if isinstance(keep, float):
-        if not (0.0 < keep <= 1.0) or math.isnan(keep):
-            raise ValueError(f"Expected argument `keep` as a fraction to be a float in (0, 1], but got {keep}.")
-        return max(1, math.ceil(keep * batch))
-    if not 1 <= keep <= batch:
-        raise ValueError(
-            f"Expected argument `keep` as a count to be an int in [1, {batch}] (the candidate batch size), "
-            f"but got {keep}."
-        )
-    return int(keep)
+    if isinstance(keep, float):  # a fraction of the candidates
+        return max(1, math.ceil(validate.fraction("keep", keep, open_low=True) * batch))
+    if isinstance(keep, bool) or not isinstance(keep, int):
+        raise TypeError(f"`keep` must be an integer count or a float fraction, got {type(keep).__name__} {keep!r}")
+    return validate.integer("keep", keep, min=1, max=batch)  # a count, at most the candidate batch size
 
 
 def _forward(model: nn.Module, inputs: Any) -> Any:
@@ -270,8 +262,7 @@ def select_batch(
     """
     if method not in SELECT_METHODS:
         raise ValueError(f"Expected argument `method` to be one of {SELECT_METHODS}, but got {method!r}.")
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (beta > 0 and math.isfinite(beta)):
-        raise ValueError(f"Expected argument `beta` to be a finite float > 0, but got {beta!r}.")
+    validate.number("beta", beta, min=0, min_open=True)
     if history is not None and not isinstance(history, LossHistory):
         raise TypeError(f"Expected argument `history` to be a hardmine LossHistory or None, but got {history!r}.")
     batch = _batch_size(inputs)

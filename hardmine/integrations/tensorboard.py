@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from hardmine.core import validate
 from hardmine.core.columns import prob_columns
 from hardmine.integrations import history_metrics, require
 
@@ -110,8 +111,7 @@ def markdown_table(table: pd.DataFrame, *, columns: Sequence[str] | None = None,
         | 1 | 0.9 | c |
     """
     names = _check_table(table, columns)
-    if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 1:
-        raise ValueError(f"Expected argument `max_rows` to be an int >= 1, but got {max_rows!r}.")
+    validate.integer("max_rows", max_rows, min=1)
     lines = ["| " + " | ".join(_cell(n) for n in names) + " |", "|" + "---|" * len(names)]
     for row in table.loc[:, names].head(max_rows).itertuples(index=False):
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")

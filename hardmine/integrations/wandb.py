@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from hardmine.core import validate
 from hardmine.core.columns import prob_columns
 from hardmine.integrations import require
 
@@ -108,8 +109,7 @@ def _frame(table: pd.DataFrame, *, columns: Sequence[str] | None, probs: bool, m
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"Expected argument `columns` to name columns of the table, but {missing} are not among them.")
-    if max_rows is not None and (not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 1):
-        raise ValueError(f"Expected argument `max_rows` to be an int >= 1 or None, but got {max_rows!r}.")
+    validate.optional(validate.integer, "max_rows", max_rows, min=1)
     frame = table.loc[:, list(columns)]
     if max_rows is not None:
         frame = frame.head(max_rows)

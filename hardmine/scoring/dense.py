@@ -45,6 +45,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from hardmine.core import validate
 from hardmine.scoring.tasks import LossFn, _WithLoss
 
 __all__ = [
@@ -160,10 +161,8 @@ class SegmentationTask(_WithLoss):
 
     def __init__(self, loss_fn: LossFn | None = None, *, ignore_index: int = 255, hard_threshold: float = 0.7) -> None:
         super().__init__(loss_fn)
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise TypeError(f"Expected argument `ignore_index` to be an int, but got {type(ignore_index).__name__}.")
-        if not 0.0 < float(hard_threshold) <= 1.0:
-            raise ValueError(f"Expected argument `hard_threshold` to be in (0, 1], but got {hard_threshold!r}.")
+        validate.integer("ignore_index", ignore_index)
+        validate.fraction("hard_threshold", hard_threshold, open_low=True)
         self.ignore_index = ignore_index
         self.hard_threshold = float(hard_threshold)
         self.num_classes = -1

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from hardmine.core import validate
 from hardmine.core.data import _check_map_style, dataset_ids, move_to_device, rebuild_loader
 from hardmine.core.distributed import get_rank, get_world_size, raise_if_any_rank_failed, shard_bounds
 from hardmine.core.frames import assemble_table
@@ -373,14 +374,12 @@ def score_detection(
     if not isinstance(model, nn.Module):
         raise TypeError(f"Expected argument `model` to be a torch.nn.Module, but got {type(model).__name__}.")
     _check_map_style(loader, "hm.score_detection")
-    for name, value in (("iou_threshold", iou_threshold), ("score_threshold", score_threshold)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"Expected argument `{name}` to be a number in [0, 1], but got {value!r}.")
+    validate.fraction("iou_threshold", iou_threshold)
+    validate.fraction("score_threshold", score_threshold)
     n = len(loader.dataset)  # type: ignore[arg-type]
     if n == 0:
         raise ValueError("Expected a dataset with at least one image, but `loader.dataset` is empty.")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"Expected argument `batch_size` to be a positive int, but got {batch_size!r}.")
+    validate.optional(validate.integer, "batch_size", batch_size, min=1)
     world, rank = get_world_size(), get_rank()
     start, stop = shard_bounds(n, world, rank)
     scoring_loader = rebuild_loader(loader, sampler=range(start, stop), batch_size=batch_size, drop_last=False)
