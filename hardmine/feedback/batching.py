@@ -227,7 +227,9 @@ class IndexDraw:
         loader: the user's training DataLoader (map-style, built with ``batch_size``).
         num_samples: draws per epoch.
         mode: the mining sampler's mode.
-        seed, num_replicas, rank: as for :class:`hardmine.HardSampler`.
+        seed: as for :class:`hardmine.HardSampler`.
+        num_replicas: as for :class:`hardmine.HardSampler`.
+        rank: as for :class:`hardmine.HardSampler`.
     """
 
     def __init__(
@@ -281,7 +283,8 @@ class ShareDraw:
     Args:
         loader: the user's training DataLoader (its ``batch_size`` and ``drop_last`` set the batches per epoch).
         num_samples: draws per epoch.
-        positive_share, hard_share: the shares of every mining batch.
+        positive_share: the share of every mining batch kept for positive samples.
+        hard_share: the share of every mining batch kept for hard samples.
         seed: as for :class:`ShareBatchSampler`.
         num_replicas: ``1`` when a framework shards the batches; else the draw refuses torch.distributed.
     """

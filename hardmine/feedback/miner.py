@@ -98,39 +98,49 @@ class HardMiner(SettingsView):
     Args:
         model: the model being trained; scored in eval mode under ``torch.inference_mode``, then restored.
         loader: the training DataLoader over a map-style dataset, built with ``batch_size``.
-        threshold, by, hard_fraction, positive: what is hard, as for :func:`hardmine.split` (:class:`SplitRule`). A
-            training-dynamics ``by`` (``"aum"``...) needs ``dynamics`` and falls back to ``"label_prob"`` until every
-            sample has a recorded epoch; ``history["by"]`` says which column each scoring used.
+        threshold: what is hard, as for :func:`hardmine.split` (:class:`SplitRule`); ``None``: the column's default.
+        by: the column that decides hardness; a training-dynamics ``by`` (``"aum"``...) needs ``dynamics`` and uses
+            ``"label_prob"`` until every sample has a recorded epoch (``history["by"]`` says which).
+        hard_fraction: as for :func:`hardmine.split`.
+        positive: as for :func:`hardmine.split`.
         dynamics: a :class:`hardmine.Dynamics` over the ``N`` samples that your loop fills
             (``dynamics.update(idx, logits, y)`` per batch, ``dynamics.end_epoch()`` per pass); read at every scoring,
             its columns join :attr:`table`. Not in :meth:`state_dict`: checkpoint it with its own.
         exclude_label_issues: keep suspected label issues out of the up-weighting: ``False``, ``"aum"``,
             ``"confident_learning"``, ``True`` (``"aum"`` with ``dynamics``, else confident learning), a callable
-            ``f(table) -> indices`` or fixed dataset indices
-            (:class:`~hardmine.feedback.label_policy.LabelIssuePolicy`).
-            A suspect weighs as an easy sample, gets no ``hard_share`` slot, is never dropped; :attr:`table` gets a
-            bool ``suspect`` column.
-        hard_weight, easy_weight, floor, momentum, balance, weight_kwargs: the weights, as for :func:`hardmine.weights`
-            (:class:`WeightRule`): a hard sample weighs ``hard_weight / easy_weight`` times an easy one within its
-            class (``balance="label"``: every class the same total weight).
+            ``f(table) -> indices`` or fixed dataset indices (see the label policy). A suspect weighs as an easy
+            sample and gets no ``hard_share`` slot; :attr:`table` gets a ``suspect`` column.
+        hard_weight: a hard sample weighs ``hard_weight / easy_weight`` times an easy one of its class
+            (:class:`WeightRule`).
+        easy_weight: the weight of an easy sample.
+        floor: the smallest weight, relative to the largest of its class.
+        momentum: ``w = momentum * previous + (1 - momentum) * new`` across re-scorings.
+        balance: ``"label"`` (every class the same total weight), ``"polarity"`` or ``None``.
+        weight_kwargs: more options for :func:`hardmine.sample_weights`.
         apply: ``"sample"`` (more draws), ``"loss"`` (loss weights, uniform draws) or ``"sample+correct"`` (more
             draws, importance weights ``1 / (N p_i)``); see :mod:`hardmine.feedback.apply_modes`.
-        rescore_every, warmup_epochs, uniform_after: the :class:`Schedule`. ``rescore_every=None`` is online mining:
-            no scoring pass, the table comes from the losses given to :meth:`observe`.
+        rescore_every: re-score every this many mining epochs (:class:`Schedule`); ``None`` is online mining (no
+            scoring pass: the table comes from the losses given to :meth:`observe`).
         half_life: online mining: an observed score decays halfway to the mean every ``half_life`` epochs of age.
-        positive_share, hard_share: shares of every mining batch kept for positive and hard samples
-            (:class:`BatchShares`, :class:`ShareBatchSampler`); not with ``apply="loss"``.
+        warmup_epochs: uniform epochs before mining starts.
+        uniform_after: back to uniform draws from this epoch on (``None``: never).
+        positive_share: share of every mining batch kept for positives (:class:`ShareBatchSampler`; not with "loss").
+        hard_share: share of every mining batch kept for hard samples, likewise.
         num_samples: draws per epoch; defaults to ``len(loader.dataset)``.
         sampler_mode: how :class:`hardmine.HardSampler` draws in mining epochs: ``"replacement"``, ``"cover"`` or
             ``"no_replacement"`` (not with ``"sample+correct"``).
         with_weights: yield the loss weights last in every batch; defaults to ``True`` unless ``apply="sample"``.
         indices: yield each sample's dataset index first: ``(idx, x, y[, w])``.
-        device, amp, progress, score_kwargs: options of the scoring pass, for :func:`hardmine.score`.
+        device: where the scoring pass runs (:class:`hardmine.ScoreOptions`, as are ``amp`` and ``progress``).
+        amp: mixed precision of the scoring pass.
+        progress: the scoring pass's progress bar.
+        score_kwargs: more scoring options (:class:`hardmine.ScoreOptions` fields, ``ids``, ``classes``).
         seed: seed of the draws; epoch ``e`` draws from ``(seed, e)``.
-        score_loader: the DataLoader the scoring passes read (the same samples in the same order, evaluation
-            transforms); defaults to ``loader``.
-        num_replicas, rank: ranks sharing the weighted draw (``None``: read from torch.distributed at each epoch);
-            ``num_replicas=1`` when a framework shards the miner's indices itself (see :meth:`as_sampler`).
+        score_loader: the DataLoader the scoring passes read (same samples, same order, evaluation transforms);
+            defaults to ``loader``.
+        num_replicas: ranks sharing the draw (``None``: torch.distributed's, read each epoch); ``1`` when a framework
+            shards the miner's indices itself (see :meth:`as_sampler`).
+        rank: this process's rank (``None``: torch.distributed's, read each epoch).
 
     Attributes:
         settings: the frozen :class:`~hardmine.feedback.miner_settings.MinerSettings`.
