@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from types import FrameType
 from typing import Any
@@ -35,7 +36,7 @@ def mix(*values: int) -> int:
     return h >> 1
 
 
-class ResumableEpochs:
+class ResumableEpochs(ABC):
     """The epoch of a sampler and its position in the pass under way, saved and restored exactly.
 
     A subclass sets ``seed`` and calls :meth:`_start_epochs` in its ``__init__``, yields through :meth:`_yield_chunks`,
@@ -50,8 +51,9 @@ class ResumableEpochs:
         self._resume = 0
         self._pass_pos: tuple[int, Iterator[int], int] | None = None
 
-    def __len__(self) -> int:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
+    @abstractmethod
+    def __len__(self) -> int:
+        """Indices one pass yields on this rank (the resume check reads it)."""
 
     def set_epoch(self, epoch: int) -> None:
         """Draw epoch ``epoch`` on the next pass (a fresh, reproducible draw per epoch, the same on every rank)."""
