@@ -62,6 +62,7 @@ _PUBLIC: dict[str, str] = {
         ("hardmine.feedback.miner", "HardMiner MinerSampler"),
         ("hardmine.feedback.online", "ObservedScores"),
         ("hardmine.feedback.pruning", "PruningSampler"),
+        ("hardmine.feedback.priority", "PrioritySampler"),
         ("hardmine.feedback.selection", "LossHistory select_batch"),
         ("hardmine.feedback.losses", "focal_loss ohem_loss ohem_pixel_loss weighted_loss"),
     ]
@@ -155,6 +156,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from hardmine.feedback.losses import focal_loss, ohem_loss, ohem_pixel_loss, weighted_loss
     from hardmine.feedback.miner import HardMiner, MinerSampler
     from hardmine.feedback.online import ObservedScores
+    from hardmine.feedback.priority import PrioritySampler
     from hardmine.feedback.pruning import PruningSampler
     from hardmine.feedback.sampling import DoubleShardingWarning, HardSampler
     from hardmine.feedback.selection import LossHistory, select_batch

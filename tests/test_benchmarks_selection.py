@@ -64,6 +64,21 @@ def test_pruning_runs_its_epochs_in_fewer_steps():
     assert filtered < plain  # exclusion leaves out 20 % more
 
 
+def test_priority_takes_uniforms_steps_and_its_options():
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches per epoch
+    common = {"noise": 0.4, "seed": 0, "epochs": 3, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    full = bench.run("uniform", data, **common)["curve"]
+    for options in ({}, {"pressure": 10.0, "exclude": 0.4}, {"exclude": "auto", "num_classes": 10}):
+        curve = bench.run("priority", data, **common, options=options)["curve"]
+        assert [p[0] for p in curve] == [p[0] for p in full] and curve[-1][0] == 30, options
+    assert bench._parse_options("pressure=10,exclude=auto,num_classes=10") == {
+        "pressure": 10,
+        "exclude": "auto",
+        "num_classes": 10,
+    }
+
+
 def test_merge_puts_methods_side_by_side_and_keeps_the_first_files_reference(tmp_path):
     bench = load_benchmark("bench_selection")
 

@@ -183,6 +183,17 @@ ARGS: list[Arg] = [
         (0, "> 0, got 0"),
     ),
     Arg("LossHistory", lambda **kw: hm.LossHistory(**kw), "size", "integer", (0, ">= 1, got 0")),
+    Arg("PrioritySampler", lambda **kw: hm.PrioritySampler(10, **kw), "pressure", "number", (0.5, ">= 1, got 0.5")),
+    Arg(
+        "PrioritySampler",
+        lambda **kw: hm.PrioritySampler(10, **kw),
+        "exclude",
+        "number",
+        (1.0, r"in \[0, 1\), got 1.0"),
+    ),
+    Arg("PrioritySampler", lambda **kw: hm.PrioritySampler(10, **kw), "draws", "integer", (0, ">= 1, got 0")),
+    Arg("PrioritySampler", lambda **kw: hm.PrioritySampler(10, **kw), "refresh", "integer", (0, ">= 1, got 0")),
+    Arg("PrioritySampler", lambda **kw: hm.PrioritySampler(10, **kw), "warmup_epochs", "integer", (-1, ">= 0, got -1")),
     Arg(
         "ObservedScores",
         lambda **kw: hm.ObservedScores(**{"num_samples": 4, **kw}),

@@ -51,26 +51,23 @@ Example:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator, Mapping, Sized
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Sampler
 
-from hardmine.core import distributed
 from hardmine.core.validate import fraction, integer, number, optional
-from hardmine.feedback.online import ObservedScores
+from hardmine.feedback._observing import Exclude, ObservingSampler, dataset_length
 
 if TYPE_CHECKING:
     from hardmine.analysis.dynamics import Dynamics
 
 __all__ = ["PruningSampler"]
 
-_STATE_KEYS = ("num_samples", "epoch", "advance", "seed", "plan_epoch", "plan_order", "plan_weights", "observed")
 
-
-class PruningSampler(Sampler[int]):
+class PruningSampler(ObservingSampler):
     """Draws each epoch the samples still worth a step: low-loss ones partly pruned, top-loss ones optionally excluded.
 
     See the module doc for the rules. Use it as a ``DataLoader``'s ``sampler=`` with a dataset whose batches carry
@@ -82,7 +79,9 @@ class PruningSampler(Sampler[int]):
         prune: the fraction of the below-mean-loss samples left out of each epoch, in ``[0, 1)``; InfoBatch's
             default 0.5.
         exclude: the fraction of the observed samples with the largest observed loss (lowest AUM with ``dynamics``)
-            left out of every epoch after the warm-up, in ``[0, 1)``; 0 (the default) excludes nothing. Set it near
+            left out of every epoch after the warm-up, in ``[0, 1)``; 0 (the default) excludes nothing; ``"auto"``
+            leaves out every observed sample whose label the model finds less likely than chance (loss above
+            ``log(num_classes)``; AUM below 0 with ``dynamics``), however many that is. Set a fraction near
             the share of wrong labels you expect.
         epochs: the number of training epochs, for the annealing; ``None`` never anneals.
         anneal: the final fraction of ``epochs`` in which nothing is pruned, in ``[0, 1]`` (InfoBatch: 0.125).
@@ -96,6 +95,7 @@ class PruningSampler(Sampler[int]):
         seed: the seed of the pruning and the order; epoch ``e`` uses ``seed + e``, the same on every rank.
         num_replicas: ranks sharing the epoch; defaults to torch.distributed's world size when a pass starts.
         rank: this rank; defaults to torch.distributed's rank when a pass starts.
+        num_classes: ``C``, for ``exclude="auto"`` when you observe per-sample losses (observed logits give it).
 
     Attributes:
         epoch: the epoch the next (or current) pass draws.
@@ -127,7 +127,7 @@ class PruningSampler(Sampler[int]):
         data_source: Sized | int,
         *,
         prune: float = 0.5,
-        exclude: float = 0.0,
+        exclude: Exclude = 0.0,
         epochs: int | None = None,
         anneal: float = 0.125,
         warmup_epochs: int = 1,
@@ -137,54 +137,29 @@ class PruningSampler(Sampler[int]):
         seed: int = 0,
         num_replicas: int | None = None,
         rank: int | None = None,
+        num_classes: int | None = None,
     ) -> None:
-        if isinstance(data_source, int) and not isinstance(data_source, bool):
-            n = integer("data_source", data_source, min=1)
-        elif isinstance(data_source, Sized):
-            n = integer("len(data_source)", len(data_source), min=1)
-        else:
-            raise TypeError(
-                f"`data_source` must be a dataset with a length or an int, got {type(data_source).__name__}"
-            )
-        self.num_samples = n
+        n = dataset_length(data_source)
         self.prune = number("prune", prune, min=0.0, max=1.0, max_open=True)
-        self.exclude = number("exclude", exclude, min=0.0, max=1.0, max_open=True)
+        super().__init__(
+            n,
+            exclude=exclude,
+            warmup_epochs=warmup_epochs,
+            dynamics=dynamics,
+            half_life=half_life,
+            seed=seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            num_classes=num_classes,
+        )
         self.epochs = optional(integer, "epochs", epochs, min=1)
         self.anneal = fraction("anneal", anneal)
-        self.warmup_epochs = integer("warmup_epochs", warmup_epochs, min=0)
-        if dynamics is not None and getattr(dynamics, "num_samples", n) != n:
-            raise ValueError(f"`dynamics` must cover {n} samples like the sampler, got {dynamics.num_samples}")
-        self.dynamics = dynamics
-        optional(number, "half_life", half_life, min=0.0, min_open=True)
         self.shuffle = bool(shuffle)
-        self.seed = integer("seed", seed)
-        self._num_replicas_arg = optional(integer, "num_replicas", num_replicas, min=1)
-        self._rank_arg = optional(integer, "rank", rank, min=0)
-        self.observed = ObservedScores(n, half_life=half_life)
-        self.epoch = 0
-        self._advance = False  # a pass was read to its end: the next pass is the next epoch, unless set_epoch
         self._plan_epoch: int | None = None
         self._plan_order = torch.arange(n)
         self._plan_weights = torch.ones(n, dtype=torch.float32)
 
-    # ------------------------------------------------------------------ ranks
-
-    def _replicas(self) -> tuple[int, int]:
-        reps = self._num_replicas_arg if self._num_replicas_arg is not None else distributed.get_world_size()
-        if self._rank_arg is not None:
-            rank = self._rank_arg
-        else:
-            rank = 0 if reps == 1 else distributed.get_rank()
-        if not 0 <= rank < reps:
-            raise ValueError(f"`rank` must be in [0, num_replicas={reps}), got {rank}")
-        return reps, rank
-
     # ------------------------------------------------------------------ epochs
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next pass epoch ``epoch`` (its plan is built from the losses observed so far)."""
-        self.epoch = integer("epoch", epoch, min=0)
-        self._advance = False
 
     def pruning_active(self, epoch: int | None = None) -> bool:
         """Whether epoch ``epoch`` (default: the current one) prunes: after the warm-up, before the annealing."""
@@ -215,7 +190,7 @@ class PruningSampler(Sampler[int]):
         g = torch.Generator().manual_seed(self.seed + epoch)
         if epoch >= self.warmup_epochs:
             loss = self.observed.scores(now=epoch).to(torch.float64)
-            if self.exclude > 0:
+            if self.excludes:
                 weights[self._excluded(loss)] = 0.0
             if self.pruning_active(epoch):
                 usable = torch.isfinite(loss) & (weights > 0)
@@ -230,20 +205,6 @@ class PruningSampler(Sampler[int]):
         if self.shuffle:
             order = order[torch.randperm(order.numel(), generator=g)]
         return order, weights
-
-    def _excluded(self, loss: Tensor) -> Tensor:
-        """Bool ``(N,)``: the top ``exclude`` fraction of the observed samples, by loss or by lowest AUM."""
-        if self.dynamics is not None:
-            badness = -self.dynamics.statistics()["aum"].detach().cpu().to(torch.float64)
-        else:
-            badness = loss
-        known = torch.isfinite(badness)
-        k = round(self.exclude * int(known.sum()))
-        out = torch.zeros(self.num_samples, dtype=torch.bool)
-        if k:
-            ranked = torch.where(known, badness, float("-inf"))
-            out[torch.topk(ranked, k, sorted=False).indices] = True
-        return out
 
     # ------------------------------------------------------------------ drawing
 
@@ -261,6 +222,7 @@ class PruningSampler(Sampler[int]):
         return self._share(self._plan_order)
 
     def __iter__(self) -> Iterator[int]:
+        self._warn_if_sharded_again(self._replicas()[0], sys._getframe(1))
         share = self.indices()
         yield from share.tolist()
         self._advance = True
@@ -272,18 +234,6 @@ class PruningSampler(Sampler[int]):
         return math.ceil(self._plan_order.numel() / reps)
 
     # ------------------------------------------------------------------ losses
-
-    def observe(self, indices: Tensor, losses: Tensor, targets: Tensor | None = None) -> None:
-        """Record the training step's losses: per-sample losses ``(B,)``, or logits ``(B, C)`` with ``targets``.
-
-        Pass the *unweighted* per-sample losses (``reduction="none"``), before :meth:`loss_weights` is applied.
-
-        Args:
-            indices: int tensor ``(B,)`` of the batch's dataset indices.
-            losses: float tensor ``(B,)`` of per-sample losses, or the logits when ``targets`` is given.
-            targets: class indices ``(B,)`` to compute the cross-entropy from logits, or ``None``.
-        """
-        self.observed.observe(indices, losses, targets, stamp=float(self.epoch))
 
     def loss_weights(self, indices: Tensor) -> Tensor:
         """The current epoch's loss weights of ``indices``: float32 ``(B,)`` on ``indices``' device.
@@ -305,14 +255,10 @@ class PruningSampler(Sampler[int]):
         position inside an epoch is not kept); the plan is kept, so the epoch draws the same samples.
         """
         return {
-            "num_samples": self.num_samples,
-            "epoch": self.epoch,
-            "advance": self._advance,
-            "seed": self.seed,
+            **self._common_state(),
             "plan_epoch": self._plan_epoch,
             "plan_order": self._plan_order.clone(),
             "plan_weights": self._plan_weights.clone(),
-            "observed": self.observed.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -321,15 +267,7 @@ class PruningSampler(Sampler[int]):
         Raises:
             ValueError: a missing key, or a state saved for another number of samples.
         """
-        missing = [k for k in _STATE_KEYS if k not in state]
-        if missing:
-            raise ValueError(f"`state` must come from PruningSampler.state_dict(), but it lacks {missing}")
-        if int(state["num_samples"]) != self.num_samples:
-            raise ValueError(f"`state` must be saved for {self.num_samples} samples, got {state['num_samples']}")
-        self.observed.load_state_dict(state["observed"])
-        self.epoch = int(state["epoch"])
-        self._advance = bool(state["advance"])
-        self.seed = int(state["seed"])
+        self._load_common_state(state, ("plan_epoch", "plan_order", "plan_weights"))
         self._plan_epoch = None if state["plan_epoch"] is None else int(state["plan_epoch"])
         self._plan_order = state["plan_order"].clone()
         self._plan_weights = state["plan_weights"].clone()
