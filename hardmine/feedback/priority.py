@@ -34,8 +34,8 @@ Staleness, and samples without a loss:
   the model has forgotten it. Every observed loss therefore decays toward the mean of the observed losses by its age
   in epochs (``half_life``, 1 epoch by default; see :mod:`hardmine.feedback.online` for the ages): an old easy loss
   rises, an old hard one falls, and an excluded sample returns to the draw once its decayed loss no longer counts as
-  excluded. ``half_life=None`` keeps the losses as observed. The benchmark found the decay better than none both on
-  clean labels and under 40 % noise.
+  excluded. ``half_life=None`` keeps the losses as observed. In the benchmark the decay gained 0.8 points under 40 %
+  label noise (with ``exclude``) and lost 0.3 on clean labels.
 
 Epochs: call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``; without it, every pass read to its
 end moves on to the next epoch by itself.
