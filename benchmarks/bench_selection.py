@@ -277,14 +277,13 @@ def run(
             kw.update(exclude=0.2, warmup_epochs=2)
         kw.update(options)
         pruner = hm.PruningSampler(n, **kw)
-        indexed = TensorDataset(torch.arange(n), data["x_train"], y_train)
-        loader = _epochs(DataLoader(indexed, batch_size=BATCH, sampler=pruner), pruner, epochs)
     elif method == "priority":
         pruner = hm.PrioritySampler(n, **{"seed": seed, **options})
-        indexed = TensorDataset(torch.arange(n), data["x_train"], y_train)
-        loader = _epochs(DataLoader(indexed, batch_size=BATCH, sampler=pruner), pruner, epochs)
     else:
         loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=g)
+    if pruner is not None:  # the samplers fed by the training step's losses: batches carry their dataset indices
+        indexed = TensorDataset(torch.arange(n), data["x_train"], y_train)
+        loader = _epochs(DataLoader(indexed, batch_size=BATCH, sampler=pruner), pruner, epochs)
     if method == "ohem":
         loss_fn = lambda z, t: hm.ohem_loss(z, t)  # noqa: E731
     elif method == "focal":

@@ -122,6 +122,25 @@ class ObservingSampler(Sampler[int]):
                 stacklevel=3,
             )
 
+    def _share(self, order: Tensor) -> Tensor:
+        """This rank's share of ``order`` (the whole epoch over every rank).
+
+        As ``DistributedSampler`` does: padded to a multiple of ``num_replicas`` by wrapping around, then the
+        positions ``rank, rank + num_replicas, ...``; disjoint, equally long shares.
+        """
+        reps, rank = self._replicas()
+        if reps == 1 or order.numel() == 0:
+            return order
+        size = math.ceil(order.numel() / reps) * reps
+        padded = order.repeat(math.ceil(size / order.numel()))[:size]
+        return padded[rank::reps]
+
+    def _next_pass(self) -> None:
+        """Move to the next epoch if the last pass was read to its end without :meth:`set_epoch` since."""
+        if self._advance:
+            self.epoch += 1
+            self._advance = False
+
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass epoch ``epoch`` (planned from the losses observed so far)."""
         self.epoch = integer("epoch", epoch, min=0)

@@ -215,19 +215,14 @@ class PrioritySampler(ObservingSampler):
         return max(1, math.ceil(share / _REFRESHES_PER_EPOCH))
 
     def __iter__(self) -> Iterator[int]:
-        if self._advance:
-            self.epoch += 1
-            self._advance = False
+        self._next_pass()
         epoch = self.epoch
         reps, rank = self._replicas()
         self._warn_if_sharded_again(reps, sys._getframe(1))
         n = self.num_samples
         if self.warming_up(epoch):
             order = torch.randperm(n, generator=torch.Generator().manual_seed(mix(self.seed, epoch)))
-            if reps > 1:
-                size = math.ceil(n / reps) * reps
-                order = order.repeat(math.ceil(size / n))[:size][rank::reps]
-            yield from order.tolist()
+            yield from self._share(order).tolist()
         else:
             self.observed.merge_ranks()
             share = math.ceil(self.draws / reps)

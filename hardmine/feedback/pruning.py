@@ -170,9 +170,7 @@ class PruningSampler(ObservingSampler):
 
     def _start(self) -> None:
         """Move to the next epoch if the last pass ended without :meth:`set_epoch`, and build the epoch's plan."""
-        if self._advance:
-            self.epoch += 1
-            self._advance = False
+        self._next_pass()
         if self._plan_epoch != self.epoch:
             self._plan_order, self._plan_weights = self.plan(self.epoch)
             self._plan_epoch = self.epoch
@@ -207,14 +205,6 @@ class PruningSampler(ObservingSampler):
         return order, weights
 
     # ------------------------------------------------------------------ drawing
-
-    def _share(self, order: Tensor) -> Tensor:
-        reps, rank = self._replicas()
-        if reps == 1 or order.numel() == 0:
-            return order
-        size = math.ceil(order.numel() / reps) * reps
-        padded = order.repeat(math.ceil(size / order.numel()))[:size]
-        return padded[rank::reps]
 
     def indices(self) -> Tensor:
         """This rank's share of the current epoch as an int64 tensor ``(len(self),)`` (what iterating yields)."""
