@@ -41,6 +41,8 @@ Methods (``--methods``):
   epoch, draws with replacement by the rank of each sample's last observed training loss, the hardest 1000 times as
   likely as the easiest, refreshed 8 times an epoch; the same number of steps as uniform, no extra forward pass.
   Variants set ``pressure`` and ``exclude`` (a fraction, or ``auto`` with ``num_classes=10``).
+- ``priority-oracle``: not a method, a ceiling. ``hm.PrioritySampler`` (``pressure=10`` unless set) told which
+  labels the benchmark flipped, and excluding exactly those: how far perfect detection of the wrong labels would go.
 
 Measured for every run: test accuracy every ``--eval-every`` gradient steps against the steps taken and the process
 CPU time spent (``time.process_time``, the evaluations themselves excluded; every forward pass, every scoring and
@@ -57,6 +59,14 @@ process per noise level and then ``--merge`` (as the committed results were made
 
     for n in 0.0 0.2 0.4; do nice python benchmarks/bench_selection.py --noise $n --stem noise$n --out /tmp/r & done
     wait; python benchmarks/bench_selection.py --merge /tmp/r/noise0.0.json /tmp/r/noise0.2.json /tmp/r/noise0.4.json
+
+Is the baseline tuned, and what does a learning-rate schedule change? ``--lr`` sets Adam's learning rate (2e-3) for
+every method, ``--schedule cosine`` anneals it to 0 over each run's budget, and a method written ``name@b`` runs for
+the fraction ``b`` of the budget (its own cosine schedule ends there), so ``priority@0.5`` against ``uniform`` asks
+whether half the steps match uniform's full run::
+
+    nice python benchmarks/bench_selection.py --noise 0.0 --schedule cosine \\
+        --methods uniform@0.5 uniform@0.75 priority@0.5 priority@0.75 priority --stem bench_selection_cosine
 
 ``--quick`` is a smoke run (seconds). Results: ``benchmarks/results/bench_selection.{json,md}`` (the earlier 2-epoch
 budget: ``bench_selection_2epochs.*``)
@@ -96,6 +106,7 @@ METHODS = (
     "pruning",
     "pruning-filter",
     "priority",
+    "priority-oracle",
 )
 NUM_CLASSES = 10
 BATCH = 64
@@ -168,6 +179,21 @@ def make_model(seed: int) -> nn.Module:
 # ---------------------------------------------------------------------------------------------------- training
 
 
+class OracleExclusion(hm.PrioritySampler):
+    """``PrioritySampler`` that excludes exactly the flipped labels it is told of (a ceiling, not a method)."""
+
+    def __init__(self, data_source: int, *, wrong: torch.Tensor, **kwargs: Any) -> None:
+        super().__init__(data_source, **kwargs)
+        self.wrong = wrong
+
+    @property
+    def excludes(self) -> bool:
+        return True
+
+    def _excluded(self, loss: torch.Tensor) -> torch.Tensor:  # the detection replaced by the truth
+        return self.wrong & torch.isfinite(loss)
+
+
 class Clock:
     """Process CPU time of training only: :meth:`pause` around the evaluations."""
 
@@ -232,19 +258,27 @@ def run(
     keep: float,
     il_epochs: int,
     options: dict[str, Any] | None = None,
+    budget: float = 1.0,
+    schedule: str = "constant",
+    lr: float = LR,
 ) -> dict[str, Any]:
-    """Train one method on one seed; returns the curve ``(steps, cpu seconds, test accuracy)``."""
+    """Train one method on one seed; returns the curve ``(steps, cpu seconds, test accuracy)``.
+
+    ``budget`` scales the step budget (``epochs * ceil(N / 64)``); ``schedule="cosine"`` anneals the learning rate
+    from ``lr`` to 0 over that budget (``"constant"`` keeps ``lr``).
+    """
     options = dict(options or {})
     g_noise = torch.Generator().manual_seed(1_000 + seed)
     y_train = add_noise(data["y_train"], noise, g_noise)
     y_hold = add_noise(data["y_hold"], noise, g_noise)
     train_set = TensorDataset(data["x_train"], y_train)
     n = len(y_train)
-    total_steps = epochs * math.ceil(n / BATCH)
+    total_steps = max(1, round(budget * epochs * math.ceil(n / BATCH)))
+    epochs = math.ceil(total_steps / math.ceil(n / BATCH))  # the epochs a sampler-driven loop needs
     clock = Clock()
     g = torch.Generator().manual_seed(seed)
     model = make_model(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
     miner: hm.HardMiner | None = None
     pruner: hm.PruningSampler | hm.PrioritySampler | None = None
@@ -279,6 +313,8 @@ def run(
         pruner = hm.PruningSampler(n, **kw)
     elif method == "priority":
         pruner = hm.PrioritySampler(n, **{"seed": seed, **options})
+    elif method == "priority-oracle":
+        pruner = OracleExclusion(n, wrong=y_train != data["y_train"], **{"seed": seed, "pressure": 10.0, **options})
     else:
         loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=g)
     if pruner is not None:  # the samplers fed by the training step's losses: batches carry their dataset indices
@@ -314,6 +350,9 @@ def run(
             x, y = x[pos], y[pos]
         else:
             x, y = batch
+        if schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
         model.train()
         logits = model(x)
         if pruner is not None:
@@ -435,6 +474,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--train-size", type=int, default=30_000)
     parser.add_argument("--eval-every", type=int, default=235)
     parser.add_argument("--keep", type=float, default=0.25)
+    parser.add_argument("--lr", type=float, default=LR, help="Adam's learning rate for every method")
+    parser.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
     parser.add_argument("--il-epochs", type=int, default=8)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--quick", action="store_true", help="2 seeds, 1,000 samples, 1 epoch, no noise")
@@ -454,7 +495,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.seeds, args.train_size, args.epochs, args.eval_every, args.noise, args.il_epochs = 2, 1000, 1, 8, [0.0], 1
     methods = list(dict.fromkeys(["uniform", *args.methods]))
-    unknown = [m for m in methods if m.split(":")[0] not in METHODS]
+    unknown = [m for m in methods if _base(m) not in METHODS]
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {METHODS}")
     data = make_images(args.train_size, 3_000 if not args.quick else 300)
@@ -466,7 +507,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
         for done, seed in enumerate(seeds, 1):  # seeds outside: every finished seed is saved, with all methods
             for method in methods:
-                name, _, extra = method.partition(":")
+                spec, _, budget = method.partition("@")
+                name, _, extra = spec.partition(":")
                 r = run(
                     name,
                     data,
@@ -477,6 +519,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     keep=args.keep,
                     il_epochs=args.il_epochs,
                     options=_parse_options(extra),
+                    budget=float(budget or 1.0),
+                    schedule=args.schedule,
+                    lr=args.lr,
                 )
                 runs[method].append(r)
                 last = r["curve"][-1]
@@ -494,7 +539,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
     return (
-        f"{args.train_size:,} training samples (12x12 affine digits), small CNN, Adam 2e-3, batch 64, "
+        f"{args.train_size:,} training samples (12x12 affine digits), small CNN, Adam {args.lr:g}"
+        f"{' (cosine to 0)' if args.schedule == 'cosine' else ''}, batch 64, "
         f"{args.epochs} epochs = {args.epochs * math.ceil(args.train_size / BATCH):,} gradient steps, "
         f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}, selection keep {args.keep} "
         f"(candidates {round(BATCH / args.keep)}), irreducible-loss model {args.il_epochs} epochs on 3,000 held-out."
@@ -525,13 +571,18 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
         setups.append(saved["setup"])
     rows = {k: rows[k] for k in sorted(rows, key=float)}
     for row in rows.values():
-        rank = {m: (METHODS.index(m.split(":")[0]), i) for i, m in enumerate(row["summary"])}
+        rank = {m: (METHODS.index(_base(m)), i) for i, m in enumerate(row["summary"])}
         for part in ("summary", "runs"):
             row[part] = {m: row[part][m] for m in sorted(row[part], key=rank.__getitem__)}
     blocks = [markdown(float(noise), row["summary"], row["setup"]) for noise, row in rows.items()]
     save_results(out, stem, rows, "\n".join(blocks), setup=setups[0])
     print("\n".join(blocks))
     return {"setup": setups[0], "noise": rows}
+
+
+def _base(method: str) -> str:
+    """The method's name without options or budget: ``"priority:pressure=10@0.5"`` -> ``"priority"``."""
+    return method.partition("@")[0].partition(":")[0]
 
 
 def _parse_options(text: str) -> dict[str, Any]:
