@@ -101,3 +101,40 @@ def test_merge_puts_methods_side_by_side_and_keeps_the_first_files_reference(tmp
     assert merged["0.0"]["summary"]["uniform"]["final_mean"] == 0.9  # the first file's reference wins
     assert merged["0.0"]["summary"]["selective-backprop"]["final_minus_uniform"] == pytest.approx(0.1)  # vs its own
     assert merged["0.0"]["setup"] == "five" and list(merged["0.4"]["summary"]) == ["uniform", "focal", "pruning"]
+
+
+def test_budget_schedule_and_learning_rate_change_the_run():
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches per epoch
+    common = {"noise": 0.0, "seed": 0, "epochs": 4, "eval_every": 5, "keep": 0.25, "il_epochs": 1}
+    full = bench.run("uniform", data, **common)["curve"]
+    again = bench.run("uniform", data, **common)["curve"]
+    assert [p[2] for p in again] == [p[2] for p in full]  # the same seed gives the same curve
+    for method in ("uniform", "priority"):
+        half = bench.run(method, data, **common, budget=0.5)["curve"]
+        assert half[-1][0] == 20 and [p[0] for p in half] == [0, 5, 10, 15, 20], method
+    cosine = bench.run("uniform", data, **common, schedule="cosine")["curve"]
+    faster = bench.run("uniform", data, **common, lr=4e-3)["curve"]
+    assert [p[0] for p in cosine] == [p[0] for p in full]
+    assert [p[2] for p in cosine] != [p[2] for p in full] and [p[2] for p in faster] != [p[2] for p in full]
+
+
+def test_oracle_excludes_exactly_the_flipped_labels():
+    bench = load_benchmark("bench_selection")
+    wrong = torch.tensor([False, True, False, True, False])
+    sampler = bench.OracleExclusion(5, wrong=wrong, warmup_epochs=0, pressure=10.0)
+    sampler.observe(torch.arange(4), torch.tensor([0.1, 0.2, 5.0, 9.0]))  # sample 4 unseen
+    p = sampler.probabilities()
+    assert p[1] == 0 and p[3] == 0 and bool((p[[0, 2, 4]] > 0).all())
+    assert p[2] == p[4] and p[2] / p[0] == pytest.approx(10.0)  # ranks among the kept: 2 first, then 0
+    assert bench._base("priority:pressure=10@0.5") == "priority" and bench._base("uniform@0.75") == "uniform"
+
+
+def test_method_at_a_budget_is_its_own_row(tmp_path):
+    bench = load_benchmark("bench_selection")
+    bench.main(["--quick", "--out", str(tmp_path), "--schedule", "cosine", "--methods", "uniform@0.5", "priority"])
+    saved = json.loads((tmp_path / "bench_selection_quick.json").read_text())
+    rows = saved["rows"]["0.0"]
+    assert list(rows["summary"]) == ["uniform", "uniform@0.5", "priority"]
+    assert rows["runs"]["uniform@0.5"][0][-1][0] == 8 and rows["runs"]["uniform"][0][-1][0] == 16
+    assert "(cosine to 0)" in saved["setup"]
