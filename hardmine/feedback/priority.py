@@ -12,7 +12,7 @@ with ``exclude`` under label noise), and the probability falls geometrically in 
 of the losses, not on their scale. Per epoch of ``N`` draws, the hardest sample is drawn about
 ``ln(pressure) / (1 - 1 / pressure)`` times (6.9 at 1000), the median one ``pressure ** -0.5`` times that (0.22), the
 easiest ``1 / pressure`` times that. Draws are with replacement; an epoch is ``draws`` indices (``N`` by default).
-The probabilities are recomputed from the latest losses every ``refresh`` draws (8 times an epoch by default), so a
+The probabilities are recomputed from the latest losses every ``refresh`` draws (32 times an epoch by default), so a
 hard sample that has been learned drops back within the epoch.
 
 **Exclusion** (the small-loss trick of co-teaching, Han et al., 2018; or the area under the margin, Pleiss et al.,
@@ -41,8 +41,8 @@ Epochs: call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``
 end moves on to the next epoch by itself.
 
 Cost: each refresh copies the ``N`` losses to the CPU (one host synchronisation per ``refresh`` draws, not per batch)
-and sorts them, ``O(N log N)`` (3.6 ms for 30,000 samples on one CPU thread); at the default ``refresh`` that is 8
-sorts an epoch.
+and sorts them, ``O(N log N)`` (3.6 ms for 30,000 samples on one CPU thread); at the default ``refresh`` that is 32
+sorts an epoch (0.12 s an epoch for 30,000 samples, against 1.6 s of training steps in the benchmark).
 
 Distributed (``torchrun``): every rank keeps its own observations; at the start of each epoch the ranks merge them
 (one ``all_gather``, :meth:`ObservedScores.merge_ranks`), so every rank starts the epoch from the same losses. Within
@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PrioritySampler"]
 
-_REFRESHES_PER_EPOCH = 8
+_REFRESHES_PER_EPOCH = 32
 
 
 class PrioritySampler(ObservingSampler):
@@ -99,7 +99,7 @@ class PrioritySampler(ObservingSampler):
         draws: indices per epoch over all ranks, ``>= 1``; ``None`` (the default) draws ``N``. The warm-up epochs
             draw every sample once whatever this is.
         refresh: draws (on each rank) between two recomputations of the probabilities, ``>= 1``; ``None`` (the
-            default) refreshes 8 times an epoch.
+            default) refreshes 32 times an epoch.
         warmup_epochs: epochs at the start that draw every sample once, shuffled, ``>= 0``.
         dynamics: rank the exclusion by the area under the margin of this :class:`Dynamics` (lowest first) instead
             of the observed loss. You update it yourself (``dynamics.update(idx, logits, y)``,
