@@ -39,7 +39,7 @@ Methods (``--methods``):
   samples with the largest observed loss are left out of every epoch (the small-loss trick against wrong labels).
 - ``priority``: ``hm.PrioritySampler`` with its defaults (``pressure=1000``, ``half_life=1``): after one full
   epoch, draws with replacement by the rank of each sample's last observed training loss, the hardest 1000 times as
-  likely as the easiest, refreshed 8 times an epoch; the same number of steps as uniform, no extra forward pass.
+  likely as the easiest, refreshed 32 times an epoch; the same number of steps as uniform, no extra forward pass.
   Variants set ``pressure`` and ``exclude`` (a fraction, or ``auto`` with ``num_classes=10``).
 - ``priority-oracle``: not a method, a ceiling. ``hm.PrioritySampler`` (``pressure=10`` unless set) told which
   labels the benchmark flipped, and excluding exactly those: how far perfect detection of the wrong labels would go.
