@@ -71,7 +71,8 @@ whether half the steps match uniform's full run::
 ``--quick`` is a smoke run (seconds). Results: ``benchmarks/results/bench_selection.{json,md}`` (the earlier 2-epoch
 budget: ``bench_selection_2epochs.*``; the learning rates 4e-3 and 1e-3: ``bench_selection_lr4e-3.*`` and
 ``bench_selection_lr1e-3.*``; the cosine schedule and its budget sweep: ``bench_selection_cosine.*``; the oracle
-ceiling at 40 % noise: ``bench_selection_oracle.*``)
+ceiling at 40 % noise: ``bench_selection_oracle.*``; ``PrioritySampler`` with 8 refreshes an epoch, the default
+before, and other options: ``bench_selection_priority_options.*``)
 (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``). ``--methods`` also takes variants
 with options, e.g. ``selective-backprop:keep=0.5`` or ``hm-online:balance=None,hard_weight=8``.
 """
