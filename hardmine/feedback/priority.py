@@ -40,9 +40,10 @@ Staleness, and samples without a loss:
 Epochs: call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``; without it, every pass read to its
 end moves on to the next epoch by itself.
 
-Cost: each refresh copies the ``N`` losses to the CPU (one host synchronisation per ``refresh`` draws, not per batch)
-and sorts them, ``O(N log N)`` (3.6 ms for 30,000 samples on one CPU thread); at the default ``refresh`` that is 32
-sorts an epoch (0.12 s an epoch for 30,000 samples, against 1.6 s of training steps in the benchmark).
+Cost: each refresh copies the ``N`` losses to the CPU (one host synchronisation per ``refresh`` draws, not per batch),
+decays them and ranks them with a radix sort, ``O(N)``: about 1.3 ms for 30,000 samples on one CPU thread
+(``benchmarks/bench_refresh.py``), 32 times an epoch, so 0.04 s an epoch against 1.6 s of training steps in
+``benchmarks/bench_selection.py``.
 
 Distributed (``torchrun``): every rank keeps its own observations; at the start of each epoch the ranks merge them
 (one ``all_gather``, :meth:`ObservedScores.merge_ranks`), so every rank starts the epoch from the same losses. Within
@@ -69,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from hardmine.core._sorting import descending_order
 from hardmine.core.validate import integer, number, optional
 from hardmine.feedback._epochs import mix
 from hardmine.feedback._observing import Exclude, ObservingSampler, dataset_length
@@ -192,15 +194,14 @@ class PrioritySampler(ObservingSampler):
         """
         n = self.num_samples
         now = self.epoch if epoch is None else integer("epoch", epoch, min=0)
-        loss = self.observed.scores(now=now).to(torch.float64)
-        excluded = self._excluded(loss) if self.excludes else torch.zeros(n, dtype=torch.bool)
+        loss = self.observed.scores(now=now)  # float32
+        excluded = self._excluded(loss.double()) if self.excludes else torch.zeros(n, dtype=torch.bool)
         seen = torch.isfinite(loss)
         ranked = seen & ~excluded
         k = int(ranked.sum())
         p = torch.zeros(n, dtype=torch.float64)
         if k:
-            key = torch.where(ranked, loss, float("-inf"))
-            order = torch.sort(key, descending=True, stable=True).indices[:k]
+            order = descending_order(torch.where(ranked, loss, float("-inf")))[:k]
             step = math.log(self.pressure) / max(k - 1, 1)
             p[order] = torch.exp(-step * torch.arange(k, dtype=torch.float64))
         p[~seen & ~excluded] = 1.0
