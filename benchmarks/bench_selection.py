@@ -60,6 +60,14 @@ process per noise level and then ``--merge`` (as the committed results were made
     for n in 0.0 0.2 0.4; do nice python benchmarks/bench_selection.py --noise $n --stem noise$n --out /tmp/r & done
     wait; python benchmarks/bench_selection.py --merge /tmp/r/noise0.0.json /tmp/r/noise0.2.json /tmp/r/noise0.4.json
 
+More seeds, run in parallel by ``--first-seed``, pool into one table with ``--concat-seeds`` (the methods every file
+ran; each seed against its own uniform run), as ``bench_selection_seeds20`` was made::
+
+    python benchmarks/bench_selection.py --noise 0.0 --seeds 10 --methods uniform priority --stem a --out /tmp/r &
+    python benchmarks/bench_selection.py --noise 0.0 --seeds 10 --first-seed 10 --methods uniform priority \\
+        --stem b --out /tmp/r &
+    wait; python benchmarks/bench_selection.py --concat-seeds /tmp/r/a.json /tmp/r/b.json --stem bench_selection_seeds20
+
 Is the baseline tuned, and what does a learning-rate schedule change? ``--lr`` sets Adam's learning rate (2e-3) for
 every method, ``--schedule cosine`` anneals it to 0 over each run's budget, and a method written ``name@b`` runs for
 the fraction ``b`` of the budget (its own cosine schedule ends there), so ``priority@0.5`` against ``uniform`` asks
@@ -72,7 +80,10 @@ whether half the steps match uniform's full run::
 budget: ``bench_selection_2epochs.*``; the learning rates 4e-3 and 1e-3: ``bench_selection_lr4e-3.*`` and
 ``bench_selection_lr1e-3.*``; the cosine schedule and its budget sweep: ``bench_selection_cosine.*``; the oracle
 ceiling at 40 % noise: ``bench_selection_oracle.*``; ``PrioritySampler`` with 8 refreshes an epoch, the default
-before, and other options: ``bench_selection_priority_options.*``)
+before, and other options: ``bench_selection_priority_options.*``; 20 seeds on clean labels, one run at a time and
+two at a time: ``bench_selection_seeds20.*``, ``bench_selection_seeds20_parallel.*``; 10 seeds at 40 % noise with
+the oracle: ``bench_selection_noise40_seeds10.*``; ``warmup_epochs=0`` and ``half_life=None`` on 10 seeds:
+``bench_selection_options_seeds10.*``)
 (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``). ``--methods`` also takes variants
 with options, e.g. ``selective-backprop:keep=0.5`` or ``hm-online:balance=None,hard_weight=8``.
 """
@@ -82,6 +93,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -491,9 +503,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="combine result JSONs of runs split by noise level (e.g. run in parallel) into one table; runs nothing",
     )
+    parser.add_argument(
+        "--concat-seeds",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="combine result JSONs of the same methods run on different seeds into one table of all the seeds; "
+        "runs nothing",
+    )
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out, args.stem or "bench_selection")
+    if args.concat_seeds:
+        return concat_seeds(args.concat_seeds, args.out, args.stem or "bench_selection_seeds")
     torch.set_num_threads(1)
     if args.quick:
         args.seeds, args.train_size, args.epochs, args.eval_every, args.noise, args.il_epochs = 2, 1000, 1, 8, [0.0], 1
@@ -555,8 +577,10 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
 
     The same noise level in two files: their methods side by side, in the order of :data:`METHODS`; a method in
     both (``uniform``, every file's reference) keeps the first file's results, so name the file with the most seeds
-    first. Noise levels come in ascending order; each keeps the setup line of the first file that has it (a partial
-    run may have finished fewer seeds; the ``reached`` column says how many each method ran).
+    first. A file's summaries are computed from its curves against its own uniform runs, unless it already has them
+    (a merged file keeps each method's summary against the uniform runs of its own batch). Noise levels come in
+    ascending order; each keeps the setup line of the first file that has it (a partial run may have finished fewer
+    seeds; the ``reached`` column says how many each method ran).
     """
     rows: dict[str, Any] = {}
     setups = []
@@ -564,7 +588,7 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
         saved = json.loads(Path(path).read_text())
         for noise, row in saved["rows"].items():
             row.setdefault("setup", saved["setup"])
-            if "uniform" in row["runs"]:  # summaries from the curves, against the file's own uniform
+            if "uniform" in row["runs"] and not _summarised(row):  # from the curves, against the file's own uniform
                 row["summary"] = summarise({m: [{"curve": c} for c in cs] for m, cs in row["runs"].items()})
             if noise not in rows:
                 rows[noise] = row
@@ -578,9 +602,70 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
         for part in ("summary", "runs"):
             row[part] = {m: row[part][m] for m in sorted(row[part], key=rank.__getitem__)}
     blocks = [markdown(float(noise), row["summary"], row["setup"]) for noise, row in rows.items()]
-    save_results(out, stem, rows, "\n".join(blocks), setup=setups[0])
+    save_results(out, stem, rows, "\n".join(blocks), setup=setups[0], merged=True)
     print("\n".join(blocks))
     return {"setup": setups[0], "noise": rows}
+
+
+_SUMMARY_KEYS = frozenset({"final_mean", "steps_ratio_median", "cpu_ratio_median", "cpu_of_budget_median"})
+_SEEDS = re.compile(r"\d+ seeds [\d.]+")  # "5 seeds 0..4" in a setup line
+
+
+def _seeds(row: dict[str, Any]) -> str:
+    """The seeds a file's row ran, from its setup line: ``"5 seeds 0..4"``."""
+    found = _SEEDS.search(row.get("setup", ""))
+    return found.group(0) if found else f"{len(row['runs']['uniform'])} seeds"
+
+
+def concat_seeds(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
+    """One table from result files of the same methods on different seeds (``--first-seed``): the seeds together.
+
+    Per noise level, the methods that every file ran (in the first file's order) get the runs of every file, in the
+    order given, and their summaries are recomputed over all of them (each seed against its own uniform run). The
+    setup line names every file's seeds.
+
+    Pass the files of single runs (each seed's CPU times are compared with the uniform run of its own batch), not
+    merged ones.
+
+    Raises:
+        ValueError: a file came from ``--merge``, the files share no noise level, or a noise level has no
+            ``uniform`` in every file.
+    """
+    saved = [json.loads(Path(path).read_text()) for path in paths]
+    merged = [str(p) for p, s in zip(paths, saved, strict=True) if s.get("merged")]
+    if merged:
+        raise ValueError(
+            f"Expected the result files of single runs of this script, but {merged} came from --merge: its methods "
+            "may come from batches with different uniform runs, and pooled seeds are compared with one."
+        )
+    noises = [n for n in saved[0]["rows"] if all(n in s["rows"] for s in saved)]
+    if not noises:
+        raise ValueError(f"Expected result files with a noise level in common, but got {[str(p) for p in paths]}.")
+    rows: dict[str, Any] = {}
+    for noise in noises:
+        parts = [s["rows"][noise] for s in saved]
+        methods = [m for m in parts[0]["runs"] if all(m in p["runs"] for p in parts)]
+        if "uniform" not in methods:
+            raise ValueError(f"Expected `uniform` in every file at noise {noise}, the reference of the summaries.")
+        runs = {m: [c for p in parts for c in p["runs"][m]] for m in methods}
+        seeds = " + ".join(_seeds(p) for p in parts)
+        setup = _SEEDS.sub(f"{len(runs['uniform'])} seeds ({seeds})", parts[0].get("setup", ""), count=1)
+        summary = summarise({m: [{"curve": c} for c in cs] for m, cs in runs.items()})
+        rows[noise] = {"summary": summary, "runs": runs, "setup": setup}
+    blocks = [markdown(float(noise), row["summary"], row["setup"]) for noise, row in rows.items()]
+    save_results(out, stem, rows, "\n".join(blocks), setup=rows[noises[0]]["setup"])
+    print("\n".join(blocks))
+    return {"setup": rows[noises[0]]["setup"], "noise": rows}
+
+
+def _summarised(row: dict[str, Any]) -> bool:
+    """Whether a saved row has a current summary of every method it ran (then :func:`merge` keeps it).
+
+    A merged file's methods may come from batches of runs with different uniform runs (the CPU times differ from one
+    batch to the next), so its summaries are kept as they were computed; only a missing or outdated one is rebuilt.
+    """
+    summary = row.get("summary") or {}
+    return all(m in summary and _SUMMARY_KEYS <= set(summary[m]) for m in row["runs"])
 
 
 def _base(method: str) -> str:

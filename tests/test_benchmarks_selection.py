@@ -138,3 +138,49 @@ def test_method_at_a_budget_is_its_own_row(tmp_path):
     assert list(rows["summary"]) == ["uniform", "uniform@0.5", "priority"]
     assert rows["runs"]["uniform@0.5"][0][-1][0] == 8 and rows["runs"]["uniform"][0][-1][0] == 16
     assert "(cosine to 0)" in saved["setup"]
+
+
+def test_concat_seeds_pools_the_runs_of_methods_every_file_ran(tmp_path):
+    bench = load_benchmark("bench_selection")
+
+    def saved(name, seeds, finals):  # finals: method -> one final accuracy per seed
+        runs = {m: [[[0, 0.0, 0.1], [10, 1.0, f - 0.01], [20, 2.0, f]] for f in fs] for m, fs in finals.items()}
+        setup = f"30 samples, {len(seeds)} seeds {seeds[0]}..{seeds[-1]}, keep 0.25."
+        rows = {"0.0": {"runs": runs, "setup": setup}, "0.4": {"runs": runs, "setup": setup}}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"setup": setup, "rows": rows}))
+        return tmp_path / f"{name}.json"
+
+    a = saved("a", [0, 1], {"uniform": [0.90, 0.80], "priority": [0.95, 0.85], "focal": [0.5, 0.5]})
+    b = saved("b", [2], {"uniform": [0.70], "priority": [0.60]})
+    got = bench.main(["--concat-seeds", str(a), str(b), "--out", str(tmp_path), "--stem", "c"])["noise"]
+    row = got["0.0"]
+    assert list(row["summary"]) == ["uniform", "priority"]  # focal is not in b: left out
+    assert len(row["runs"]["priority"]) == 3 and row["runs"]["priority"][2][-1][2] == 0.60  # a's seeds, then b's
+    s = row["summary"]["priority"]
+    assert s["final_mean"] == pytest.approx((0.95 + 0.85 + 0.60) / 3)
+    assert s["final_minus_uniform"] == pytest.approx((0.05 + 0.05 - 0.10) / 3)  # each seed against its own uniform
+    assert s["reached"] == 2 and s["seeds"] == 3
+    assert row["setup"] == "30 samples, 3 seeds (2 seeds 0..1 + 1 seeds 2..2), keep 0.25."
+    assert "3 seeds (2 seeds 0..1 + 1 seeds 2..2)" in (tmp_path / "c.md").read_text()
+    b_only_focal = saved("d", [3], {"focal": [0.5]})
+    with pytest.raises(ValueError, match="uniform"):
+        bench.concat_seeds([a, b_only_focal], tmp_path, "e")
+
+
+def test_merge_keeps_a_merged_files_summaries_and_concat_refuses_it(tmp_path):
+    bench = load_benchmark("bench_selection")
+    curve = [[0, 0.0, 0.1], [10, 1.0, 0.8], [20, 2.0, 0.9]]
+    runs = {"uniform": [curve], "focal": [curve]}
+    current = bench.summarise({m: [{"curve": c} for c in cs] for m, cs in runs.items()})
+    current["focal"] = {**current["focal"], "cpu_ratio_median": 0.5}  # as if measured against another batch
+    outdated = {m: {"final_mean": 0.0} for m in runs}  # an old file's summary without today's columns
+    for name, summary in (("kept", current), ("old", outdated)):
+        row = {"summary": summary, "runs": runs, "setup": name}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"setup": name, "rows": {"0.0": row}}))
+    kept = bench.merge([tmp_path / "kept.json"], tmp_path, "k")["noise"]["0.0"]["summary"]
+    assert kept["focal"]["cpu_ratio_median"] == 0.5
+    rebuilt = bench.merge([tmp_path / "old.json"], tmp_path, "o")["noise"]["0.0"]["summary"]
+    assert rebuilt["focal"]["final_mean"] == 0.9 and rebuilt["focal"]["cpu_ratio_median"] == 1.0
+    assert json.loads((tmp_path / "k.json").read_text())["merged"] is True
+    with pytest.raises(ValueError, match="--merge"):
+        bench.concat_seeds([tmp_path / "k.json", tmp_path / "kept.json"], tmp_path, "c")

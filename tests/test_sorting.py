@@ -44,3 +44,9 @@ def test_leaves_the_input_unchanged() -> None:
     before = keys.clone()
     descending_order(keys)
     assert torch.equal(keys, before) and torch.signbit(keys[0])
+
+
+@pytest.mark.parametrize("keys", [torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.int32)])
+def test_other_dtypes_are_refused(keys: torch.Tensor) -> None:
+    with pytest.raises(TypeError, match="float32"):
+        descending_order(keys)

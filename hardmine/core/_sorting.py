@@ -25,6 +25,8 @@ def descending_order(keys: Tensor) -> Tensor:
         >>> descending_order(torch.tensor([0.5, 2.0, -1.0, 2.0])).tolist()
         [1, 3, 0, 2]
     """
+    if keys.dtype != torch.float32 or keys.device.type != "cpu":
+        raise TypeError(f"Expected float32 keys on the CPU, but got {keys.dtype} on {keys.device}.")
     x = (keys.detach().reshape(-1) + 0.0).numpy()  # + 0.0 turns -0.0 into 0.0 (and copies)
     bits = x.view(np.int32)
     # Non-negative floats keep their bit order; negative ones reverse it. Flip them, then shift to unsigned.
