@@ -83,12 +83,8 @@ def _ages(stamp: Tensor, now: float) -> Tensor:
 
 def _decayed(values: Tensor, seen: Tensor, age: Tensor, half_life: float | None) -> Tensor:
     """A copy of ``values`` whose observed finite entries are decayed toward their mean by :func:`decay_toward_mean`."""
-    kept = seen & torch.isfinite(values)
-    if half_life is None or not bool(kept.any()):
-        return values.clone()
-    mean = values[kept].mean()  # as decay_toward_mean's, over the kept entries; the rest left out by the `where`
-    factor = torch.pow(0.5, age.to(values.dtype) / half_life)
-    return torch.where(kept, mean + (values - mean) * factor, values)
+    decayed = decay_toward_mean(torch.where(seen, values, float("nan")), age, half_life)  # the mean over the seen
+    return torch.where(seen & torch.isfinite(values), decayed, values)
 
 
 class ObservedScores:

@@ -41,7 +41,7 @@ Epochs: call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``
 end moves on to the next epoch by itself.
 
 Cost: each refresh copies the ``N`` losses to the CPU (one host synchronisation per ``refresh`` draws, not per batch),
-decays them and ranks them with a radix sort, ``O(N)``: about 1.3 ms for 30,000 samples on one CPU thread
+decays them and ranks them with a radix sort, ``O(N)``: about 1.4 ms for 30,000 samples on one CPU thread
 (``benchmarks/bench_refresh.py``), 32 times an epoch, so 0.04 s an epoch against 1.6 s of training steps in
 ``benchmarks/bench_selection.py``.
 
