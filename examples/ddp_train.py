@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         path = to_csv(miner.table, args.out, only="hard")  # rank 0 writes, the other ranks return at once
         if is_main_process():
             print(f"hard samples of the last scoring written to {path}")
+    dist.barrier()  # the other ranks wait for rank 0's write: a rank leaving gloo mid-work can abort its peer
     dist.destroy_process_group()
 
 
