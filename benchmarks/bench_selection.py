@@ -41,6 +41,10 @@ Methods (``--methods``):
   epoch, draws with replacement by the rank of each sample's last observed training loss, the hardest 1000 times as
   likely as the easiest, refreshed 32 times an epoch; the same number of steps as uniform, no extra forward pass.
   Variants set ``pressure`` and ``exclude`` (a fraction, or ``auto`` with ``num_classes=10``).
+- ``elr=BETA`` (an option of ``uniform`` and ``priority``, e.g. ``uniform:elr=0.9`` or
+  ``priority:pressure=10,exclude=0.4,elr=0.9``): train on ``hm.EarlyLearningLoss(beta=BETA, lam=3)`` (early-learning
+  regularization, Liu et al. 2020) instead of the plain cross-entropy; the sampler still observes the plain
+  per-sample cross-entropy.
 - ``priority-oracle``: not a method, a ceiling. ``hm.PrioritySampler`` (``pressure=10`` unless set) told which
   labels the benchmark flipped, and excluding exactly those: how far perfect detection of the wrong labels would go.
 
@@ -83,9 +87,10 @@ ceiling at 40 % noise: ``bench_selection_oracle.*``; ``PrioritySampler`` with 8 
 before, and other options: ``bench_selection_priority_options.*``; 20 seeds on clean labels, one run at a time and
 two at a time: ``bench_selection_seeds20.*``, ``bench_selection_seeds20_parallel.*``; 10 seeds at 40 % noise with
 the oracle: ``bench_selection_noise40_seeds10.*``; ``warmup_epochs=0`` and ``half_life=None`` on 10 seeds:
-``bench_selection_options_seeds10.*``)
-(``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``). ``--methods`` also takes variants
-with options, e.g. ``selective-backprop:keep=0.5`` or ``hm-online:balance=None,hard_weight=8``.
+``bench_selection_options_seeds10.*``; early-learning regularization, 10 seeds at 40 % and 5 clean:
+``bench_selection_elr.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``).
+``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
+``hm-online:balance=None,hard_weight=8``.
 """
 
 from __future__ import annotations
@@ -283,6 +288,7 @@ def run(
     from ``lr`` to 0 over that budget (``"constant"`` keeps ``lr``).
     """
     options = dict(options or {})
+    elr_beta = options.pop("elr", None)
     g_noise = torch.Generator().manual_seed(1_000 + seed)
     y_train = add_noise(data["y_train"], noise, g_noise)
     y_hold = add_noise(data["y_hold"], noise, g_noise)
@@ -332,6 +338,12 @@ def run(
         pruner = OracleExclusion(n, wrong=y_train != data["y_train"], **{"seed": seed, "pressure": 10.0, **options})
     else:
         loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=g)
+    elr = None if elr_beta is None else hm.EarlyLearningLoss(n, NUM_CLASSES, beta=float(elr_beta))
+    if elr is not None and pruner is None:
+        if method != "uniform":
+            raise ValueError(f"The elr option is for uniform and priority, not {method!r}.")
+        indexed = TensorDataset(torch.arange(n), data["x_train"], y_train)
+        loader = DataLoader(indexed, batch_size=BATCH, shuffle=True, generator=g)
     if pruner is not None:  # the samplers fed by the training step's losses: batches carry their dataset indices
         indexed = TensorDataset(torch.arange(n), data["x_train"], y_train)
         loader = _epochs(DataLoader(indexed, batch_size=BATCH, sampler=pruner), pruner, epochs)
@@ -347,7 +359,7 @@ def run(
     clock.resume()
     step = 0
     for batch in loader if pruner is not None else _forever(loader):
-        if method in ("hm-offline", "hm-online") or pruner is not None:
+        if method in ("hm-offline", "hm-online") or pruner is not None or elr is not None:
             idx, x, y = batch
         elif candidates != BATCH or method in ("selective-backprop", "rho-loss"):
             idx, x, y = batch
@@ -374,7 +386,11 @@ def run(
             losses = F.cross_entropy(logits, y, reduction="none")
             weights = pruner.loss_weights(idx) if isinstance(pruner, hm.PruningSampler) else None
             loss = losses.mean() if weights is None else (losses * weights).mean()
+            if elr is not None:
+                loss = elr(idx, logits, y)
             pruner.observe(idx, losses.detach())
+        elif elr is not None:
+            loss = elr(idx, logits, y)
         else:
             loss = loss_fn(logits, y)
         opt.zero_grad(set_to_none=True)

@@ -65,6 +65,7 @@ _PUBLIC: dict[str, str] = {
         ("hardmine.feedback.priority", "PrioritySampler"),
         ("hardmine.feedback.selection", "LossHistory select_batch"),
         ("hardmine.feedback.losses", "focal_loss ohem_loss ohem_pixel_loss weighted_loss"),
+        ("hardmine.feedback.early_learning", "EarlyLearningLoss"),
     ]
     for name in names.split()
 }
@@ -153,6 +154,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     )
     from hardmine.analysis.splitting import select, split
     from hardmine.core.data import with_indices, wrap
+    from hardmine.feedback.early_learning import EarlyLearningLoss
     from hardmine.feedback.losses import focal_loss, ohem_loss, ohem_pixel_loss, weighted_loss
     from hardmine.feedback.miner import HardMiner, MinerSampler
     from hardmine.feedback.online import ObservedScores

@@ -184,3 +184,17 @@ def test_merge_keeps_a_merged_files_summaries_and_concat_refuses_it(tmp_path):
     assert json.loads((tmp_path / "k.json").read_text())["merged"] is True
     with pytest.raises(ValueError, match="--merge"):
         bench.concat_seeds([tmp_path / "k.json", tmp_path / "kept.json"], tmp_path, "c")
+
+
+def test_elr_option_trains_uniform_and_priority_on_the_regularized_loss():
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)
+    common = {"noise": 0.4, "seed": 0, "epochs": 2, "eval_every": 5, "keep": 0.25, "il_epochs": 1}
+    plain = bench.run("uniform", data, **common)["curve"]
+    elr = bench.run("uniform", data, **common, options={"elr": 0.9})["curve"]
+    assert [p[0] for p in elr] == [p[0] for p in plain]  # the same steps, and the same first evaluation (untrained)
+    assert elr[0][2] == plain[0][2] and [p[2] for p in elr[1:]] != [p[2] for p in plain[1:]]  # a different loss
+    priority = bench.run("priority", data, **common, options={"pressure": 10.0, "exclude": 0.4, "elr": 0.9})["curve"]
+    assert priority[-1][0] == 20
+    with pytest.raises(ValueError, match="elr option is for uniform and priority"):
+        bench.run("focal", data, **common, options={"elr": 0.9})

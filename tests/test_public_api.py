@@ -45,7 +45,7 @@ NEW_SINCE_0_2_0 = (
     "ProbabilityOutputWarning Task classification_report multilabel_report regression_metrics tasks "  # every task
     "SegmentationTask SequenceTask ohem_pixel_loss plot_dense score_detection segmentation_summary "  # dense tasks
     "ScoreDataset ShardedSampler open_scores score_to_parquet "  # past one machine's memory
-    "LossHistory ObservedScores PruningSampler PrioritySampler select_batch "  # mining that pays
+    "EarlyLearningLoss LossHistory ObservedScores PruningSampler PrioritySampler select_batch "  # mining that pays
     "ScoreOptions sample_weights"  # one options object for the scoring pass; `weights` renamed (issue 12)
 ).split()
 

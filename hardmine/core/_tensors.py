@@ -37,3 +37,40 @@ def real_tensor(name: str, values: Any, expected: str) -> Tensor:
     if t.dtype == torch.bool or t.is_complex():
         raise TypeError(f"Expected argument `{name}` to be real-valued, but got dtype {t.dtype}.")
     return t
+
+
+def check_int_tensor(name: str, value: Any, what: str) -> Tensor:
+    """``value`` itself if it is an integer tensor (not bool), else a :class:`TypeError` naming ``name`` and ``what``.
+
+    Example:
+        >>> check_int_tensor("indices", torch.tensor([3, 1]), "dataset indices")
+        tensor([3, 1])
+        >>> check_int_tensor("indices", torch.tensor([0.5]), "dataset indices")
+        Traceback (most recent call last):
+            ...
+        TypeError: Expected argument `indices` to be an int tensor of dataset indices, but got torch.float32.
+    """
+    if (
+        not isinstance(value, Tensor)
+        or value.dtype.is_floating_point
+        or value.dtype.is_complex
+        or value.dtype == torch.bool
+    ):
+        shown = value.dtype if isinstance(value, Tensor) else type(value).__name__
+        raise TypeError(f"Expected argument `{name}` to be an int tensor of {what}, but got {shown}.")
+    return value
+
+
+def check_float_tensor(name: str, value: Any, what: str) -> Tensor:
+    """``value`` itself if it is a floating point tensor, else a :class:`TypeError` naming ``name`` and ``what``.
+
+    Example:
+        >>> check_float_tensor("logits", torch.tensor([1]), "model outputs")
+        Traceback (most recent call last):
+            ...
+        TypeError: Expected argument `logits` to be a floating point tensor of model outputs, but got torch.int64.
+    """
+    if not isinstance(value, Tensor) or not value.is_floating_point():
+        shown = value.dtype if isinstance(value, Tensor) else type(value).__name__
+        raise TypeError(f"Expected argument `{name}` to be a floating point tensor of {what}, but got {shown}.")
+    return value

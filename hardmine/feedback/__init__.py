@@ -9,4 +9,5 @@
 - :mod:`hardmine.feedback.online`, :mod:`hardmine.feedback.selection`: scores observed from the training step, and
   in-batch selection.
 - :mod:`hardmine.feedback.losses`: weighted, OHEM and focal losses.
+- :mod:`hardmine.feedback.early_learning`: early-learning regularization against wrong labels.
 """

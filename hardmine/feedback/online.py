@@ -42,6 +42,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hardmine.core import validate
+from hardmine.core._tensors import check_int_tensor
 from hardmine.core.distributed import get_world_size
 from hardmine.core.validate import choice
 from hardmine.scoring.measures import compute_measures
@@ -129,9 +130,7 @@ class ObservedScores:
             targets: class indices ``(B,)``, or ``None``.
             stamp: the epoch the observation belongs to (its age is measured from it).
         """
-        if not isinstance(indices, Tensor) or indices.dtype.is_floating_point or indices.dtype == torch.bool:
-            shown = indices.dtype if isinstance(indices, Tensor) else type(indices).__name__
-            raise TypeError(f"Expected argument `indices` to be an int tensor of dataset indices, but got {shown}.")
+        check_int_tensor("indices", indices, "dataset indices")
         if not isinstance(outputs, Tensor) or not outputs.is_floating_point():
             shown = outputs.dtype if isinstance(outputs, Tensor) else type(outputs).__name__
             raise TypeError(f"Expected the losses or logits to be a floating point tensor, but got {shown}.")
