@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hardmine.core import validate
@@ -33,6 +34,12 @@ from hardmine.feedback.losses import Reduction, _check_reduction, _reduce, _upca
 __all__ = ["EarlyLearningLoss"]
 
 _CLAMP = 1e-4  # the reference implementation's clamp of the probabilities, which keeps log(1 - <t, p>) finite
+
+
+def _outside(values: Tensor, stop: int) -> bool:
+    """Whether any of the (CPU, non-empty) int ``values`` is outside ``[0, stop)``: one pass, two host reads."""
+    low, high = torch.aminmax(values)
+    return bool(low < 0) or bool(high >= stop)
 
 
 class EarlyLearningLoss(nn.Module):
@@ -129,10 +136,10 @@ class EarlyLearningLoss(nn.Module):
             raise ValueError(f"Expected argument `targets` of shape ({b},), but got shape {tuple(targets.shape)}.")
         idx = indices.to(self.targets.device, torch.int64, non_blocking=True)
         y = targets.to(z.device, torch.int64, non_blocking=True)
-        if idx.device.type == "cpu" and b and bool(((idx < 0) | (idx >= self.num_samples)).any()):
+        if idx.device.type == "cpu" and b and _outside(idx, self.num_samples):
             outside = idx[(idx < 0) | (idx >= self.num_samples)][:10].tolist()
             raise ValueError(f"Expected `indices` in [0, {self.num_samples}), but got {outside}.")
-        if y.device.type == "cpu" and b and bool(((y < 0) | (y >= self.num_classes)).any()):
+        if y.device.type == "cpu" and b and _outside(y, self.num_classes):
             bad = y[(y < 0) | (y >= self.num_classes)][:10].tolist()
             raise ValueError(f"Expected `targets` to be class indices in [0, {self.num_classes}), but got {bad}.")
         return idx, z, y
@@ -150,7 +157,7 @@ class EarlyLearningLoss(nn.Module):
         """
         idx, z, y = self._check(indices, logits, targets)
         log_p = torch.log_softmax(z, dim=1)
-        ce = -log_p.gather(1, y[:, None])[:, 0]
+        ce = F.nll_loss(log_p, y, reduction="none")
         p = log_p.exp().clamp(_CLAMP, 1.0 - _CLAMP)
         with torch.no_grad():  # the targets first, then the loss against them (as in the paper's code)
             self.step.add_(1)
@@ -159,7 +166,7 @@ class EarlyLearningLoss(nn.Module):
             self.targets[idx] = t
             self.updated[idx] = self.step
         t = t.to(p.device, non_blocking=True)
-        loss = ce + self.lam * torch.log1p(-(t * p).sum(dim=1)) if self.lam else ce
+        loss = torch.add(ce, torch.log1p(-torch.linalg.vecdot(t, p)), alpha=self.lam) if self.lam else ce
         return _reduce(loss, self.reduction)
 
     def sync(self) -> None:
