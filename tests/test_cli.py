@@ -877,6 +877,17 @@ def test_zsh_completion_registers(tmp_path, capsys):
     assert run.returncode == 0 and run.stdout.strip(), run.stderr
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C's default action, as under a terminal.
+
+    A test run started in the background of a non-interactive shell (``cmd &``) inherits SIGINT ignored, and Python
+    installs no KeyboardInterrupt handler for a signal ignored at start-up: the child would never see the Ctrl-C.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_the_start_up_imports_exits_130_with_one_line():
     """SIGINT to `python -m hardmine report -` right after hardmine.app.cli is imported, while torch is importing."""
     import signal
@@ -888,6 +899,7 @@ def test_ctrl_c_during_the_start_up_imports_exits_130_with_one_line():
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_env(),
+        preexec_fn=_default_sigint,
     )
     seen = []
     try:
@@ -920,6 +932,7 @@ def test_ctrl_c_while_waiting_on_stdin_exits_130_with_one_line():
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_env(),
+        preexec_fn=_default_sigint,
     )
     try:
         time.sleep(1.0)
