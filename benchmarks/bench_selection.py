@@ -385,9 +385,10 @@ def run(
         if pruner is not None:
             losses = F.cross_entropy(logits, y, reduction="none")
             weights = pruner.loss_weights(idx) if isinstance(pruner, hm.PruningSampler) else None
-            loss = losses.mean() if weights is None else (losses * weights).mean()
             if elr is not None:
                 loss = elr(idx, logits, y)
+            else:
+                loss = losses.mean() if weights is None else (losses * weights).mean()
             pruner.observe(idx, losses.detach())
         elif elr is not None:
             loss = elr(idx, logits, y)

@@ -74,3 +74,23 @@ def check_float_tensor(name: str, value: Any, what: str) -> Tensor:
         shown = value.dtype if isinstance(value, Tensor) else type(value).__name__
         raise TypeError(f"Expected argument `{name}` to be a floating point tensor of {what}, but got {shown}.")
     return value
+
+
+def check_range(name: str, values: Tensor, stop: int, what: str = "") -> None:
+    """A :class:`ValueError` if an int CPU tensor ``values`` has an entry outside ``[0, stop)``; free of any sync.
+
+    On an accelerator nothing is checked (it would cost a host synchronisation per call; the indexing that follows
+    reports a bad index there). The message names ``name``, ``what`` it should be, and the first 10 bad values.
+
+    Example:
+        >>> check_range("targets", torch.tensor([0, 3, 7]), 5, "to be class indices")
+        Traceback (most recent call last):
+            ...
+        ValueError: Expected `targets` to be class indices in [0, 5), but got [7].
+    """
+    if values.device.type != "cpu" or not values.numel():
+        return
+    low, high = torch.aminmax(values)
+    if bool(low < 0) or bool(high >= stop):
+        bad = values[(values < 0) | (values >= stop)][:10].tolist()
+        raise ValueError(f"Expected `{name}` {what + ' ' if what else ''}in [0, {stop}), but got {bad}.")

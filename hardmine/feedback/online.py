@@ -42,7 +42,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hardmine.core import validate
-from hardmine.core._tensors import check_int_tensor
+from hardmine.core._tensors import check_int_tensor, check_range
 from hardmine.core.distributed import get_world_size
 from hardmine.core.validate import choice
 from hardmine.scoring.measures import compute_measures
@@ -166,9 +166,7 @@ class ObservedScores:
             self._buffers = self._allocate(out.device)
         buffers = self._buffers
         idx = idx.to(buffers["stamp"].device, non_blocking=True)
-        if idx.device.type == "cpu" and b and bool(((idx < 0) | (idx >= self.num_samples)).any()):
-            outside = idx[(idx < 0) | (idx >= self.num_samples)][:10].tolist()
-            raise ValueError(f"Expected `indices` in [0, {self.num_samples}), but got {outside}.")
+        check_range("indices", idx, self.num_samples)
         for name, values in measures.items():
             if name in buffers:
                 buffers[name].index_copy_(0, idx, values.reshape(-1).to(buffers[name].dtype))
