@@ -40,7 +40,13 @@ Methods (``--methods``):
 - ``priority``: ``hm.PrioritySampler`` with its defaults (``pressure=1000``, ``half_life=1``): after one full
   epoch, draws with replacement by the rank of each sample's last observed training loss, the hardest 1000 times as
   likely as the easiest, refreshed 32 times an epoch; the same number of steps as uniform, no extra forward pass.
-  Variants set ``pressure`` and ``exclude`` (a fraction, or ``auto`` with ``num_classes=10``).
+  Variants set ``pressure`` and ``exclude`` (a fraction, or ``auto`` with ``num_classes=10``). With ``keep=K``
+  (e.g. ``priority:keep=0.5``) the sampler draws candidate batches of ``64 / K`` and ``hm.select_batch`` trains on
+  the 64 with the largest fresh loss (the candidate forward pass is counted); every candidate's fresh loss is
+  observed, so the ranking sees ``1 / K`` times as many losses a step. With ``top=K`` (e.g. ``priority:top=0.8``)
+  the sampler draws batches of ``64 / K`` and the step trains on the 64 largest of their losses, from the training
+  forward pass itself (the others get no gradient, as in OHEM): no extra pass, a step costs ``1 / K`` of a step
+  over 64; every loss of the batch is observed.
 - ``elr=BETA`` (an option of ``uniform`` and ``priority``, e.g. ``uniform:elr=0.9`` or
   ``priority:pressure=10,exclude=0.4,elr=0.9``): train on ``hm.EarlyLearningLoss(beta=BETA, lam=3)`` (early-learning
   regularization, Liu et al. 2020) instead of the plain cross-entropy; the sampler still observes the plain
@@ -305,6 +311,7 @@ def run(
     pruner: hm.PruningSampler | hm.PrioritySampler | None = None
     il: torch.Tensor | None = None
     candidates = BATCH
+    fused = False  # priority:top=K: train on the BATCH largest losses of a batch of BATCH / K, from one forward pass
     if method == "balanced":
         counts = torch.bincount(y_train, minlength=NUM_CLASSES).double()
         sampler = WeightedRandomSampler((1.0 / counts)[y_train], num_samples=n, replacement=True, generator=g)
@@ -333,11 +340,19 @@ def run(
         kw.update(options)
         pruner = hm.PruningSampler(n, **kw)
     elif method == "priority":
+        if "keep" in options or "top" in options:  # fresh in-batch selection from larger batches the sampler draws
+            if "keep" in options and "top" in options:
+                raise ValueError("priority takes keep= (a selection pass) or top= (no extra pass), not both.")
+            fused = "top" in options
+            candidates = max(BATCH, round(BATCH / options.pop("top" if fused else "keep")))
+            epochs = math.ceil(total_steps / math.ceil(n / candidates))
         pruner = hm.PrioritySampler(n, **{"seed": seed, **options})
     elif method == "priority-oracle":
         pruner = OracleExclusion(n, wrong=y_train != data["y_train"], **{"seed": seed, "pressure": 10.0, **options})
     else:
         loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=g)
+    if fused and elr_beta is not None:
+        raise ValueError("priority's top= trains on the plain cross-entropy; it does not combine with elr=.")
     elr = None if elr_beta is None else hm.EarlyLearningLoss(n, NUM_CLASSES, beta=float(elr_beta))
     if elr is not None and pruner is None:
         if method != "uniform":
@@ -346,7 +361,7 @@ def run(
         loader = DataLoader(indexed, batch_size=BATCH, shuffle=True, generator=g)
     if pruner is not None:  # the samplers fed by the training step's losses: batches carry their dataset indices
         indexed = TensorDataset(torch.arange(n), data["x_train"], y_train)
-        loader = _epochs(DataLoader(indexed, batch_size=BATCH, sampler=pruner), pruner, epochs)
+        loader = _epochs(DataLoader(indexed, batch_size=candidates, sampler=pruner), pruner, epochs)
     if method == "ohem":
         loss_fn = lambda z, t: hm.ohem_loss(z, t)  # noqa: E731
     elif method == "focal":
@@ -359,7 +374,12 @@ def run(
     clock.resume()
     step = 0
     for batch in loader if pruner is not None else _forever(loader):
-        if method in ("hm-offline", "hm-online") or pruner is not None or elr is not None:
+        if pruner is not None and candidates != BATCH and not fused:
+            idx, x, y = batch
+            pos, fresh = hm.select_batch(model, x, y, min(BATCH, len(y)), return_scores=True)
+            pruner.observe(idx, fresh)  # every candidate's loss, fresh; the trained ones are observed again below
+            idx, x, y = idx[pos], x[pos], y[pos]
+        elif method in ("hm-offline", "hm-online") or pruner is not None or elr is not None:
             idx, x, y = batch
         elif candidates != BATCH or method in ("selective-backprop", "rho-loss"):
             idx, x, y = batch
@@ -387,6 +407,8 @@ def run(
             weights = pruner.loss_weights(idx) if isinstance(pruner, hm.PruningSampler) else None
             if elr is not None:
                 loss = elr(idx, logits, y)
+            elif fused:  # the gradient of the BATCH hardest, as if trained on them alone (this CNN has no BatchNorm)
+                loss = losses.topk(min(BATCH, len(losses))).values.mean()
             else:
                 loss = losses.mean() if weights is None else (losses * weights).mean()
             pruner.observe(idx, losses.detach())

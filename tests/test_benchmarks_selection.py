@@ -198,3 +198,53 @@ def test_elr_option_trains_uniform_and_priority_on_the_regularized_loss():
     assert priority[-1][0] == 20
     with pytest.raises(ValueError, match="elr option is for uniform and priority"):
         bench.run("focal", data, **common, options={"elr": 0.9})
+
+
+def test_priority_keep_option_selects_from_candidate_batches_the_sampler_draws(monkeypatch):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches of 64 per epoch, 5 of 128
+    common = {"noise": 0.0, "seed": 0, "epochs": 3, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    full = bench.run("uniform", data, **common)["curve"]
+    calls = []
+    real = bench.hm.select_batch
+
+    def recording(model, x, y, keep, **kw):
+        pos, fresh = real(model, x, y, keep, **kw)
+        calls.append((len(y), keep, pos, fresh))
+        return pos, fresh
+
+    monkeypatch.setattr(bench.hm, "select_batch", recording)
+    curve = bench.run("priority", data, **common, options={"keep": 0.5})["curve"]
+    assert [p[0] for p in curve] == [p[0] for p in full]  # the same 30 gradient steps, on 64 samples each
+    assert len(calls) == 30 and all(b == 128 and k == 64 for b, k, _, _ in calls)  # 640 = 5 candidate batches
+    for _, _, pos, fresh in calls:  # the 64 largest fresh losses of the 128 candidates
+        assert sorted(pos.tolist()) == sorted(fresh.topk(64).indices.tolist())
+
+
+def test_priority_top_option_trains_on_the_largest_losses_of_larger_batches(monkeypatch):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 8 batches of 80 per epoch
+    common = {"noise": 0.0, "seed": 0, "epochs": 3, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    full = bench.run("uniform", data, **common)["curve"]
+    grads = []
+    real = bench.F.cross_entropy
+
+    def recording(logits, y, *args, **kw):
+        out = real(logits, y, *args, **kw)
+        if kw.get("reduction") == "none" and out.requires_grad:
+            losses = out.detach()
+            out.register_hook(lambda g: grads.append((losses, g)))
+        return out
+
+    monkeypatch.setattr(bench.F, "cross_entropy", recording)
+    curve = bench.run("priority", data, **common, options={"top": 0.8})["curve"]
+    assert [p[0] for p in curve] == [p[0] for p in full]  # the same 30 gradient steps
+    assert len(grads) == 30 and all(len(losses) == 80 for losses, _ in grads)
+    for losses, g in grads:  # d loss / d per-sample loss: 1/64 for the 64 largest of the 80, 0 for the rest
+        expected = torch.zeros(80)
+        expected[losses.topk(64).indices] = 1 / 64
+        assert torch.allclose(g, expected)
+    with pytest.raises(ValueError, match="not both"):
+        bench.run("priority", data, **common, options={"top": 0.8, "keep": 0.5})
+    with pytest.raises(ValueError, match="does not combine with elr"):
+        bench.run("priority", data, **common, options={"top": 0.8, "elr": 0.9})
