@@ -84,20 +84,22 @@ def save_results(
     *,
     device: Any = "cpu",
     threads: int | None = None,
+    machine_info: dict[str, Any] | None = None,
     **extra: Any,
 ) -> list[Path]:
     """Write ``out/<stem>.json`` (``{"machine": ..., "rows": rows, **extra}``) and ``out/<stem>.md``.
 
     The markdown gets a ``Machine: ...`` line appended unless it already has one, so every table names where it ran.
-    ``device`` and ``threads`` are passed to :func:`machine`; the first four arguments are positional, so ``extra``
-    may hold any key (``markdown=`` included).
+    ``device`` and ``threads`` are passed to :func:`machine`; ``machine_info`` (a :func:`machine` dict) replaces it,
+    for a file that combines results measured elsewhere (``--merge``). The first four arguments are positional, so
+    ``extra`` may hold any key (``markdown=`` included).
 
     Returns:
         The two paths written.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    info = machine(device, threads=threads)
+    info = machine(device, threads=threads) if machine_info is None else machine_info
     line = f"Machine: {describe(info)}"
     if "Machine:" not in markdown:
         markdown = markdown.rstrip("\n") + f"\n\n{line}\n"

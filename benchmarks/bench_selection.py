@@ -611,6 +611,22 @@ def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
     )
 
 
+def _machine_of(paths: list[Path], saved: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The machine the files' runs were measured on, not the one combining them; ``None`` if no file names one.
+
+    Raises:
+        ValueError: two files name different machines (one table would mix their CPU times).
+    """
+    named = [(str(p), s["machine"]) for p, s in zip(paths, saved, strict=True) if "machine" in s]
+    others = [p for p, m in named[1:] if m != named[0][1]]
+    if others:
+        raise ValueError(
+            f"Expected result files measured on one machine, but {others} name another than {named[0][0]}: "
+            f"{named[0][1]}."
+        )
+    return named[0][1] if named else None
+
+
 def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
     """One table from several result files of this script (one per noise level), in the order given.
 
@@ -619,12 +635,17 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
     first. A file's summaries are computed from its curves against its own uniform runs, unless it already has them
     (a merged file keeps each method's summary against the uniform runs of its own batch). Noise levels come in
     ascending order; each keeps the setup line of the first file that has it (a partial run may have finished fewer
-    seeds; the ``reached`` column says how many each method ran).
+    seeds; the ``reached`` column says how many each method ran). The result names the machine the files name (the
+    runs' own, e.g. their one torch thread), not the process merging them.
+
+    Raises:
+        ValueError: two files name different machines.
     """
     rows: dict[str, Any] = {}
     setups = []
-    for path in paths:
-        saved = json.loads(Path(path).read_text())
+    files = [json.loads(Path(path).read_text()) for path in paths]
+    info = _machine_of(paths, files)
+    for saved in files:
         for noise, row in saved["rows"].items():
             row.setdefault("setup", saved["setup"])
             if "uniform" in row["runs"] and not _summarised(row):  # from the curves, against the file's own uniform
@@ -641,7 +662,7 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
         for part in ("summary", "runs"):
             row[part] = {m: row[part][m] for m in sorted(row[part], key=rank.__getitem__)}
     blocks = [markdown(float(noise), row["summary"], row["setup"]) for noise, row in rows.items()]
-    save_results(out, stem, rows, "\n".join(blocks), setup=setups[0], merged=True)
+    save_results(out, stem, rows, "\n".join(blocks), setup=setups[0], merged=True, machine_info=info)
     print("\n".join(blocks))
     return {"setup": setups[0], "noise": rows}
 
@@ -667,8 +688,8 @@ def concat_seeds(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
     merged ones.
 
     Raises:
-        ValueError: a file came from ``--merge``, the files share no noise level, or a noise level has no
-            ``uniform`` in every file.
+        ValueError: a file came from ``--merge``, the files share no noise level, a noise level has no ``uniform``
+            in every file, or the files name different machines.
     """
     saved = [json.loads(Path(path).read_text()) for path in paths]
     merged = [str(p) for p, s in zip(paths, saved, strict=True) if s.get("merged")]
@@ -677,6 +698,7 @@ def concat_seeds(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
             f"Expected the result files of single runs of this script, but {merged} came from --merge: its methods "
             "may come from batches with different uniform runs, and pooled seeds are compared with one."
         )
+    info = _machine_of(paths, saved)
     noises = [n for n in saved[0]["rows"] if all(n in s["rows"] for s in saved)]
     if not noises:
         raise ValueError(f"Expected result files with a noise level in common, but got {[str(p) for p in paths]}.")
@@ -692,7 +714,7 @@ def concat_seeds(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
         summary = summarise({m: [{"curve": c} for c in cs] for m, cs in runs.items()})
         rows[noise] = {"summary": summary, "runs": runs, "setup": setup}
     blocks = [markdown(float(noise), row["summary"], row["setup"]) for noise, row in rows.items()]
-    save_results(out, stem, rows, "\n".join(blocks), setup=rows[noises[0]]["setup"])
+    save_results(out, stem, rows, "\n".join(blocks), setup=rows[noises[0]]["setup"], machine_info=info)
     print("\n".join(blocks))
     return {"setup": rows[noises[0]]["setup"], "noise": rows}
 

@@ -248,3 +248,29 @@ def test_priority_top_option_trains_on_the_largest_losses_of_larger_batches(monk
         bench.run("priority", data, **common, options={"top": 0.8, "keep": 0.5})
     with pytest.raises(ValueError, match="does not combine with elr"):
         bench.run("priority", data, **common, options={"top": 0.8, "elr": 0.9})
+
+
+def test_merge_and_concat_name_the_machine_of_the_runs_not_their_own(tmp_path):
+    bench = load_benchmark("bench_selection")
+    curve = [[0, 0.0, 0.1], [10, 1.0, 0.8], [20, 2.0, 0.9]]
+    runs = {"uniform": [curve], "focal": [curve]}
+    where = {"device": "cpu", "cpu": "X", "cores": 64, "torch_threads": 1, "torch": "t", "python": "p", "platform": "q"}
+    for name in ("a", "b"):
+        row = {"runs": runs, "setup": f"1 seeds {0 if name == 'a' else 1}..{0 if name == 'a' else 1}"}
+        (tmp_path / f"{name}.json").write_text(json.dumps({"setup": name, "machine": where, "rows": {"0.0": row}}))
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the combining process's setting must not leak into the file
+    try:
+        bench.concat_seeds([tmp_path / "a.json", tmp_path / "b.json"], tmp_path, "c")
+        bench.merge([tmp_path / "c.json", tmp_path / "a.json"], tmp_path, "m")
+    finally:
+        torch.set_num_threads(torch_threads)
+    for stem in ("c", "m"):
+        assert json.loads((tmp_path / f"{stem}.json").read_text())["machine"] == where, stem
+        assert "Machine: cpu: 64 cores (X), 1 torch thread, torch t" in (tmp_path / f"{stem}.md").read_text(), stem
+    other = {**where, "cores": 2}
+    (tmp_path / "o.json").write_text(json.dumps({"setup": "o", "machine": other, "rows": {"0.0": {"runs": runs}}}))
+    with pytest.raises(ValueError, match="one machine"):
+        bench.merge([tmp_path / "a.json", tmp_path / "o.json"], tmp_path, "x")
+    with pytest.raises(ValueError, match="one machine"):
+        bench.concat_seeds([tmp_path / "a.json", tmp_path / "o.json"], tmp_path, "x")
