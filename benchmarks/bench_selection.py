@@ -94,7 +94,9 @@ before, and other options: ``bench_selection_priority_options.*``; 20 seeds on c
 two at a time: ``bench_selection_seeds20.*``, ``bench_selection_seeds20_parallel.*``; 10 seeds at 40 % noise with
 the oracle: ``bench_selection_noise40_seeds10.*``; ``warmup_epochs=0`` and ``half_life=None`` on 10 seeds:
 ``bench_selection_options_seeds10.*``; early-learning regularization, 10 seeds at 40 % and 5 clean:
-``bench_selection_elr.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``).
+``bench_selection_elr.*``; fresh losses, ``priority:top=0.8`` and ``priority:keep=0.8``, 20 seeds clean and
+10 at 40 %: ``bench_selection_fresh.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
+``--stem``).
 ``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
 ``hm-online:balance=None,hard_weight=8``.
 """
