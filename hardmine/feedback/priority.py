@@ -40,8 +40,8 @@ Staleness, and samples without a loss:
 **Fresher losses from the same forward pass.** A drawn sample's loss may be stale: part of what is drawn as hard
 has been learnt since. Let the ``DataLoader`` draw a quarter more than a step trains on (batches of 80 for 64), train
 on the largest losses of each batch (``hm.ohem_loss(logits, y, keep=64)``: the others get no gradient) and observe
-all of them: in the benchmark (20 seeds, clean labels) this reached uniform's final accuracy in 0.52x the steps and
-0.71x the CPU, against 0.62x and 0.67x, and gained nothing under 40 % label noise (see the mining-that-pays guide).
+all of them: in the benchmark (40 seeds, clean labels) this reached uniform's final accuracy in 0.50x the steps and
+0.69x the CPU, against 0.59x and 0.67x, and gained nothing under 40 % label noise (see the mining-that-pays guide).
 
 Epochs: call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``; without it, every pass read to its
 end moves on to the next epoch by itself.
