@@ -356,14 +356,14 @@ def run(
     if fused and elr_beta is not None:
         raise ValueError("priority's top= trains on the plain cross-entropy; it does not combine with elr=.")
     elr = None if elr_beta is None else hm.EarlyLearningLoss(n, NUM_CLASSES, beta=float(elr_beta))
-    if elr is not None and pruner is None:
-        if method != "uniform":
-            raise ValueError(f"The elr option is for uniform and priority, not {method!r}.")
+    if elr is not None and pruner is None and method != "uniform":
+        raise ValueError(f"The elr option is for uniform and priority, not {method!r}.")
+    if pruner is not None or elr is not None:  # batches carry their dataset indices
         indexed = TensorDataset(torch.arange(n), data["x_train"], y_train)
-        loader = DataLoader(indexed, batch_size=BATCH, shuffle=True, generator=g)
-    if pruner is not None:  # the samplers fed by the training step's losses: batches carry their dataset indices
-        indexed = TensorDataset(torch.arange(n), data["x_train"], y_train)
-        loader = _epochs(DataLoader(indexed, batch_size=candidates, sampler=pruner), pruner, epochs)
+        if pruner is not None:  # the samplers fed by the training step's losses
+            loader = _epochs(DataLoader(indexed, batch_size=candidates, sampler=pruner), pruner, epochs)
+        else:
+            loader = DataLoader(indexed, batch_size=BATCH, shuffle=True, generator=g)
     if method == "ohem":
         loss_fn = lambda z, t: hm.ohem_loss(z, t)  # noqa: E731
     elif method == "focal":

@@ -42,7 +42,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hardmine.core import validate
-from hardmine.core._tensors import check_int_tensor, check_range
+from hardmine.core._tensors import check_float_tensor, check_int_tensor, check_range
 from hardmine.core.distributed import get_world_size
 from hardmine.core.validate import choice
 from hardmine.scoring.measures import compute_measures
@@ -131,9 +131,7 @@ class ObservedScores:
             stamp: the epoch the observation belongs to (its age is measured from it).
         """
         check_int_tensor("indices", indices, "dataset indices")
-        if not isinstance(outputs, Tensor) or not outputs.is_floating_point():
-            shown = outputs.dtype if isinstance(outputs, Tensor) else type(outputs).__name__
-            raise TypeError(f"Expected the losses or logits to be a floating point tensor, but got {shown}.")
+        check_float_tensor("outputs", outputs, "losses or logits")
         idx = indices.reshape(-1)
         b = idx.numel()
         out = outputs.detach()
