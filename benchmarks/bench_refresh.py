@@ -6,7 +6,7 @@ the stale losses toward their mean and ranks them; the ranking is a radix sort o
 seed, all observed, ages 0 to 3 epochs):
 
 - ``refresh``: ``PrioritySampler.probabilities()``, the whole refresh (decay, rank, probabilities);
-- ``refresh, exclude 0.4``: the same with ``exclude=0.4`` (the exclusion's ``topk`` added);
+- ``refresh, exclude 0.4``: the same with ``exclude=0.4`` (the excluded are the first of the same ranking);
 - ``rank: radix``: ``descending_order`` alone;
 - ``rank: torch.sort``: ``torch.sort(keys, descending=True, stable=True)``, the same order, for comparison.
 

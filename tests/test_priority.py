@@ -82,6 +82,46 @@ def test_exclusion_never_draws_the_top_losses() -> None:
     assert len(drawn) > 60  # the rest are drawn
 
 
+def test_exclusion_of_decayed_partly_seen_losses_with_ties_equals_the_reference() -> None:
+    n, pressure, exclude = 300, 30.0, 0.25
+    g = torch.Generator().manual_seed(5)
+    sampler = PrioritySampler(n, pressure=pressure, exclude=exclude, warmup_epochs=0, half_life=1.0)
+    latest: dict[int, tuple[float, int]] = {}  # sample -> (its latest loss, the epoch it was observed in)
+    first = torch.randperm(n, generator=g)[:240]
+    again = first[torch.randperm(240, generator=g)[:100]]
+    for epoch, idx in ((0, first), (1, again)):
+        sampler.set_epoch(epoch)
+        losses = torch.empty(len(idx)).exponential_(generator=g).mul_(4).round_().div_(4)  # many ties
+        sampler.observe(idx, losses)
+        latest.update({int(i): (float(v), epoch) for i, v in zip(idx, losses, strict=True)})
+    # At epoch 3: an age of 3 - 1 - epoch, each loss decayed halfway to the mean of the seen ones per epoch of age.
+    mean = sum(v for v, _ in latest.values()) / len(latest)
+    decayed: list[float | None] = [None] * n
+    for i, (v, epoch) in latest.items():
+        decayed[i] = mean + (v - mean) * 0.5 ** (3 - 1 - epoch)
+    by_loss = sorted(latest, key=lambda i: (-decayed[i], i))  # ties: the lower index first, as the sampler ranks
+    excluded = set(by_loss[: round(exclude * len(latest))])
+    expected = torch.tensor(_reference(decayed, pressure, excluded), dtype=torch.float64)
+    p = sampler.probabilities(epoch=3)
+    assert torch.allclose(p, expected, rtol=1e-5, atol=1e-12)
+    assert set(torch.nonzero(p == 0).flatten().tolist()) == excluded
+
+
+def test_a_subclass_that_decides_the_exclusion_itself_is_followed() -> None:
+    class FirstFive(PrioritySampler):  # as the benchmark's oracle does: exclusion told, not measured
+        def _excluded(self, loss: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros(self.num_samples, dtype=torch.bool)
+            out[:5] = True
+            return out & torch.isfinite(loss)
+
+    sampler = FirstFive(20, pressure=10.0, exclude=0.5, warmup_epochs=0)
+    losses = torch.arange(20, dtype=torch.float32)  # the largest losses are the last ten, not the first five
+    sampler.observe(torch.arange(20), losses)
+    p = sampler.probabilities()
+    expected = torch.tensor(_reference(losses.tolist(), 10.0, set(range(5))), dtype=torch.float64)
+    assert torch.allclose(p, expected, rtol=1e-12, atol=0)
+
+
 def test_exclusion_by_area_under_the_margin() -> None:
     n = 30
     dyn = hm.Dynamics(n)

@@ -71,10 +71,18 @@ def decay_toward_mean(values: Tensor, age: Tensor, half_life: float | None) -> T
     """
     if half_life is None or values.numel() == 0:
         return values
-    finite = torch.isfinite(values)
-    mean = values[finite].mean() if bool(finite.any()) else values.new_zeros(())
+    return _decay_where(values, torch.isfinite(values), age, half_life)
+
+
+def _decay_where(values: Tensor, where: Tensor, age: Tensor, half_life: float) -> Tensor:
+    """``values`` with the entries under the bool mask ``where`` decayed toward their mean; the others as they are.
+
+    The arithmetic is kept as it was written first (the mean of the masked entries, ``0.5 ** (age / half_life)``), so
+    a seeded run draws exactly what it drew before; only the extra masks and copies are gone.
+    """
+    mean = values[where].mean() if bool(where.any()) else values.new_zeros(())
     factor = torch.pow(0.5, age.to(values.dtype) / half_life)
-    return torch.where(finite, mean + (values - mean) * factor, values)
+    return torch.where(where, mean + (values - mean) * factor, values)
 
 
 def _ages(stamp: Tensor, now: float) -> Tensor:
@@ -84,8 +92,9 @@ def _ages(stamp: Tensor, now: float) -> Tensor:
 
 def _decayed(values: Tensor, seen: Tensor, age: Tensor, half_life: float | None) -> Tensor:
     """A copy of ``values`` whose observed finite entries are decayed toward their mean by :func:`decay_toward_mean`."""
-    decayed = decay_toward_mean(torch.where(seen, values, float("nan")), age, half_life)  # the mean over the seen
-    return torch.where(seen & torch.isfinite(values), decayed, values)
+    if half_life is None or values.numel() == 0:
+        return values.clone()
+    return _decay_where(values, seen & torch.isfinite(values), age, half_life)  # the mean over the seen, finite
 
 
 class ObservedScores:
