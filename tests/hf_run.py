@@ -73,11 +73,9 @@ class Expected(TrainerCallback):
         self.expected[miner.epoch] = ref.indices(miner.epoch).tolist()
 
 
-def main(out_dir: str) -> None:
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = tiny_bert(num_labels=2, max_length=LENGTH)
-    args = TrainingArguments(
+def training_args(out_dir: str) -> TrainingArguments:
+    """The runs' arguments: CPU, EPOCHS epochs of batches of BATCH, nothing saved or logged, the ``idx`` key kept."""
+    return TrainingArguments(
         output_dir=out_dir,
         num_train_epochs=EPOCHS,
         per_device_train_batch_size=BATCH,
@@ -90,6 +88,13 @@ def main(out_dir: str) -> None:
         disable_tqdm=True,
         seed=0,
     )
+
+
+def main(out_dir: str) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = tiny_bert(num_labels=2, max_length=LENGTH)
+    args = training_args(out_dir)
     expected = Expected()
     trainer = Recording(
         model=model,
@@ -125,7 +130,12 @@ def main(out_dir: str) -> None:
         "logged": [e for e in trainer.state.log_history if "hardmine/hard_fraction" in e],
         "global_step": trainer.state.global_step,
     }
-    Path(out_dir, f"hf_rank{rank}.json").write_text(json.dumps(result))
+    finish(Path(out_dir, f"hf_rank{rank}.json"), result)
+
+
+def finish(path: Path, result: dict) -> None:
+    """Write this rank's ``result`` as JSON, then tear the process group down, if any."""
+    path.write_text(json.dumps(result))
     if dist.is_initialized():  # torn down before exit: gloo's threads can abort the process at interpreter exit
         dist.barrier()
         dist.destroy_process_group()

@@ -15,6 +15,11 @@ Scenario ``own`` (``use_distributed_sampler=False``):
   hardmine shards. After ``fit``, the same sampler wrapped in Lightning's ``DistributedSamplerWrapper`` (both
   shard) must warn.
 
+Scenario ``priority`` (Lightning's defaults): a ``PrioritySampler`` built before ``fit``, in a DataLoader wrapped by
+``hm.with_indices`` (not a DataLoader, so Lightning leaves its sampler alone and the sampler shards itself), the
+training step observing each batch's logits. Each rank records what it drew, and the observed losses as the first
+batch of each epoch arrives (after the epoch's merge across ranks).
+
 For every epoch each rank records the dataset indices it trained on and the epoch's global draw, rebuilt from the
 active sampler's weights by a one-process HardSampler.
 """
@@ -33,7 +38,7 @@ from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from hardmine import HardMiner, HardSampler
+from hardmine import HardMiner, HardSampler, PrioritySampler, with_indices
 from hardmine.feedback.sampling import DoubleShardingWarning
 from hardmine.integrations.lightning import HardMiningCallback
 
@@ -66,12 +71,23 @@ class Module(L.LightningModule):
         self.drawn: dict[str, dict[int, list[int]]] = {}
         self.expected: dict[str, dict[int, list[int]]] = {}
         self.miners: dict[str, HardMiner] = {}
-        self.sampler: HardSampler | None = None
+        self.sampler: HardSampler | PrioritySampler | None = None
+        self.merged_at_start: dict[int, list[float]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     def training_step(self, batch, batch_idx):
+        if self.scenario == "priority":
+            idx, x, y, _ = batch
+            assert isinstance(self.sampler, PrioritySampler)
+            if batch_idx == 0:  # the epoch's pass has started: the ranks' observations are merged
+                losses = self.sampler.observed.scores(now=self.sampler.epoch)
+                self.merged_at_start[self.current_epoch] = torch.nan_to_num(losses, nan=-1.0).tolist()
+            self.drawn.setdefault("priority", {}).setdefault(self.current_epoch, []).extend(idx.tolist())
+            logits = self(x)
+            self.sampler.observe(idx, logits.detach(), y)
+            return nn.functional.cross_entropy(logits, y)
         loss = torch.zeros(())
         for name, (x, y, idx) in batch.items():
             self.drawn.setdefault(name, {}).setdefault(self.current_epoch, []).extend(idx.tolist())
@@ -82,10 +98,13 @@ class Module(L.LightningModule):
         e = self.current_epoch
         for name, miner in self.miners.items():
             self.expected.setdefault(name, {})[e] = global_draw(active(miner), e)
-        if self.sampler is not None:
+        if isinstance(self.sampler, HardSampler):
             self.expected.setdefault("sampler", {})[e] = global_draw(self.sampler, e)
 
     def train_dataloader(self):
+        if self.scenario == "priority":
+            assert isinstance(self.sampler, PrioritySampler)
+            return with_indices(DataLoader(dataset(), batch_size=BATCH, sampler=self.sampler))
         if self.scenario == "own":
             assert dist.is_initialized()  # built after init_process_group
             self.sampler = HardSampler(torch.linspace(0.5, 2.0, N), N, seed=5)
@@ -102,6 +121,8 @@ def main(scenario: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     module = Module(scenario)
     callbacks = []
+    if scenario == "priority":
+        module.sampler = PrioritySampler(N, pressure=20.0, seed=3)  # before fit: no process group yet
     if scenario == "default":
         for name in ("miner", "as_sampler"):
             miner = HardMiner(
@@ -121,7 +142,7 @@ def main(scenario: str, out_dir: str) -> None:
         max_epochs=EPOCHS,
         callbacks=callbacks,
         logger=False,
-        use_distributed_sampler=scenario == "default",
+        use_distributed_sampler=scenario != "own",
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -136,6 +157,7 @@ def main(scenario: str, out_dir: str) -> None:
         "expected": module.expected,
         "double_sharding_in_fit": sum(issubclass(w.category, DoubleShardingWarning) for w in caught),
         "history_epochs": {name: m.history["epoch"].tolist() for name, m in module.miners.items()},
+        "merged_at_start": module.merged_at_start,
     }
     if scenario == "own":  # both shard: the sampler warns, and each rank gets a quarter of the epoch
         assert module.sampler is not None

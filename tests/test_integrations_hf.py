@@ -78,10 +78,48 @@ def test_hf_trainer_one_process(tmp_path):
     _check([json.loads((tmp_path / "hf_rank0.json").read_text())], 1)
 
 
+def _torchrun(script: Path, out: Path) -> None:
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
+    assert torchrun is not None
+    _run([torchrun, "--standalone", "--nproc_per_node=2", str(script), str(out)], out)
+
+
 @pytest.mark.slow
 @pytest.mark.distributed
 def test_hf_trainer_under_torchrun_is_not_split_twice(tmp_path):
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
-    assert torchrun is not None
-    _run([torchrun, "--standalone", "--nproc_per_node=2", str(SCRIPT), str(tmp_path)], tmp_path)
+    _torchrun(SCRIPT, tmp_path)
     _check([json.loads((tmp_path / f"hf_rank{r}.json").read_text()) for r in range(2)], 2)
+
+
+PRIORITY_SCRIPT = Path(__file__).resolve().parent / "hf_priority_run.py"
+
+
+def _check_priority(ranks: list[dict], world: int) -> None:
+    assert [r["world"] for r in ranks] == [world] * world
+    for r in ranks:
+        assert r["global_step"] == 3 * 8 // world and r["sampler_epoch"] == 2  # the Trainer's epochs reach it
+        assert sorted(r["drawn"]) == ["0", "1", "2"] and all(len(d) == 64 // world for d in r["drawn"].values())
+        assert min(r["merged_at_start"]["0"]) == -1.0  # nothing observed before the first epoch
+        for epoch in ("1", "2"):  # every sample observed by some rank, and each rank holds all of them
+            assert min(r["merged_at_start"][epoch]) >= 0.0
+    warm_up = sorted(sum((r["drawn"]["0"] for r in ranks), []))
+    assert warm_up == list(range(64))  # the warm-up: one permutation, shared out by accelerate, not split twice
+    for epoch in ("1", "2"):
+        assert all(r["merged_at_start"][epoch] == ranks[0]["merged_at_start"][epoch] for r in ranks)
+
+
+@pytest.mark.slow
+def test_hf_trainer_priority_sampler_one_process(tmp_path):
+    _run([sys.executable, str(PRIORITY_SCRIPT), str(tmp_path)], tmp_path)
+    rank = json.loads((tmp_path / "hf_priority_rank0.json").read_text())
+    _check_priority([rank], 1)
+    # The sampler holds, for every sample, the loss of the logits its last training step computed: the indices
+    # came through the collator with their samples.
+    assert rank["observed"] == pytest.approx(rank["last_loss"], rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_hf_trainer_priority_sampler_under_torchrun_merges_and_is_not_split_twice(tmp_path):
+    _torchrun(PRIORITY_SCRIPT, tmp_path)
+    _check_priority([json.loads((tmp_path / f"hf_priority_rank{r}.json").read_text()) for r in range(2)], 2)

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 L = pytest.importorskip("lightning.pytorch")
 
-from hardmine import HardMiner  # noqa: E402
+from hardmine import HardMiner, PrioritySampler, with_indices  # noqa: E402
 from hardmine.integrations.lightning import HardMiningCallback  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent / "lightning_ddp_run.py"
@@ -70,6 +70,123 @@ def test_callback_follows_the_trainer_epochs_and_logs_history(tmp_path):
     rows = logged.dropna(subset=["hardmine/hard_fraction"])
     assert rows["hardmine/epoch"].tolist() == [1.0, 2.0, 3.0]
     assert rows["hardmine/hard_fraction"].tolist() == pytest.approx(miner.history["hard_fraction"].tolist())
+
+
+class _PriorityModule(L.LightningModule):
+    """Trains on the sampler's draws and reports each batch's losses back, as the integrations guide shows."""
+
+    def __init__(self, sampler: PrioritySampler) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Linear(4, 2)
+        self.sampler = sampler
+        self.epochs_seen: list[tuple[int, int, bool]] = []
+        self.drawn: list[int] = []
+        self.last_loss = torch.full((len(sampler),), float("nan"))  # each sample's loss when it was last trained on
+
+    def forward(self, x):
+        return self.net(x)
+
+    def on_train_epoch_start(self):
+        self.epochs_seen.append((self.current_epoch, self.sampler.epoch, self.sampler.warming_up()))
+
+    def training_step(self, batch, batch_idx):
+        idx, x, y = batch
+        logits = self(x)
+        self.sampler.observe(idx, logits.detach(), y)
+        losses = nn.functional.cross_entropy(logits, y, reduction="none")
+        self.last_loss[idx] = losses.detach()
+        if not self.sampler.warming_up():
+            self.drawn.extend(idx.tolist())
+        return losses.mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_priority_sampler_follows_the_trainer_epochs_and_observes_each_drawn_sample():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(24, 4, generator=g)
+    data = TensorDataset(x, (x[:, 0] > 0).long())
+    sampler = PrioritySampler(data, pressure=100.0, draws=48, half_life=None, seed=0)
+    module = _PriorityModule(sampler)
+    trainer = L.Trainer(
+        max_epochs=5,
+        limit_train_batches=4,  # the warm-up (24 samples) is read to its end, the later epochs (48 draws) are not
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=with_indices(DataLoader(data, batch_size=6, sampler=sampler)))
+    # The Trainer's set_epoch reaches the sampler through the loader: an epoch cut short still moves it on.
+    assert module.epochs_seen == [(0, 0, True), (1, 1, False), (2, 2, False), (3, 3, False), (4, 4, False)]
+    assert len(module.drawn) == 4 * 4 * 6  # four epochs after the warm-up, four batches of six each
+    # Every sample's recorded loss is the one its last training step computed: the indices came with their samples.
+    observed = sampler.observed.scores(now=sampler.epoch)
+    assert torch.isfinite(observed).all()  # the warm-up observed every sample
+    assert torch.allclose(observed, module.last_loss, rtol=1e-6, atol=1e-7)
+    assert sampler.observed.count == 24 + 4 * 4 * 6
+
+
+class _ResumableModule(_PriorityModule):
+    """Keeps the sampler's state in Lightning's checkpoints, as the integrations guide says."""
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["priority_sampler"] = self.sampler.state_dict()
+
+    def on_load_checkpoint(self, checkpoint):
+        self.sampler.load_state_dict(checkpoint["priority_sampler"])
+
+
+def test_priority_sampler_resumes_from_a_lightning_checkpoint(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(24, 4, generator=g)
+    data = TensorDataset(x, (x[:, 0] > 0).long())
+
+    def trainer(epochs):
+        return L.Trainer(
+            max_epochs=epochs,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+
+    first = PrioritySampler(data, half_life=None, seed=0)
+    run = trainer(2)
+    run.fit(_ResumableModule(first), train_dataloaders=with_indices(DataLoader(data, batch_size=6, sampler=first)))
+    run.save_checkpoint(tmp_path / "last.ckpt")
+    saved = first.observed.scores(now=2)
+
+    second = PrioritySampler(data, half_life=None, seed=0)  # a new process: nothing observed
+    module = _ResumableModule(second)
+    loader = with_indices(DataLoader(data, batch_size=6, sampler=second))
+    trainer(3).fit(module, train_dataloaders=loader, ckpt_path=tmp_path / "last.ckpt")
+    assert module.epochs_seen == [(2, 2, False)]  # resumed at epoch 2, past the warm-up
+    assert second.observed.count == first.observed.count + 24  # the saved observations, then epoch 2's
+    drawn_again = torch.zeros(24, dtype=torch.bool)
+    drawn_again[torch.tensor(module.drawn)] = True
+    kept = second.observed.scores(now=3)
+    assert torch.equal(kept[~drawn_again], saved[~drawn_again])  # what epoch 2 did not draw is as it was saved
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_lightning_ddp_priority_sampler_shards_itself_and_merges_the_ranks_observations(tmp_path):
+    ranks = _run_ddp("priority", tmp_path)
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert ranks[0]["double_sharding_in_fit"] == ranks[1]["double_sharding_in_fit"] == 0  # Lightning left it alone
+    a, b = ranks[0]["drawn"]["priority"], ranks[1]["drawn"]["priority"]
+    assert sorted(a["0"] + b["0"]) == list(range(48))  # the warm-up: disjoint halves of one permutation
+    for epoch in ("1", "2"):
+        assert len(a[epoch]) == len(b[epoch]) == 24  # then each rank half of the epoch's draws
+    merged = [r["merged_at_start"] for r in ranks]
+    assert min(merged[0]["0"]) == -1.0  # nothing observed before the first epoch
+    for epoch in ("1", "2"):  # every sample observed by one rank or the other, and both ranks hold all of them
+        assert merged[0][epoch] == merged[1][epoch] and min(merged[0][epoch]) >= 0.0
 
 
 def test_callback_rejects_a_non_miner():
