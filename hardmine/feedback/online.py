@@ -77,8 +77,8 @@ def decay_toward_mean(values: Tensor, age: Tensor, half_life: float | None) -> T
 def _decay_where(values: Tensor, where: Tensor, age: Tensor, half_life: float) -> Tensor:
     """``values`` with the entries under the bool mask ``where`` decayed toward their mean; the others as they are.
 
-    The arithmetic is kept as it was written first (the mean of the masked entries, ``0.5 ** (age / half_life)``), so
-    a seeded run draws exactly what it drew before; only the extra masks and copies are gone.
+    The mean is over the masked entries and the factor is ``0.5 ** (age / half_life)``, the same operations in the same
+    order as :func:`decay_toward_mean` on the masked values, so the result is the same bit for bit.
     """
     mean = values[where].mean() if bool(where.any()) else values.new_zeros(())
     factor = torch.pow(0.5, age.to(values.dtype) / half_life)
