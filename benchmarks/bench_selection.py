@@ -218,7 +218,7 @@ class OracleExclusion(hm.PrioritySampler):
     def excludes(self) -> bool:
         return True
 
-    def _excluded(self, loss: torch.Tensor) -> torch.Tensor:  # the detection replaced by the truth
+    def _excluded(self, loss: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:  # the truth instead
         return self.wrong & torch.isfinite(loss)
 
 

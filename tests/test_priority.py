@@ -109,7 +109,7 @@ def test_exclusion_of_decayed_partly_seen_losses_with_ties_equals_the_reference(
 
 def test_a_subclass_that_decides_the_exclusion_itself_is_followed() -> None:
     class FirstFive(PrioritySampler):  # as the benchmark's oracle does: exclusion told, not measured
-        def _excluded(self, loss: torch.Tensor) -> torch.Tensor:
+        def _excluded(self, loss: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
             out = torch.zeros(self.num_samples, dtype=torch.bool)
             out[:5] = True
             return out & torch.isfinite(loss)

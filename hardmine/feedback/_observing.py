@@ -151,13 +151,20 @@ class ObservingSampler(Sampler[int]):
         """Whether any sample may be excluded (``exclude`` is ``"auto"`` or above 0)."""
         return self.exclude == "auto" or self.exclude > 0
 
-    def _excluded(self, loss: Tensor) -> Tensor:
+    def _excluded(self, loss: Tensor, order: Tensor | None = None) -> Tensor:
         """Bool ``(N,)``: the observed samples left out, by loss or by lowest AUM.
 
         A fraction: the top ``exclude`` share of the observed samples. ``"auto"``: every observed sample whose loss
         exceeds ``log(C)`` (its label gets less than the chance probability ``1 / C``), or whose AUM is below 0 with
         ``dynamics`` (its label's logit is, on average over the epochs, below the largest other one).
+
+        ``order``: the observed samples (all of them) already ranked by ``loss``, largest first (ties by index), as a
+        caller that ranks them anyway has them; a fraction by loss is then its head, with no second pass over ``N``.
         """
+        if order is not None and self.dynamics is None and self.exclude != "auto":  # the head of the ranking
+            out = torch.zeros(self.num_samples, dtype=torch.bool)
+            out[order[: round(float(self.exclude) * len(order))]] = True
+            return out
         if self.dynamics is not None:
             badness = -self.dynamics.statistics()["aum"].detach().cpu().to(torch.float64)
             limit = 0.0
