@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -73,21 +74,24 @@ class Expected(TrainerCallback):
         self.expected[miner.epoch] = ref.indices(miner.epoch).tolist()
 
 
-def training_args(out_dir: str) -> TrainingArguments:
-    """The runs' arguments: CPU, EPOCHS epochs of batches of BATCH, nothing saved or logged, the ``idx`` key kept."""
-    return TrainingArguments(
-        output_dir=out_dir,
-        num_train_epochs=EPOCHS,
-        per_device_train_batch_size=BATCH,
-        learning_rate=5e-3,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        remove_unused_columns=False,
-        disable_tqdm=True,
-        seed=0,
-    )
+def training_args(out_dir: str, **overrides: Any) -> TrainingArguments:
+    """The runs' arguments: CPU, EPOCHS epochs of batches of BATCH, nothing saved or logged, the ``idx`` key kept.
+
+    ``overrides`` replace or add ``TrainingArguments`` fields.
+    """
+    settings: dict[str, Any] = {
+        "num_train_epochs": EPOCHS,
+        "per_device_train_batch_size": BATCH,
+        "learning_rate": 5e-3,
+        "use_cpu": True,
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_strategy": "no",
+        "remove_unused_columns": False,
+        "disable_tqdm": True,
+        "seed": 0,
+    }
+    return TrainingArguments(output_dir=out_dir, **{**settings, **overrides})
 
 
 def main(out_dir: str) -> None:

@@ -123,3 +123,77 @@ def test_hf_trainer_priority_sampler_one_process(tmp_path):
 def test_hf_trainer_priority_sampler_under_torchrun_merges_and_is_not_split_twice(tmp_path):
     _torchrun(PRIORITY_SCRIPT, tmp_path)
     _check_priority([json.loads((tmp_path / f"hf_priority_rank{r}.json").read_text()) for r in range(2)], 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("per_batch_mean", [True, False])
+def test_hf_trainer_trains_on_the_hardest_of_a_larger_batch_with_gradient_accumulation(tmp_path, per_batch_mean):
+    """The guide's draw-10-train-on-8 recipe: one optimizer step over two micro-batches equals the hand-written step.
+
+    Without the recipe's ``model_accepts_loss_kwargs = False`` (BERT's forward takes ``**kwargs``) the Trainer leaves
+    the loss undivided by the accumulation steps, and the step is twice the hand-written one: the guide says so.
+    """
+    import copy
+
+    import torch.nn.functional as F
+    from hf_run import Tokens, training_args
+    from reference import tiny_bert
+    from transformers import Trainer
+
+    import hardmine as hm
+
+    class TopKTrainer(Trainer):  # as in docs/guides/integrations.md
+        def __init__(self, *args, sampler, keep, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.sampler, self.keep = sampler, keep
+            if per_batch_mean:
+                self.model_accepts_loss_kwargs = False  # a mean per batch: the Trainer divides it by the accumulation
+            self.seen: list[list[int]] = []
+
+        def _get_train_sampler(self, train_dataset=None):
+            return self.sampler
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs = dict(inputs)
+            idx, labels = inputs.pop("idx", None), inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = hm.ohem_loss(outputs.logits, labels, keep=self.keep)
+            if idx is not None and model.training:
+                self.sampler.observe(idx, outputs.logits.detach(), labels)
+                self.seen.append(idx.tolist())
+            return (loss, outputs) if return_outputs else loss
+
+    torch.manual_seed(0)
+    model = tiny_bert(num_labels=2, max_length=8, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    start = copy.deepcopy(model)
+    data = Tokens()
+    sampler = hm.PrioritySampler(data, seed=1, num_replicas=1, rank=0)
+    args = training_args(
+        str(tmp_path),
+        max_steps=1,
+        per_device_train_batch_size=10,
+        gradient_accumulation_steps=2,
+        optim="sgd",
+        learning_rate=0.5,
+        weight_decay=0.0,
+        lr_scheduler_type="constant",
+        max_grad_norm=0.0,
+    )
+    trainer = TopKTrainer(model=model, args=args, train_dataset=data, sampler=sampler, keep=8)
+    trainer.train()
+    assert [len(s) for s in trainer.seen] == [10, 10] and sampler.observed.count == 20  # all 20 losses observed
+
+    # The reference: the mean over both micro-batches of the mean loss of each one's 8 hardest samples, one SGD step.
+    items = [[data[i] for i in s] for s in trainer.seen]
+    total = 0.0
+    for batch in items:
+        ids = torch.stack([it["input_ids"] for it in batch])
+        mask = torch.stack([it["attention_mask"] for it in batch])
+        y = torch.stack([it["labels"] for it in batch])
+        losses = F.cross_entropy(start(input_ids=ids, attention_mask=mask).logits, y, reduction="none")
+        total = total + losses.topk(8).values.mean() / len(items)
+    total.backward()
+    with torch.no_grad():
+        for (name, p), q in zip(start.named_parameters(), model.parameters(), strict=True):
+            want = p - (0.5 if per_batch_mean else 1.0) * p.grad if p.grad is not None else p
+            torch.testing.assert_close(q, want, atol=1e-6, rtol=1e-5, msg=name)
