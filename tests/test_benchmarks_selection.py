@@ -274,3 +274,28 @@ def test_merge_and_concat_name_the_machine_of_the_runs_not_their_own(tmp_path):
         bench.merge([tmp_path / "a.json", tmp_path / "o.json"], tmp_path, "x")
     with pytest.raises(ValueError, match="one machine"):
         bench.concat_seeds([tmp_path / "a.json", tmp_path / "o.json"], tmp_path, "x")
+
+
+@pytest.mark.parametrize("method", ["uniform", "priority:top=0.8"])
+def test_evaluating_more_often_observes_the_same_run(method):
+    """bench_selection_fresh_grid67 re-ran seeds with --eval-every 67: an evaluation must not change the training."""
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)
+    name, _, opts = method.partition(":")
+    options = {"top": 0.8} if opts else None
+    common = {"noise": 0.0, "seed": 3, "epochs": 3, "keep": 0.25, "il_epochs": 1}
+    coarse = bench.run(name, data, **common, eval_every=6, options=options)["curve"]
+    fine = bench.run(name, data, **common, eval_every=2, options=options)["curve"]
+    at = {step: acc for step, _, acc in fine}
+    assert len(fine) > len(coarse) >= 4
+    assert [acc for step, _, acc in coarse] == [at[step] for step, _, _ in coarse]  # identical where both evaluate
+
+
+def test_the_setup_line_names_an_evaluation_interval_other_than_the_default():
+    bench = load_benchmark("bench_selection")
+    args = bench.argparse.Namespace(
+        train_size=30_000, lr=bench.LR, schedule="constant", epochs=8, keep=0.25, il_epochs=8, eval_every=235
+    )
+    assert "evaluated every" not in bench._setup(args, [0, 1])
+    args.eval_every = 67
+    assert "3,752 gradient steps, evaluated every 67 steps, 2 seeds" in bench._setup(args, [0, 1])
