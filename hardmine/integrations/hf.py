@@ -20,7 +20,10 @@ The recipe without the subclass, for a Trainer of your own: build the miner with
 ``HardMiningCallback(miner)`` to the callbacks.
 
 Only ``apply="sample"``: the Trainer computes the loss inside the model from the batch, so per-sample loss weights
-would need a ``compute_loss`` of your own.
+would need a ``compute_loss`` of your own. If that returns a mean per batch and gradients are accumulated, set
+``self.model_accepts_loss_kwargs = False`` in the subclass: for a model whose ``forward`` takes ``**kwargs`` the
+Trainer otherwise expects a loss already divided over all the accumulated batches and does not divide it by
+``gradient_accumulation_steps`` (the integrations guide shows it; the test suite checks it).
 """
 
 from __future__ import annotations
