@@ -22,6 +22,12 @@ SCRIPT = Path(__file__).resolve().parent / "lightning_ddp_run.py"
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _trainer(**settings):
+    """A CPU Trainer that writes nothing (no logger, checkpoint, progress bar or summary) unless ``settings`` say."""
+    quiet = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    return L.Trainer(**{**quiet, "enable_model_summary": False, **settings})
+
+
 class _Module(L.LightningModule):
     def __init__(self) -> None:
         super().__init__()
@@ -50,15 +56,11 @@ def test_callback_follows_the_trainer_epochs_and_logs_history(tmp_path):
     module = _Module()
     miner = HardMiner(module, DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8), progress=False)
     callback = HardMiningCallback(miner)
-    trainer = L.Trainer(
+    trainer = _trainer(
         max_epochs=4,
         limit_train_batches=3,  # epochs stop early: the miner's epochs still follow the trainer's
-        accelerator="cpu",
         callbacks=[callback],
         logger=L.loggers.CSVLogger(tmp_path, name="run"),
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(module, train_dataloaders=miner)
     assert module.epochs_seen == [(0, 0, "warmup"), (1, 1, "mine"), (2, 2, "mine"), (3, 3, "mine")]
@@ -110,14 +112,9 @@ def test_priority_sampler_follows_the_trainer_epochs_and_observes_each_drawn_sam
     data = TensorDataset(x, (x[:, 0] > 0).long())
     sampler = PrioritySampler(data, pressure=100.0, draws=48, half_life=None, seed=0)
     module = _PriorityModule(sampler)
-    trainer = L.Trainer(
+    trainer = _trainer(
         max_epochs=5,
         limit_train_batches=4,  # the warm-up (24 samples) is read to its end, the later epochs (48 draws) are not
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(module, train_dataloaders=with_indices(DataLoader(data, batch_size=6, sampler=sampler)))
     # The Trainer's set_epoch reaches the sampler through the loader: an epoch cut short still moves it on.
@@ -145,18 +142,8 @@ def test_priority_sampler_resumes_from_a_lightning_checkpoint(tmp_path):
     x = torch.randn(24, 4, generator=g)
     data = TensorDataset(x, (x[:, 0] > 0).long())
 
-    def trainer(epochs):
-        return L.Trainer(
-            max_epochs=epochs,
-            accelerator="cpu",
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
-
     first = PrioritySampler(data, half_life=None, seed=0)
-    run = trainer(2)
+    run = _trainer(max_epochs=2)
     run.fit(_ResumableModule(first), train_dataloaders=with_indices(DataLoader(data, batch_size=6, sampler=first)))
     run.save_checkpoint(tmp_path / "last.ckpt")
     saved = first.observed.scores(now=2)
@@ -164,7 +151,7 @@ def test_priority_sampler_resumes_from_a_lightning_checkpoint(tmp_path):
     second = PrioritySampler(data, half_life=None, seed=0)  # a new process: nothing observed
     module = _ResumableModule(second)
     loader = with_indices(DataLoader(data, batch_size=6, sampler=second))
-    trainer(3).fit(module, train_dataloaders=loader, ckpt_path=tmp_path / "last.ckpt")
+    _trainer(max_epochs=3).fit(module, train_dataloaders=loader, ckpt_path=tmp_path / "last.ckpt")
     assert module.epochs_seen == [(2, 2, False)]  # resumed at epoch 2, past the warm-up
     assert second.observed.count == first.observed.count + 24  # the saved observations, then epoch 2's
     drawn_again = torch.zeros(24, dtype=torch.bool)
