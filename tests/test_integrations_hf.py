@@ -125,6 +125,30 @@ def test_hf_trainer_priority_sampler_under_torchrun_merges_and_is_not_split_twic
     _check_priority([json.loads((tmp_path / f"hf_priority_rank{r}.json").read_text()) for r in range(2)], 2)
 
 
+TOPK_SCRIPT = Path(__file__).resolve().parent / "hf_topk_run.py"
+
+
+def _hand_written_step(start, micro_batches: list[list[int]], lr: float) -> dict[str, torch.Tensor]:
+    """The step by hand: SGD on the mean, over every micro-batch of every rank, of its KEEP largest losses' mean."""
+    import torch.nn.functional as F
+    from hf_run import Tokens
+    from hf_topk_run import KEEP
+
+    data = Tokens()
+    start.zero_grad()
+    total = 0.0
+    for batch in micro_batches:
+        items = [data[i] for i in batch]
+        ids = torch.stack([it["input_ids"] for it in items])
+        mask = torch.stack([it["attention_mask"] for it in items])
+        y = torch.stack([it["labels"] for it in items])
+        losses = F.cross_entropy(start(input_ids=ids, attention_mask=mask).logits, y, reduction="none")
+        total = total + losses.topk(KEEP).values.mean() / len(micro_batches)
+    total.backward()
+    with torch.no_grad():
+        return {name: p - lr * p.grad if p.grad is not None else p.clone() for name, p in start.named_parameters()}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("per_batch_mean", [True, False])
 def test_hf_trainer_trains_on_the_hardest_of_a_larger_batch_with_gradient_accumulation(tmp_path, per_batch_mean):
@@ -133,67 +157,52 @@ def test_hf_trainer_trains_on_the_hardest_of_a_larger_batch_with_gradient_accumu
     Without the recipe's ``model_accepts_loss_kwargs = False`` (BERT's forward takes ``**kwargs``) the Trainer leaves
     the loss undivided by the accumulation steps, and the step is twice the hand-written one: the guide says so.
     """
-    import copy
+    from hf_topk_run import DRAWN, LR, one_step
 
+    trainer, model, start = one_step(str(tmp_path), per_batch_mean=per_batch_mean)
+    assert [len(s) for s in trainer.seen] == [DRAWN, DRAWN] and trainer.sampler.observed.count == 2 * DRAWN
+    want = _hand_written_step(start, trainer.seen, LR * (1.0 if per_batch_mean else 2.0))
+    for name, q in model.named_parameters():
+        torch.testing.assert_close(q, want[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_hf_trainer_trains_on_the_hardest_of_a_larger_batch_under_torchrun(tmp_path):
+    """The same recipe on 2 processes: DDP's average of each rank's loss is the hand-written step over all 4 batches.
+
+    Each rank draws its own micro-batches (accelerate shares the sampler's batches out, none twice) and its sampler
+    holds the losses of what that rank drew, from the weights before the step, until the next epoch's merge.
+    """
     import torch.nn.functional as F
-    from hf_run import Tokens, training_args
+    from hf_run import Tokens
+    from hf_topk_run import DRAWN, LR
     from reference import tiny_bert
-    from transformers import Trainer
 
-    import hardmine as hm
+    _torchrun(TOPK_SCRIPT, tmp_path)
+    ranks = [json.loads((tmp_path / f"hf_topk_rank{r}.json").read_text()) for r in range(2)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    micro = [batch for r in ranks for batch in r["seen"]]
+    assert [len(b) for b in micro] == [DRAWN] * 4
+    drawn = sorted(i for b in micro for i in b)
+    assert len(set(drawn)) == len(drawn) == 4 * DRAWN  # the warm-up permutation, shared out, not split twice
 
-    class TopKTrainer(Trainer):  # as in docs/guides/integrations.md
-        def __init__(self, *args, sampler, keep, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.sampler, self.keep = sampler, keep
-            if per_batch_mean:
-                self.model_accepts_loss_kwargs = False  # a mean per batch: the Trainer divides it by the accumulation
-            self.seen: list[list[int]] = []
-
-        def _get_train_sampler(self, train_dataset=None):
-            return self.sampler
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            inputs = dict(inputs)
-            idx, labels = inputs.pop("idx", None), inputs.pop("labels")
-            outputs = model(**inputs)
-            loss = hm.ohem_loss(outputs.logits, labels, keep=self.keep)
-            if idx is not None and model.training:
-                self.sampler.observe(idx, outputs.logits.detach(), labels)
-                self.seen.append(idx.tolist())
-            return (loss, outputs) if return_outputs else loss
-
-    torch.manual_seed(0)
-    model = tiny_bert(num_labels=2, max_length=8, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    start = copy.deepcopy(model)
+    start = tiny_bert(num_labels=2, max_length=8, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    start.load_state_dict(torch.load(tmp_path / "hf_topk_start.pt", weights_only=True))
+    end = torch.load(tmp_path / "hf_topk_end.pt", weights_only=True)
     data = Tokens()
-    sampler = hm.PrioritySampler(data, seed=1, num_replicas=1, rank=0)
-    args = training_args(
-        str(tmp_path),
-        max_steps=1,
-        per_device_train_batch_size=10,
-        gradient_accumulation_steps=2,
-        optim="sgd",
-        learning_rate=0.5,
-        weight_decay=0.0,
-        lr_scheduler_type="constant",
-        max_grad_norm=0.0,
-    )
-    trainer = TopKTrainer(model=model, args=args, train_dataset=data, sampler=sampler, keep=8)
-    trainer.train()
-    assert [len(s) for s in trainer.seen] == [10, 10] and sampler.observed.count == 20  # all 20 losses observed
-
-    # The reference: the mean over both micro-batches of the mean loss of each one's 8 hardest samples, one SGD step.
-    items = [[data[i] for i in s] for s in trainer.seen]
-    total = 0.0
-    for batch in items:
-        ids = torch.stack([it["input_ids"] for it in batch])
-        mask = torch.stack([it["attention_mask"] for it in batch])
-        y = torch.stack([it["labels"] for it in batch])
-        losses = F.cross_entropy(start(input_ids=ids, attention_mask=mask).logits, y, reduction="none")
-        total = total + losses.topk(8).values.mean() / len(items)
-    total.backward()
-    with torch.no_grad():
-        for (name, p), q in zip(start.named_parameters(), model.parameters(), strict=True):
-            want = p - (0.5 if per_batch_mean else 1.0) * p.grad if p.grad is not None else p
-            torch.testing.assert_close(q, want, atol=1e-6, rtol=1e-5, msg=name)
+    with torch.no_grad():  # each rank's sampler: the start weights' losses of its own draws, nothing else
+        for r in ranks:
+            own = [i for b in r["seen"] for i in b]
+            items = [data[i] for i in own]
+            logits = start(
+                input_ids=torch.stack([it["input_ids"] for it in items]),
+                attention_mask=torch.stack([it["attention_mask"] for it in items]),
+            ).logits
+            want = F.cross_entropy(logits, torch.stack([it["labels"] for it in items]), reduction="none")
+            observed = torch.tensor(r["observed"])
+            torch.testing.assert_close(observed[own], want, atol=1e-5, rtol=1e-5)
+            assert (observed[[i for i in range(len(data)) if i not in own]] == -1.0).all()
+    want_params = _hand_written_step(start, micro, LR)
+    for name, q in want_params.items():
+        torch.testing.assert_close(end[name], q, atol=1e-6, rtol=1e-5, msg=name)
