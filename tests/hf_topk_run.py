@@ -53,10 +53,22 @@ class TopKTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
+def tiny_model() -> torch.nn.Module:
+    """The tiny BERT of these runs, without dropout (so a step by hand sees the same forward pass)."""
+    return tiny_bert(num_labels=2, max_length=LENGTH, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def batch(indices: list[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The model inputs and labels of the ``Tokens`` samples at ``indices``, stacked as the collator does."""
+    items = [Tokens()[i] for i in indices]
+    inputs = {k: torch.stack([it[k] for it in items]) for k in ("input_ids", "attention_mask")}
+    return inputs, torch.stack([it["labels"] for it in items])
+
+
 def one_step(out_dir: str, *, per_batch_mean: bool = True) -> tuple[TopKTrainer, torch.nn.Module, torch.nn.Module]:
     """Train the tiny BERT for one accumulated SGD step; returns the trainer, the model and a copy of its start."""
     torch.manual_seed(0)
-    model = tiny_bert(num_labels=2, max_length=LENGTH, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = tiny_model()
     start = copy.deepcopy(model)
     sampler = hm.PrioritySampler(Tokens(), seed=1, num_replicas=1, rank=0)  # accelerate shares the batches out
     args = training_args(

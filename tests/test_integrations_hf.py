@@ -131,18 +131,13 @@ TOPK_SCRIPT = Path(__file__).resolve().parent / "hf_topk_run.py"
 def _hand_written_step(start, micro_batches: list[list[int]], lr: float) -> dict[str, torch.Tensor]:
     """The step by hand: SGD on the mean, over every micro-batch of every rank, of its KEEP largest losses' mean."""
     import torch.nn.functional as F
-    from hf_run import Tokens
-    from hf_topk_run import KEEP
+    from hf_topk_run import KEEP, batch
 
-    data = Tokens()
     start.zero_grad()
     total = 0.0
-    for batch in micro_batches:
-        items = [data[i] for i in batch]
-        ids = torch.stack([it["input_ids"] for it in items])
-        mask = torch.stack([it["attention_mask"] for it in items])
-        y = torch.stack([it["labels"] for it in items])
-        losses = F.cross_entropy(start(input_ids=ids, attention_mask=mask).logits, y, reduction="none")
+    for indices in micro_batches:
+        inputs, y = batch(indices)
+        losses = F.cross_entropy(start(**inputs).logits, y, reduction="none")
         total = total + losses.topk(KEEP).values.mean() / len(micro_batches)
     total.backward()
     with torch.no_grad():
@@ -175,9 +170,8 @@ def test_hf_trainer_trains_on_the_hardest_of_a_larger_batch_under_torchrun(tmp_p
     holds the losses of what that rank drew, from the weights before the step, until the next epoch's merge.
     """
     import torch.nn.functional as F
-    from hf_run import Tokens
-    from hf_topk_run import DRAWN, LR
-    from reference import tiny_bert
+    from hf_run import N
+    from hf_topk_run import DRAWN, LR, batch, tiny_model
 
     _torchrun(TOPK_SCRIPT, tmp_path)
     ranks = [json.loads((tmp_path / f"hf_topk_rank{r}.json").read_text()) for r in range(2)]
@@ -187,22 +181,17 @@ def test_hf_trainer_trains_on_the_hardest_of_a_larger_batch_under_torchrun(tmp_p
     drawn = sorted(i for b in micro for i in b)
     assert len(set(drawn)) == len(drawn) == 4 * DRAWN  # the warm-up permutation, shared out, not split twice
 
-    start = tiny_bert(num_labels=2, max_length=8, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    start = tiny_model()
     start.load_state_dict(torch.load(tmp_path / "hf_topk_start.pt", weights_only=True))
     end = torch.load(tmp_path / "hf_topk_end.pt", weights_only=True)
-    data = Tokens()
     with torch.no_grad():  # each rank's sampler: the start weights' losses of its own draws, nothing else
         for r in ranks:
             own = [i for b in r["seen"] for i in b]
-            items = [data[i] for i in own]
-            logits = start(
-                input_ids=torch.stack([it["input_ids"] for it in items]),
-                attention_mask=torch.stack([it["attention_mask"] for it in items]),
-            ).logits
-            want = F.cross_entropy(logits, torch.stack([it["labels"] for it in items]), reduction="none")
+            inputs, y = batch(own)
+            want = F.cross_entropy(start(**inputs).logits, y, reduction="none")
             observed = torch.tensor(r["observed"])
             torch.testing.assert_close(observed[own], want, atol=1e-5, rtol=1e-5)
-            assert (observed[[i for i in range(len(data)) if i not in own]] == -1.0).all()
+            assert (observed[[i for i in range(N) if i not in own]] == -1.0).all()
     want_params = _hand_written_step(start, micro, LR)
     for name, q in want_params.items():
         torch.testing.assert_close(end[name], q, atol=1e-6, rtol=1e-5, msg=name)
