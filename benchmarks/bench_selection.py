@@ -63,6 +63,20 @@ accuracy (the mean of uniform's last two evaluations on that seed) as a fraction
 first reach it (the strict measure: uniform's curve fluctuates with a constant learning rate and often touches its
 final accuracy early) and as a fraction of uniform's whole budget (3,752 steps, and its total CPU time).
 
+The test set's size, and the noise of the measure. 2,160 test images move the accuracy by about half a point from one
+evaluation to the next, and the steps to *first* reach uniform's final accuracy are sensitive to that noise: a noisy
+evaluation lifts uniform to its own final accuracy early (which makes every ratio larger) and a method to it early
+(which makes its ratio smaller). ``--test-variants K`` (``K > 4``) measures every evaluation on ``540 * K`` test
+images instead: the default 2,160 first, then ``K - 4`` more variants of each held-out original (affine transforms and
+pixel noise from a generator of their own, seed 8). Each run is then also measured on the default 2,160 alone, from
+the same evaluations (the result files' ``runs_base`` and ``summary_base``, and a second table), so the two yardsticks
+compare the same runs. The training is unchanged: an evaluation draws no random numbers. ``bench_selection_test10800``
+pools two such runs of 20 seeds (``--first-seed 0`` and ``20``, the first also with ``priority``, kept whole as
+``bench_selection_test10800_sampler``)::
+
+    python benchmarks/bench_selection.py --noise 0.0 --seeds 20 --eval-every 67 --test-variants 20 \\
+        --methods uniform priority:top=0.8 priority --stem a --out /tmp/r
+
 Methods that need the batch's dataset indices get them from ``hm.with_indices(loader)``, as the guides show. Result
 files made before 2026-12-05 carried them as an extra ``torch.arange`` column of the dataset instead: the same batches
 and curves, about 0.1 to 0.2 ms a step more CPU (on this benchmark's CPU: the plain sampler at 40 % noise 3.53 against
@@ -100,8 +114,9 @@ two at a time: ``bench_selection_seeds20.*``, ``bench_selection_seeds20_parallel
 the oracle: ``bench_selection_noise40_seeds10.*``; ``warmup_epochs=0`` and ``half_life=None`` on 10 seeds:
 ``bench_selection_options_seeds10.*``; early-learning regularization, 10 seeds at 40 % and 5 clean:
 ``bench_selection_elr.*``; fresh losses, ``priority:top=0.8`` and ``priority:keep=0.8``, 20 seeds clean and
-10 at 40 %: ``bench_selection_fresh.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
-``--stem``).
+10 at 40 %: ``bench_selection_fresh.*``; the recipe, the sampler and the 40 % noise methods evaluated every 67 steps on
+10,800 test images (``--test-variants 20``): ``bench_selection_test10800*.*``) (``bench_selection_quick.*`` with
+``--quick``; or ``--out DIR`` and ``--stem``).
 ``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
 ``hm-online:balance=None,hard_weight=8``.
 """
@@ -145,6 +160,8 @@ NUM_CLASSES = 10
 BATCH = 64
 LR = 2e-3
 EVAL_EVERY = 235  # the test accuracy is measured every 235 steps (16 times in the 3,752 steps of 8 epochs)
+TEST_VARIANTS = 4  # variants of every held-out original in the test set: 2,160 images
+BASE_TEST_SIZE = 4 * 540  # the default test set; a larger one (--test-variants) starts with these same images
 SIDE = 12
 
 
@@ -166,8 +183,16 @@ def _affine(images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (out + 0.1 * torch.randn(out.shape, generator=g)).to(torch.float32)
 
 
-def make_images(train_size: int = 30_000, holdout_size: int = 3_000) -> dict[str, torch.Tensor]:
-    """The images and clean labels of the training, held-out (for RHO-LOSS) and test sets; the same for every seed."""
+def make_images(
+    train_size: int = 30_000, holdout_size: int = 3_000, test_variants: int = TEST_VARIANTS
+) -> dict[str, torch.Tensor]:
+    """The images and clean labels of the training, held-out (for RHO-LOSS) and test sets; the same for every seed.
+
+    ``test_variants`` (``>= 4``) variants of each of the 540 held-out originals make the test set. The first 4 are
+    always the same 2,160 images (the default test set); the others come after them, from a generator of their own.
+    """
+    if test_variants < TEST_VARIANTS:
+        raise ValueError(f"`test_variants` must be at least {TEST_VARIANTS}, got {test_variants}")
     digits = load_digits()
     x = torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
     y = torch.tensor(digits.target, dtype=torch.int64)
@@ -176,8 +201,8 @@ def make_images(train_size: int = 30_000, holdout_size: int = 3_000) -> dict[str
     g = torch.Generator().manual_seed(7)
     pick = train_orig[torch.arange(train_size) % len(train_orig)]
     hold = train_orig[torch.randint(0, len(train_orig), (holdout_size,), generator=g)]
-    test = test_orig.repeat(4)
-    return {
+    test = test_orig.repeat(TEST_VARIANTS)
+    data = {
         "x_train": _affine(x[pick], g),
         "y_train": y[pick],
         "x_hold": _affine(x[hold], g),
@@ -185,6 +210,11 @@ def make_images(train_size: int = 30_000, holdout_size: int = 3_000) -> dict[str
         "x_test": _affine(x[test], g),
         "y_test": y[test],
     }
+    if test_variants > TEST_VARIANTS:  # more variants of the same originals, after the default test set's
+        more = test_orig.repeat(test_variants - TEST_VARIANTS)
+        data["x_test"] = torch.cat([data["x_test"], _affine(x[more], torch.Generator().manual_seed(8))])
+        data["y_test"] = torch.cat([data["y_test"], y[more]])
+    return data
 
 
 def add_noise(labels: torch.Tensor, rate: float, g: torch.Generator) -> torch.Tensor:
@@ -247,13 +277,14 @@ class Clock:
         return self.spent + (time.process_time() - self._start if self._start is not None else 0.0)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Bool ``(M,)``: which test images the model classifies right (eval mode, no gradients)."""
     was = model.training
     model.eval()
     with torch.inference_mode():
-        correct = sum(int((model(x[i : i + 1024]).argmax(1) == y[i : i + 1024]).sum()) for i in range(0, len(y), 1024))
+        right = torch.cat([model(x[i : i + 1024]).argmax(1) == y[i : i + 1024] for i in range(0, len(y), 1024)])
     model.train(was)
-    return correct / len(y)
+    return right
 
 
 def _forever(loader: Any) -> Iterator[Any]:
@@ -297,6 +328,9 @@ def run(
     lr: float = LR,
 ) -> dict[str, Any]:
     """Train one method on one seed; returns the curve ``(steps, cpu seconds, test accuracy)``.
+
+    With a test set larger than the default 2,160 images (``make_images(test_variants=...)``), ``curve_base`` is the
+    same curve measured on those first 2,160 images alone (the same evaluations of the same run).
 
     ``budget`` scales the step budget (``epochs * ceil(N / 64)``); ``schedule="cosine"`` anneals the learning rate
     from ``lr`` to 0 over that budget (``"constant"`` keeps ``lr``).
@@ -379,8 +413,16 @@ def run(
     history = hm.LossHistory(1024) if options.get("method") == "percentile" else None
 
     curve: list[tuple[int, float, float]] = []
+    curve_base: list[tuple[int, float, float]] = []  # on the default test set, when the test set is larger
+
+    def measure(step: int) -> None:
+        right = correct(model, data["x_test"], data["y_test"])
+        curve.append((step, clock.now(), int(right.sum()) / len(right)))
+        if len(right) > BASE_TEST_SIZE:
+            curve_base.append((step, clock.now(), int(right[:BASE_TEST_SIZE].sum()) / BASE_TEST_SIZE))
+
     clock.pause()
-    curve.append((0, clock.now(), evaluate(model, data["x_test"], data["y_test"])))
+    measure(0)
     clock.resume()
     step = 0
     for batch in loader if pruner is not None else _forever(loader):
@@ -434,14 +476,17 @@ def run(
         step += 1
         if step % eval_every == 0 or step == total_steps:
             clock.pause()
-            curve.append((step, clock.now(), evaluate(model, data["x_test"], data["y_test"])))
+            measure(step)
             clock.resume()
         if step == total_steps:
             break
     clock.pause()
     if curve[-1][0] != step:  # a pruning run ends its epochs before the step budget
-        curve.append((step, clock.now(), evaluate(model, data["x_test"], data["y_test"])))
-    return {"curve": curve, "score_calls": 0 if miner is None else miner.score_calls}
+        measure(step)
+    out: dict[str, Any] = {"curve": curve, "score_calls": 0 if miner is None else miner.score_calls}
+    if curve_base:
+        out["curve_base"] = curve_base
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- summary
@@ -509,10 +554,21 @@ def _fmt(value: float | None, spec: str) -> str:
     return "never" if value is None else format(value, spec)
 
 
-def markdown(noise: float, summary: dict[str, dict[str, Any]], setup: str) -> str:
+def markdown(
+    noise: float, summary: dict[str, dict[str, Any]], setup: str, base: dict[str, dict[str, Any]] | None = None
+) -> str:
+    """The table of one noise level; with ``base`` (the same runs on the default 2,160 test images), a second one."""
+    text = f"Label noise {noise:.0%}: {setup}\n\n" + _table(summary)
+    if base:
+        text += (
+            f"\nThe same runs, measured on the first {BASE_TEST_SIZE:,} test images alone (the default test set):\n\n"
+            + _table(base)
+        )
+    return text
+
+
+def _table(summary: dict[str, dict[str, Any]]) -> str:
     lines = [
-        f"Label noise {noise:.0%}: {setup}",
-        "",
         "| method | final acc | − uniform | acc at uniform's CPU | − uniform | reached uniform's final "
         "| steps to it (× uniform) | CPU to it (× uniform) | steps to it (× uniform's budget) "
         "| CPU to it (× uniform's budget) | CPU ms / step |",
@@ -537,6 +593,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--train-size", type=int, default=30_000)
     parser.add_argument("--eval-every", type=int, default=EVAL_EVERY)
+    parser.add_argument(
+        "--test-variants",
+        type=int,
+        default=TEST_VARIANTS,
+        help="variants of each of the 540 held-out originals in the test set (4: 2,160 images); above 4, each run "
+        "is also measured on the default 2,160 alone",
+    )
     parser.add_argument("--keep", type=float, default=0.25)
     parser.add_argument("--lr", type=float, default=LR, help="Adam's learning rate for every method")
     parser.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
@@ -572,7 +635,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     unknown = [m for m in methods if _base(m) not in METHODS]
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {METHODS}")
-    data = make_images(args.train_size, 3_000 if not args.quick else 300)
+    if args.test_variants < TEST_VARIANTS:
+        parser.error(f"--test-variants must be at least {TEST_VARIANTS}, got {args.test_variants}")
+    data = make_images(args.train_size, 3_000 if not args.quick else 300, args.test_variants)
     run("uniform", data, noise=0.0, seed=0, epochs=1, eval_every=10**9, keep=args.keep, il_epochs=1)  # warm-up
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     stem = args.stem or ("bench_selection_quick" if args.quick else "bench_selection")
@@ -603,20 +668,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             setup = _setup(args, seeds[:done])
             summary = summarise(runs)
             curves = {m: [r["curve"] for r in rs] for m, rs in runs.items()}
-            results["noise"][str(noise)] = {"summary": summary, "runs": curves, "setup": setup}
+            row: dict[str, Any] = {"summary": summary, "runs": curves, "setup": setup}
+            if args.test_variants > TEST_VARIANTS:  # the same runs on the default test set
+                row["runs_base"] = {m: [r["curve_base"] for r in rs] for m, rs in runs.items()}
+                row["summary_base"] = _summary_of(row["runs_base"])
+            results["noise"][str(noise)] = row
             results["setup"] = setup
-            blocks = [markdown(float(k), row["summary"], row["setup"]) for k, row in results["noise"].items()]
+            blocks = [_block(k, row) for k, row in results["noise"].items()]
             save_results(args.out, stem, results["noise"], "\n".join(blocks), setup=setup)
         print(blocks[-1], flush=True)
     return results
 
 
+def _summary_of(curves: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+    return summarise({m: [{"curve": c} for c in cs] for m, cs in curves.items()})
+
+
+def _block(noise: str, row: dict[str, Any]) -> str:
+    """A saved row's markdown: its table, and the default test set's table of the same runs where it has one."""
+    return markdown(float(noise), row["summary"], row["setup"], row.get("summary_base"))
+
+
 def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
+    variants = getattr(args, "test_variants", TEST_VARIANTS)
+    test = f"on {variants * 540:,} test images ({variants} variants of each original), "
     return (
         f"{args.train_size:,} training samples (12x12 affine digits), small CNN, Adam {args.lr:g}"
         f"{' (cosine to 0)' if args.schedule == 'cosine' else ''}, batch 64, "
         f"{args.epochs} epochs = {args.epochs * math.ceil(args.train_size / BATCH):,} gradient steps, "
         f"{f'evaluated every {args.eval_every} steps, ' if args.eval_every != EVAL_EVERY else ''}"
+        f"{test if variants != TEST_VARIANTS else ''}"
         f"{len(seeds)} seeds {seeds[0]}..{seeds[-1]}, selection keep {args.keep} "
         f"(candidates {round(BATCH / args.keep)}), irreducible-loss model {args.il_epochs} epochs on 3,000 held-out."
     )
@@ -660,24 +741,33 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
         for noise, row in saved["rows"].items():
             row.setdefault("setup", saved["setup"])
             if "uniform" in row["runs"] and not _summarised(row):  # from the curves, against the file's own uniform
-                row["summary"] = summarise({m: [{"curve": c} for c in cs] for m, cs in row["runs"].items()})
+                row["summary"] = _summary_of(row["runs"])
+            if "uniform" in row.get("runs_base", {}) and "summary_base" not in row:
+                row["summary_base"] = _summary_of(row["runs_base"])
             if noise not in rows:
                 rows[noise] = row
                 continue
-            for part in ("summary", "runs"):
-                rows[noise][part] = {**row[part], **rows[noise][part]}
+            if "runs_base" not in row:  # the default test set's table only where every file measured it
+                rows[noise].pop("runs_base", None)
+                rows[noise].pop("summary_base", None)
+            for part in _PARTS:
+                if part in rows[noise]:
+                    rows[noise][part] = {**row[part], **rows[noise][part]}
         setups.append(saved["setup"])
     rows = {k: rows[k] for k in sorted(rows, key=float)}
     for row in rows.values():
         rank = {m: (METHODS.index(_base(m)), i) for i, m in enumerate(row["summary"])}
-        for part in ("summary", "runs"):
-            row[part] = {m: row[part][m] for m in sorted(row[part], key=rank.__getitem__)}
-    blocks = [markdown(float(noise), row["summary"], row["setup"]) for noise, row in rows.items()]
+        for part in _PARTS:
+            if part in row:
+                row[part] = {m: row[part][m] for m in sorted(row[part], key=rank.__getitem__)}
+    blocks = [_block(noise, row) for noise, row in rows.items()]
     save_results(out, stem, rows, "\n".join(blocks), setup=setups[0], merged=True, machine_info=info)
     print("\n".join(blocks))
     return {"setup": setups[0], "noise": rows}
 
 
+#: A saved row's parts keyed by method: on the test set, and (``--test-variants`` above 4) on the default one.
+_PARTS = ("summary", "runs", "summary_base", "runs_base")
 _SUMMARY_KEYS = frozenset({"final_mean", "steps_ratio_median", "cpu_ratio_median", "cpu_of_budget_median"})
 _SEEDS = re.compile(r"\d+ seeds [\d.]+")  # "5 seeds 0..4" in a setup line
 
@@ -722,9 +812,11 @@ def concat_seeds(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
         runs = {m: [c for p in parts for c in p["runs"][m]] for m in methods}
         seeds = " + ".join(_seeds(p) for p in parts)
         setup = _SEEDS.sub(f"{len(runs['uniform'])} seeds ({seeds})", parts[0].get("setup", ""), count=1)
-        summary = summarise({m: [{"curve": c} for c in cs] for m, cs in runs.items()})
-        rows[noise] = {"summary": summary, "runs": runs, "setup": setup}
-    blocks = [markdown(float(noise), row["summary"], row["setup"]) for noise, row in rows.items()]
+        rows[noise] = {"summary": _summary_of(runs), "runs": runs, "setup": setup}
+        if all("runs_base" in p for p in parts):  # every file also measured the default test set
+            rows[noise]["runs_base"] = {m: [c for p in parts for c in p["runs_base"][m]] for m in methods}
+            rows[noise]["summary_base"] = _summary_of(rows[noise]["runs_base"])
+    blocks = [_block(noise, row) for noise, row in rows.items()]
     save_results(out, stem, rows, "\n".join(blocks), setup=rows[noises[0]]["setup"], machine_info=info)
     print("\n".join(blocks))
     return {"setup": rows[noises[0]]["setup"], "noise": rows}

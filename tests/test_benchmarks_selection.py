@@ -299,3 +299,52 @@ def test_the_setup_line_names_an_evaluation_interval_other_than_the_default():
     assert "evaluated every" not in bench._setup(args, [0, 1])
     args.eval_every = 67
     assert "3,752 gradient steps, evaluated every 67 steps, 2 seeds" in bench._setup(args, [0, 1])
+
+
+def test_a_larger_test_set_starts_with_the_default_one():
+    bench = load_benchmark("bench_selection")
+    default, larger = bench.make_images(500, 50), bench.make_images(500, 50, test_variants=6)
+    assert larger["x_test"].shape == (540 * 6, 1, 12, 12) and bench.BASE_TEST_SIZE == 540 * 4
+    assert torch.equal(larger["x_test"][: 540 * 4], default["x_test"])  # the default 2,160 images come first
+    assert torch.equal(larger["y_test"], default["y_test"][:540].repeat(6))  # more variants of the same originals
+    assert not torch.equal(larger["x_test"][540 * 4 : 540 * 5], default["x_test"][:540])  # new variants, not copies
+    for key in ("x_train", "y_train", "x_hold", "y_hold"):
+        assert torch.equal(larger[key], default[key]), key
+    with pytest.raises(ValueError, match="test_variants"):
+        bench.make_images(500, 50, test_variants=3)
+
+
+@pytest.mark.parametrize("method", ["uniform", "priority:top=0.8"])
+def test_a_larger_test_set_measures_the_same_run_on_both(method):
+    bench = load_benchmark("bench_selection")
+    name, _, opts = method.partition(":")
+    options = {"top": 0.8} if opts else None
+    common = {"noise": 0.2, "seed": 1, "epochs": 2, "eval_every": 4, "keep": 0.25, "il_epochs": 1, "options": options}
+    default = bench.run(name, bench.make_images(640, 20), **common)
+    larger = bench.run(name, bench.make_images(640, 20, test_variants=5), **common)
+    assert "curve_base" not in default
+    assert [p[2] for p in larger["curve_base"]] == [p[2] for p in default["curve"]]  # the same run, the same images
+    assert [p[:2] for p in larger["curve_base"]] == [p[:2] for p in larger["curve"]]  # one evaluation, two yardsticks
+    assert [p[2] for p in larger["curve"]] != [p[2] for p in default["curve"]]
+
+
+def test_the_larger_test_sets_runs_are_also_summarised_on_the_default_one(tmp_path):
+    bench = load_benchmark("bench_selection")
+    common = ["--quick", "--test-variants", "5", "--methods", "uniform", "focal", "--out", str(tmp_path)]
+    bench.main([*common, "--stem", "a"])
+    bench.main([*common, "--stem", "b", "--first-seed", "2"])
+    row = json.loads((tmp_path / "a.json").read_text())["rows"]["0.0"]
+    assert "on 2,700 test images (5 variants of each original)" in row["setup"]
+    expected = bench.summarise({m: [{"curve": c} for c in cs] for m, cs in row["runs_base"].items()})
+    assert row["summary_base"] == expected and row["summary_base"] != row["summary"]
+    table = (tmp_path / "a.md").read_text()
+    assert table.count("| focal |") == 2 and "measured on the first 2,160 test images alone" in table
+    pooled = bench.concat_seeds([tmp_path / "a.json", tmp_path / "b.json"], tmp_path, "c")["noise"]["0.0"]
+    assert len(pooled["runs_base"]["focal"]) == 4 and pooled["summary_base"]["focal"]["seeds"] == 4
+    merged = bench.merge([tmp_path / "c.json"], tmp_path, "m")["noise"]["0.0"]
+    assert merged["summary_base"] == pooled["summary_base"]
+    assert (tmp_path / "m.md").read_text().count("| focal |") == 2
+    plain = bench.main(["--quick", "--methods", "uniform", "--out", str(tmp_path), "--stem", "p"])["noise"]["0.0"]
+    assert "runs_base" not in plain and "test images" not in plain["setup"]
+    both = bench.merge([tmp_path / "c.json", tmp_path / "p.json"], tmp_path, "x")["noise"]["0.0"]
+    assert "runs_base" not in both  # not every file measured the default test set apart
