@@ -71,8 +71,8 @@ images instead: the default 2,160 first, then ``K - 4`` more variants of each he
 pixel noise from a generator of their own, seed 8). Each run is then also measured on the default 2,160 alone, from
 the same evaluations (the result files' ``runs_base`` and ``summary_base``, and a second table), so the two yardsticks
 compare the same runs. The training is unchanged: an evaluation draws no random numbers. ``bench_selection_test10800``
-pools two such runs of 20 seeds (``--first-seed 0`` and ``20``, the first also with ``priority``, kept whole as
-``bench_selection_test10800_sampler``)::
+pools four such runs (20 seeds from ``--first-seed 0``, also with ``priority`` and kept whole as
+``bench_selection_test10800_sampler``; 20 from 20; 10 from 40 and 10 from 50, run afterwards as a check)::
 
     python benchmarks/bench_selection.py --noise 0.0 --seeds 20 --eval-every 67 --test-variants 20 \\
         --methods uniform priority:top=0.8 priority --stem a --out /tmp/r
