@@ -160,8 +160,9 @@ NUM_CLASSES = 10
 BATCH = 64
 LR = 2e-3
 EVAL_EVERY = 235  # the test accuracy is measured every 235 steps (16 times in the 3,752 steps of 8 epochs)
+TEST_ORIGINALS = 540  # the held-out digit originals the test images are made from
 TEST_VARIANTS = 4  # variants of every held-out original in the test set: 2,160 images
-BASE_TEST_SIZE = 4 * 540  # the default test set; a larger one (--test-variants) starts with these same images
+BASE_TEST_SIZE = TEST_VARIANTS * TEST_ORIGINALS  # the default test set; a larger one (--test-variants) starts with it
 SIDE = 12
 
 
@@ -416,10 +417,10 @@ def run(
     curve_base: list[tuple[int, float, float]] = []  # on the default test set, when the test set is larger
 
     def measure(step: int) -> None:
-        right = correct(model, data["x_test"], data["y_test"])
-        curve.append((step, clock.now(), int(right.sum()) / len(right)))
+        right, now = correct(model, data["x_test"], data["y_test"]), clock.now()
+        curve.append((step, now, int(right.sum()) / len(right)))
         if len(right) > BASE_TEST_SIZE:
-            curve_base.append((step, clock.now(), int(right[:BASE_TEST_SIZE].sum()) / BASE_TEST_SIZE))
+            curve_base.append((step, now, int(right[:BASE_TEST_SIZE].sum()) / BASE_TEST_SIZE))
 
     clock.pause()
     measure(0)
@@ -691,7 +692,7 @@ def _block(noise: str, row: dict[str, Any]) -> str:
 
 def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
     variants = getattr(args, "test_variants", TEST_VARIANTS)
-    test = f"on {variants * 540:,} test images ({variants} variants of each original), "
+    test = f"on {variants * TEST_ORIGINALS:,} test images ({variants} variants of each original), "
     return (
         f"{args.train_size:,} training samples (12x12 affine digits), small CNN, Adam {args.lr:g}"
         f"{' (cosine to 0)' if args.schedule == 'cosine' else ''}, batch 64, "
