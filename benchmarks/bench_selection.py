@@ -105,6 +105,14 @@ whether half the steps match uniform's full run::
     nice python benchmarks/bench_selection.py --noise 0.0 --schedule cosine \\
         --methods uniform@0.5 uniform@0.75 priority@0.5 priority@0.75 priority --stem bench_selection_cosine
 
+``--schedule wsd`` keeps the rate constant, then decays it linearly to 0 over the last 20 % of each run's own budget
+(a cooldown; warmup-stable-decay without the warm-up), and ``priority:cool=1`` lowers the sampler's pressure with
+it, geometrically to 1 (uniform draws) at the last step. The runs that found uniform's best rate under it::
+
+    nice python benchmarks/bench_selection.py --noise 0.0 --seeds 20 --eval-every 67 --test-variants 20 \\
+        --schedule wsd --lr 4e-3 --methods uniform priority:top=0.8@0.5 priority:top=0.8@0.6 \\
+        --stem bench_selection_wsd_lr4e-3
+
 ``--quick`` is a smoke run (seconds). Results: ``benchmarks/results/bench_selection.{json,md}`` (the earlier 2-epoch
 budget: ``bench_selection_2epochs.*``; the learning rates 4e-3 and 1e-3: ``bench_selection_lr4e-3.*`` and
 ``bench_selection_lr1e-3.*``; the cosine schedule and its budget sweep: ``bench_selection_cosine.*``; the oracle
@@ -115,7 +123,8 @@ the oracle: ``bench_selection_noise40_seeds10.*``; ``warmup_epochs=0`` and ``hal
 ``bench_selection_options_seeds10.*``; early-learning regularization, 10 seeds at 40 % and 5 clean:
 ``bench_selection_elr.*``; fresh losses, ``priority:top=0.8`` and ``priority:keep=0.8``, 20 seeds clean and
 10 at 40 %: ``bench_selection_fresh.*``; the recipe, the sampler and the 40 % noise methods evaluated every 67 steps on
-10,800 test images (``--test-variants 20``): ``bench_selection_test10800*.*``) (``bench_selection_quick.*`` with
+10,800 test images (``--test-variants 20``): ``bench_selection_test10800*.*``; the cooldown (``--schedule wsd``) at
+Adam 2e-3 to 6e-3, clean and at 40 % noise: ``bench_selection_wsd*.*``) (``bench_selection_quick.*`` with
 ``--quick``; or ``--out DIR`` and ``--stem``).
 ``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
 ``hm-online:balance=None,hard_weight=8``.
@@ -164,6 +173,13 @@ TEST_ORIGINALS = 540  # the held-out digit originals the test images are made fr
 TEST_VARIANTS = 4  # variants of every held-out original in the test set: 2,160 images
 BASE_TEST_SIZE = TEST_VARIANTS * TEST_ORIGINALS  # the default test set; a larger one (--test-variants) starts with it
 SIDE = 12
+SCHEDULES = ("constant", "cosine", "wsd")
+COOLDOWN = 0.2  # --schedule wsd: the last fifth of each run's budget decays the learning rate linearly to 0
+SCHEDULE_NOTES = {
+    "constant": "",
+    "cosine": " (cosine to 0)",
+    "wsd": f" (constant, then linear to 0 over the last {COOLDOWN:.0%} of each run)",
+}
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -288,6 +304,27 @@ def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return right
 
 
+def scheduled_lr(schedule: str, lr: float, step: int, total_steps: int) -> float:
+    """The learning rate of ``step`` (0-based) in a run of ``total_steps``.
+
+    ``"constant"`` keeps ``lr``; ``"cosine"`` anneals it from ``lr`` to 0 over the run; ``"wsd"`` (warmup-stable-decay,
+    here without warm-up) keeps ``lr`` until the last ``COOLDOWN`` of the run, then decays it linearly to 0, so that
+    its last step takes ``lr / cooldown_steps``.
+
+    >>> [round(scheduled_lr("wsd", 1.0, s, 10), 2) for s in (0, 7, 8, 9)]
+    [1.0, 1.0, 1.0, 0.5]
+    """
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    if schedule == "wsd":
+        cooldown = max(1, round(COOLDOWN * total_steps))
+        start = total_steps - cooldown
+        return lr if step < start else lr * (total_steps - step) / cooldown
+    raise ValueError(f"Expected schedule in {SCHEDULES}, got {schedule!r}.")
+
+
 def _forever(loader: Any) -> Iterator[Any]:
     while True:
         yield from loader
@@ -338,6 +375,9 @@ def run(
     """
     options = dict(options or {})
     elr_beta = options.pop("elr", None)
+    cool = bool(options.pop("cool", 0))  # priority:cool=1: the pressure falls to 1 with the wsd cooldown's rate
+    if cool and (method != "priority" or schedule != "wsd"):
+        raise ValueError(f"The cool option is for priority under --schedule wsd, not {method!r} under {schedule!r}.")
     g_noise = torch.Generator().manual_seed(1_000 + seed)
     y_train = add_noise(data["y_train"], noise, g_noise)
     y_hold = add_noise(data["y_hold"], noise, g_noise)
@@ -354,6 +394,7 @@ def run(
     pruner: hm.PruningSampler | hm.PrioritySampler | None = None
     il: torch.Tensor | None = None
     candidates = BATCH
+    pressure = 1.0  # priority's pressure at the start, for cool=1
     fused = False  # priority:top=K: train on the BATCH largest losses of a batch of BATCH / K, from one forward pass
     if method == "balanced":
         counts = torch.bincount(y_train, minlength=NUM_CLASSES).double()
@@ -391,6 +432,7 @@ def run(
             candidates = max(BATCH, round(BATCH / options.pop("top" if fused else "keep")))
             epochs = math.ceil(total_steps / math.ceil(n / candidates))
         pruner = hm.PrioritySampler(n, **{"seed": seed, **options})
+        pressure = pruner.pressure
     elif method == "priority-oracle":
         pruner = OracleExclusion(n, wrong=y_train != data["y_train"], **{"seed": seed, "pressure": 10.0, **options})
     else:
@@ -450,9 +492,12 @@ def run(
             x, y = x[pos], y[pos]
         else:
             x, y = batch
-        if schedule == "cosine":
+        if schedule != "constant":
+            rate = scheduled_lr(schedule, lr, step, total_steps)
             for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+                group["lr"] = rate
+            if cool and isinstance(pruner, hm.PrioritySampler):  # geometric: pressure ** (rate / lr), 1 at rate 0
+                pruner.pressure = pressure ** (rate / lr)
         model.train()
         logits = model(x)
         if pruner is not None:
@@ -603,7 +648,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--keep", type=float, default=0.25)
     parser.add_argument("--lr", type=float, default=LR, help="Adam's learning rate for every method")
-    parser.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="constant",
+        help="cosine: anneal to 0 over each run's budget; wsd: constant, then linear to 0 over its last "
+        f"{COOLDOWN:.0%}",
+    )
     parser.add_argument("--il-epochs", type=int, default=8)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--quick", action="store_true", help="2 seeds, 1,000 samples, 1 epoch, no noise")
@@ -695,7 +746,7 @@ def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
     test = f"on {variants * TEST_ORIGINALS:,} test images ({variants} variants of each original), "
     return (
         f"{args.train_size:,} training samples (12x12 affine digits), small CNN, Adam {args.lr:g}"
-        f"{' (cosine to 0)' if args.schedule == 'cosine' else ''}, batch 64, "
+        f"{SCHEDULE_NOTES[args.schedule]}, batch 64, "
         f"{args.epochs} epochs = {args.epochs * math.ceil(args.train_size / BATCH):,} gradient steps, "
         f"{f'evaluated every {args.eval_every} steps, ' if args.eval_every != EVAL_EVERY else ''}"
         f"{test if variants != TEST_VARIANTS else ''}"

@@ -348,3 +348,41 @@ def test_the_larger_test_sets_runs_are_also_summarised_on_the_default_one(tmp_pa
     assert "runs_base" not in plain and "test images" not in plain["setup"]
     both = bench.merge([tmp_path / "c.json", tmp_path / "p.json"], tmp_path, "x")["noise"]["0.0"]
     assert "runs_base" not in both  # not every file measured the default test set apart
+
+
+def test_wsd_schedule_keeps_the_rate_then_decays_it_linearly_over_the_last_fifth():
+    bench = load_benchmark("bench_selection")
+    total, lr = 40, 2e-3
+    expected = [lr if s < 32 else lr * (40 - s) / 8 for s in range(total)]  # the last 8 steps: 8/8, 7/8, ..., 1/8
+    assert [bench.scheduled_lr("wsd", lr, s, total) for s in range(total)] == pytest.approx(expected)
+    assert bench.scheduled_lr("constant", lr, 39, total) == lr
+    assert bench.scheduled_lr("cosine", lr, 20, total) == pytest.approx(lr / 2)
+    with pytest.raises(ValueError, match="schedule"):
+        bench.scheduled_lr("step", lr, 0, total)
+    data = bench.make_images(640, 20)  # 10 batches per epoch: 40 steps in 4 epochs, the cooldown from step 32 on
+    common = {"noise": 0.0, "seed": 0, "epochs": 4, "eval_every": 4, "keep": 0.25, "il_epochs": 1}
+    constant = bench.run("uniform", data, **common)["curve"]
+    wsd = bench.run("uniform", data, **common, schedule="wsd")["curve"]
+    assert [p[2] for p in wsd[:9]] == [p[2] for p in constant[:9]]  # steps 0 to 32: the same run
+    assert [p[2] for p in wsd[9:]] != [p[2] for p in constant[9:]]  # steps 36 and 40: the decayed rate
+
+
+def test_cool_option_lowers_prioritys_pressure_with_the_wsd_cooldown(monkeypatch):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches per epoch: 40 steps in 4 epochs, the cooldown from step 32 on
+    common = {"noise": 0.0, "seed": 0, "epochs": 4, "eval_every": 40, "keep": 0.25, "il_epochs": 1}
+    seen: list[float] = []
+    observe = bench.hm.PrioritySampler.observe
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.pressure)
+        return observe(self, *args, **kwargs)
+
+    monkeypatch.setattr(bench.hm.PrioritySampler, "observe", spy)
+    bench.run("priority", data, **common, schedule="wsd", options={"cool": 1, "pressure": 100.0})
+    expected = [100.0 ** bench.scheduled_lr("wsd", 1.0, s, 40) for s in range(40)]  # pressure ** (rate / lr)
+    assert seen == pytest.approx(expected)
+    assert seen[:32] == [100.0] * 32 and seen[-1] == pytest.approx(100.0**0.125)
+    for method, schedule in (("uniform", "wsd"), ("priority", "cosine")):
+        with pytest.raises(ValueError, match="cool option"):
+            bench.run(method, data, **common, schedule=schedule, options={"cool": 1})
