@@ -105,9 +105,11 @@ whether half the steps match uniform's full run::
     nice python benchmarks/bench_selection.py --noise 0.0 --schedule cosine \\
         --methods uniform@0.5 uniform@0.75 priority@0.5 priority@0.75 priority --stem bench_selection_cosine
 
-``--schedule wsd`` keeps the rate constant, then decays it linearly to 0 over the last 20 % of each run's own budget
-(a cooldown; warmup-stable-decay without the warm-up), and ``priority:cool=1`` lowers the sampler's pressure with
-it, geometrically to 1 (uniform draws) at the last step. The runs that found uniform's best rate under it::
+``--schedule wsd`` keeps the rate constant, then decays it linearly to 0 over the last 20 % (``--cooldown``) of each
+run's own budget (a cooldown; warmup-stable-decay without the warm-up), and ``priority:cool=1`` lowers the sampler's
+pressure with it, geometrically to 1 (uniform draws) at the last step. The pruning methods, which run their epochs in
+fewer steps, follow a schedule by the epochs they have run, so their last epoch ends it too (as InfoBatch rescales
+its schedule). The runs that found uniform's best rate under it::
 
     nice python benchmarks/bench_selection.py --noise 0.0 --seeds 20 --eval-every 67 --test-variants 20 \\
         --schedule wsd --lr 4e-3 --methods uniform priority:top=0.8@0.5 priority:top=0.8@0.6 \\
@@ -124,8 +126,9 @@ the oracle: ``bench_selection_noise40_seeds10.*``; ``warmup_epochs=0`` and ``hal
 ``bench_selection_elr.*``; fresh losses, ``priority:top=0.8`` and ``priority:keep=0.8``, 20 seeds clean and
 10 at 40 %: ``bench_selection_fresh.*``; the recipe, the sampler and the 40 % noise methods evaluated every 67 steps on
 10,800 test images (``--test-variants 20``): ``bench_selection_test10800*.*``; the cooldown (``--schedule wsd``) at
-Adam 2e-3 to 6e-3, clean and at 40 % noise: ``bench_selection_wsd*.*``) (``bench_selection_quick.*`` with
-``--quick``; or ``--out DIR`` and ``--stem``).
+Adam 2e-3 to 6e-3, clean and at 40 % noise: ``bench_selection_wsd*.*``; among them the pruning sampler on it,
+``bench_selection_wsd_lr*_pruning.*``, and a 40 % cooldown, ``bench_selection_wsd_cooldown0.4_*.*``)
+(``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``).
 ``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
 ``hm-online:balance=None,hard_weight=8``.
 """
@@ -138,7 +141,7 @@ import math
 import re
 import statistics
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,11 +178,13 @@ BASE_TEST_SIZE = TEST_VARIANTS * TEST_ORIGINALS  # the default test set; a large
 SIDE = 12
 SCHEDULES = ("constant", "cosine", "wsd")
 COOLDOWN = 0.2  # --schedule wsd: the last fifth of each run's budget decays the learning rate linearly to 0
-SCHEDULE_NOTES = {
-    "constant": "",
-    "cosine": " (cosine to 0)",
-    "wsd": f" (constant, then linear to 0 over the last {COOLDOWN:.0%} of each run)",
-}
+
+
+def schedule_note(schedule: str, cooldown: float = COOLDOWN) -> str:
+    """The setup line's words for ``schedule``; ``"wsd"`` names its cooldown's share of each run."""
+    if schedule == "wsd":
+        return f" (constant, then linear to 0 over the last {cooldown:.0%} of each run)"
+    return " (cosine to 0)" if schedule == "cosine" else ""
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -304,12 +309,12 @@ def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return right
 
 
-def scheduled_lr(schedule: str, lr: float, step: int, total_steps: int) -> float:
+def scheduled_lr(schedule: str, lr: float, step: int, total_steps: int, cooldown: float = COOLDOWN) -> float:
     """The learning rate of ``step`` (0-based) in a run of ``total_steps``.
 
     ``"constant"`` keeps ``lr``; ``"cosine"`` anneals it from ``lr`` to 0 over the run; ``"wsd"`` (warmup-stable-decay,
-    here without warm-up) keeps ``lr`` until the last ``COOLDOWN`` of the run, then decays it linearly to 0, so that
-    its last step takes ``lr / cooldown_steps``.
+    here without warm-up) keeps ``lr`` until the last ``cooldown`` (a fraction, ``COOLDOWN`` by default) of the run,
+    then decays it linearly to 0, so that its last step takes ``lr / cooldown_steps``.
 
     >>> [round(scheduled_lr("wsd", 1.0, s, 10), 2) for s in (0, 7, 8, 9)]
     [1.0, 1.0, 1.0, 0.5]
@@ -319,9 +324,9 @@ def scheduled_lr(schedule: str, lr: float, step: int, total_steps: int) -> float
     if schedule == "cosine":
         return lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
     if schedule == "wsd":
-        cooldown = max(1, round(COOLDOWN * total_steps))
-        start = total_steps - cooldown
-        return lr if step < start else lr * (total_steps - step) / cooldown
+        steps = max(1, round(cooldown * total_steps))
+        start = total_steps - steps
+        return lr if step < start else lr * (total_steps - step) / steps
     raise ValueError(f"Expected schedule in {SCHEDULES}, got {schedule!r}.")
 
 
@@ -330,10 +335,35 @@ def _forever(loader: Any) -> Iterator[Any]:
         yield from loader
 
 
-def _epochs(loader: Iterable[Any], sampler: hm.PruningSampler | hm.PrioritySampler, epochs: int) -> Iterator[Any]:
+class EpochProgress:
+    """How far a sampler-driven run is through its epochs, for a schedule over epochs rather than steps.
+
+    The pruning methods run uniform's epochs in fewer steps, so their learning rate follows the epochs (as InfoBatch
+    rescales its schedule to the pruned iterations): at batch ``done`` of the ``batches`` of epoch ``epoch`` the run
+    is ``epoch + done / batches`` epochs in.
+    """
+
+    def __init__(self) -> None:
+        self.epoch, self.batches, self.done = 0, 1, 0
+
+    def epochs_done(self) -> float:
+        return self.epoch + self.done / self.batches
+
+
+def _epochs(
+    loader: Any,
+    sampler: hm.PruningSampler | hm.PrioritySampler,
+    epochs: int,
+    progress: EpochProgress | None = None,
+) -> Iterator[Any]:
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
-        yield from loader
+        if progress is not None:  # the epoch's plan is built here from the losses so far, as the pass would build it
+            progress.epoch, progress.batches, progress.done = epoch, max(1, len(loader)), 0
+        for batch in loader:
+            yield batch
+            if progress is not None:
+                progress.done += 1
 
 
 def train_il_model(data: dict[str, torch.Tensor], y_hold: torch.Tensor, seed: int, epochs: int) -> nn.Module:
@@ -364,6 +394,7 @@ def run(
     budget: float = 1.0,
     schedule: str = "constant",
     lr: float = LR,
+    cooldown: float = COOLDOWN,
 ) -> dict[str, Any]:
     """Train one method on one seed; returns the curve ``(steps, cpu seconds, test accuracy)``.
 
@@ -371,7 +402,9 @@ def run(
     same curve measured on those first 2,160 images alone (the same evaluations of the same run).
 
     ``budget`` scales the step budget (``epochs * ceil(N / 64)``); ``schedule="cosine"`` anneals the learning rate
-    from ``lr`` to 0 over that budget (``"constant"`` keeps ``lr``).
+    from ``lr`` to 0 over that budget (``"constant"`` keeps ``lr``; ``"wsd"`` decays it over the last ``cooldown``
+    of the budget). The pruning methods, which take fewer steps than their epochs' budget, follow the schedule by
+    the epochs they have run (:class:`EpochProgress`), so their last epoch ends the schedule too.
     """
     options = dict(options or {})
     elr_beta = options.pop("elr", None)
@@ -442,10 +475,12 @@ def run(
     elr = None if elr_beta is None else hm.EarlyLearningLoss(n, NUM_CLASSES, beta=float(elr_beta))
     if elr is not None and pruner is None and method != "uniform":
         raise ValueError(f"The elr option is for uniform and priority, not {method!r}.")
+    progress = EpochProgress() if isinstance(pruner, hm.PruningSampler) and schedule != "constant" else None
+    epoch_steps = math.ceil(n / BATCH)  # a pruning run's schedule spans its epochs as uniform's spans its steps
     if pruner is not None or elr is not None:  # batches carry their dataset indices, as the guides show
         if pruner is not None:  # the samplers fed by the training step's losses
             loader = _epochs(
-                hm.with_indices(DataLoader(train_set, batch_size=candidates, sampler=pruner)), pruner, epochs
+                hm.with_indices(DataLoader(train_set, batch_size=candidates, sampler=pruner)), pruner, epochs, progress
             )
         else:
             loader = hm.with_indices(DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=g))
@@ -492,8 +527,13 @@ def run(
             x, y = x[pos], y[pos]
         else:
             x, y = batch
-        if schedule != "constant":
-            rate = scheduled_lr(schedule, lr, step, total_steps)
+        if progress is not None:
+            virtual = min(epochs * epoch_steps - 1, int(progress.epochs_done() * epoch_steps))
+            rate = scheduled_lr(schedule, lr, virtual, epochs * epoch_steps, cooldown)
+            for group in opt.param_groups:
+                group["lr"] = rate
+        elif schedule != "constant":
+            rate = scheduled_lr(schedule, lr, step, total_steps, cooldown)
             for group in opt.param_groups:
                 group["lr"] = rate
             if cool and isinstance(pruner, hm.PrioritySampler):  # geometric: pressure ** (rate / lr), 1 at rate 0
@@ -652,8 +692,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--schedule",
         choices=SCHEDULES,
         default="constant",
-        help="cosine: anneal to 0 over each run's budget; wsd: constant, then linear to 0 over its last "
-        f"{COOLDOWN:.0%}",
+        help="cosine: anneal to 0 over each run's budget; wsd: constant, then linear to 0 over its last --cooldown",
+    )
+    parser.add_argument(
+        "--cooldown",
+        type=float,
+        default=COOLDOWN,
+        help=f"the share of each run that --schedule wsd decays the learning rate over, in (0, 1] ({COOLDOWN})",
     )
     parser.add_argument("--il-epochs", type=int, default=8)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
@@ -689,6 +734,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"unknown methods {unknown}; choose from {METHODS}")
     if args.test_variants < TEST_VARIANTS:
         parser.error(f"--test-variants must be at least {TEST_VARIANTS}, got {args.test_variants}")
+    if not 0.0 < args.cooldown <= 1.0:
+        parser.error(f"--cooldown must be in (0, 1], got {args.cooldown}")
+    if args.cooldown != COOLDOWN and args.schedule != "wsd":
+        parser.error(f"--cooldown is for --schedule wsd, got --schedule {args.schedule}")
     data = make_images(args.train_size, 3_000 if not args.quick else 300, args.test_variants)
     run("uniform", data, noise=0.0, seed=0, epochs=1, eval_every=10**9, keep=args.keep, il_epochs=1)  # warm-up
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -713,6 +762,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     budget=float(budget or 1.0),
                     schedule=args.schedule,
                     lr=args.lr,
+                    cooldown=args.cooldown,
                 )
                 runs[method].append(r)
                 last = r["curve"][-1]
@@ -746,7 +796,7 @@ def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
     test = f"on {variants * TEST_ORIGINALS:,} test images ({variants} variants of each original), "
     return (
         f"{args.train_size:,} training samples (12x12 affine digits), small CNN, Adam {args.lr:g}"
-        f"{SCHEDULE_NOTES[args.schedule]}, batch 64, "
+        f"{schedule_note(args.schedule, getattr(args, 'cooldown', COOLDOWN))}, batch 64, "
         f"{args.epochs} epochs = {args.epochs * math.ceil(args.train_size / BATCH):,} gradient steps, "
         f"{f'evaluated every {args.eval_every} steps, ' if args.eval_every != EVAL_EVERY else ''}"
         f"{test if variants != TEST_VARIANTS else ''}"

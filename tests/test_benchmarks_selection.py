@@ -386,3 +386,42 @@ def test_cool_option_lowers_prioritys_pressure_with_the_wsd_cooldown(monkeypatch
     for method, schedule in (("uniform", "wsd"), ("priority", "cosine")):
         with pytest.raises(ValueError, match="cool option"):
             bench.run(method, data, **common, schedule=schedule, options={"cool": 1})
+
+
+def test_cooldown_sets_the_share_of_the_run_the_wsd_rate_decays_over():
+    bench = load_benchmark("bench_selection")
+    total, lr = 40, 2e-3
+    expected = [lr if s < 20 else lr * (40 - s) / 20 for s in range(total)]  # half the run: 20/20, 19/20, ..., 1/20
+    assert [bench.scheduled_lr("wsd", lr, s, total, 0.5) for s in range(total)] == pytest.approx(expected)
+    assert bench.scheduled_lr("wsd", lr, 0, total, 1.0) == lr and bench.scheduled_lr("wsd", lr, 1, total, 1.0) < lr
+    args = dict(train_size=30_000, lr=4e-3, schedule="wsd", epochs=8, keep=0.25, il_epochs=8, eval_every=67)
+    assert "over the last 40% of each run" in bench._setup(bench.argparse.Namespace(**args, cooldown=0.4), [0])
+    assert "over the last 20% of each run" in bench._setup(bench.argparse.Namespace(**args), [0])
+    for bad in (["--cooldown", "0"], ["--cooldown", "1.5"], ["--cooldown", "0.4", "--schedule", "cosine"]):
+        with pytest.raises(SystemExit):
+            bench.main(["--quick", *bad])
+
+
+def test_pruning_follows_the_schedule_by_the_epochs_it_has_run(monkeypatch):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches per full epoch, 4 epochs: the schedule spans 40 virtual steps
+    common = {"noise": 0.0, "seed": 0, "epochs": 4, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    calls: list[tuple[int, int, float]] = []
+    scheduled = bench.scheduled_lr
+
+    def spy(schedule, lr, step, total_steps, cooldown=bench.COOLDOWN):
+        calls.append((step, total_steps, cooldown))
+        return scheduled(schedule, lr, step, total_steps, cooldown)
+
+    monkeypatch.setattr(bench, "scheduled_lr", spy)
+    taken = bench.run("pruning", data, **common, schedule="wsd", cooldown=0.5)["curve"][-1][0]
+    steps = [c[0] for c in calls]
+    assert len(calls) == taken < 40  # one rate a step, fewer steps than the epochs' budget
+    assert {c[1:] for c in calls} == {(40, 0.5)}
+    assert steps[:10] == list(range(10))  # the warm-up epoch draws everything: its steps are the schedule's
+    assert steps == sorted(steps) and steps[-1] >= 37  # the pruned epochs stride faster; the last ends the schedule
+    pruned = steps[10:]
+    assert len(pruned) < 30 and len(set(pruned)) == len(pruned)
+    calls.clear()
+    bench.run("uniform", data, **common, schedule="wsd", cooldown=0.5)
+    assert [c[0] for c in calls] == list(range(40))  # a method that takes every step follows the steps themselves

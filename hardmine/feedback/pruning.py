@@ -74,6 +74,10 @@ class PruningSampler(ObservingSampler):
     their dataset indices (:func:`hardmine.with_indices`, or a dataset that returns them), train on the weighted
     per-sample loss, and report the unweighted per-sample losses back.
 
+    A pruned epoch has fewer batches than a full one, so drive a learning-rate schedule by the epochs done,
+    ``epoch + i / len(loader)`` (after :meth:`set_epoch`, ``len(loader)`` is that epoch's own length), not by a count
+    of steps sized from a full epoch, which the run would stop short of.
+
     Args:
         data_source: the dataset (only its length is used), or ``N`` itself.
         prune: the fraction of the below-mean-loss samples left out of each epoch, in ``[0, 1)``; InfoBatch's
