@@ -5,7 +5,9 @@ The structure is the tutorial's: ``ddp_setup``, a ``Trainer`` with ``_run_batch`
 batch for its size and calls ``train_data.sampler.set_epoch(epoch)``), snapshots, ``load_train_objs``,
 ``prepare_dataloader`` with a ``DistributedSampler``. Changed: the data are scikit-learn's digits and the model a
 linear classifier (the tutorial's random regression data have nothing hard to mine), the backend is gloo on CPU when
-there is no GPU, and hard mining takes the lines marked ``# hardmine``. The miner replaces the ``DistributedSampler``
+there is no GPU, every rank waits at a barrier for rank 0's last snapshot before it leaves the process group (a rank
+leaving gloo while its peer still works can abort the peer at exit), and hard mining takes the lines marked
+``# hardmine``. The miner replaces the ``DistributedSampler``
 with its own sharded weighted draw, reading the rank when each epoch starts; the peek starts no new epoch and no
 scoring pass.
 
@@ -19,7 +21,7 @@ import os
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
-from torch.distributed import destroy_process_group, init_process_group
+from torch.distributed import barrier, destroy_process_group, init_process_group
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
@@ -127,6 +129,7 @@ def main(save_every: int, total_epochs: int, batch_size: int, snapshot_path: str
     trainer = Trainer(model, train_data, optimizer, save_every, snapshot_path)
     trainer.train(total_epochs)
     print(f"[GPU{trainer.gpu_id}] scoring passes: {train_data.score_calls}")  # hardmine
+    barrier()  # every rank waits for rank 0's last snapshot: a rank leaving gloo mid-work can abort its peer
     destroy_process_group()
 
 

@@ -398,6 +398,7 @@ def _dist_worker(rank, world, port, out_dir):
                     dyn.update(idx, logits, labels)
             dyn.end_epoch()
         dyn.summary().to_pickle(os.path.join(out_dir, f"rank{rank}.pkl"))
+        dist.barrier()  # no rank leaves gloo while another still works: that can abort the other at exit
     finally:
         dist.destroy_process_group()
 

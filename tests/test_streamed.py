@@ -84,6 +84,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         counting = CountingDataset(make_dataset(29, 3))
         score_to_parquet(make_model(3), DataLoader(counting, batch_size=4), out, chunk_size=6, progress=False)
         torch.save(torch.tensor(counting.calls), Path(out).parent / f"calls{rank}.pt")
+        dist.barrier()  # no rank leaves gloo while another still works: that can abort the other at exit
     finally:
         dist.destroy_process_group()
 
