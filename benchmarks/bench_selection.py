@@ -108,8 +108,8 @@ whether half the steps match uniform's full run::
 ``--schedule wsd`` keeps the rate constant, then decays it linearly to 0 over the last 20 % (``--cooldown``) of each
 run's own budget (a cooldown; warmup-stable-decay without the warm-up), and ``priority:cool=1`` lowers the sampler's
 pressure with it, geometrically to 1 (uniform draws) at the last step. The pruning methods, which run their epochs in
-fewer steps, follow a schedule by the epochs they have run, so their last epoch ends it too (as InfoBatch rescales
-its schedule). The runs that found uniform's best rate under it::
+fewer steps, follow a schedule by the epochs they have run, so their last epoch ends it too (InfoBatch's authors
+advise fitting a schedule to the pruned steps). The runs that found uniform's best rate under it::
 
     nice python benchmarks/bench_selection.py --noise 0.0 --seeds 20 --eval-every 67 --test-variants 20 \\
         --schedule wsd --lr 4e-3 --methods uniform priority:top=0.8@0.5 priority:top=0.8@0.6 \\
@@ -127,8 +127,9 @@ the oracle: ``bench_selection_noise40_seeds10.*``; ``warmup_epochs=0`` and ``hal
 10 at 40 %: ``bench_selection_fresh.*``; the recipe, the sampler and the 40 % noise methods evaluated every 67 steps on
 10,800 test images (``--test-variants 20``): ``bench_selection_test10800*.*``; the cooldown (``--schedule wsd``) at
 Adam 2e-3 to 6e-3, clean and at 40 % noise: ``bench_selection_wsd*.*``; among them the pruning sampler on it,
-``bench_selection_wsd_lr*_pruning.*``, and a 40 % cooldown, ``bench_selection_wsd_cooldown0.4_*.*``)
-(``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and ``--stem``).
+``bench_selection_wsd_lr*_pruning.*`` and ``bench_selection_wsd_noise40_pruning.*``, and a 40 % cooldown,
+``bench_selection_wsd_cooldown0.4_*.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
+``--stem``).
 ``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
 ``hm-online:balance=None,hard_weight=8``.
 """
@@ -338,9 +339,9 @@ def _forever(loader: Any) -> Iterator[Any]:
 class EpochProgress:
     """How far a sampler-driven run is through its epochs, for a schedule over epochs rather than steps.
 
-    The pruning methods run uniform's epochs in fewer steps, so their learning rate follows the epochs (as InfoBatch
-    rescales its schedule to the pruned iterations): at batch ``done`` of the ``batches`` of epoch ``epoch`` the run
-    is ``epoch + done / batches`` epochs in.
+    The pruning methods run uniform's epochs in fewer steps, so their learning rate follows the epochs (InfoBatch's
+    authors advise fitting a schedule to the pruned steps): at batch ``done`` of the ``batches`` of epoch ``epoch``
+    the run is ``epoch + done / batches`` epochs in.
     """
 
     def __init__(self) -> None:
