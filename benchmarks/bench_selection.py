@@ -528,13 +528,12 @@ def run(
             x, y = x[pos], y[pos]
         else:
             x, y = batch
-        if progress is not None:
-            virtual = min(epochs * epoch_steps - 1, int(progress.epochs_done() * epoch_steps))
-            rate = scheduled_lr(schedule, lr, virtual, epochs * epoch_steps, cooldown)
-            for group in opt.param_groups:
-                group["lr"] = rate
-        elif schedule != "constant":
-            rate = scheduled_lr(schedule, lr, step, total_steps, cooldown)
+        if schedule != "constant":
+            if progress is not None:  # a pruning run: the schedule's step at the epochs it has run
+                virtual = min(epochs * epoch_steps - 1, int(progress.epochs_done() * epoch_steps))
+                rate = scheduled_lr(schedule, lr, virtual, epochs * epoch_steps, cooldown)
+            else:
+                rate = scheduled_lr(schedule, lr, step, total_steps, cooldown)
             for group in opt.param_groups:
                 group["lr"] = rate
             if cool and isinstance(pruner, hm.PrioritySampler):  # geometric: pressure ** (rate / lr), 1 at rate 0
