@@ -100,7 +100,8 @@ class PrioritySampler(ObservingSampler):
     Args:
         data_source: the dataset (only its length is used), or ``N`` itself.
         pressure: how many times likelier the largest-loss sample is drawn than the smallest-loss one, ``>= 1``
-            (1 draws the kept samples uniformly); 1000 by default. Under label noise, with ``exclude``, 10.
+            (1 draws the kept samples uniformly); 1000 by default. Under label noise, with ``exclude``, 10; on a
+            budget far past where training levels off (3x in the benchmark), 1 to 3.
         exclude: the fraction of the observed samples with the largest observed loss (lowest AUM with ``dynamics``)
             never drawn after the warm-up, in ``[0, 1)``; 0 (the default) excludes nothing; ``"auto"`` never draws
             an observed sample whose label the model finds less likely than chance (loss above
