@@ -419,8 +419,9 @@ def run(
     y_hold = add_noise(data["y_hold"], noise, g_noise)
     train_set = TensorDataset(data["x_train"], y_train)
     n = len(y_train)
-    total_steps = max(1, round(budget * epochs * math.ceil(n / BATCH)))
-    epochs = math.ceil(total_steps / math.ceil(n / BATCH))  # the epochs a sampler-driven loop needs
+    epoch_steps = math.ceil(n / BATCH)  # a full epoch; a pruning run's schedule spans its epochs in these steps
+    total_steps = max(1, round(budget * epochs * epoch_steps))
+    epochs = math.ceil(total_steps / epoch_steps)  # the epochs a sampler-driven loop needs
     clock = Clock()
     g = torch.Generator().manual_seed(seed)
     model = make_model(seed)
@@ -479,7 +480,6 @@ def run(
     if elr is not None and pruner is None and method != "uniform":
         raise ValueError(f"The elr option is for uniform and priority, not {method!r}.")
     progress = EpochProgress() if isinstance(pruner, hm.PruningSampler) and schedule != "constant" else None
-    epoch_steps = math.ceil(n / BATCH)  # a pruning run's schedule spans its epochs as uniform's spans its steps
     if pruner is not None or elr is not None:  # batches carry their dataset indices, as the guides show
         if pruner is not None:  # the samplers fed by the training step's losses
             loader = _epochs(
