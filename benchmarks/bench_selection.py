@@ -129,13 +129,13 @@ the oracle: ``bench_selection_noise40_seeds10.*``; ``warmup_epochs=0`` and ``hal
 Adam 2e-3 to 6e-3, clean and at 40 % noise: ``bench_selection_wsd*.*``; among them the pruning sampler on it,
 ``bench_selection_wsd_lr*_pruning.*`` and ``bench_selection_wsd_noise40_pruning.*``, and a 40 % cooldown,
 ``bench_selection_wsd_cooldown0.4_*.*``, and lower pressures at 40 % noise,
-``bench_selection_wsd_noise40_pressure.*``); three times the budget (``--epochs 24``), clean and at 40 % noise, with
+``bench_selection_wsd_noise40_pressure.*``; three times the budget (``--epochs 24``), clean and at 40 % noise, with
 uniform's learning rate checked there: ``bench_selection_epochs24*.*``, among them the clean rows that decide the
 targets over 24 seeds, ``bench_selection_epochs24_clean_seeds24.*``, longer annealing for the pruning sampler,
 ``bench_selection_epochs24_pruning_anneal.*``, ``exclude="auto"`` at 0, 20 and 40 % noise,
 ``bench_selection_epochs24_auto.*``, and the exclusion with early-learning regularization at 40 %, 12 seeds,
-``bench_selection_epochs24_noise40_elr.*`` (``bench_selection_quick.*`` with
-``--quick``; or ``--out DIR`` and ``--stem``).
+``bench_selection_epochs24_noise40_elr.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
+``--stem``).
 ``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
 ``hm-online:balance=None,hard_weight=8``.
 """
