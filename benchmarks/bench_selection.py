@@ -35,6 +35,9 @@ Methods (``--methods``):
   the samples whose last observed training loss is below the mean are skipped and the kept ones weighted up by 2; the
   last 12.5 % of the epochs use all the data. It runs the same ``--epochs`` epochs as uniform, in fewer steps; no
   extra forward pass (the losses are the training step's own).
+  With ``top=K`` (e.g. ``pruning:top=0.8``) the sampler's epochs are drawn in batches of ``64 / K`` and each step trains
+  on the 64 largest of their losses (weighted as the sampler says), from the training forward pass itself, as
+  ``priority:top=K`` does: an epoch takes ``K`` times the steps, a step costs about ``1 / K`` of one over 64.
 - ``pruning-filter``: the same, plus ``exclude=0.2, warmup_epochs=2``: after two full epochs, the 20 % of the
   samples with the largest observed loss are left out of every epoch (the small-loss trick against wrong labels).
 - ``priority``: ``hm.PrioritySampler`` with its defaults (``pressure=1000``, ``half_life=1``): after one full
@@ -98,7 +101,8 @@ ran; each seed against its own uniform run), as ``bench_selection_seeds20`` was 
     wait; python benchmarks/bench_selection.py --concat-seeds /tmp/r/a.json /tmp/r/b.json --stem bench_selection_seeds20
 
 Is the baseline tuned, and what does a learning-rate schedule change? ``--lr`` sets Adam's learning rate (2e-3) for
-every method, ``--schedule cosine`` anneals it to 0 over each run's budget, and a method written ``name@b`` runs for
+every method (a method's option ``lr=`` sets its own, e.g. ``pruning:lr=6e-3`` beside uniform at ``--lr``),
+``--schedule cosine`` anneals it to 0 over each run's budget, and a method written ``name@b`` runs for
 the fraction ``b`` of the budget (its own cosine schedule ends there), so ``priority@0.5`` against ``uniform`` asks
 whether half the steps match uniform's full run::
 
@@ -133,8 +137,11 @@ Adam 2e-3 to 6e-3, clean and at 40 % noise: ``bench_selection_wsd*.*``; among th
 uniform's learning rate checked there: ``bench_selection_epochs24*.*``, among them the clean rows that decide the
 targets over 24 seeds, ``bench_selection_epochs24_clean_seeds24.*``, longer annealing for the pruning sampler,
 ``bench_selection_epochs24_pruning_anneal.*``, ``exclude="auto"`` at 0, 20 and 40 % noise,
-``bench_selection_epochs24_auto.*``, and the exclusion with early-learning regularization at 40 %, 12 seeds,
-``bench_selection_epochs24_noise40_elr.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
+``bench_selection_epochs24_auto.*``, the exclusion with early-learning regularization at 40 %, 12 seeds,
+``bench_selection_epochs24_noise40_elr.*``, 24 more seeds of the clean rows that decide the targets,
+``bench_selection_epochs24_clean_seeds24_47.*``, and other ways to spend half the steps, ``prune=0.6`` and
+``pruning:top=0.8``, ``bench_selection_epochs24_pruning_variants.*``, and a higher rate,
+``bench_selection_epochs24_pruning_lr6e-3.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
 ``--stem``).
 ``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
 ``hm-online:balance=None,hard_weight=8``.
@@ -414,6 +421,7 @@ def run(
     the epochs they have run (:class:`EpochProgress`), so their last epoch ends the schedule too.
     """
     options = dict(options or {})
+    lr = float(options.pop("lr", lr))  # a method's own rate, e.g. "pruning:lr=6e-3" beside uniform at --lr
     elr_beta = options.pop("elr", None)
     cool = bool(options.pop("cool", 0))  # priority:cool=1: the pressure falls to 1 with the wsd cooldown's rate
     if cool and (method != "priority" or schedule != "wsd"):
@@ -460,6 +468,9 @@ def run(
             scores = hm.score(il_model, DataLoader(train_set, batch_size=1024), progress=False)
             il = torch.tensor(scores["loss"].to_numpy(), dtype=torch.float32)
     elif method in ("pruning", "pruning-filter"):
+        if "top" in options:  # batches of BATCH / K from the pruned epochs, trained on their BATCH largest losses
+            fused = True
+            candidates = max(BATCH, round(BATCH / options.pop("top")))
         kw = {"prune": 0.5, "epochs": epochs, "seed": seed}
         if method == "pruning-filter":
             kw.update(exclude=0.2, warmup_epochs=2)
@@ -552,7 +563,8 @@ def run(
             if elr is not None:
                 loss = elr(idx, logits, y)
             elif fused:  # the gradient of the BATCH hardest, as if trained on them alone (this CNN has no BatchNorm)
-                loss = losses.topk(min(BATCH, len(losses))).values.mean()
+                top = losses.detach().topk(min(BATCH, len(losses))).indices
+                loss = losses[top].mean() if weights is None else (losses[top] * weights[top]).mean()
             else:
                 loss = losses.mean() if weights is None else (losses * weights).mean()
             pruner.observe(idx, losses.detach())

@@ -221,11 +221,8 @@ def test_priority_keep_option_selects_from_candidate_batches_the_sampler_draws(m
         assert sorted(pos.tolist()) == sorted(fresh.topk(64).indices.tolist())
 
 
-def test_priority_top_option_trains_on_the_largest_losses_of_larger_batches(monkeypatch):
-    bench = load_benchmark("bench_selection")
-    data = bench.make_images(640, 20)  # 8 batches of 80 per epoch
-    common = {"noise": 0.0, "seed": 0, "epochs": 3, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
-    full = bench.run("uniform", data, **common)["curve"]
+def _record_per_sample_loss_grads(bench, monkeypatch):
+    """Patch the benchmark's cross-entropy: every step's per-sample losses and d loss / d them, in a list."""
     grads = []
     real = bench.F.cross_entropy
 
@@ -237,6 +234,15 @@ def test_priority_top_option_trains_on_the_largest_losses_of_larger_batches(monk
         return out
 
     monkeypatch.setattr(bench.F, "cross_entropy", recording)
+    return grads
+
+
+def test_priority_top_option_trains_on_the_largest_losses_of_larger_batches(monkeypatch):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 8 batches of 80 per epoch
+    common = {"noise": 0.0, "seed": 0, "epochs": 3, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    full = bench.run("uniform", data, **common)["curve"]
+    grads = _record_per_sample_loss_grads(bench, monkeypatch)
     curve = bench.run("priority", data, **common, options={"top": 0.8})["curve"]
     assert [p[0] for p in curve] == [p[0] for p in full]  # the same 30 gradient steps
     assert len(grads) == 30 and all(len(losses) == 80 for losses, _ in grads)
@@ -248,6 +254,45 @@ def test_priority_top_option_trains_on_the_largest_losses_of_larger_batches(monk
         bench.run("priority", data, **common, options={"top": 0.8, "keep": 0.5})
     with pytest.raises(ValueError, match="does not combine with elr"):
         bench.run("priority", data, **common, options={"top": 0.8, "elr": 0.9})
+
+
+def test_pruning_top_option_trains_on_the_weighted_largest_losses_of_larger_batches(monkeypatch):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 8 batches of 80 per full epoch
+    common = {"noise": 0.0, "seed": 0, "epochs": 3, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    grads = _record_per_sample_loss_grads(bench, monkeypatch)
+    weights, real_weights = [], bench.hm.PruningSampler.loss_weights
+
+    def recorded_weights(self, idx):
+        w = real_weights(self, idx)
+        weights.append(w.clone())
+        return w
+
+    monkeypatch.setattr(bench.hm.PruningSampler, "loss_weights", recorded_weights)
+    steps = bench.run("pruning", data, **common, options={"top": 0.8})["curve"][-1][0]
+    assert len(grads) == len(weights) == steps and all(len(losses) <= 80 for losses, _ in grads)
+    assert [len(losses) for losses, _ in grads[:8]] == [80] * 8  # the first epoch is whole: 8 batches of 80
+    assert 8 < steps < 24  # the pruned epochs are shorter
+    assert any(bool((w > 1).any()) for w in weights)  # kept low-loss samples are weighted up
+    for (losses, g), w in zip(grads, weights, strict=True):  # d loss / d per-sample loss: w / 64 on the 64 largest
+        k = min(64, len(losses))
+        expected = torch.zeros(len(losses))
+        top = losses.topk(k).indices
+        expected[top] = w[top] / k
+        assert torch.allclose(g, expected)
+
+
+def test_lr_option_sets_a_methods_own_rate():
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)
+    common = {"noise": 0.0, "seed": 0, "epochs": 2, "eval_every": 5, "keep": 0.25, "il_epochs": 1}
+    for method in ("uniform", "pruning"):
+        default = [p[2] for p in bench.run(method, data, **common)["curve"]]
+        faster = [p[2] for p in bench.run(method, data, **common, lr=6e-3)["curve"]]
+        as_option = [p[2] for p in bench.run(method, data, **common, options={"lr": 6e-3})["curve"]]
+        assert as_option == faster != default, method
+    parsed = bench._parse_options("lr=6e-3,prune=0.6")
+    assert parsed == {"lr": 6e-3, "prune": 0.6}
 
 
 def test_merge_and_concat_name_the_machine_of_the_runs_not_their_own(tmp_path):
