@@ -140,8 +140,10 @@ targets over 24 seeds, ``bench_selection_epochs24_clean_seeds24.*``, longer anne
 ``bench_selection_epochs24_auto.*``, the exclusion with early-learning regularization at 40 %, 12 seeds,
 ``bench_selection_epochs24_noise40_elr.*``, 24 more seeds of the clean rows that decide the targets,
 ``bench_selection_epochs24_clean_seeds24_47.*``, and other ways to spend half the steps, ``prune=0.6`` and
-``pruning:top=0.8``, ``bench_selection_epochs24_pruning_variants.*``, and a higher rate,
-``bench_selection_epochs24_pruning_lr6e-3.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
+``pruning:top=0.8``, ``bench_selection_epochs24_pruning_variants.*``, a higher rate,
+``bench_selection_epochs24_pruning_lr6e-3.*``, ``prune=0.6, anneal=0`` on all the epochs, 48 seeds,
+``bench_selection_epochs24_pruning_no_anneal.*``, and InfoBatch's defaults on all of them, 24 seeds,
+``bench_selection_epochs24_pruning_full.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
 ``--stem``).
 ``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
 ``hm-online:balance=None,hard_weight=8``.
