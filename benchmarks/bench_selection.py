@@ -492,7 +492,7 @@ def run(
     else:
         loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=g)
     if fused and elr_beta is not None:
-        raise ValueError("priority's top= trains on the plain cross-entropy; it does not combine with elr=.")
+        raise ValueError(f"{method}'s top= trains on the plain cross-entropy; it does not combine with elr=.")
     elr = None if elr_beta is None else hm.EarlyLearningLoss(n, NUM_CLASSES, beta=float(elr_beta))
     if elr is not None and pruner is None and method != "uniform":
         raise ValueError(f"The elr option is for uniform and priority, not {method!r}.")

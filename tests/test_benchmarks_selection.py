@@ -280,6 +280,8 @@ def test_pruning_top_option_trains_on_the_weighted_largest_losses_of_larger_batc
         top = losses.topk(k).indices
         expected[top] = w[top] / k
         assert torch.allclose(g, expected)
+    with pytest.raises(ValueError, match="pruning's top= trains on the plain cross-entropy; it does not combine"):
+        bench.run("pruning", data, **common, options={"top": 0.8, "elr": 0.9})
 
 
 def test_lr_option_sets_a_methods_own_rate():
