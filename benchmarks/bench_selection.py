@@ -470,7 +470,7 @@ def run(
             scores = hm.score(il_model, DataLoader(train_set, batch_size=1024), progress=False)
             il = torch.tensor(scores["loss"].to_numpy(), dtype=torch.float32)
     elif method in ("pruning", "pruning-filter"):
-        if "top" in options:  # batches of BATCH / K from the pruned epochs, trained on their BATCH largest losses
+        if "top" in options:  # batches of BATCH / K from the sampler's epochs, trained on their BATCH largest
             fused = True
             candidates = max(BATCH, round(BATCH / options.pop("top")))
         kw = {"prune": 0.5, "epochs": epochs, "seed": seed}
