@@ -38,6 +38,9 @@ Methods (``--methods``):
   With ``top=K`` (e.g. ``pruning:top=0.8``) the sampler's epochs are drawn in batches of ``64 / K`` and each step trains
   on the 64 largest of their losses (weighted as the sampler says), from the training forward pass itself, as
   ``priority:top=K`` does: an epoch takes ``K`` times the steps, a step costs about ``1 / K`` of one over 64.
+  With ``rescale=0`` (e.g. ``pruning:prune=0.6,anneal=0,rescale=0``) the kept low-loss samples are not weighted up:
+  every drawn sample has weight 1 (the pruned epochs lean toward the high-loss samples, InfoBatch without its
+  rescaling).
 - ``pruning-filter``: the same, plus ``exclude=0.2, warmup_epochs=2``: after two full epochs, the 20 % of the
   samples with the largest observed loss are left out of every epoch (the small-loss trick against wrong labels).
 - ``priority``: ``hm.PrioritySampler`` with its defaults (``pressure=1000``, ``half_life=1``): after one full
@@ -143,7 +146,13 @@ targets over 24 seeds, ``bench_selection_epochs24_clean_seeds24.*``, longer anne
 ``pruning:top=0.8``, ``bench_selection_epochs24_pruning_variants.*``, a higher rate,
 ``bench_selection_epochs24_pruning_lr6e-3.*``, ``prune=0.6, anneal=0`` on all the epochs, 48 seeds,
 ``bench_selection_epochs24_pruning_no_anneal.*``, and InfoBatch's defaults on all of them, 24 seeds,
-``bench_selection_epochs24_pruning_full.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
+``bench_selection_epochs24_pruning_full.*``, pruning more on more epochs without annealing, ``prune=0.7`` on 29
+epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.8`` on 38, 24 seeds,
+``bench_selection_epochs24_pruning_prune80.*``, and both without the rescaling (``rescale=0``), 10 seeds,
+``bench_selection_epochs24_pruning_rescale.*``; twice the budget (``--epochs 16``), 24 seeds, uniform, its half and
+two pruning settings: ``bench_selection_epochs16.*``; and on the 8-epoch cooldown ``prune=0.6, anneal=0``,
+``bench_selection_wsd_lr4e-3_pruning_no_anneal.*``, with uniform planned for the same steps,
+``bench_selection_wsd_lr4e-3_uniform_planned.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
 ``--stem``).
 ``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
 ``hm-online:balance=None,hard_weight=8``.
@@ -446,6 +455,7 @@ def run(
     il: torch.Tensor | None = None
     candidates = BATCH
     pressure = 1.0  # priority's pressure at the start, for cool=1
+    rescale = True  # pruning: weight the kept low-loss samples up (rescale=0 turns it off)
     fused = False  # priority:top=K: train on the BATCH largest losses of a batch of BATCH / K, from one forward pass
     if method == "balanced":
         counts = torch.bincount(y_train, minlength=NUM_CLASSES).double()
@@ -473,6 +483,7 @@ def run(
         if "top" in options:  # batches of BATCH / K from the sampler's epochs, trained on their BATCH largest
             fused = True
             candidates = max(BATCH, round(BATCH / options.pop("top")))
+        rescale = bool(options.pop("rescale", 1))  # rescale=0: the kept low-loss samples keep weight 1
         kw = {"prune": 0.5, "epochs": epochs, "seed": seed}
         if method == "pruning-filter":
             kw.update(exclude=0.2, warmup_epochs=2)
@@ -561,7 +572,7 @@ def run(
         logits = model(x)
         if pruner is not None:
             losses = F.cross_entropy(logits, y, reduction="none")
-            weights = pruner.loss_weights(idx) if isinstance(pruner, hm.PruningSampler) else None
+            weights = pruner.loss_weights(idx) if isinstance(pruner, hm.PruningSampler) and rescale else None
             if elr is not None:
                 loss = elr(idx, logits, y)
             elif fused:  # the gradient of the BATCH hardest, as if trained on them alone (this CNN has no BatchNorm)

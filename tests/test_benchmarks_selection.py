@@ -284,6 +284,21 @@ def test_pruning_top_option_trains_on_the_weighted_largest_losses_of_larger_batc
         bench.run("pruning", data, **common, options={"top": 0.8, "elr": 0.9})
 
 
+def test_pruning_rescale_option_leaves_the_kept_low_loss_samples_at_weight_one(monkeypatch):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches of 64 per full epoch
+    common = {"noise": 0.0, "seed": 0, "epochs": 3, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    grads = _record_per_sample_loss_grads(bench, monkeypatch)
+    rescaled = bench.run("pruning", data, **common)["curve"][-1][0]
+    weighted = [g * len(g) for _, g in grads[:rescaled]]  # d mean(w * loss) / d loss * batch = w
+    assert any(bool((w > 1.5).any()) for w in weighted)  # the default weights the kept low-loss samples up (2)
+    del grads[:]
+    steps = bench.run("pruning", data, **common, options={"rescale": 0})["curve"][-1][0]
+    assert steps < 30 and len(grads) == steps  # still pruned: rescale changes the weights, not the pruning
+    for _, g in grads:  # the plain mean: d loss / d per-sample loss is 1 / batch for every sample
+        assert torch.allclose(g, torch.full_like(g, 1 / len(g)))
+
+
 def test_lr_option_sets_a_methods_own_rate():
     bench = load_benchmark("bench_selection")
     data = bench.make_images(640, 20)
