@@ -13,7 +13,8 @@ Label noise: ``--noise`` (0 %, 20 %, 40 %) of the training labels (and of the he
 uniformly drawn *other* class, so exactly that share is wrong; the test labels are clean. The seed decides the noise,
 the initialisation and the sampling; the images are the same for every seed.
 
-Model: a small CNN (conv 1->16 3x3, ReLU, max-pool 2; conv 16->32 3x3, ReLU, max-pool 2; linear 288->10), Adam with
+Model: a small CNN (conv 1->16 3x3, ReLU, max-pool 2; conv 16->32 3x3, ReLU, max-pool 2; linear 288->10;
+``--width K`` multiplies its channels, the irreducible-loss model staying this one), Adam with
 learning rate 2e-3, training batches of 64 samples, ``--epochs`` (8) epochs of uniform shuffling as the budget: every
 method takes the same number of gradient steps (``epochs * ceil(N / 64)``), except the pruning methods, which run the
 same number of epochs in fewer steps; one torch thread, data in memory, plain DataLoaders without workers.
@@ -40,7 +41,12 @@ Methods (``--methods``):
   ``priority:top=K`` does: an epoch takes ``K`` times the steps, a step costs about ``1 / K`` of one over 64.
   With ``rescale=0`` (e.g. ``pruning:prune=0.6,anneal=0,rescale=0``) the kept low-loss samples are not weighted up:
   every drawn sample has weight 1 (the pruned epochs lean toward the high-loss samples, InfoBatch without its
-  rescaling).
+  rescaling). With ``rho=1`` (e.g. ``pruning:prune=0.6,anneal=0,rho=1``) the sampler observes each sample's
+  *reducible* loss, its training loss minus ``il[idx]`` (RHO-LOSS's irreducible loss, from the same model as
+  ``rho-loss``, its training and scoring pass counted), so an epoch prunes among the below-mean reducible losses:
+  the learnt samples and those the irreducible-loss model finds hard too. The reducible losses are less skewed than
+  the losses, so fewer are below their mean and an epoch prunes less; with ``floor=0`` (``rho=1,floor=0``) every
+  negative reducible loss (a sample the model fits better than the irreducible-loss model does) counts as 0.
 - ``pruning-filter``: the same, plus ``exclude=0.2, warmup_epochs=2``: after two full epochs, the 20 % of the
   samples with the largest observed loss are left out of every epoch (the small-loss trick against wrong labels).
 - ``priority``: ``hm.PrioritySampler`` with its defaults (``pressure=1000``, ``half_life=1``): after one full
@@ -149,7 +155,11 @@ targets over 24 seeds, ``bench_selection_epochs24_clean_seeds24.*``, longer anne
 ``bench_selection_epochs24_pruning_full.*``, pruning more on more epochs without annealing, ``prune=0.7`` on 29
 epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.8`` on 38, 24 seeds,
 ``bench_selection_epochs24_pruning_prune80.*``, and both without the rescaling (``rescale=0``), 10 seeds,
-``bench_selection_epochs24_pruning_rescale.*``; twice the budget (``--epochs 16``), 24 seeds, uniform, its half and
+``bench_selection_epochs24_pruning_rescale.*``, pruning by the reducible loss (``rho=1``), floored at 0, 12 seeds,
+``bench_selection_epochs24_pruning_rho.*``, and not floored, with the 2 % largest losses excluded beside it, 4 seeds,
+``bench_selection_epochs24_pruning_rho_unfloored.*``, and ``prune=0.6, anneal=0`` at Adam 3e-3, 6 seeds,
+``bench_selection_epochs24_pruning_lr3e-3.*``, and the CNN twice as wide (``--width 2``), 24 seeds,
+``bench_selection_epochs24_width2.*``; twice the budget (``--epochs 16``), 24 seeds, uniform, its half and
 two pruning settings: ``bench_selection_epochs16.*``; and on the 8-epoch cooldown ``prune=0.6, anneal=0``,
 ``bench_selection_wsd_lr4e-3_pruning_no_anneal.*``, with uniform planned for the same steps,
 ``bench_selection_wsd_lr4e-3_uniform_planned.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
@@ -273,17 +283,18 @@ def add_noise(labels: torch.Tensor, rate: float, g: torch.Generator) -> torch.Te
     return y
 
 
-def make_model(seed: int) -> nn.Module:
+def make_model(seed: int, width: int = 1) -> nn.Module:
+    """The small CNN; ``width`` multiplies its channels (16 and 32 at 1)."""
     torch.manual_seed(seed)  # the benchmark owns this process: initialisation follows the seed
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
+        nn.Conv2d(1, 16 * width, 3, padding=1),
         nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1),
+        nn.Conv2d(16 * width, 32 * width, 3, padding=1),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(32 * 3 * 3, NUM_CLASSES),
+        nn.Linear(32 * width * 3 * 3, NUM_CLASSES),
     )
 
 
@@ -420,6 +431,7 @@ def run(
     schedule: str = "constant",
     lr: float = LR,
     cooldown: float = COOLDOWN,
+    width: int = 1,
 ) -> dict[str, Any]:
     """Train one method on one seed; returns the curve ``(steps, cpu seconds, test accuracy)``.
 
@@ -429,7 +441,8 @@ def run(
     ``budget`` scales the step budget (``epochs * ceil(N / 64)``); ``schedule="cosine"`` anneals the learning rate
     from ``lr`` to 0 over that budget (``"constant"`` keeps ``lr``; ``"wsd"`` decays it over the last ``cooldown``
     of the budget). The pruning methods, which take fewer steps than their epochs' budget, follow the schedule by
-    the epochs they have run (:class:`EpochProgress`), so their last epoch ends the schedule too.
+    the epochs they have run (:class:`EpochProgress`), so their last epoch ends the schedule too. ``width``
+    multiplies the trained CNN's channels (the irreducible-loss model stays the small one).
     """
     options = dict(options or {})
     lr = float(options.pop("lr", lr))  # a method's own rate, e.g. "pruning:lr=6e-3" beside uniform at --lr
@@ -447,7 +460,7 @@ def run(
     epochs = math.ceil(total_steps / epoch_steps)  # the epochs a sampler-driven loop needs
     clock = Clock()
     g = torch.Generator().manual_seed(seed)
-    model = make_model(seed)
+    model = make_model(seed, width)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
     miner: hm.HardMiner | None = None
@@ -456,6 +469,7 @@ def run(
     candidates = BATCH
     pressure = 1.0  # priority's pressure at the start, for cool=1
     rescale = True  # pruning: weight the kept low-loss samples up (rescale=0 turns it off)
+    floor: float | None = None  # pruning:rho=1,floor=0: the observed reducible losses floored
     fused = False  # priority:top=K: train on the BATCH largest losses of a batch of BATCH / K, from one forward pass
     if method == "balanced":
         counts = torch.bincount(y_train, minlength=NUM_CLASSES).double()
@@ -484,6 +498,11 @@ def run(
             fused = True
             candidates = max(BATCH, round(BATCH / options.pop("top")))
         rescale = bool(options.pop("rescale", 1))  # rescale=0: the kept low-loss samples keep weight 1
+        if options.pop("rho", 0):  # rho=1: prune by the reducible loss (loss minus an irreducible-loss model's)
+            il_model = train_il_model(data, y_hold, seed, options.pop("il_epochs", il_epochs))
+            scores = hm.score(il_model, DataLoader(train_set, batch_size=1024), progress=False)
+            il = torch.tensor(scores["loss"].to_numpy(), dtype=torch.float32)
+            floor = options.pop("floor", None)  # floor=0: every reducible loss below 0 counts as 0
         kw = {"prune": 0.5, "epochs": epochs, "seed": seed}
         if method == "pruning-filter":
             kw.update(exclude=0.2, warmup_epochs=2)
@@ -580,7 +599,8 @@ def run(
                 loss = losses[top].mean() if weights is None else (losses[top] * weights[top]).mean()
             else:
                 loss = losses.mean() if weights is None else (losses * weights).mean()
-            pruner.observe(idx, losses.detach())
+            observed = losses.detach() if il is None else losses.detach() - il[idx]
+            pruner.observe(idx, observed if floor is None else observed.clamp_min(floor))
         elif elr is not None:
             loss = elr(idx, logits, y)
         else:
@@ -732,6 +752,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help=f"the share of each run that --schedule wsd decays the learning rate over, in (0, 1] ({COOLDOWN})",
     )
     parser.add_argument("--il-epochs", type=int, default=8)
+    parser.add_argument("--width", type=int, default=1, help="multiplies the CNN's channels (16 and 32 at 1)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--quick", action="store_true", help="2 seeds, 1,000 samples, 1 epoch, no noise")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -769,6 +790,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--cooldown must be in (0, 1], got {args.cooldown}")
     if args.cooldown != COOLDOWN and args.schedule != "wsd":
         parser.error(f"--cooldown is for --schedule wsd, got --schedule {args.schedule}")
+    if args.width < 1:
+        parser.error(f"--width must be at least 1, got {args.width}")
     data = make_images(args.train_size, 3_000 if not args.quick else 300, args.test_variants)
     run("uniform", data, noise=0.0, seed=0, epochs=1, eval_every=10**9, keep=args.keep, il_epochs=1)  # warm-up
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -794,6 +817,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     schedule=args.schedule,
                     lr=args.lr,
                     cooldown=args.cooldown,
+                    width=args.width,
                 )
                 runs[method].append(r)
                 last = r["curve"][-1]
@@ -825,8 +849,10 @@ def _block(noise: str, row: dict[str, Any]) -> str:
 def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
     variants = getattr(args, "test_variants", TEST_VARIANTS)
     test = f"on {variants * TEST_ORIGINALS:,} test images ({variants} variants of each original), "
+    width = getattr(args, "width", 1)
+    model = "small CNN" if width == 1 else f"CNN {width}x as wide (channels {16 * width} and {32 * width})"
     return (
-        f"{args.train_size:,} training samples (12x12 affine digits), small CNN, Adam {args.lr:g}"
+        f"{args.train_size:,} training samples (12x12 affine digits), {model}, Adam {args.lr:g}"
         f"{schedule_note(args.schedule, getattr(args, 'cooldown', COOLDOWN))}, batch 64, "
         f"{args.epochs} epochs = {args.epochs * math.ceil(args.train_size / BATCH):,} gradient steps, "
         f"{f'evaluated every {args.eval_every} steps, ' if args.eval_every != EVAL_EVERY else ''}"

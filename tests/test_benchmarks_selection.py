@@ -299,6 +299,40 @@ def test_pruning_rescale_option_leaves_the_kept_low_loss_samples_at_weight_one(m
         assert torch.allclose(g, torch.full_like(g, 1 / len(g)))
 
 
+def test_pruning_rho_option_observes_the_loss_minus_the_irreducible_loss(monkeypatch):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches of 64 per full epoch
+    common = {"noise": 0.0, "seed": 0, "epochs": 3, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    seen = []
+    real = bench.hm.PruningSampler.observe
+
+    def recording(self, indices, losses, targets=None):
+        seen.append((indices.clone(), losses.clone()))
+        return real(self, indices, losses, targets)
+
+    monkeypatch.setattr(bench.hm.PruningSampler, "observe", recording)
+    plain_steps = bench.run("pruning", data, **common)["curve"][-1][0]
+    plain = list(seen)  # its first 10: the warm-up epoch, every sample, the same batches and model in both runs
+    del seen[:]
+    rho_steps = bench.run("pruning", data, **common, options={"rho": 1})["curve"][-1][0]
+    il_model = bench.train_il_model(data, data["y_hold"], 0, 1)  # the reference: the same model, scored by hand
+    with torch.no_grad():
+        il = bench.F.cross_entropy(il_model(data["x_train"]), data["y_train"], reduction="none")
+    for (idx, loss), (idx_rho, reducible) in zip(plain[:10], seen[:10], strict=True):
+        assert torch.equal(idx, idx_rho)
+        assert torch.allclose(reducible, loss - il[idx], atol=1e-5)
+    assert bool((torch.cat([r for _, r in seen]) < 0).any())  # reducible losses, not clamped
+    assert rho_steps < 30 and plain_steps < 30  # both prune, and the reducible loss changes which samples
+    drawn = [torch.cat([i for i, _ in run[10:]]).sort().values for run in (plain, seen)]
+    assert not torch.equal(*drawn)
+    del seen[:]
+    bench.run("pruning", data, **common, options={"rho": 1, "floor": 0})
+    for (idx, loss), (_, floored) in zip(plain[:10], seen[:10], strict=True):  # floor=0: negatives count as 0
+        assert torch.allclose(floored, (loss - il[idx]).clamp_min(0), atol=1e-5)
+    with pytest.raises(TypeError, match="floor"):  # without rho=1 it is no option of the pruning sampler's
+        bench.run("pruning", data, **common, options={"floor": 0})
+
+
 def test_lr_option_sets_a_methods_own_rate():
     bench = load_benchmark("bench_selection")
     data = bench.make_images(640, 20)
@@ -361,6 +395,33 @@ def test_the_setup_line_names_an_evaluation_interval_other_than_the_default():
     assert "evaluated every" not in bench._setup(args, [0, 1])
     args.eval_every = 67
     assert "3,752 gradient steps, evaluated every 67 steps, 2 seeds" in bench._setup(args, [0, 1])
+
+
+def test_width_widens_the_trained_cnn_and_the_setup_line_says_so(tmp_path, monkeypatch):
+    bench = load_benchmark("bench_selection")
+    wide = bench.make_model(0, 3)
+    convs = [m for m in wide if isinstance(m, bench.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 48), (48, 96)]
+    assert wide[-1].in_features == 96 * 3 * 3 and wide(torch.zeros(2, 1, 12, 12)).shape == (2, 10)
+    trained = []
+    real = bench.make_model
+    monkeypatch.setattr(bench, "make_model", lambda seed, width=1: trained.append(width) or real(seed, width))
+    data = bench.make_images(640, 20)
+    common = {"noise": 0.0, "seed": 0, "epochs": 1, "eval_every": 5, "keep": 0.25, "il_epochs": 1}
+    narrow = bench.run("uniform", data, **common)["curve"]
+    widened = bench.run("uniform", data, **common, width=2)["curve"]
+    assert [p[0] for p in widened] == [p[0] for p in narrow] and widened != narrow  # the same steps, another model
+    bench.run("pruning", data, **common, width=2, options={"rho": 1})
+    assert trained == [1, 2, 2, 1]  # the trained CNN is widened, the irreducible-loss model is not
+    bench.main(["--quick", "--width", "2", "--methods", "uniform", "--out", str(tmp_path), "--stem", "w"])
+    setup = json.loads((tmp_path / "w.json").read_text())["setup"]
+    assert "CNN 2x as wide (channels 32 and 64), Adam" in setup
+    args = bench.argparse.Namespace(
+        train_size=30_000, lr=bench.LR, schedule="constant", epochs=8, keep=0.25, il_epochs=8, eval_every=235
+    )
+    assert "small CNN, Adam" in bench._setup(args, [0])  # files made before the option read as before
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--width", "0", "--out", str(tmp_path)])
 
 
 def test_a_larger_test_set_starts_with_the_default_one():
