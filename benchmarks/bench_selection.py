@@ -416,6 +416,15 @@ def train_il_model(data: dict[str, torch.Tensor], y_hold: torch.Tensor, seed: in
     return model
 
 
+def irreducible_losses(
+    data: dict[str, torch.Tensor], y_hold: torch.Tensor, train_set: TensorDataset, seed: int, epochs: int
+) -> torch.Tensor:
+    """RHO-LOSS's irreducible losses: :func:`train_il_model`'s loss on every training sample, float32 ``(N,)``."""
+    il_model = train_il_model(data, y_hold, seed, epochs)
+    scores = hm.score(il_model, DataLoader(train_set, batch_size=1024), progress=False)
+    return torch.tensor(scores["loss"].to_numpy(), dtype=torch.float32)
+
+
 def run(
     method: str,
     data: dict[str, torch.Tensor],
@@ -490,18 +499,14 @@ def run(
             DataLoader(train_set, batch_size=candidates, shuffle=True, generator=g, drop_last=True)
         )
         if method == "rho-loss":
-            il_model = train_il_model(data, y_hold, seed, options.get("il_epochs", il_epochs))
-            scores = hm.score(il_model, DataLoader(train_set, batch_size=1024), progress=False)
-            il = torch.tensor(scores["loss"].to_numpy(), dtype=torch.float32)
+            il = irreducible_losses(data, y_hold, train_set, seed, options.get("il_epochs", il_epochs))
     elif method in ("pruning", "pruning-filter"):
         if "top" in options:  # batches of BATCH / K from the sampler's epochs, trained on their BATCH largest
             fused = True
             candidates = max(BATCH, round(BATCH / options.pop("top")))
         rescale = bool(options.pop("rescale", 1))  # rescale=0: the kept low-loss samples keep weight 1
         if options.pop("rho", 0):  # rho=1: prune by the reducible loss (loss minus an irreducible-loss model's)
-            il_model = train_il_model(data, y_hold, seed, options.pop("il_epochs", il_epochs))
-            scores = hm.score(il_model, DataLoader(train_set, batch_size=1024), progress=False)
-            il = torch.tensor(scores["loss"].to_numpy(), dtype=torch.float32)
+            il = irreducible_losses(data, y_hold, train_set, seed, options.pop("il_epochs", il_epochs))
             floor = options.pop("floor", None)  # floor=0: every reducible loss below 0 counts as 0
         kw = {"prune": 0.5, "epochs": epochs, "seed": seed}
         if method == "pruning-filter":
