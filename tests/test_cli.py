@@ -945,6 +945,127 @@ def test_ctrl_c_while_waiting_on_stdin_exits_130_with_one_line():
     assert err.decode().splitlines() == ["hardmine: interrupted"] and out == b""
 
 
+_SWALLOWED_CTRL_C = """
+import os, signal, sys, time, weakref
+
+import hardmine.app.cli as cli
+from hardmine.app._entry import run
+
+
+def swallowed_by_a_weakref_callback():
+    def callback(_):  # as importlib's module locks do: Python only reports an exception raised in here
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(3))  # the handler runs by this call at the latest, inside the callback
+
+    class Lock:
+        pass
+
+    lock = Lock()
+    ref = weakref.ref(lock, callback)
+    del lock
+    time.sleep(10)  # the Ctrl-C lands here, in the code the callback interrupted, not after the command
+    print("went on after the callback", file=sys.stderr)
+    return 1
+
+
+def swallowed_by_a_bare_except():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(3))
+    except BaseException:  # a library's `except:` around an optional import
+        pass
+    return cli._read_report("-")  # hardmine stops before it waits on stdin
+
+
+def swallowed_at_the_end():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(3))
+    except BaseException:
+        pass
+    print("hardmine: error: something", file=sys.stderr)
+    return 1
+
+
+cli.main = globals()[sys.argv[1]]
+run()
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "lines"),
+    [
+        ("swallowed_by_a_weakref_callback", ["hardmine: interrupted"]),
+        ("swallowed_by_a_bare_except", ["hardmine: interrupted"]),
+        ("swallowed_at_the_end", ["hardmine: error: something", "hardmine: interrupted"]),
+    ],
+)
+def test_a_ctrl_c_that_python_or_a_library_swallows_still_exits_130(tmp_path, how, lines):
+    """The class of the stdin test's rare failure, made certain: a SIGINT whose KeyboardInterrupt lands in a weakref
+    callback (Python prints "Exception ignored" and goes on) or in a bare except is not lost."""
+    import subprocess
+
+    script = tmp_path / "swallow.py"
+    script.write_text(_SWALLOWED_CTRL_C)
+    proc = subprocess.run(
+        [*PYTHON, str(script), how],
+        stdin=subprocess.PIPE,  # left open: a lost Ctrl-C would block on it until the timeout
+        capture_output=True,
+        env=_env(),
+        preexec_fn=_default_sigint,
+        timeout=60,
+    )
+    assert proc.returncode == 130, proc.stderr.decode()
+    assert proc.stderr.decode().splitlines() == lines and proc.stdout == b""
+
+
+def test_an_error_that_a_ctrl_c_caused_is_answered_as_the_interruption(monkeypatch, capsys):
+    from hardmine.app import cli
+
+    def wrapped(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:  # as an extension module that failed to load reports it
+            raise ImportError("\nIMPORTANT: the extension module failed to load") from None
+
+    def plain(args):
+        raise ImportError("no module named 'pyarrow'")
+
+    monkeypatch.setattr(cli, "_cmd_report", wrapped)
+    assert main(["report", "t.csv"]) == 130
+    assert capsys.readouterr().err.splitlines() == ["hardmine: interrupted"]
+    monkeypatch.setattr(cli, "_cmd_report", plain)  # an error of its own stays one
+    assert main(["report", "t.csv"]) == 1
+    assert capsys.readouterr().err.splitlines() == ["hardmine: error: no module named 'pyarrow'"]
+
+
+def test_a_sigint_ignored_at_start_up_stays_ignored(tmp_path):
+    import subprocess
+
+    script = tmp_path / "ignored.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "import hardmine.app.cli as cli\n"
+        "from hardmine.app._entry import run\n"
+        "def main():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    sum(range(3))\n"
+        "    print('finished', file=sys.stderr)\n"
+        "    return 0\n"
+        "cli.main = main\n"
+        "run()\n"
+    )
+    ignore = __import__("signal").SIG_IGN
+    proc = subprocess.run(
+        [*PYTHON, str(script)],
+        capture_output=True,
+        env=_env(),
+        preexec_fn=lambda: __import__("signal").signal(__import__("signal").SIGINT, ignore),
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stderr.decode().splitlines() == ["finished"]
+
+
 def test_demo_logs_each_epoch_on_stderr_and_is_quiet_with_q(tmp_path, capsys):
     from hardmine.app.demo import run_demo
 

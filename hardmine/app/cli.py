@@ -85,6 +85,10 @@ def _read_report(path: str) -> Report:
         return Report(table=table, source=source, skipped=skipped)
 
     if path == "-":
+        from hardmine.app._entry import interrupted
+
+        if interrupted():  # a Ctrl-C swallowed during the imports: stop before waiting on stdin
+            raise KeyboardInterrupt
         data = sys.stdin.buffer.read()
         if not data.strip():
             raise ValueError("the table on stdin ('-') is empty: pipe a CSV or Parquet table into 'hardmine report -'")
@@ -267,11 +271,27 @@ def _main(argv: Sequence[str] | None = None) -> int:
         getattr(args, "parser", parser).error(str(err))  # prints the usage and exits with 2
         return 2
     except _USER_ERRORS as err:
+        if _came_of_ctrl_c(err):  # a library turned the KeyboardInterrupt into its own error
+            raise KeyboardInterrupt from None
         if args.debug:
             raise
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"hardmine: error: {message}", file=sys.stderr)
         return 1
+
+
+def _came_of_ctrl_c(err: BaseException) -> bool:
+    """Whether ``err`` came of a Ctrl-C: a KeyboardInterrupt in its chain, or one the process entry saw."""
+    from hardmine.app._entry import interrupted
+
+    chain: BaseException | None = err
+    seen: set[int] = set()
+    while chain is not None and id(chain) not in seen:
+        if isinstance(chain, KeyboardInterrupt):
+            return True
+        seen.add(id(chain))
+        chain = chain.__cause__ or chain.__context__
+    return interrupted()
 
 
 if __name__ == "__main__":  # pragma: no cover
