@@ -946,7 +946,7 @@ def test_ctrl_c_while_waiting_on_stdin_exits_130_with_one_line():
 
 
 _SWALLOWED_CTRL_C = """
-import os, signal, sys, time, weakref
+import importlib.machinery, os, signal, sys, time, weakref
 
 import hardmine.app.cli as cli
 from hardmine.app._entry import run
@@ -977,6 +977,22 @@ def swallowed_by_a_bare_except():
     return cli._read_report("-")  # hardmine stops before it waits on stdin
 
 
+class ExtensionLoader(importlib.machinery.ExtensionFileLoader):
+    def create_module(self, spec):  # stands for an extension's C++ initialisation calling Python, as torch's _C does
+        os.kill(os.getpid(), signal.SIGINT)
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:  # no KeyboardInterrupt in here: it could end the process by SIGABRT
+            sum(range(3))
+        print("initialised", file=sys.stderr)
+
+
+def during_an_extension_init():
+    ExtensionLoader("ext", "ext.so").create_module(None)
+    time.sleep(10)  # the Ctrl-C lands here, once the initialisation has returned
+    print("went on after the initialisation", file=sys.stderr)
+    return 1
+
+
 def swallowed_at_the_end():
     try:
         os.kill(os.getpid(), signal.SIGINT)
@@ -998,6 +1014,7 @@ run()
         ("swallowed_by_a_weakref_callback", ["hardmine: interrupted"]),
         ("swallowed_by_a_bare_except", ["hardmine: interrupted"]),
         ("swallowed_at_the_end", ["hardmine: error: something", "hardmine: interrupted"]),
+        ("during_an_extension_init", ["initialised", "hardmine: interrupted"]),
     ],
 )
 def test_a_ctrl_c_that_python_or_a_library_swallows_still_exits_130(tmp_path, how, lines):

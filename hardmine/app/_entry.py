@@ -8,6 +8,8 @@ still importing torch (before it, in the first few hundredths of a second while 
   module locks, a ``__del__``, a garbage-collector callback: Python would print "Exception ignored in ..." and go on)
   is raised again a moment later by SIGALRM (``sys.unraisablehook``), once the callback has returned; where there is
   no SIGALRM (Windows) or the program uses it, the command stops at the next check below.
+- A Ctrl-C that lands while a compiled extension module initialises (C or C++ code calling Python, as torch's ``_C``
+  does: an exception there can end the process with SIGABRT) is raised again once the initialisation has returned.
 - A Ctrl-C swallowed by a library's bare ``except:`` or turned into its own error is remembered
   (:func:`interrupted`): the command stops before it reads stdin, answers an error that followed it as the
   interruption, and exits 130 once it returns, whatever code it returned.
@@ -38,12 +40,28 @@ def _again_later() -> None:
         signal.setitimer(signal.ITIMER_REAL, _AGAIN_S)
 
 
+def _in_extension_init(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs under the initialisation of a compiled extension module (torch's ``_C``, numpy's)."""
+    from importlib.machinery import ExtensionFileLoader
+
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name in ("create_module", "exec_module") and isinstance(
+            frame.f_locals.get("self"), ExtensionFileLoader
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     """SIGINT (and the SIGALRM that delivers it again): remember the Ctrl-C and raise KeyboardInterrupt."""
     if _state["finishing"]:
         return
     _state["seen"] = True
-    if _state["in_hook"]:  # raised in the hook, it would be reported and lost as well
+    # In the hook, it would be reported and lost as well; in Python code that an extension's C++ initialisation
+    # calls, it can end the process by std::terminate (SIGABRT): raise it once the initialisation has returned.
+    if _state["in_hook"] or (_state["alarm"] and _in_extension_init(frame)):
         _again_later()
         return
     raise KeyboardInterrupt
