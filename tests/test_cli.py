@@ -1056,6 +1056,26 @@ def test_an_error_that_a_ctrl_c_caused_is_answered_as_the_interruption(monkeypat
     assert capsys.readouterr().err.splitlines() == ["hardmine: error: no module named 'pyarrow'"]
 
 
+def test_the_entry_leaves_the_signals_alone_off_the_main_thread():
+    import signal
+    import threading
+
+    from hardmine.app import _entry
+
+    before, errors = signal.getsignal(signal.SIGINT), []
+
+    def install():
+        try:
+            _entry._install()
+        except BaseException as err:  # signal.signal refuses threads other than the main one
+            errors.append(err)
+
+    thread = threading.Thread(target=install)
+    thread.start()
+    thread.join()
+    assert errors == [] and not _entry._state["installed"] and signal.getsignal(signal.SIGINT) is before
+
+
 def test_a_sigint_ignored_at_start_up_stays_ignored(tmp_path):
     import subprocess
 

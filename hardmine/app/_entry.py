@@ -78,8 +78,12 @@ def _unraisable(unraisable: Any, previous: Any) -> None:
 
 
 def _install() -> None:
-    """Install the handlers and the unraisable hook, unless SIGINT was ignored at start-up."""
+    """Install the handlers and the hook, except where SIGINT was ignored at start-up or off the main thread."""
     if _state["installed"] or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         return
     previous = sys.unraisablehook
     signal.signal(signal.SIGINT, _on_signal)
