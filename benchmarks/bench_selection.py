@@ -153,7 +153,7 @@ targets over 24 seeds, ``bench_selection_epochs24_clean_seeds24.*``, longer anne
 ``bench_selection_epochs24_pruning_lr6e-3.*``, ``prune=0.6, anneal=0`` on all the epochs, 48 seeds,
 ``bench_selection_epochs24_pruning_no_anneal.*``, and InfoBatch's defaults on all of them, 24 seeds,
 ``bench_selection_epochs24_pruning_full.*``, pruning more on more epochs without annealing, ``prune=0.7`` on 29
-epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.8`` on 38, 24 seeds,
+epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.8`` on 38, 48 seeds,
 ``bench_selection_epochs24_pruning_prune80.*``, and both without the rescaling (``rescale=0``), 10 seeds,
 ``bench_selection_epochs24_pruning_rescale.*``, pruning by the reducible loss (``rho=1``), floored at 0, 12 seeds,
 ``bench_selection_epochs24_pruning_rho.*``, and not floored, with the 2 % largest losses excluded beside it, 4 seeds,
