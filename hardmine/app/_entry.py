@@ -8,8 +8,9 @@ still importing torch (before it, in the first few hundredths of a second while 
   module locks, a ``__del__``, a garbage-collector callback: Python would print "Exception ignored in ..." and go on)
   is raised again a moment later by SIGALRM (``sys.unraisablehook``), once the callback has returned; where there is
   no SIGALRM (Windows) or the program uses it, the command stops at the next check below.
-- A Ctrl-C that lands while a compiled extension module initialises (C or C++ code calling Python, as torch's ``_C``
-  does: an exception there can end the process with SIGABRT) is raised again once the initialisation has returned.
+- A Ctrl-C that lands during an import is raised when the outermost import statement under way returns (a second
+  Ctrl-C: at once): inside torch's import, Python code that C++ calls (``torch._C._c10d_init()``) would otherwise
+  end the process by ``std::terminate`` (SIGABRT, "terminate called after throwing ... KeyboardInterrupt").
 - A Ctrl-C swallowed by a library's bare ``except:`` or turned into its own error is remembered
   (:func:`interrupted`): the command stops before it reads stdin, answers an error that followed it as the
   interruption, and exits 130 once it returns, whatever code it returned.
@@ -22,6 +23,8 @@ A SIGINT ignored when the process started (a job started with ``nohup`` or ``&``
 
 from __future__ import annotations
 
+import _thread
+import builtins
 import os
 import signal
 import sys
@@ -30,7 +33,15 @@ from typing import Any
 
 __all__ = ["interrupted", "run"]
 
-_state: dict[str, bool] = {"installed": False, "alarm": False, "seen": False, "finishing": False, "in_hook": False}
+_state: dict[str, bool] = {
+    "installed": False,
+    "alarm": False,
+    "seen": False,
+    "finishing": False,
+    "in_hook": False,
+    "deferred": False,
+}
+_imports: dict[str, Any] = {"depth": 0, "main": None, "original": None}
 _AGAIN_S = 0.002  # a KeyboardInterrupt that Python could only report is raised again this much later
 
 
@@ -40,31 +51,41 @@ def _again_later() -> None:
         signal.setitimer(signal.ITIMER_REAL, _AGAIN_S)
 
 
-def _in_extension_init(frame: FrameType | None) -> bool:
-    """Whether ``frame`` runs under the initialisation of a compiled extension module (torch's ``_C``, numpy's)."""
-    from importlib.machinery import ExtensionFileLoader
-
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name in ("create_module", "exec_module") and isinstance(
-            frame.f_locals.get("self"), ExtensionFileLoader
-        ):
-            return True
-        frame = frame.f_back
-    return False
-
-
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     """SIGINT (and the SIGALRM that delivers it again): remember the Ctrl-C and raise KeyboardInterrupt."""
     if _state["finishing"]:
         return
+    if signum == signal.SIGINT and _state["deferred"]:  # a second Ctrl-C during an import: at once
+        _state["deferred"] = False
+        raise KeyboardInterrupt
     _state["seen"] = True
-    # In the hook, it would be reported and lost as well; in Python code that an extension's C++ initialisation
-    # calls, it can end the process by std::terminate (SIGABRT): raise it once the initialisation has returned.
-    if _state["in_hook"] or (_state["alarm"] and _in_extension_init(frame)):
+    if _state["in_hook"]:  # raised in the hook, it would be reported and lost as well
         _again_later()
         return
+    if _imports["depth"]:  # raised once the import statement under way has returned (see _import)
+        _state["deferred"] = True
+        return
     raise KeyboardInterrupt
+
+
+def _import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+    """``builtins.__import__``, counting the import statements under way on the main thread.
+
+    A KeyboardInterrupt raised inside an import can land in Python code that a compiled module's initialisation
+    calls (torch's ``torch._C._c10d_init()`` does), where C++ ends the process by ``std::terminate`` (SIGABRT)
+    instead of propagating it; so a Ctrl-C during an import is raised when the outermost import statement returns.
+    """
+    original = _imports["original"]
+    if _thread.get_ident() != _imports["main"]:
+        return original(name, globals, locals, fromlist, level)
+    _imports["depth"] += 1
+    try:
+        return original(name, globals, locals, fromlist, level)
+    finally:
+        _imports["depth"] -= 1
+        if not _imports["depth"] and _state["deferred"] and not _state["finishing"]:
+            _state["deferred"] = False
+            raise KeyboardInterrupt  # it replaces whatever the import raised, as a Ctrl-C would
 
 
 def _unraisable(unraisable: Any, previous: Any) -> None:
@@ -86,6 +107,8 @@ def _install() -> None:
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         return
     previous = sys.unraisablehook
+    _imports.update(main=_thread.get_ident(), original=builtins.__import__)
+    builtins.__import__ = _import
     signal.signal(signal.SIGINT, _on_signal)
     sys.unraisablehook = lambda unraisable: _unraisable(unraisable, previous)
     _state["installed"] = True
