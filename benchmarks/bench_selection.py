@@ -159,8 +159,10 @@ epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.
 ``bench_selection_epochs24_pruning_rho.*``, and not floored, with the 2 % largest losses excluded beside it, 4 seeds,
 ``bench_selection_epochs24_pruning_rho_unfloored.*``, and ``prune=0.6, anneal=0`` at Adam 3e-3, 6 seeds,
 ``bench_selection_epochs24_pruning_lr3e-3.*``, and the CNN twice as wide (``--width 2``), 24 seeds,
-``bench_selection_epochs24_width2.*``; twice the budget (``--epochs 16``), 24 seeds, uniform, its half and
-two pruning settings: ``bench_selection_epochs16.*``; and on the 8-epoch cooldown ``prune=0.6, anneal=0``,
+``bench_selection_epochs24_width2.*``; twice the data at the same steps (``--train-size 60000 --epochs 12``), 12 seeds,
+uniform, its half and ``prune=0.6, anneal=0``, ``bench_selection_epochs12_train60k.*``; twice the budget
+(``--epochs 16``), 24 seeds, uniform, its half and two pruning settings: ``bench_selection_epochs16.*``; and on the
+8-epoch cooldown ``prune=0.6, anneal=0``,
 ``bench_selection_wsd_lr4e-3_pruning_no_anneal.*``, with uniform planned for the same steps,
 ``bench_selection_wsd_lr4e-3_uniform_planned.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
 ``--stem``).
