@@ -9,6 +9,12 @@ each held-out original (2,160 samples, never seen in training, clean labels). A 
 variants of the training originals (with the same label noise as the training set) is only for RHO-LOSS's
 irreducible-loss model.
 
+A difficulty mixture, ``--hard-share S`` (0 unless set): a random share ``S`` of the images of every set (training,
+held-out and test alike; drawn by a generator of its own, seed 9) is transformed twice as strongly (rotation +-30
+degrees, scale 0.7-1.3, shear +-0.3, shift +-2 pixels, pixel noise sd 0.2), the others exactly as above, bit for bit:
+most samples are learnt early and a minority keeps the model busy, the regime where skipping the learnt ones should
+pay. The test accuracy is over the same mixture.
+
 Label noise: ``--noise`` (0 %, 20 %, 40 %) of the training labels (and of the held-out split's) are replaced by a
 uniformly drawn *other* class, so exactly that share is wrong; the test labels are clean. The seed decides the noise,
 the initialisation and the sampling; the images are the same for every seed.
@@ -160,7 +166,10 @@ epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.
 ``bench_selection_epochs24_pruning_rho_unfloored.*``, and ``prune=0.6, anneal=0`` at Adam 3e-3, 6 seeds,
 ``bench_selection_epochs24_pruning_lr3e-3.*``, and the CNN twice as wide (``--width 2``), 24 seeds,
 ``bench_selection_epochs24_width2.*``; twice the data at the same steps (``--train-size 60000 --epochs 12``), 12 seeds,
-uniform, its half and ``prune=0.6, anneal=0``, ``bench_selection_epochs12_train60k.*``; twice the budget
+uniform, its half and ``prune=0.6, anneal=0``, ``bench_selection_epochs12_train60k.*``; a difficulty mixture
+(``--hard-share 0.3``), 12 seeds, the same three, ``bench_selection_epochs24_mixture.*``, and on the 8-epoch
+cooldown, 24 seeds, with InfoBatch's defaults and uniform planned for the steps of both pruning settings,
+``bench_selection_wsd_lr4e-3_mixture.*`` and ``bench_selection_wsd_lr4e-3_mixture_uniform.*``; twice the budget
 (``--epochs 16``), 24 seeds, uniform, its half and two pruning settings: ``bench_selection_epochs16.*``; and on the
 8-epoch cooldown ``prune=0.6, anneal=0``,
 ``bench_selection_wsd_lr4e-3_pruning_no_anneal.*``, with uniform planned for the same steps,
@@ -214,6 +223,7 @@ TEST_VARIANTS = 4  # variants of every held-out original in the test set: 2,160 
 BASE_TEST_SIZE = TEST_VARIANTS * TEST_ORIGINALS  # the default test set; a larger one (--test-variants) starts with it
 SIDE = 12
 SCHEDULES = ("constant", "cosine", "wsd")
+HARD_STRENGTH = 2.0  # --hard-share: those samples' rotation, scale deviation, shear, shift and pixel noise, doubled
 COOLDOWN = 0.2  # --schedule wsd: the last fifth of each run's budget decays the learning rate linearly to 0
 
 
@@ -227,52 +237,80 @@ def schedule_note(schedule: str, cooldown: float = COOLDOWN) -> str:
 # ---------------------------------------------------------------------------------------------------- data
 
 
-def _affine(images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random affine transforms of ``(M, 1, 8, 8)`` images onto a ``(M, 1, 12, 12)`` canvas, plus pixel noise."""
+def _affine(images: torch.Tensor, g: torch.Generator, strength: torch.Tensor | None = None) -> torch.Tensor:
+    """Random affine transforms of ``(M, 1, 8, 8)`` images onto a ``(M, 1, 12, 12)`` canvas, plus pixel noise.
+
+    ``strength`` (``(M,)`` float, 1 where ``None``) multiplies each image's rotation, scale deviation, shear, shift and
+    pixel noise; the random draws are the same whatever it is.
+    """
     m = images.shape[0]
+    k = torch.ones(m) if strength is None else strength
     canvas = F.pad(images, (2, 2, 2, 2))
-    angle = (torch.rand(m, generator=g) * 2 - 1) * math.radians(15)
+    angle = (torch.rand(m, generator=g) * 2 - 1) * math.radians(15) * k
     scale = 0.85 + torch.rand(m, generator=g) * 0.3
-    shear = (torch.rand(m, generator=g) * 2 - 1) * 0.15
-    shift = (torch.rand(m, 2, generator=g) * 2 - 1) * (2.0 / SIDE)  # +-1 pixel in normalised coordinates
+    if strength is not None:
+        scale = 1.0 + (scale - 1.0) * k
+    shear = (torch.rand(m, generator=g) * 2 - 1) * 0.15 * k
+    shift = (torch.rand(m, 2, generator=g) * 2 - 1) * (2.0 / SIDE) * k[:, None]  # +-1 pixel in normalised coordinates
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin + shear, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, [m, 1, SIDE, SIDE], align_corners=False)
     out = F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return (out + 0.1 * torch.randn(out.shape, generator=g)).to(torch.float32)
+    return (out + 0.1 * k[:, None, None, None] * torch.randn(out.shape, generator=g)).to(torch.float32)
+
+
+def _strength(m: int, hard_share: float, g: torch.Generator) -> torch.Tensor | None:
+    """``(m,)`` transform strengths: :data:`HARD_STRENGTH` for a random ``hard_share`` of them, 1 for the others."""
+    if hard_share == 0.0:
+        return None
+    return 1.0 + (HARD_STRENGTH - 1.0) * (torch.rand(m, generator=g) < hard_share).float()
 
 
 def make_images(
-    train_size: int = 30_000, holdout_size: int = 3_000, test_variants: int = TEST_VARIANTS
+    train_size: int = 30_000,
+    holdout_size: int = 3_000,
+    test_variants: int = TEST_VARIANTS,
+    hard_share: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """The images and clean labels of the training, held-out (for RHO-LOSS) and test sets; the same for every seed.
 
     ``test_variants`` (``>= 4``) variants of each of the 540 held-out originals make the test set. The first 4 are
     always the same 2,160 images (the default test set); the others come after them, from a generator of their own.
+    ``hard_share`` (``[0, 1]``) of the images of every set, drawn at random (a generator of their own, seed 9), are
+    transformed :data:`HARD_STRENGTH` times as strongly; at 0 the images are the default task's, bit for bit. The
+    result's ``hard_train`` and ``hard_test`` say which.
     """
     if test_variants < TEST_VARIANTS:
         raise ValueError(f"`test_variants` must be at least {TEST_VARIANTS}, got {test_variants}")
+    if not 0.0 <= hard_share <= 1.0:
+        raise ValueError(f"`hard_share` must be in [0, 1], got {hard_share}")
     digits = load_digits()
     x = torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
     y = torch.tensor(digits.target, dtype=torch.int64)
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(2024))
     train_orig, test_orig = order[:1257], order[1257:]
     g = torch.Generator().manual_seed(7)
+    gh = torch.Generator().manual_seed(9)
     pick = train_orig[torch.arange(train_size) % len(train_orig)]
     hold = train_orig[torch.randint(0, len(train_orig), (holdout_size,), generator=g)]
     test = test_orig.repeat(TEST_VARIANTS)
+    k_train, k_hold, k_test = (_strength(n, hard_share, gh) for n in (len(pick), len(hold), len(test)))
     data = {
-        "x_train": _affine(x[pick], g),
+        "x_train": _affine(x[pick], g, k_train),
         "y_train": y[pick],
-        "x_hold": _affine(x[hold], g),
+        "x_hold": _affine(x[hold], g, k_hold),
         "y_hold": y[hold],
-        "x_test": _affine(x[test], g),
+        "x_test": _affine(x[test], g, k_test),
         "y_test": y[test],
     }
     if test_variants > TEST_VARIANTS:  # more variants of the same originals, after the default test set's
         more = test_orig.repeat(test_variants - TEST_VARIANTS)
-        data["x_test"] = torch.cat([data["x_test"], _affine(x[more], torch.Generator().manual_seed(8))])
+        k_more = _strength(len(more), hard_share, gh)
+        data["x_test"] = torch.cat([data["x_test"], _affine(x[more], torch.Generator().manual_seed(8), k_more)])
         data["y_test"] = torch.cat([data["y_test"], y[more]])
+        k_test = None if k_test is None or k_more is None else torch.cat([k_test, k_more])
+    if k_train is not None and k_test is not None:
+        data["hard_train"], data["hard_test"] = k_train > 1.0, k_test > 1.0
     return data
 
 
@@ -760,6 +798,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--il-epochs", type=int, default=8)
     parser.add_argument("--width", type=int, default=1, help="multiplies the CNN's channels (16 and 32 at 1)")
+    parser.add_argument(
+        "--hard-share",
+        type=float,
+        default=0.0,
+        help=f"the share of every set's images transformed {HARD_STRENGTH:g} times as strongly (a difficulty mixture)",
+    )
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--quick", action="store_true", help="2 seeds, 1,000 samples, 1 epoch, no noise")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -799,7 +843,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--cooldown is for --schedule wsd, got --schedule {args.schedule}")
     if args.width < 1:
         parser.error(f"--width must be at least 1, got {args.width}")
-    data = make_images(args.train_size, 3_000 if not args.quick else 300, args.test_variants)
+    if not 0.0 <= args.hard_share <= 1.0:
+        parser.error(f"--hard-share must be in [0, 1], got {args.hard_share}")
+    data = make_images(args.train_size, 3_000 if not args.quick else 300, args.test_variants, args.hard_share)
     run("uniform", data, noise=0.0, seed=0, epochs=1, eval_every=10**9, keep=args.keep, il_epochs=1)  # warm-up
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     stem = args.stem or ("bench_selection_quick" if args.quick else "bench_selection")
@@ -858,8 +904,10 @@ def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
     test = f"on {variants * TEST_ORIGINALS:,} test images ({variants} variants of each original), "
     width = getattr(args, "width", 1)
     model = "small CNN" if width == 1 else f"CNN {width}x as wide (channels {16 * width} and {32 * width})"
+    hard = getattr(args, "hard_share", 0.0)
+    images = "12x12 affine digits" + (f", {hard:.0%} of every set {HARD_STRENGTH:g}x as strongly" if hard else "")
     return (
-        f"{args.train_size:,} training samples (12x12 affine digits), {model}, Adam {args.lr:g}"
+        f"{args.train_size:,} training samples ({images}), {model}, Adam {args.lr:g}"
         f"{schedule_note(args.schedule, getattr(args, 'cooldown', COOLDOWN))}, batch 64, "
         f"{args.epochs} epochs = {args.epochs * math.ceil(args.train_size / BATCH):,} gradient steps, "
         f"{f'evaluated every {args.eval_every} steps, ' if args.eval_every != EVAL_EVERY else ''}"

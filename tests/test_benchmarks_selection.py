@@ -49,6 +49,28 @@ def test_data_is_deterministic_and_noise_exact():
     assert sorted(set(noisy.tolist())) == list(range(10))
 
 
+def test_a_difficulty_mixture_transforms_a_share_more_strongly_and_leaves_the_rest_as_they_were():
+    bench = load_benchmark("bench_selection")
+    plain = bench.make_images(2000, 50, test_variants=6)
+    assert "hard_train" not in plain
+    mixed = bench.make_images(2000, 50, test_variants=6, hard_share=0.3)
+    for part in ("train", "test"):
+        hard = mixed[f"hard_{part}"]
+        assert hard.shape == plain[f"y_{part}"].shape and hard.dtype == torch.bool
+        assert abs(hard.float().mean().item() - 0.3) < 0.05  # the share, drawn at random
+        x, x0 = mixed[f"x_{part}"], plain[f"x_{part}"]
+        assert torch.equal(x[~hard], x0[~hard])  # the others: the default task's images, bit for bit
+        assert torch.equal(mixed[f"y_{part}"], plain[f"y_{part}"])
+        changed = (x[hard] - x0[hard]).flatten(1).abs().amax(1)
+        assert bool((changed > 0).all())
+        # Twice the pixel noise: the background's spread (the canvas's corner, outside every digit) doubles.
+        corner = x[:, 0, 0, 0]
+        assert corner[hard].std().item() / corner[~hard].std().item() == pytest.approx(2.0, rel=0.15)
+    assert torch.equal(bench.make_images(500, 20, hard_share=0.0)["x_train"], bench.make_images(500, 20)["x_train"])
+    with pytest.raises(ValueError, match="hard_share"):
+        bench.make_images(500, 20, hard_share=1.5)
+
+
 def test_pruning_runs_its_epochs_in_fewer_steps():
     bench = load_benchmark("bench_selection")
     data = bench.make_images(640, 20)  # 10 batches per full epoch
@@ -422,6 +444,25 @@ def test_width_widens_the_trained_cnn_and_the_setup_line_says_so(tmp_path, monke
     assert "small CNN, Adam" in bench._setup(args, [0])  # files made before the option read as before
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--width", "0", "--out", str(tmp_path)])
+
+
+def test_hard_share_reaches_the_images_and_the_setup_line_says_so(tmp_path, monkeypatch):
+    bench = load_benchmark("bench_selection")
+    shares = []
+    real = bench.make_images
+    monkeypatch.setattr(bench, "make_images", lambda *a: shares.append(a[3]) or real(*a))
+    bench.main(["--quick", "--hard-share", "0.3", "--methods", "uniform", "--out", str(tmp_path), "--stem", "h"])
+    assert shares == [0.3]
+    setup = json.loads((tmp_path / "h.json").read_text())["setup"]
+    assert "(12x12 affine digits, 30% of every set 2x as strongly), small CNN" in setup
+    args = bench.argparse.Namespace(
+        train_size=30_000, lr=bench.LR, schedule="constant", epochs=8, keep=0.25, il_epochs=8, eval_every=235
+    )
+    assert "(12x12 affine digits), small CNN" in bench._setup(args, [0])  # files made before the option
+    for bad in ("-0.1", "1.5"):
+        with pytest.raises(SystemExit):
+            bench.main(["--quick", "--hard-share", bad, "--out", str(tmp_path)])
+    assert shares == [0.3]  # refused before any image is made
 
 
 def test_a_larger_test_set_starts_with_the_default_one():
