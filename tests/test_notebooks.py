@@ -151,12 +151,13 @@ def _check_03(text: str, probe: dict[str, Any]) -> None:
         assert row["accuracy"] == pytest.approx((n - positives) / n) and round(row["accuracy"], 2) == accuracy
         assert row["hard_positive"] == positives and row["hard"] >= 0.95 * n
         assert row["drawn_per_hard"] == pytest.approx(1.0, abs=0.05)
-    # "the hard positives fall from 35 to none by epoch 7" and "from epoch 9 nothing is hard".
+    # "the hard positives fall from 35 to none by epoch 7" and "by the last epoch nothing is hard" (which epoch empties
+    # the hard set first differs from one CPU to another: 9 on one, 11 on another).
     start, none_by = _number(text, r"the hard positives fall from (\d+) to none by epoch (\d+)")
-    (empty_from,) = _number(text, r"from epoch (\d+) nothing is hard")
     by_epoch = {r["epoch"]: r for r in rows}
     assert start == positives and by_epoch[none_by]["hard_positive"] == 0 < by_epoch[none_by - 2]["hard_positive"]
-    assert all(r["hard"] == 0 for r in rows if r["epoch"] >= empty_from) and by_epoch[empty_from - 1]["hard"] > 0
+    assert "by the last epoch nothing is hard" in text
+    assert rows[-1]["hard"] == 0 and any(r["hard"] > 0 for r in rows if r["epoch"] > none_by)
     # "seed 0 never left [F1 = 0] in 12 epochs", "F1 passed 0.5 at epoch 4 with both seeds, against epoch 7 or never",
     # "and ended with the higher F1".
     f1 = probe["f1"]
@@ -174,21 +175,18 @@ def _check_03(text: str, probe: dict[str, Any]) -> None:
 
 
 def _check_04(text: str, probe: dict[str, Any]) -> None:
-    # "fine-tuning on the 84 hard samples raised test accuracy from 0.805 to 0.825, and the training folder's hard
-    # samples fell from 84 to 75: ten hard negatives became easy while one easy positive turned hard."
-    tuned, before, after = _number(
-        text, r"fine-tuning on the (\d+) hard samples raised test accuracy from (0\.\d+) to (0\.\d+)"
-    )
-    assert probe["fine_tuned_on"] == tuned
-    assert round(probe["before"], 3) == before and round(probe["after"], 3) == after and after > before
-    hard_before, hard_after = _number(text, r"hard samples fell from (\d+) to (\d+)")
+    # The numbers differ from one CPU to another (the network is trained from scratch), so the text claims only what
+    # held on every CPU tried: "fine-tuning on the hard samples raised the test accuracy and the training folder's hard
+    # samples fell, most of them hard negatives that became easy".
+    assert "fine-tuning on the hard samples raised the" in text and probe["after"] > probe["before"]
     gb, ga = probe["groups_before"], probe["groups_after"]
-    assert gb["hard_positive"] + gb["hard_negative"] == hard_before == tuned
-    assert ga["hard_positive"] + ga["hard_negative"] == hard_after < hard_before
-    assert "ten hard negatives became easy while one easy positive turned hard" in text
-    assert gb["hard_negative"] - ga["hard_negative"] == 10 and ga["hard_positive"] - gb["hard_positive"] == 1
-    (gain,) = _number(text, r"a gain of (\d+) images")
-    assert round((probe["after"] - probe["before"]) * 200) == gain
+    hard_before = gb["hard_positive"] + gb["hard_negative"]
+    assert probe["fine_tuned_on"] == hard_before > ga["hard_positive"] + ga["hard_negative"]
+    assert "most of them hard negatives that became easy" in text
+    fewer_negatives = gb["hard_negative"] - ga["hard_negative"]
+    assert fewer_negatives > max(gb["hard_positive"] - ga["hard_positive"], 0)
+    # "The lines above say what fine-tuning did on your machine": no number of one run in the text.
+    assert not re.search(r"accuracy from 0\.\d+ to 0\.\d+", text)
 
 
 def _check_05(text: str, probe: dict[str, Any]) -> None:
