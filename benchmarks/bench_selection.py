@@ -13,7 +13,9 @@ A difficulty mixture, ``--hard-share S`` (0 unless set): a random share ``S`` of
 held-out and test alike; drawn by a generator of its own, seed 9) is transformed twice as strongly (rotation +-30
 degrees, scale 0.7-1.3, shear +-0.3, shift +-2 pixels, pixel noise sd 0.2), the others exactly as above, bit for bit:
 most samples are learnt early and a minority keeps the model busy, the regime where skipping the learnt ones should
-pay. The test accuracy is over the same mixture.
+pay. The test accuracy is over the same mixture; every evaluation is also measured on the strongly transformed test
+images and on the others apart (the result files' ``runs_hard`` and ``runs_easy``, and a table of their final
+accuracies; files made before 2026-12-07 have neither).
 
 Label noise: ``--noise`` (0 %, 20 %, 40 %) of the training labels (and of the held-out split's) are replaced by a
 uniformly drawn *other* class, so exactly that share is wrong; the test labels are clean. The seed decides the noise,
@@ -169,7 +171,9 @@ epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.
 uniform, its half and ``prune=0.6, anneal=0``, ``bench_selection_epochs12_train60k.*``; a difficulty mixture
 (``--hard-share 0.3``), 12 seeds, the same three, ``bench_selection_epochs24_mixture.*``, and on the 8-epoch
 cooldown, 24 seeds, with InfoBatch's defaults and uniform planned for the steps of both pruning settings,
-``bench_selection_wsd_lr4e-3_mixture.*`` and ``bench_selection_wsd_lr4e-3_mixture_uniform.*``; twice the budget
+``bench_selection_wsd_lr4e-3_mixture.*`` and ``bench_selection_wsd_lr4e-3_mixture_uniform.*``, and seeds 0 to 11 of
+both again with the hard and the other test images measured apart, ``bench_selection_wsd_lr4e-3_mixture_parts.*``;
+twice the budget
 (``--epochs 16``), 24 seeds, uniform, its half and two pruning settings: ``bench_selection_epochs16.*``; and on the
 8-epoch cooldown ``prune=0.6, anneal=0``,
 ``bench_selection_wsd_lr4e-3_pruning_no_anneal.*``, with uniform planned for the same steps,
@@ -485,7 +489,9 @@ def run(
     """Train one method on one seed; returns the curve ``(steps, cpu seconds, test accuracy)``.
 
     With a test set larger than the default 2,160 images (``make_images(test_variants=...)``), ``curve_base`` is the
-    same curve measured on those first 2,160 images alone (the same evaluations of the same run).
+    same curve measured on those first 2,160 images alone (the same evaluations of the same run). On a difficulty
+    mixture (``make_images(hard_share=...)``), ``curve_hard`` and ``curve_easy`` are the same curve measured on the
+    strongly transformed test images and on the others.
 
     ``budget`` scales the step budget (``epochs * ceil(N / 64)``); ``schedule="cosine"`` anneals the learning rate
     from ``lr`` to 0 over that budget (``"constant"`` keeps ``lr``; ``"wsd"`` decays it over the last ``cooldown``
@@ -587,12 +593,16 @@ def run(
 
     curve: list[tuple[int, float, float]] = []
     curve_base: list[tuple[int, float, float]] = []  # on the default test set, when the test set is larger
+    parts: dict[str, list[tuple[int, float, float]]] = {"curve_hard": [], "curve_easy": []}  # a difficulty mixture
 
     def measure(step: int) -> None:
         right, now = correct(model, data["x_test"], data["y_test"]), clock.now()
         curve.append((step, now, int(right.sum()) / len(right)))
         if len(right) > BASE_TEST_SIZE:
             curve_base.append((step, now, int(right[:BASE_TEST_SIZE].sum()) / BASE_TEST_SIZE))
+        if "hard_test" in data:
+            for key, where in (("curve_hard", data["hard_test"]), ("curve_easy", ~data["hard_test"])):
+                parts[key].append((step, now, int(right[where].sum()) / int(where.sum())))
 
     clock.pause()
     measure(0)
@@ -668,6 +678,8 @@ def run(
     out: dict[str, Any] = {"curve": curve, "score_calls": 0 if miner is None else miner.score_calls}
     if curve_base:
         out["curve_base"] = curve_base
+    if "hard_test" in data:
+        out.update(parts)
     return out
 
 
@@ -882,6 +894,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.test_variants > TEST_VARIANTS:  # the same runs on the default test set
                 row["runs_base"] = {m: [r["curve_base"] for r in rs] for m, rs in runs.items()}
                 row["summary_base"] = _summary_of(row["runs_base"])
+            if "hard_test" in data:  # the same runs on the hard test images and on the others
+                for part in ("hard", "easy"):
+                    row[f"runs_{part}"] = {m: [r[f"curve_{part}"] for r in rs] for m, rs in runs.items()}
             results["noise"][str(noise)] = row
             results["setup"] = setup
             blocks = [_block(k, row) for k, row in results["noise"].items()]
@@ -896,7 +911,38 @@ def _summary_of(curves: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
 
 def _block(noise: str, row: dict[str, Any]) -> str:
     """A saved row's markdown: its table, and the default test set's table of the same runs where it has one."""
-    return markdown(float(noise), row["summary"], row["setup"], row.get("summary_base"))
+    table = markdown(float(noise), row["summary"], row["setup"], row.get("summary_base"))
+    return table + parts_markdown(row) if "runs_hard" in row else table
+
+
+def parts_markdown(row: dict[str, Any]) -> str:
+    """The final accuracy of every method on a difficulty mixture's hard test images and on the others.
+
+    Each with its difference to uniform paired by seed, in points, its standard error, and the seeds at or above.
+    """
+    lines = [
+        "",
+        "",
+        "The same runs, final accuracy on the strongly transformed test images and on the others "
+        "(− uniform in points, paired by seed; standard error; seeds at or above):",
+        "",
+        "| method | hard | − uniform | others | − uniform |",
+        "|---|---|---|---|---|",
+    ]
+    finals = {part: {m: [c[-1][2] for c in cs] for m, cs in row[f"runs_{part}"].items()} for part in ("hard", "easy")}
+    for method in row["runs_hard"]:
+        cells = [method]
+        for part in ("hard", "easy"):
+            mine, base = finals[part][method], finals[part]["uniform"][: len(finals[part][method])]
+            diffs = [100 * (a - b) for a, b in zip(mine, base, strict=True)]
+            se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+            at_or_above = sum(d >= 0 for d in diffs)
+            cells += [
+                f"{statistics.fmean(mine):.4f}",
+                f"{statistics.fmean(diffs):+.2f} ({se:.2f}; {at_or_above} of {len(diffs)})",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
@@ -964,6 +1010,9 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
             if "runs_base" not in row:  # the default test set's table only where every file measured it
                 rows[noise].pop("runs_base", None)
                 rows[noise].pop("summary_base", None)
+            for key in ("runs_hard", "runs_easy"):  # the mixture's parts only where every file measured them
+                if key not in row:
+                    rows[noise].pop(key, None)
             for part in _PARTS:
                 if part in rows[noise]:
                     rows[noise][part] = {**row[part], **rows[noise][part]}
@@ -980,8 +1029,9 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
     return {"setup": setups[0], "noise": rows}
 
 
-#: A saved row's parts keyed by method: on the test set, and (``--test-variants`` above 4) on the default one.
-_PARTS = ("summary", "runs", "summary_base", "runs_base")
+#: A saved row's parts keyed by method: on the test set, (``--test-variants`` above 4) on the default one, and (a
+#: difficulty mixture) on its hard test images and on the others.
+_PARTS = ("summary", "runs", "summary_base", "runs_base", "runs_hard", "runs_easy")
 _SUMMARY_KEYS = frozenset({"final_mean", "steps_ratio_median", "cpu_ratio_median", "cpu_of_budget_median"})
 _SEEDS = re.compile(r"\d+ seeds [\d.]+")  # "5 seeds 0..4" in a setup line
 
@@ -1030,6 +1080,9 @@ def concat_seeds(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
         if all("runs_base" in p for p in parts):  # every file also measured the default test set
             rows[noise]["runs_base"] = {m: [c for p in parts for c in p["runs_base"][m]] for m in methods}
             rows[noise]["summary_base"] = _summary_of(rows[noise]["runs_base"])
+        for key in ("runs_hard", "runs_easy"):
+            if all(key in p for p in parts):  # every file ran the same difficulty mixture
+                rows[noise][key] = {m: [c for p in parts for c in p[key][m]] for m in methods}
     blocks = [_block(noise, row) for noise, row in rows.items()]
     save_results(out, stem, rows, "\n".join(blocks), setup=rows[noises[0]]["setup"], machine_info=info)
     print("\n".join(blocks))

@@ -71,6 +71,37 @@ def test_a_difficulty_mixture_transforms_a_share_more_strongly_and_leaves_the_re
         bench.make_images(500, 20, hard_share=1.5)
 
 
+def test_a_mixture_run_measures_its_hard_test_images_and_the_others_apart(tmp_path):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20, hard_share=0.3)
+    common = {"noise": 0.0, "seed": 0, "epochs": 1, "eval_every": 4, "keep": 0.25, "il_epochs": 1}
+    out = bench.run("uniform", data, **common)
+    hard, easy = data["hard_test"], ~data["hard_test"]
+    assert len(out["curve_hard"]) == len(out["curve_easy"]) == len(out["curve"]) > 2
+    for whole, h, e in zip(out["curve"], out["curve_hard"], out["curve_easy"], strict=True):
+        assert whole[:2] == h[:2] == e[:2]  # the same evaluations
+        right = h[2] * int(hard.sum()) + e[2] * int(easy.sum())
+        assert right == pytest.approx(whole[2] * len(hard))  # the parts' correct answers make the whole's
+    model_right = bench.correct(bench.make_model(0), data["x_test"], data["y_test"])
+    assert out["curve_hard"][0][2] == int(model_right[hard].sum()) / int(hard.sum())  # step 0: the initial model
+    assert "curve_hard" not in bench.run("uniform", bench.make_images(640, 20), **common)
+
+    argv = ["--quick", "--hard-share", "0.3", "--methods", "uniform", "ohem", "--out", str(tmp_path)]
+    bench.main([*argv, "--stem", "a"])
+    bench.main([*argv, "--stem", "b", "--first-seed", "2"])
+    rows = json.loads((tmp_path / "a.json").read_text())["rows"]["0.0"]
+    finals = {m: [c[-1][2] for c in cs] for m, cs in rows["runs_hard"].items()}
+    table = (tmp_path / "a.md").read_text()
+    assert "| method | hard | − uniform | others | − uniform |" in table
+    diffs = [100 * (a - b) for a, b in zip(finals["ohem"], finals["uniform"], strict=True)]
+    expected = f"| ohem | {sum(finals['ohem']) / 2:.4f} | {sum(diffs) / 2:+.2f} ("
+    assert expected in table
+    pooled = bench.concat_seeds([tmp_path / "a.json", tmp_path / "b.json"], tmp_path, "ab")["noise"]["0.0"]
+    b = json.loads((tmp_path / "b.json").read_text())["rows"]["0.0"]
+    assert pooled["runs_easy"]["ohem"] == rows["runs_easy"]["ohem"] + b["runs_easy"]["ohem"]
+    assert "| method | hard |" in (tmp_path / "ab.md").read_text()
+
+
 def test_pruning_runs_its_epochs_in_fewer_steps():
     bench = load_benchmark("bench_selection")
     data = bench.make_images(640, 20)  # 10 batches per full epoch
