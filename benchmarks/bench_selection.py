@@ -252,7 +252,7 @@ def _affine(images: torch.Tensor, g: torch.Generator, strength: torch.Tensor | N
     canvas = F.pad(images, (2, 2, 2, 2))
     angle = (torch.rand(m, generator=g) * 2 - 1) * math.radians(15) * k
     scale = 0.85 + torch.rand(m, generator=g) * 0.3
-    if strength is not None:
+    if strength is not None:  # only here: 1 + (scale - 1) * 1 is not bit for bit the default's scale
         scale = 1.0 + (scale - 1.0) * k
     shear = (torch.rand(m, generator=g) * 2 - 1) * 0.15 * k
     shift = (torch.rand(m, 2, generator=g) * 2 - 1) * (2.0 / SIDE) * k[:, None]  # +-1 pixel in normalised coordinates
@@ -1007,12 +1007,10 @@ def merge(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
             if noise not in rows:
                 rows[noise] = row
                 continue
-            if "runs_base" not in row:  # the default test set's table only where every file measured it
-                rows[noise].pop("runs_base", None)
-                rows[noise].pop("summary_base", None)
-            for key in ("runs_hard", "runs_easy"):  # the mixture's parts only where every file measured them
+            for key in ("runs_base", "runs_hard", "runs_easy"):  # other yardsticks only where every file has them
                 if key not in row:
                     rows[noise].pop(key, None)
+                    rows[noise].pop(key.replace("runs", "summary"), None)
             for part in _PARTS:
                 if part in rows[noise]:
                     rows[noise][part] = {**row[part], **rows[noise][part]}
@@ -1077,12 +1075,11 @@ def concat_seeds(paths: list[Path], out: Path, stem: str) -> dict[str, Any]:
         seeds = " + ".join(_seeds(p) for p in parts)
         setup = _SEEDS.sub(f"{len(runs['uniform'])} seeds ({seeds})", parts[0].get("setup", ""), count=1)
         rows[noise] = {"summary": _summary_of(runs), "runs": runs, "setup": setup}
-        if all("runs_base" in p for p in parts):  # every file also measured the default test set
-            rows[noise]["runs_base"] = {m: [c for p in parts for c in p["runs_base"][m]] for m in methods}
-            rows[noise]["summary_base"] = _summary_of(rows[noise]["runs_base"])
-        for key in ("runs_hard", "runs_easy"):
-            if all(key in p for p in parts):  # every file ran the same difficulty mixture
+        for key in ("runs_base", "runs_hard", "runs_easy"):  # the default test set, a mixture's parts
+            if all(key in p for p in parts):  # every file measured it
                 rows[noise][key] = {m: [c for p in parts for c in p[key][m]] for m in methods}
+        if "runs_base" in rows[noise]:
+            rows[noise]["summary_base"] = _summary_of(rows[noise]["runs_base"])
     blocks = [_block(noise, row) for noise, row in rows.items()]
     save_results(out, stem, rows, "\n".join(blocks), setup=rows[noises[0]]["setup"], machine_info=info)
     print("\n".join(blocks))
