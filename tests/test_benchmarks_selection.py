@@ -386,6 +386,57 @@ def test_pruning_rho_option_observes_the_loss_minus_the_irreducible_loss(monkeyp
         bench.run("pruning", data, **common, options={"floor": 0})
 
 
+def test_importance_pruning_draws_by_the_loss_with_probabilities_that_sum_to_its_share():
+    bench = load_benchmark("bench_selection")
+    n = 2000
+    loss = torch.linspace(0.0, 3.0, n) ** 3 / 9  # skewed: most losses small, as a trained model's are
+    sampler = bench.ImportancePruning(n, importance=0.4, min_prob=0.05, anneal=0.0, epochs=30, seed=0)
+    sampler.observe(torch.arange(n), loss)
+    # the reference: c by a plain search on a fine grid, p_i = clamp(c * loss_i, 0.05, 1) summing to 0.4 * n
+    grid = torch.logspace(-3, 3, 60001, dtype=torch.float64)
+    sums = (loss.double()[None, :] * grid[:, None]).clamp(0.05, 1).sum(1)
+    c = grid[(sums - 0.4 * n).abs().argmin()]
+    prob = (loss.double() * c).clamp(0.05, 1)
+    counts = torch.zeros(n)
+    weight_sums = torch.zeros(n)
+    for epoch in range(1, 30):  # epoch 0 is the warm-up (everything, weight 1); 29 pruned epochs of the 30
+        order, weights = sampler.plan(epoch)
+        assert torch.equal(order.sort().values, (weights > 0).nonzero()[:, 0])
+        drawn = weights > 0
+        assert torch.allclose(weights[drawn].double(), 1 / prob[drawn], rtol=1e-3)  # 1 / p of the reference
+        counts += drawn
+        weight_sums += weights
+    assert counts.sum() / 29 == pytest.approx(0.4 * n, rel=0.02)  # the expected share of the epoch
+    high = prob == 1
+    assert bool(high.any()) and bool((counts[high] == 29).all())  # p = 1: the largest losses in every epoch
+    low = prob < 0.2
+    assert counts[low].sum() / (29 * prob[low].sum()) == pytest.approx(1.0, rel=0.05)  # drawn as often as p says
+    assert weight_sums.sum() / 29 == pytest.approx(n, rel=0.05)  # unbiased: the weights add up to the full data
+    assert torch.equal(sampler.plan(30)[1], torch.ones(n))  # past the pruned epochs: everything, weight 1
+    first = list(bench.ImportancePruning(n, importance=0.4, anneal=0.0, epochs=30))
+    assert sorted(first) == list(range(n))  # the warm-up epoch draws every sample once
+    with pytest.raises(ValueError, match="importance"):
+        bench.ImportancePruning(n, importance=0.0)
+    with pytest.raises(ValueError, match="min_prob"):
+        bench.ImportancePruning(n, importance=0.4, min_prob=0.5)
+
+
+def test_pruning_importance_option_runs_the_importance_sampler(monkeypatch):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches of 64 per full epoch
+    common = {"noise": 0.0, "seed": 0, "epochs": 4, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    made = []
+    real = bench.ImportancePruning.plan
+
+    def recording(self, epoch):
+        made.append(epoch)
+        return real(self, epoch)
+
+    monkeypatch.setattr(bench.ImportancePruning, "plan", recording)
+    steps = bench.run("pruning", data, **common, options={"importance": 0.3, "anneal": 0})["curve"][-1][0]
+    assert made == [0, 1, 2, 3] and 10 + 3 * 2 <= steps < 10 + 3 * 5  # three epochs of about 0.3 of 10 batches
+
+
 def test_lr_option_sets_a_methods_own_rate():
     bench = load_benchmark("bench_selection")
     data = bench.make_images(640, 20)
