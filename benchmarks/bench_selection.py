@@ -59,6 +59,10 @@ Methods (``--methods``):
   instead: each observed sample with a probability proportional to its observed loss, floored at ``min_prob`` (0.05)
   and capped at 1, ``S`` of the samples in expectation, weighted ``1 / p`` (importance sampling by the loss, where
   InfoBatch skips a random share of the below-mean losses).
+  With ``learnt=P,share=S`` (e.g. ``pruning:learnt=0.99,share=0.45,anneal=0``) they are drawn by
+  :class:`LearntPruning`: only samples whose label probability ``exp(-loss)`` is above ``P`` are skipped, at random,
+  as many as leave ``S`` of the samples in the epoch (all of them while fewer are learnt), the kept ones of them
+  weighted up as InfoBatch's are.
 - ``pruning-filter``: the same, plus ``exclude=0.2, warmup_epochs=2``: after two full epochs, the 20 % of the
   samples with the largest observed loss are left out of every epoch (the small-loss trick against wrong labels).
 - ``priority``: ``hm.PrioritySampler`` with its defaults (``pressure=1000``, ``half_life=1``): after one full
@@ -173,7 +177,8 @@ epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.
 ``bench_selection_epochs24_pruning_lr3e-3.*``, and the CNN twice as wide (``--width 2``), 24 seeds,
 ``bench_selection_epochs24_width2.*``, and importance sampling by the loss (``importance=0.47``) beside
 ``prune=0.6, anneal=0`` on an Intel Xeon, 48 seeds, ``bench_selection_epochs24_importance.*``, with
-``min_prob=0.2``, 12 seeds, ``bench_selection_epochs24_importance_floor.*``; twice the data at the same steps
+``min_prob=0.2``, 12 seeds, ``bench_selection_epochs24_importance_floor.*``, and only the learnt samples skipped
+(``learnt=0.99,share=0.45``), 24 seeds, ``bench_selection_epochs24_learnt.*``; twice the data at the same steps
 (``--train-size 60000 --epochs 12``), 12 seeds,
 uniform, its half and ``prune=0.6, anneal=0``, ``bench_selection_epochs12_train60k.*``; a difficulty mixture
 (``--hard-share 0.3``), 12 seeds, the same three, ``bench_selection_epochs24_mixture.*``, and on the 8-epoch
@@ -418,6 +423,49 @@ class ImportancePruning(hm.PruningSampler):
         return order, weights
 
 
+class LearntPruning(hm.PruningSampler):
+    """``PruningSampler`` that skips only learnt samples, as many of them as an epoch's share allows (a variant).
+
+    After the warm-up, while pruning is active, the observed samples (not excluded) whose label probability
+    ``exp(-loss)`` is above ``learnt`` (0.99: a loss below 0.01) make the pool, where InfoBatch's is the losses below
+    their mean; ``d = min(m, round((1 - share) * n))`` of the pool's ``m`` samples, chosen at random, are left out of
+    the epoch (``n`` the observed, not excluded samples), and the pool's kept ones are weighted ``m / (m - d)``, so an
+    epoch draws ``share`` of them once enough are learnt, and more while fewer are.
+    """
+
+    def __init__(self, data_source: int, *, learnt: float, share: float, **kwargs: Any) -> None:
+        super().__init__(data_source, **kwargs)
+        if not 0.0 < learnt < 1.0:
+            raise ValueError(f"`learnt` must be in (0, 1), got {learnt!r}")
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"`share` must be in (0, 1], got {share!r}")
+        self.learnt = float(learnt)
+        self.share = float(share)
+
+    def plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.pruning_active(epoch):
+            return super().plan(epoch)
+        n = self.num_samples
+        self.observed.merge_ranks()
+        weights = torch.ones(n, dtype=torch.float32)
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        loss = self.observed.scores(now=epoch).to(torch.float64)
+        if self.excludes:
+            weights[self._excluded(loss)] = 0.0
+        usable = torch.isfinite(loss) & (weights > 0)
+        pool = (usable & (loss < -math.log(self.learnt))).nonzero()[:, 0]
+        dropped = min(pool.numel(), round((1.0 - self.share) * int(usable.sum())))
+        if dropped:
+            pick = torch.randperm(pool.numel(), generator=g)
+            weights[pool[pick[:dropped]]] = 0.0
+            if dropped < pool.numel():
+                weights[pool[pick[dropped:]]] = pool.numel() / (pool.numel() - dropped)
+        order = (weights > 0).nonzero()[:, 0]
+        if self.shuffle:
+            order = order[torch.randperm(order.numel(), generator=g)]
+        return order, weights
+
+
 class Clock:
     """Process CPU time of training only: :meth:`pause` around the evaluations."""
 
@@ -616,7 +664,12 @@ def run(
         if method == "pruning-filter":
             kw.update(exclude=0.2, warmup_epochs=2)
         kw.update(options)
-        pruner = ImportancePruning(n, **kw) if "importance" in kw else hm.PruningSampler(n, **kw)
+        if "importance" in kw:
+            pruner = ImportancePruning(n, **kw)
+        elif "learnt" in kw:
+            pruner = LearntPruning(n, **kw)
+        else:
+            pruner = hm.PruningSampler(n, **kw)
     elif method == "priority":
         if "keep" in options or "top" in options:  # fresh in-batch selection from larger batches the sampler draws
             if "keep" in options and "top" in options:

@@ -421,7 +421,33 @@ def test_importance_pruning_draws_by_the_loss_with_probabilities_that_sum_to_its
         bench.ImportancePruning(n, importance=0.4, min_prob=0.5)
 
 
-def test_pruning_importance_option_runs_the_importance_sampler(monkeypatch):
+def test_learnt_pruning_skips_only_learnt_samples_as_many_as_its_share_allows():
+    bench = load_benchmark("bench_selection")
+    n = 1000
+    loss = torch.linspace(0.0, 0.04, n)  # label probabilities from 1 down to 0.96: a quarter above 0.99
+    learnt = loss < -torch.log(torch.tensor(0.99))  # the reference pool, by hand
+    m = int(learnt.sum())
+    sampler = bench.LearntPruning(n, learnt=0.99, share=0.5, anneal=0.0, epochs=10, seed=0)
+    sampler.observe(torch.arange(n), loss)
+    order, weights = sampler.plan(1)
+    assert bool((weights[~learnt] == 1).all())  # no unlearnt sample is skipped or weighted
+    assert int((weights[learnt] == 0).sum()) == m  # fewer learnt than half the data: every one of them skipped
+    assert order.numel() == n - m
+    sampler = bench.LearntPruning(n, learnt=0.99, share=0.9, anneal=0.0, epochs=10, seed=0)
+    sampler.observe(torch.arange(n), loss)
+    order, weights = sampler.plan(1)
+    assert order.numel() == 900 and bool((weights[~learnt] == 1).all())  # 100 of the pool skipped: 0.9 of the data
+    kept = learnt & (weights > 0)
+    assert int(kept.sum()) == m - 100 and torch.allclose(weights[kept], torch.full((m - 100,), m / (m - 100)))
+    assert weights[learnt].sum() == pytest.approx(m)  # the pool's weights add up to the pool
+    assert torch.equal(sampler.plan(10)[1], torch.ones(n))  # past the pruned epochs: everything, weight 1
+    with pytest.raises(ValueError, match="learnt"):
+        bench.LearntPruning(n, learnt=1.0, share=0.5)
+    with pytest.raises(ValueError, match="share"):
+        bench.LearntPruning(n, learnt=0.99, share=0.0)
+
+
+def test_pruning_importance_and_learnt_options_run_their_samplers(monkeypatch):
     bench = load_benchmark("bench_selection")
     data = bench.make_images(640, 20)  # 10 batches of 64 per full epoch
     common = {"noise": 0.0, "seed": 0, "epochs": 4, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
@@ -435,6 +461,16 @@ def test_pruning_importance_option_runs_the_importance_sampler(monkeypatch):
     monkeypatch.setattr(bench.ImportancePruning, "plan", recording)
     steps = bench.run("pruning", data, **common, options={"importance": 0.3, "anneal": 0})["curve"][-1][0]
     assert made == [0, 1, 2, 3] and 10 + 3 * 2 <= steps < 10 + 3 * 5  # three epochs of about 0.3 of 10 batches
+    learnt_plans = []
+    real_learnt = bench.LearntPruning.plan
+
+    def recording_learnt(self, epoch):
+        learnt_plans.append(epoch)
+        return real_learnt(self, epoch)
+
+    monkeypatch.setattr(bench.LearntPruning, "plan", recording_learnt)
+    bench.run("pruning", data, **common, options={"learnt": 0.9, "share": 0.5, "anneal": 0})
+    assert learnt_plans == [0, 1, 2, 3] and made == [0, 1, 2, 3]  # the learnt= option builds the other variant
 
 
 def test_lr_option_sets_a_methods_own_rate():
