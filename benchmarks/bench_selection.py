@@ -372,7 +372,34 @@ class OracleExclusion(hm.PrioritySampler):
         return self.wrong & torch.isfinite(loss)
 
 
-class ImportancePruning(hm.PruningSampler):
+class _RulePruning(hm.PruningSampler):
+    """``PruningSampler`` with another rule for its pruned epochs: :meth:`_prune` weights the usable samples.
+
+    The warm-up, the annealing, the exclusion, the merge across ranks, the seed and the order stay
+    ``PruningSampler``'s; so does every epoch that does not prune.
+    """
+
+    def _prune(self, loss: torch.Tensor, weights: torch.Tensor, usable: torch.Tensor, g: torch.Generator) -> None:
+        """Set ``weights`` (float32 ``(N,)``, 0 for a skipped sample) of ``usable`` (bool ``(N,)``) from ``loss``."""
+        raise NotImplementedError
+
+    def plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.pruning_active(epoch):
+            return super().plan(epoch)
+        self.observed.merge_ranks()
+        weights = torch.ones(self.num_samples, dtype=torch.float32)
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        loss = self.observed.scores(now=epoch).to(torch.float64)
+        if self.excludes:
+            weights[self._excluded(loss)] = 0.0
+        self._prune(loss, weights, torch.isfinite(loss) & (weights > 0), g)
+        order = (weights > 0).nonzero()[:, 0]
+        if self.shuffle:
+            order = order[torch.randperm(order.numel(), generator=g)]
+        return order, weights
+
+
+class ImportancePruning(_RulePruning):
     """``PruningSampler`` that draws each observed sample with a probability proportional to its loss (a variant).
 
     After the warm-up, while pruning is active, observed sample ``i`` (not excluded) is drawn with probability
@@ -393,19 +420,10 @@ class ImportancePruning(hm.PruningSampler):
         self.importance = float(importance)
         self.min_prob = float(min_prob)
 
-    def plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.pruning_active(epoch):
-            return super().plan(epoch)
-        n = self.num_samples
-        self.observed.merge_ranks()
-        weights = torch.ones(n, dtype=torch.float32)
-        g = torch.Generator().manual_seed(self.seed + epoch)
-        loss = self.observed.scores(now=epoch).to(torch.float64)
-        if self.excludes:
-            weights[self._excluded(loss)] = 0.0
-        usable = (torch.isfinite(loss) & (weights > 0)).nonzero()[:, 0]
-        score = loss[usable].clamp_min(0)
-        target = self.importance * usable.numel()
+    def _prune(self, loss: torch.Tensor, weights: torch.Tensor, usable: torch.Tensor, g: torch.Generator) -> None:
+        index = usable.nonzero()[:, 0]
+        score = loss[index].clamp_min(0)
+        target = self.importance * index.numel()
         lo, hi = 1e-12, 1e12  # sum(clamp(c * score, min_prob, 1)) grows with c: bisect on a log scale
         for _ in range(200):
             c = (lo * hi) ** 0.5
@@ -414,16 +432,12 @@ class ImportancePruning(hm.PruningSampler):
             else:
                 lo = c
         prob = (score * hi).clamp(self.min_prob, 1)
-        drawn = torch.rand(usable.numel(), generator=g, dtype=torch.float64) < prob
-        weights[usable[~drawn]] = 0.0
-        weights[usable[drawn]] = (1.0 / prob[drawn]).float()
-        order = (weights > 0).nonzero()[:, 0]
-        if self.shuffle:
-            order = order[torch.randperm(order.numel(), generator=g)]
-        return order, weights
+        drawn = torch.rand(index.numel(), generator=g, dtype=torch.float64) < prob
+        weights[index[~drawn]] = 0.0
+        weights[index[drawn]] = (1.0 / prob[drawn]).float()
 
 
-class LearntPruning(hm.PruningSampler):
+class LearntPruning(_RulePruning):
     """``PruningSampler`` that skips only learnt samples, as many of them as an epoch's share allows (a variant).
 
     After the warm-up, while pruning is active, the observed samples (not excluded) whose label probability
@@ -442,17 +456,7 @@ class LearntPruning(hm.PruningSampler):
         self.learnt = float(learnt)
         self.share = float(share)
 
-    def plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.pruning_active(epoch):
-            return super().plan(epoch)
-        n = self.num_samples
-        self.observed.merge_ranks()
-        weights = torch.ones(n, dtype=torch.float32)
-        g = torch.Generator().manual_seed(self.seed + epoch)
-        loss = self.observed.scores(now=epoch).to(torch.float64)
-        if self.excludes:
-            weights[self._excluded(loss)] = 0.0
-        usable = torch.isfinite(loss) & (weights > 0)
+    def _prune(self, loss: torch.Tensor, weights: torch.Tensor, usable: torch.Tensor, g: torch.Generator) -> None:
         pool = (usable & (loss < -math.log(self.learnt))).nonzero()[:, 0]
         dropped = min(pool.numel(), round((1.0 - self.share) * int(usable.sum())))
         if dropped:
@@ -460,10 +464,6 @@ class LearntPruning(hm.PruningSampler):
             weights[pool[pick[:dropped]]] = 0.0
             if dropped < pool.numel():
                 weights[pool[pick[dropped:]]] = pool.numel() / (pool.numel() - dropped)
-        order = (weights > 0).nonzero()[:, 0]
-        if self.shuffle:
-            order = order[torch.randperm(order.numel(), generator=g)]
-        return order, weights
 
 
 class Clock:

@@ -447,30 +447,30 @@ def test_learnt_pruning_skips_only_learnt_samples_as_many_as_its_share_allows():
         bench.LearntPruning(n, learnt=0.99, share=0.0)
 
 
+def _record_plans(monkeypatch, cls):
+    """The epochs ``cls.plan`` is called for, in order, recorded from now on."""
+    epochs = []
+    real = cls.plan
+
+    def recording(self, epoch):
+        epochs.append(epoch)
+        return real(self, epoch)
+
+    monkeypatch.setattr(cls, "plan", recording)
+    return epochs
+
+
 def test_pruning_importance_and_learnt_options_run_their_samplers(monkeypatch):
     bench = load_benchmark("bench_selection")
     data = bench.make_images(640, 20)  # 10 batches of 64 per full epoch
     common = {"noise": 0.0, "seed": 0, "epochs": 4, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
-    made = []
-    real = bench.ImportancePruning.plan
-
-    def recording(self, epoch):
-        made.append(epoch)
-        return real(self, epoch)
-
-    monkeypatch.setattr(bench.ImportancePruning, "plan", recording)
+    importance = _record_plans(monkeypatch, bench.ImportancePruning)
+    learnt = _record_plans(monkeypatch, bench.LearntPruning)
     steps = bench.run("pruning", data, **common, options={"importance": 0.3, "anneal": 0})["curve"][-1][0]
-    assert made == [0, 1, 2, 3] and 10 + 3 * 2 <= steps < 10 + 3 * 5  # three epochs of about 0.3 of 10 batches
-    learnt_plans = []
-    real_learnt = bench.LearntPruning.plan
-
-    def recording_learnt(self, epoch):
-        learnt_plans.append(epoch)
-        return real_learnt(self, epoch)
-
-    monkeypatch.setattr(bench.LearntPruning, "plan", recording_learnt)
+    assert importance == [0, 1, 2, 3] and not learnt
+    assert 10 + 3 * 2 <= steps < 10 + 3 * 5  # three epochs of about 0.3 of 10 batches
     bench.run("pruning", data, **common, options={"learnt": 0.9, "share": 0.5, "anneal": 0})
-    assert learnt_plans == [0, 1, 2, 3] and made == [0, 1, 2, 3]  # the learnt= option builds the other variant
+    assert learnt == [0, 1, 2, 3] and importance == [0, 1, 2, 3]
 
 
 def test_lr_option_sets_a_methods_own_rate():
