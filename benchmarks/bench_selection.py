@@ -179,16 +179,14 @@ epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.
 ``prune=0.6, anneal=0`` on an Intel Xeon, 48 seeds, ``bench_selection_epochs24_importance.*``, with
 ``min_prob=0.2``, 12 seeds, ``bench_selection_epochs24_importance_floor.*``, and only the learnt samples skipped
 (``learnt=0.99,share=0.45``), 24 seeds, ``bench_selection_epochs24_learnt.*``; twice the data at the same steps
-(``--train-size 60000 --epochs 12``), 12 seeds,
-uniform, its half and ``prune=0.6, anneal=0``, ``bench_selection_epochs12_train60k.*``; a difficulty mixture
-(``--hard-share 0.3``), 12 seeds, the same three, ``bench_selection_epochs24_mixture.*``, and on the 8-epoch
-cooldown, 24 seeds, with InfoBatch's defaults and uniform planned for the steps of both pruning settings,
-``bench_selection_wsd_lr4e-3_mixture.*`` and ``bench_selection_wsd_lr4e-3_mixture_uniform.*``, and seeds 0 to 11 of
-both again with the hard and the other test images measured apart, ``bench_selection_wsd_lr4e-3_mixture_parts.*``;
-twice the budget
-(``--epochs 16``), 24 seeds, uniform, its half and two pruning settings: ``bench_selection_epochs16.*``; and on the
-8-epoch cooldown ``prune=0.6, anneal=0``,
-``bench_selection_wsd_lr4e-3_pruning_no_anneal.*``, with uniform planned for the same steps,
+(``--train-size 60000 --epochs 12``), 12 seeds, uniform, its half and ``prune=0.6, anneal=0``,
+``bench_selection_epochs12_train60k.*``; a difficulty mixture (``--hard-share 0.3``), 12 seeds, the same three,
+``bench_selection_epochs24_mixture.*``, and on the 8-epoch cooldown, 24 seeds, with InfoBatch's defaults and uniform
+planned for the steps of both pruning settings, ``bench_selection_wsd_lr4e-3_mixture.*`` and
+``bench_selection_wsd_lr4e-3_mixture_uniform.*``, and seeds 0 to 11 of both again with the hard and the other test
+images measured apart, ``bench_selection_wsd_lr4e-3_mixture_parts.*``; twice the budget (``--epochs 16``), 24
+seeds, uniform, its half and two pruning settings: ``bench_selection_epochs16.*``; and on the 8-epoch cooldown
+``prune=0.6, anneal=0``, ``bench_selection_wsd_lr4e-3_pruning_no_anneal.*``, with uniform planned for the same steps,
 ``bench_selection_wsd_lr4e-3_uniform_planned.*``) (``bench_selection_quick.*`` with ``--quick``; or ``--out DIR`` and
 ``--stem``).
 ``--methods`` also takes variants with options, e.g. ``selective-backprop:keep=0.5`` or
@@ -705,15 +703,16 @@ def run(
     curve: list[tuple[int, float, float]] = []
     curve_base: list[tuple[int, float, float]] = []  # on the default test set, when the test set is larger
     parts: dict[str, list[tuple[int, float, float]]] = {"curve_hard": [], "curve_easy": []}  # a difficulty mixture
+    masks = {"curve_hard": data["hard_test"], "curve_easy": ~data["hard_test"]} if "hard_test" in data else {}
+    sizes = {key: int(where.sum()) for key, where in masks.items()}
 
     def measure(step: int) -> None:
         right, now = correct(model, data["x_test"], data["y_test"]), clock.now()
         curve.append((step, now, int(right.sum()) / len(right)))
         if len(right) > BASE_TEST_SIZE:
             curve_base.append((step, now, int(right[:BASE_TEST_SIZE].sum()) / BASE_TEST_SIZE))
-        if "hard_test" in data:
-            for key, where in (("curve_hard", data["hard_test"]), ("curve_easy", ~data["hard_test"])):
-                parts[key].append((step, now, int(right[where].sum()) / int(where.sum())))
+        for key, where in masks.items():
+            parts[key].append((step, now, int(right[where].sum()) / sizes[key]))
 
     clock.pause()
     measure(0)
