@@ -129,7 +129,9 @@ Is the baseline tuned, and what does a learning-rate schedule change? ``--lr`` s
 every method (a method's option ``lr=`` sets its own, e.g. ``pruning:lr=6e-3`` beside uniform at ``--lr``),
 ``--schedule cosine`` anneals it to 0 over each run's budget, and a method written ``name@b`` runs for
 the fraction ``b`` of the budget (its own cosine schedule ends there), so ``priority@0.5`` against ``uniform`` asks
-whether half the steps match uniform's full run::
+whether half the steps match uniform's full run. The option ``batch=B`` of ``uniform`` and ``pruning`` trains every
+step on ``B`` samples instead of 64, the budget still counted in steps of 64 (``uniform:batch=80@0.5``: half of
+uniform's steps, each on 80 samples; a pruning run's epochs drawn in batches of ``B``)::
 
     nice python benchmarks/bench_selection.py --noise 0.0 --schedule cosine \\
         --methods uniform@0.5 uniform@0.75 priority@0.5 priority@0.75 priority --stem bench_selection_cosine
@@ -178,7 +180,9 @@ epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.
 ``bench_selection_epochs24_width2.*``, and importance sampling by the loss (``importance=0.47``) beside
 ``prune=0.6, anneal=0`` on an Intel Xeon, 48 seeds, ``bench_selection_epochs24_importance.*``, with
 ``min_prob=0.2``, 12 seeds, ``bench_selection_epochs24_importance_floor.*``, and only the learnt samples skipped
-(``learnt=0.99,share=0.45``), 24 seeds, ``bench_selection_epochs24_learnt.*``; twice the data at the same steps
+(``learnt=0.99,share=0.45``), 24 seeds, ``bench_selection_epochs24_learnt.*``, and steps of 80 and 96 samples
+(``batch=80``, ``batch=96``), uniform on half the steps and ``prune=0.6, anneal=0``, 48 seeds,
+``bench_selection_epochs24_batch80.*`` and ``bench_selection_epochs24_batch96.*``; twice the data at the same steps
 (``--train-size 60000 --epochs 12``), 12 seeds, uniform, its half and ``prune=0.6, anneal=0``,
 ``bench_selection_epochs12_train60k.*``; a difficulty mixture (``--hard-share 0.3``), 12 seeds, the same three,
 ``bench_selection_epochs24_mixture.*``, and on the 8-epoch cooldown, 24 seeds, with InfoBatch's defaults and uniform
@@ -607,6 +611,11 @@ def run(
     lr = float(options.pop("lr", lr))  # a method's own rate, e.g. "pruning:lr=6e-3" beside uniform at --lr
     elr_beta = options.pop("elr", None)
     cool = bool(options.pop("cool", 0))  # priority:cool=1: the pressure falls to 1 with the wsd cooldown's rate
+    batch = int(options.pop("batch", BATCH))  # uniform:batch=B / pruning:batch=B: B samples a step
+    if batch != BATCH and (method not in ("uniform", "pruning") or "top" in options):
+        raise ValueError(f"The batch option is for uniform and pruning (without top=), not {method!r} {options}.")
+    if batch < 1:
+        raise ValueError(f"batch must be a positive number of samples, got {batch}.")
     if cool and (method != "priority" or schedule != "wsd"):
         raise ValueError(f"The cool option is for priority under --schedule wsd, not {method!r} under {schedule!r}.")
     g_noise = torch.Generator().manual_seed(1_000 + seed)
@@ -680,7 +689,7 @@ def run(
     elif method == "priority-oracle":
         pruner = OracleExclusion(n, wrong=y_train != data["y_train"], **{"seed": seed, "pressure": 10.0, **options})
     else:
-        loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=g)
+        loader = DataLoader(train_set, batch_size=batch, shuffle=True, generator=g)
     if fused and elr_beta is not None:
         raise ValueError(f"{method}'s top= trains on the plain cross-entropy; it does not combine with elr=.")
     elr = None if elr_beta is None else hm.EarlyLearningLoss(n, NUM_CLASSES, beta=float(elr_beta))
@@ -689,11 +698,12 @@ def run(
     progress = EpochProgress() if isinstance(pruner, hm.PruningSampler) and schedule != "constant" else None
     if pruner is not None or elr is not None:  # batches carry their dataset indices, as the guides show
         if pruner is not None:  # the samplers fed by the training step's losses
+            size = batch if candidates == BATCH else candidates
             loader = _epochs(
-                hm.with_indices(DataLoader(train_set, batch_size=candidates, sampler=pruner)), pruner, epochs, progress
+                hm.with_indices(DataLoader(train_set, batch_size=size, sampler=pruner)), pruner, epochs, progress
             )
         else:
-            loader = hm.with_indices(DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=g))
+            loader = hm.with_indices(DataLoader(train_set, batch_size=batch, shuffle=True, generator=g))
     if method == "ohem":
         loss_fn = lambda z, t: hm.ohem_loss(z, t)  # noqa: E731
     elif method == "focal":

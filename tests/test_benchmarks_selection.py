@@ -473,6 +473,39 @@ def test_pruning_importance_and_learnt_options_run_their_samplers(monkeypatch):
     assert learnt == [0, 1, 2, 3] and importance == [0, 1, 2, 3]
 
 
+def test_batch_option_trains_uniform_and_pruning_on_larger_batches_within_the_same_step_budget(monkeypatch):
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)  # 10 batches of 64 per full epoch, 8 of 80
+    common = {"noise": 0.0, "seed": 0, "epochs": 3, "eval_every": 7, "keep": 0.25, "il_epochs": 1}
+    rows: list[int] = []
+    real = bench.F.cross_entropy
+
+    def recording(logits, y, *args, **kw):  # the training steps' batches: the loss that will be backpropagated
+        if torch.is_grad_enabled() and logits.requires_grad:
+            rows.append(len(y))
+        return real(logits, y, *args, **kw)
+
+    monkeypatch.setattr(bench.F, "cross_entropy", recording)
+    curve = bench.run("uniform", data, **common, options={"batch": 80})["curve"]
+    assert curve[-1][0] == 30 and rows == [80] * 30  # the budget stays 3 epochs of batches of 64, each step on 80
+    rows.clear()
+    half = bench.run("uniform", data, **common, budget=0.5, options={"batch": 80})["curve"]
+    assert half[-1][0] == 15 and rows == [80] * 15
+    rows.clear()
+    taken = bench.run("pruning", data, **common, options={"batch": 80, "anneal": 0})["curve"][-1][0]
+    assert rows[:8] == [80] * 8 and sum(rows[:8]) == 640  # the first epoch draws everything, in batches of 80
+    assert len(rows) == taken and max(rows) == 80 and 8 < taken < 24  # the pruned epochs are shorter
+    for method, options in (
+        ("priority", {"batch": 80}),
+        ("selective-backprop", {"batch": 80}),
+        ("pruning", {"batch": 80, "top": 0.8}),
+    ):
+        with pytest.raises(ValueError, match="The batch option is for uniform and pruning"):
+            bench.run(method, data, **common, options=options)
+    with pytest.raises(ValueError, match="batch must be a positive number of samples, got 0"):
+        bench.run("uniform", data, **common, options={"batch": 0})
+
+
 def test_lr_option_sets_a_methods_own_rate():
     bench = load_benchmark("bench_selection")
     data = bench.make_images(640, 20)
