@@ -41,7 +41,7 @@ Staleness, and samples without a loss:
 has been learnt since. Let the ``DataLoader`` draw a quarter more than a step trains on (batches of 80 for 64), train
 on the largest losses of each batch (``hm.ohem_loss(logits, y, keep=64)``: the others get no gradient) and observe
 all of them: in the benchmark (40 seeds, clean labels) this reached uniform's final accuracy in 0.50x the steps and
-0.69x the CPU, against 0.59x and 0.67x, and gained nothing under 40 % label noise (see the mining-that-pays guide).
+0.69x the CPU, against 0.59x and 0.67x, and gained nothing under 40 % label noise (see ``docs/benchmarks/mining.md``).
 
 Epochs: call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``; without it, every pass read to its
 end moves on to the next epoch by itself.

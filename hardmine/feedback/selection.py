@@ -19,7 +19,7 @@ selection is a ``topk`` (or a ``multinomial``) on the device; the only host sync
 non-finite losses (``check_finite``), which is free on the CPU and off by default elsewhere.
 
 The candidate pass costs one forward pass over ``B`` samples (about a third of a training step over ``B``), so the
-selection pays when it saves more steps than that: see ``docs/guides/mining-that-pays.md`` for measurements.
+selection pays when it saves more steps than that: see ``docs/benchmarks/mining.md`` for measurements.
 """
 
 from __future__ import annotations
