@@ -183,7 +183,8 @@ epochs, 48 seeds, ``bench_selection_epochs24_pruning_prune70.*``, and ``prune=0.
 (``learnt=0.99,share=0.45``), 24 seeds, ``bench_selection_epochs24_learnt.*``, and steps of 80 and 96 samples
 (``batch=80``, ``batch=96``), uniform on half the steps and ``prune=0.6, anneal=0``, 48 seeds,
 ``bench_selection_epochs24_batch80.*`` and ``bench_selection_epochs24_batch96.*``, and steps of 96 at Adam 5e-3
-(``batch=96,lr=5e-3``), 48 seeds, ``bench_selection_epochs24_batch96_lr5e-3.*``; twice the data at the same steps
+(``batch=96,lr=5e-3``), 48 seeds, ``bench_selection_epochs24_batch96_lr5e-3.*``, and ``PrioritySampler`` at
+pressure 3 and 10 on half the steps, 24 seeds, ``bench_selection_epochs24_priority.*``; twice the data at the same steps
 (``--train-size 60000 --epochs 12``), 12 seeds, uniform, its half and ``prune=0.6, anneal=0``,
 ``bench_selection_epochs12_train60k.*``; a difficulty mixture (``--hard-share 0.3``), 12 seeds, the same three,
 ``bench_selection_epochs24_mixture.*``, and on the 8-epoch cooldown, 24 seeds, with InfoBatch's defaults and uniform
