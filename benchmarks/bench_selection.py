@@ -156,7 +156,9 @@ the oracle: ``bench_selection_noise40_seeds10.*``; ``warmup_epochs=0`` and ``hal
 ``bench_selection_options_seeds10.*``; early-learning regularization, 10 seeds at 40 % and 5 clean:
 ``bench_selection_elr.*``; fresh losses, ``priority:top=0.8`` and ``priority:keep=0.8``, 20 seeds clean and
 10 at 40 %: ``bench_selection_fresh.*``; the recipe, the sampler and the 40 % noise methods evaluated every 67 steps on
-10,800 test images (``--test-variants 20``): ``bench_selection_test10800*.*``; the cooldown (``--schedule wsd``) at
+10,800 test images (``--test-variants 20``): ``bench_selection_test10800*.*``, among them drawing 96 for steps of 64
+(``priority:top=0.667``) beside 80, 40 seeds decided beforehand and 100 in all: ``..._draw96.*``, ``..._draw96_all.*``;
+the cooldown (``--schedule wsd``) at
 Adam 2e-3 to 6e-3, clean and at 40 % noise: ``bench_selection_wsd*.*``; among them the pruning sampler on it,
 ``bench_selection_wsd_lr*_pruning.*`` and ``bench_selection_wsd_noise40_pruning.*``, and a 40 % cooldown,
 ``bench_selection_wsd_cooldown0.4_*.*``, and lower pressures at 40 % noise,
