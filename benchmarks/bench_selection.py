@@ -110,6 +110,19 @@ files made before 2026-12-05 carried them as an extra ``torch.arange`` column of
 and curves, about 0.1 to 0.2 ms a step more CPU (on this benchmark's CPU: the plain sampler at 40 % noise 3.53 against
 3.34 ms, uniform 3.09 and 3.04, one seed each).
 
+On a GPU, ``--device cuda``: the training set, the test set, the model and every step live on the GPU, and batches
+are drawn by indexing the whole tensors there (``IndexedBatches``: the ``DataLoader``'s batches from the same random
+draws, one indexing a batch instead of a fetch per sample; on the CPU both give the same curve, bit for bit, as the
+tests check). The "CPU" columns then hold the GPU run's wall-clock seconds, the device synchronised at every reading,
+the evaluations excluded; the machine line names the GPU. ``hm-offline``, ``hm-online`` and ``rho-loss`` (and
+``pruning``'s ``rho=1``), which train or score through a ``DataLoader`` of their own, are refused there. Where a
+larger batch costs about what a smaller one does, drawing 96 for steps of 64 should cost about as much time as its
+steps say. The check prepared for a GPU (not run yet: no GPU was lent to the sessions that wrote it; a few minutes
+by estimate, 30 runs of 3,752 small steps)::
+
+    python benchmarks/bench_selection.py --device cuda --noise 0.0 --seeds 10 --eval-every 67 --test-variants 20 \
+        --methods uniform priority:top=0.8 priority:top=0.667 --stem bench_selection_cuda --out $OUT
+
 Results are saved after every seed (all methods), so a run stopped early still reports the seeds it finished. Run
 ``nice python benchmarks/bench_selection.py`` (every noise level, 5 seeds; about an hour of one idle CPU core), or one
 process per noise level and then ``--merge`` (as the committed results were made, on a shared machine)::
@@ -218,7 +231,7 @@ import torch.nn.functional as F
 from _common import RESULTS, save_results
 from sklearn.datasets import load_digits
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, TensorDataset, WeightedRandomSampler
 
 import hardmine as hm
 
@@ -236,6 +249,8 @@ METHODS = (
     "priority",
     "priority-oracle",
 )
+#: The methods ``--device cuda`` runs: those whose batches :class:`IndexedBatches` can draw.
+ACCELERATED = tuple(m for m in METHODS if m not in ("hm-offline", "hm-online", "rho-loss"))
 NUM_CLASSES = 10
 BATCH = 64
 LR = 2e-3
@@ -473,22 +488,78 @@ class LearntPruning(_RulePruning):
 
 
 class Clock:
-    """Process CPU time of training only: :meth:`pause` around the evaluations."""
+    """Time spent training: :meth:`pause` around the evaluations.
 
-    def __init__(self) -> None:
+    On the CPU, process CPU time. On an accelerator (``device``), wall-clock time with the device synchronised at
+    every pause, resume and reading, so the work queued by the training steps is counted and the evaluations' is not.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
         self.spent = 0.0
-        self._start: float | None = time.process_time()
+        self._start: float | None = self._read()
+
+    def _read(self) -> float:
+        if self.device.type == "cpu":
+            return time.process_time()
+        torch.accelerator.synchronize(self.device)
+        return time.perf_counter()
 
     def pause(self) -> None:
         if self._start is not None:
-            self.spent += time.process_time() - self._start
+            self.spent += self._read() - self._start
             self._start = None
 
     def resume(self) -> None:
-        self._start = time.process_time()
+        self._start = self._read()
 
     def now(self) -> float:
-        return self.spent + (time.process_time() - self._start if self._start is not None else 0.0)
+        return self.spent + (self._read() - self._start if self._start is not None else 0.0)
+
+
+class IndexedBatches:
+    """The batches of ``DataLoader(TensorDataset(x, y), batch_size, sampler=sampler)``, by indexing whole tensors.
+
+    The same indices in the same batches, from the same random draws (a pass first draws the ``DataLoader``'s base
+    seed from ``generator``, as the ``DataLoader`` does), but each batch is one indexing of ``x`` and ``y`` on their
+    device instead of a fetch and a collation per sample: what a training loop on a GPU does with data that fits in
+    its memory. With ``with_indices``, batches are ``(idx, x, y)`` with ``idx`` on the tensors' device, as
+    :func:`hardmine.with_indices` makes them.
+
+    Args:
+        x, y: the samples and labels, on one device, ``N`` rows each.
+        batch_size: samples per batch.
+        sampler: the dataset indices of a pass; ``None``: a shuffled pass drawn from ``generator``
+            (``DataLoader(..., shuffle=True, generator=generator)``).
+        generator: the ``DataLoader``'s generator (``None``: torch's global one).
+        drop_last: drop a last incomplete batch.
+        with_indices: yield ``(idx, x, y)`` instead of ``(x, y)``.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        sampler: Sampler[int] | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+        with_indices: bool = False,
+    ) -> None:
+        self.x, self.y, self.generator, self.with_indices = x, y, generator, with_indices
+        sampler = RandomSampler(range(len(y)), generator=generator) if sampler is None else sampler
+        self.batches = BatchSampler(sampler, batch_size, drop_last)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)  # the DataLoader's base seed
+        for batch in self.batches:
+            idx = torch.tensor(batch, dtype=torch.int64).to(self.y.device, non_blocking=True)
+            x, y = self.x[idx], self.y[idx]
+            yield (idx, x, y) if self.with_indices else (x, y)
 
 
 def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -597,8 +668,17 @@ def run(
     lr: float = LR,
     cooldown: float = COOLDOWN,
     width: int = 1,
+    device: torch.device | str = "cpu",
+    indexed: bool | None = None,
 ) -> dict[str, Any]:
     """Train one method on one seed; returns the curve ``(steps, cpu seconds, test accuracy)``.
+
+    On an accelerator (``device``), the data, the model and the training run there, batches are drawn by
+    :class:`IndexedBatches` (the same batches as on the CPU, one indexing each), and the seconds are :class:`Clock`'s
+    synchronised wall-clock time. ``indexed`` (default: on an accelerator) draws the batches that way on the CPU too
+    (the same curve of steps and accuracies as the ``DataLoader``; only the time differs). The methods built on a
+    ``DataLoader`` of their own (``hm-offline``, ``hm-online``, ``rho-loss`` and ``pruning``'s ``rho=1``) run
+    on the CPU's ``DataLoader`` only.
 
     With a test set larger than the default 2,160 images (``make_images(test_variants=...)``), ``curve_base`` is the
     same curve measured on those first 2,160 images alone (the same evaluations of the same run). On a difficulty
@@ -612,6 +692,13 @@ def run(
     multiplies the trained CNN's channels (the irreducible-loss model stays the small one).
     """
     options = dict(options or {})
+    dev = torch.device(device)
+    indexed = dev.type != "cpu" if indexed is None else indexed
+    if indexed and (method in ("hm-offline", "hm-online", "rho-loss") or options.get("rho")):
+        raise ValueError(
+            f"{method} {options} trains or scores through a DataLoader of its own; it runs on the CPU without "
+            f"indexed batches, not on {dev} (indexed={indexed})."
+        )
     lr = float(options.pop("lr", lr))  # a method's own rate, e.g. "pruning:lr=6e-3" beside uniform at --lr
     elr_beta = options.pop("elr", None)
     cool = bool(options.pop("cool", 0))  # priority:cool=1: the pressure falls to 1 with the wsd cooldown's rate
@@ -626,13 +713,27 @@ def run(
     y_train = add_noise(data["y_train"], noise, g_noise)
     y_hold = add_noise(data["y_hold"], noise, g_noise)
     train_set = TensorDataset(data["x_train"], y_train)
+    x_dev, y_dev = data["x_train"].to(dev), y_train.to(dev)
+    x_test, y_test = data["x_test"].to(dev), data["y_test"].to(dev)
+
+    def batches(size: int, sampler: Sampler[int] | None = None, **kw: Any) -> Any:
+        """The method's loader: ``DataLoader`` (``with_indices=True``: :func:`hm.with_indices`), or ``IndexedBatches``.
+
+        ``kw``: ``generator``, ``drop_last`` and ``with_indices``, as :class:`IndexedBatches` takes them.
+        """
+        if indexed:
+            return IndexedBatches(x_dev, y_dev, size, sampler, **kw)
+        with_indices = kw.pop("with_indices", False)
+        loader = DataLoader(train_set, batch_size=size, sampler=sampler, shuffle=sampler is None, **kw)
+        return hm.with_indices(loader) if with_indices else loader
+
     n = len(y_train)
     epoch_steps = math.ceil(n / BATCH)  # a full epoch; a pruning run's schedule spans its epochs in these steps
     total_steps = max(1, round(budget * epochs * epoch_steps))
     epochs = math.ceil(total_steps / epoch_steps)  # the epochs a sampler-driven loop needs
-    clock = Clock()
+    clock = Clock(dev)
     g = torch.Generator().manual_seed(seed)
-    model = make_model(seed, width)
+    model = make_model(seed, width).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
     miner: hm.HardMiner | None = None
@@ -646,7 +747,7 @@ def run(
     if method == "balanced":
         counts = torch.bincount(y_train, minlength=NUM_CLASSES).double()
         sampler = WeightedRandomSampler((1.0 / counts)[y_train], num_samples=n, replacement=True, generator=g)
-        loader: Any = DataLoader(train_set, batch_size=BATCH, sampler=sampler)
+        loader: Any = batches(BATCH, sampler)
     elif method in ("hm-offline", "hm-online"):
         base = DataLoader(train_set, batch_size=BATCH, shuffle=True)
         kw: dict[str, Any] = {"rescore_every": None} if method == "hm-online" else {}
@@ -658,9 +759,7 @@ def run(
         loader = miner
     elif method in ("selective-backprop", "rho-loss"):
         candidates = max(BATCH, round(BATCH / options.get("keep", keep)))
-        loader = hm.with_indices(
-            DataLoader(train_set, batch_size=candidates, shuffle=True, generator=g, drop_last=True)
-        )
+        loader = batches(candidates, generator=g, drop_last=True, with_indices=True)
         if method == "rho-loss":
             il = irreducible_losses(data, y_hold, train_set, seed, options.get("il_epochs", il_epochs))
     elif method in ("pruning", "pruning-filter"):
@@ -693,35 +792,35 @@ def run(
     elif method == "priority-oracle":
         pruner = OracleExclusion(n, wrong=y_train != data["y_train"], **{"seed": seed, "pressure": 10.0, **options})
     else:
-        loader = DataLoader(train_set, batch_size=batch, shuffle=True, generator=g)
+        loader = batches(batch, generator=g)
     if fused and elr_beta is not None:
         raise ValueError(f"{method}'s top= trains on the plain cross-entropy; it does not combine with elr=.")
-    elr = None if elr_beta is None else hm.EarlyLearningLoss(n, NUM_CLASSES, beta=float(elr_beta))
+    elr = None if elr_beta is None else hm.EarlyLearningLoss(n, NUM_CLASSES, beta=float(elr_beta)).to(dev)
     if elr is not None and pruner is None and method != "uniform":
         raise ValueError(f"The elr option is for uniform and priority, not {method!r}.")
     progress = EpochProgress() if isinstance(pruner, hm.PruningSampler) and schedule != "constant" else None
     if pruner is not None or elr is not None:  # batches carry their dataset indices, as the guides show
         if pruner is not None:  # the samplers fed by the training step's losses
             size = batch if candidates == BATCH else candidates
-            loader = _epochs(
-                hm.with_indices(DataLoader(train_set, batch_size=size, sampler=pruner)), pruner, epochs, progress
-            )
+            loader = _epochs(batches(size, pruner, with_indices=True), pruner, epochs, progress)
         else:
-            loader = hm.with_indices(DataLoader(train_set, batch_size=batch, shuffle=True, generator=g))
+            loader = batches(batch, generator=g, with_indices=True)
     if method == "ohem":
         loss_fn = lambda z, t: hm.ohem_loss(z, t)  # noqa: E731
     elif method == "focal":
         loss_fn = lambda z, t: hm.focal_loss(z, t, gamma=2.0)  # noqa: E731
     history = hm.LossHistory(1024) if options.get("method") == "percentile" else None
+    pick = None if dev.type == "cpu" else torch.Generator(device=dev).manual_seed(seed)  # percentile's, on the device
 
     curve: list[tuple[int, float, float]] = []
     curve_base: list[tuple[int, float, float]] = []  # on the default test set, when the test set is larger
     parts: dict[str, list[tuple[int, float, float]]] = {"curve_hard": [], "curve_easy": []}  # a difficulty mixture
     masks = {"curve_hard": data["hard_test"], "curve_easy": ~data["hard_test"]} if "hard_test" in data else {}
+    masks = {key: where.to(dev) for key, where in masks.items()}
     sizes = {key: int(where.sum()) for key, where in masks.items()}
 
     def measure(step: int) -> None:
-        right, now = correct(model, data["x_test"], data["y_test"]), clock.now()
+        right, now = correct(model, x_test, y_test), clock.now()
         curve.append((step, now, int(right.sum()) / len(right)))
         if len(right) > BASE_TEST_SIZE:
             curve_base.append((step, now, int(right[:BASE_TEST_SIZE].sum()) / BASE_TEST_SIZE))
@@ -751,7 +850,7 @@ def run(
                 method=options.get("method", "top"),
                 history=history,
                 beta=options.get("beta", 1.0),
-                generator=g,
+                generator=g if dev.type == "cpu" else pick,
             )
             x, y = x[pos], y[pos]
         else:
@@ -941,6 +1040,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help=f"the share of every set's images transformed {HARD_STRENGTH:g} times as strongly (a difficulty mixture)",
     )
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where to train (cuda: data, model and steps on the GPU, batches by indexing, synchronised wall-clock "
+        f"time in the CPU columns; the methods {ACCELERATED})",
+    )
     parser.add_argument("--quick", action="store_true", help="2 seeds, 1,000 samples, 1 epoch, no noise")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--stem", default=None)
@@ -981,8 +1086,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--width must be at least 1, got {args.width}")
     if not 0.0 <= args.hard_share <= 1.0:
         parser.error(f"--hard-share must be in [0, 1], got {args.hard_share}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        parser.error(f"--device must be a torch device such as cpu or cuda, got {args.device!r} ({error})")
+    if device.type != "cpu":
+        if not torch.accelerator.is_available() or torch.accelerator.current_accelerator().type != device.type:
+            parser.error(f"--device {args.device}: this machine has no such accelerator")
+        elsewhere = [m for m in methods if _base(m) not in ACCELERATED or "rho=1" in m]
+        if elsewhere:
+            parser.error(f"--device {args.device} runs the methods {ACCELERATED} (without rho=1), not {elsewhere}")
     data = make_images(args.train_size, 3_000 if not args.quick else 300, args.test_variants, args.hard_share)
-    run("uniform", data, noise=0.0, seed=0, epochs=1, eval_every=10**9, keep=args.keep, il_epochs=1)  # warm-up
+    warm = {"eval_every": 10**9, "keep": args.keep, "il_epochs": 1, "device": device}
+    run("uniform", data, noise=0.0, seed=0, epochs=1, **warm)  # warm-up
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     stem = args.stem or ("bench_selection_quick" if args.quick else "bench_selection")
     results: dict[str, Any] = {"setup": _setup(args, seeds), "noise": {}}
@@ -1007,6 +1123,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     lr=args.lr,
                     cooldown=args.cooldown,
                     width=args.width,
+                    device=device,
                 )
                 runs[method].append(r)
                 last = r["curve"][-1]
@@ -1024,7 +1141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results["noise"][str(noise)] = row
             results["setup"] = setup
             blocks = [_block(k, row) for k, row in results["noise"].items()]
-            save_results(args.out, stem, results["noise"], "\n".join(blocks), setup=setup)
+            save_results(args.out, stem, results["noise"], "\n".join(blocks), setup=setup, device=device)
         print(blocks[-1], flush=True)
     return results
 
@@ -1076,8 +1193,10 @@ def _setup(args: argparse.Namespace, seeds: list[int]) -> str:
     model = "small CNN" if width == 1 else f"CNN {width}x as wide (channels {16 * width} and {32 * width})"
     hard = getattr(args, "hard_share", 0.0)
     images = "12x12 affine digits" + (f", {hard:.0%} of every set {HARD_STRENGTH:g}x as strongly" if hard else "")
+    device = str(getattr(args, "device", "cpu"))
+    where = "" if device == "cpu" else f"on {device} (the CPU columns: its synchronised wall-clock time), "
     return (
-        f"{args.train_size:,} training samples ({images}), {model}, Adam {args.lr:g}"
+        f"{where}{args.train_size:,} training samples ({images}), {model}, Adam {args.lr:g}"
         f"{schedule_note(args.schedule, getattr(args, 'cooldown', COOLDOWN))}, batch 64, "
         f"{args.epochs} epochs = {args.epochs * math.ceil(args.train_size / BATCH):,} gradient steps, "
         f"{f'evaluated every {args.eval_every} steps, ' if args.eval_every != EVAL_EVERY else ''}"

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 from conftest import BENCHMARKS, load_benchmark
+from torch.utils.data import DataLoader, TensorDataset
 
 
 @pytest.fixture(autouse=True)
@@ -740,3 +741,60 @@ def test_pruning_follows_the_schedule_by_the_epochs_it_has_run(monkeypatch):
     calls.clear()
     bench.run("uniform", data, **common, schedule="wsd", cooldown=0.5)
     assert [c[0] for c in calls] == list(range(40))  # a method that takes every step follows the steps themselves
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("uniform", {}),
+        ("balanced", {}),
+        ("selective-backprop", {"method": "percentile"}),
+        ("pruning", {"top": 0.8}),
+        ("priority", {"top": 0.8}),
+        ("priority", {"pressure": 10, "exclude": 0.4, "elr": 0.9}),
+    ],
+)
+def test_indexed_batches_train_on_the_dataloaders_batches(method, options):
+    """The GPU path's loader draws the DataLoader's batches: on the CPU both give the same curve, bit for bit."""
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)
+    common = {"noise": 0.2, "seed": 3, "epochs": 2, "eval_every": 4, "keep": 0.5, "il_epochs": 1}
+    loaded = bench.run(method, data, options=dict(options), **common)["curve"]
+    indexed = bench.run(method, data, options=dict(options), indexed=True, **common)["curve"]
+    assert [(s, acc) for s, _, acc in indexed] == [(s, acc) for s, _, acc in loaded]
+    assert len(loaded) >= 5 and len({acc for _, _, acc in loaded}) > 1  # evaluated along the way, and it learns
+
+
+def test_indexed_batches_are_the_dataloaders_and_carry_their_indices():
+    bench = load_benchmark("bench_selection")
+    x, y = torch.arange(10.0)[:, None], torch.arange(10) % 3
+    reference = DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(1))
+    indexed = bench.IndexedBatches(x, y, 4, generator=torch.Generator().manual_seed(1), with_indices=True)
+    assert len(indexed) == len(reference) == 3
+    for _ in range(2):  # two passes: the second draws another order, as the DataLoader's does
+        got = list(indexed)
+        want = list(reference)
+        for (idx, xb, yb), (xr, yr) in zip(got, want, strict=True):
+            assert torch.equal(xb, xr) and torch.equal(yb, yr) and torch.equal(x[idx], xb)
+    dropped = bench.IndexedBatches(x, y, 4, torch.utils.data.SequentialSampler(x), drop_last=True)
+    assert [xb[:, 0].tolist() for xb, _ in dropped] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_methods_with_a_dataloader_of_their_own_refuse_indexed_batches():
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)
+    common = {"noise": 0.0, "seed": 0, "epochs": 1, "eval_every": 4, "keep": 0.5, "il_epochs": 1, "indexed": True}
+    for method, options in (("rho-loss", {}), ("hm-online", {}), ("pruning", {"rho": 1})):
+        with pytest.raises(ValueError, match="trains or scores through a DataLoader of its own"):
+            bench.run(method, data, options=options, **common)
+    assert "rho-loss" not in bench.ACCELERATED and "priority" in bench.ACCELERATED
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bench_selection_quick_on_cuda(tmp_path):
+    bench = load_benchmark("bench_selection")
+    bench.main(["--quick", "--device", "cuda", "--out", str(tmp_path), "--methods", "priority:top=0.8", "pruning"])
+    saved = json.loads((tmp_path / "bench_selection_quick.json").read_text())
+    assert saved["machine"]["gpu"] and saved["rows"]["0.0"]["setup"].startswith("on cuda")
+    for method, curves in saved["rows"]["0.0"]["runs"].items():
+        assert all(c[0][0] == 0 and c[-1][1] > 0 and 0.0 <= c[-1][2] <= 1.0 for c in curves), method

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from reference import DEVICES
 from torch.utils.data import DataLoader, TensorDataset
 
 import hardmine as hm
@@ -240,6 +241,22 @@ def test_state_round_trip_is_bit_identical() -> None:
         assert torch.equal(a, b) and torch.equal(wa, wb)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_loss_weights_on_the_device_follow_each_epochs_plan_and_a_loaded_state(device) -> None:
+    sampler, _ = _observed(400, prune=0.5, epochs=5, seed=3)
+    reference, _ = _observed(400, prune=0.5, epochs=5, seed=3)
+    for epoch in range(1, 4):  # a new plan every epoch: the weights on the device must not be the first epoch's
+        idx, expected = _epoch(reference, epoch)
+        sampler.set_epoch(epoch)
+        assert torch.equal(sampler.indices(), idx)
+        got = sampler.loss_weights(idx.to(device))
+        assert got.device.type == device and torch.equal(got.cpu(), expected)
+        assert bool((expected != 1).any())  # the epochs prune: the weights are not all ones
+    idx = reference.indices()  # the next epoch's plan, loaded into the sampler that holds epoch 3's on the device
+    sampler.load_state_dict(reference.state_dict())
+    assert torch.equal(sampler.loss_weights(idx.to(device)).cpu(), reference.loss_weights(idx))
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -273,6 +290,10 @@ def test_bad_data_source_epoch_and_state() -> None:
         sampler.set_epoch(-1)
     with pytest.raises(TypeError, match="indices"):
         sampler.observe(torch.tensor([0.5]), torch.tensor([1.0]))
+    with pytest.raises(TypeError, match="Expected argument `indices` to be an int tensor of dataset indices, but got"):
+        sampler.loss_weights(torch.tensor([0.0, 2.0]))  # float indices were truncated to ints before
+    with pytest.raises(ValueError, match=r"Expected `indices` to be dataset indices in \[0, 10\), but got \[10, -1\]"):
+        sampler.loss_weights(torch.tensor([3, 10, -1]))  # -1 read the last sample's weight before
     with pytest.raises(ValueError, match=r"lacks \['seed'"):
         sampler.load_state_dict({k: v for k, v in sampler.state_dict().items() if k != "seed"})
     with pytest.raises(ValueError, match="`state` must be saved for 10 samples, got 11"):

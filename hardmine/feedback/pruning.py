@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from hardmine.core._tensors import check_int_tensor, check_range
 from hardmine.core.validate import fraction, integer, number, optional
 from hardmine.feedback._observing import Exclude, ObservingSampler, dataset_length
 
@@ -162,6 +163,7 @@ class PruningSampler(ObservingSampler):
         self._plan_epoch: int | None = None
         self._plan_order = torch.arange(n)
         self._plan_weights = torch.ones(n, dtype=torch.float32)
+        self._device_weights: tuple[Tensor, Tensor] | None = None  # (the plan's weights, their copy on a device)
 
     # ------------------------------------------------------------------ epochs
 
@@ -233,12 +235,27 @@ class PruningSampler(ObservingSampler):
         """The current epoch's loss weights of ``indices``: float32 ``(B,)`` on ``indices``' device.
 
         ``1 / (1 - prune)`` (up to rounding) for a kept below-mean sample during pruning, 1 for every other drawn
-        sample; multiply the per-sample losses by it before averaging.
+        sample; multiply the per-sample losses by it before averaging. On an accelerator the epoch's weights are
+        copied to it once (at the first call of the epoch) and indexed there, with no host synchronisation per call;
+        on the CPU the indices are checked against ``[0, N)``.
+
+        Args:
+            indices: int tensor ``(B,)`` of the batch's dataset indices, on any device.
+
+        Raises:
+            TypeError: ``indices`` is not an integer tensor.
+            ValueError: (on the CPU) an index outside ``[0, N)``.
         """
+        idx = check_int_tensor("indices", indices, "dataset indices").reshape(-1).long()
         if self._plan_epoch is None:
             self._start()
-        idx = indices.reshape(-1).to("cpu", torch.int64)
-        return self._plan_weights[idx].to(indices.device)
+        if idx.device.type == "cpu":
+            check_range("indices", idx, self.num_samples, "to be dataset indices")
+            return self._plan_weights[idx]
+        cached = self._device_weights
+        if cached is None or cached[0] is not self._plan_weights or cached[1].device != idx.device:
+            cached = self._device_weights = (self._plan_weights, self._plan_weights.to(idx.device))
+        return cached[1][idx]
 
     # ------------------------------------------------------------------ state
 
