@@ -410,7 +410,7 @@ class _RulePruning(hm.PruningSampler):
         self.observed.merge_ranks()
         weights = torch.ones(self.num_samples, dtype=torch.float32)
         g = torch.Generator().manual_seed(self.seed + epoch)
-        loss = self.observed.scores(now=epoch).to(torch.float64)
+        loss = self._losses(epoch).to(torch.float64)
         if self.excludes:
             weights[self._excluded(loss)] = 0.0
         self._prune(loss, weights, torch.isfinite(loss) & (weights > 0), g)

@@ -185,6 +185,19 @@ def test_with_indices_reuses_a_custom_batch_sampler_and_keeps_dict_batches():
     assert got == [(b, [float(i) for i in b]) for b in batches]
 
 
+def test_with_indices_keeps_a_loader_without_batching_and_its_sampler():
+    ds = _indexed_data(6)
+    order = [5, 0, 3, 3, 1]
+    loader = DataLoader(ds, batch_size=None, sampler=order)  # one sample at a time, in the sampler's order
+    got = list(with_indices(loader))
+    assert [int(idx) for idx, *_ in got] == order
+    assert all(idx.shape == () and idx.dtype == torch.int64 for idx, *_ in got)
+    assert [(int(idx), x.tolist()) for idx, x, _y in got] == [(i, ds[i][0].tolist()) for i in order]
+    assert len(with_indices(loader)) == len(loader) == 5
+    rewrapped = wrap(loader, [2, 4])  # replaced sampling keeps the loader unbatched too
+    assert [x.tolist() for x, _y in rewrapped] == [ds[2][0].tolist(), ds[4][0].tolist()]
+
+
 def test_with_indices_with_two_workers_keeps_each_batchs_indices():
     ds = _indexed_data(40)
     loader = DataLoader(ds, batch_size=4, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0))

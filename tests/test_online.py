@@ -246,7 +246,7 @@ def test_online_errors() -> None:
     miner = HardMiner(make_model(2), loader, rescore_every=None)
     with pytest.raises(TypeError, match="`indices` to be an int tensor"):
         miner.observe(torch.zeros(2), torch.zeros(2))
-    with pytest.raises(ValueError, match=r"per-sample losses of shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"per-sample `outputs` of shape \(2,\)"):
         miner.observe(torch.tensor([0, 1]), torch.zeros(2, 2))
     with pytest.raises(ValueError, match=r"`indices` in \[0, 8\), but got \[8\]"):
         miner.observe(torch.tensor([0, 8]), torch.zeros(2))

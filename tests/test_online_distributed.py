@@ -81,3 +81,29 @@ def test_ranks_draw_disjoint_shares_of_one_weighted_draw(ranks) -> None:
     np.testing.assert_array_equal(
         ranks[0]["table"]["drawn"].to_numpy() + ranks[1]["table"]["drawn"].to_numpy(), np.ones(N)
     )
+
+
+def _count_case() -> dict[str, Any]:
+    from hardmine.feedback.online import ObservedScores
+
+    rank = torch.distributed.get_rank()
+    obs = ObservedScores(10, half_life=None)
+    counts = []
+    obs.observe(torch.tensor([rank]), torch.tensor([float(rank)]), stamp=0)
+    obs.observe(torch.tensor([5]), torch.tensor([1.0 + 8 * rank]), stamp=0)  # both ranks, the same epoch
+    obs.merge_ranks()
+    counts.append(obs.count)
+    obs.observe(torch.tensor([rank + 2]), torch.tensor([2.0]), stamp=1)
+    obs.merge_ranks()
+    counts.append(obs.count)
+    obs.merge_ranks()  # nothing new: the count stays
+    counts.append(obs.count)
+    return {"counts": counts, "loss": obs.scores(now=2)}
+
+
+def test_merges_count_each_observation_once_and_the_lowest_rank_wins_within_an_epoch(tmp_path) -> None:
+    ranks = run_ranks(_count_case, tmp_path, WORLD)
+    assert ranks[0]["counts"] == ranks[1]["counts"] == [4, 6, 6]  # 2 + 2, then 1 + 1 more, then none
+    for r in range(WORLD):
+        loss = ranks[r]["loss"]
+        assert loss[[0, 1, 2, 3]].tolist() == [0.0, 1.0, 2.0, 2.0] and loss[5].item() == 1.0  # rank 0's 1.0, not 9.0

@@ -16,14 +16,16 @@ from hardmine.feedback.priority import PrioritySampler
 
 
 def _reference(loss: list[float | None], pressure: float, excluded: set[int] = frozenset()) -> list[float]:
-    """Per-sample loop: rank the observed, kept samples by loss (largest first, ties by index), weight
-    ``pressure ** (-r / (K - 1))``, unseen kept samples weight 1, excluded 0; normalise."""
+    """Per-sample loop: rank the observed, kept samples by loss (largest first), weight ``pressure ** (-r / (K - 1))``
+    (samples with equal losses: the mean weight of the ranks they share), unseen kept samples weight 1, excluded 0;
+    normalise."""
     kept = [i for i, v in enumerate(loss) if v is not None and i not in excluded]
-    kept.sort(key=lambda i: (-loss[i], i))
+    kept.sort(key=lambda i: -loss[i])
     k = len(kept)
     weight = [0.0] * len(loss)
-    for r, i in enumerate(kept):
-        weight[i] = pressure ** (-r / max(k - 1, 1))
+    for i in kept:
+        ranks = [r for r, j in enumerate(kept) if loss[j] == loss[i]]
+        weight[i] = sum(pressure ** (-r / max(k - 1, 1)) for r in ranks) / len(ranks)
     for i, v in enumerate(loss):
         if v is None and i not in excluded:
             weight[i] = 1.0
@@ -48,14 +50,20 @@ def test_probabilities_equal_the_per_sample_reference() -> None:
     assert int(p.argmax()) == int(losses.argmax()) and int(p.argmin()) == int(losses.argmin())
 
 
-def test_pressure_one_draws_the_kept_uniformly_and_ties_are_broken_by_index() -> None:
+def test_pressure_one_draws_the_kept_uniformly_and_equal_losses_equally() -> None:
     sampler = PrioritySampler(5, pressure=1.0, warmup_epochs=0)
     sampler.observe(torch.arange(5), torch.tensor([1.0, 1.0, 2.0, 0.0, 1.0]))
     assert torch.allclose(sampler.probabilities(), torch.full((5,), 0.2, dtype=torch.float64))
     ties = PrioritySampler(4, pressure=8.0, warmup_epochs=0)
     ties.observe(torch.arange(4), torch.tensor([1.0, 1.0, 1.0, 1.0]))
-    expected = torch.tensor(_reference([1.0, 1.0, 1.0, 1.0], 8.0), dtype=torch.float64)
-    assert torch.allclose(ties.probabilities(), expected)
+    assert torch.allclose(ties.probabilities(), torch.full((4,), 0.25, dtype=torch.float64))  # no order, no bias
+    losses = [0.5, 2.0, 0.5, 3.0, 2.0, 2.0, 0.1, 0.5]  # ties at the top, in the middle and with an unseen sample
+    mixed = PrioritySampler(9, pressure=8.0, warmup_epochs=0)
+    mixed.observe(torch.arange(8), torch.tensor(losses))
+    expected = torch.tensor(_reference([*losses, None], 8.0), dtype=torch.float64)
+    assert torch.allclose(mixed.probabilities(), expected, rtol=1e-12, atol=0)
+    p = mixed.probabilities()
+    assert p[1] == p[4] == p[5] and p[0] == p[2] == p[7] and p[3] == p[8]  # unseen: rank 0's weight, 1
 
 
 def test_draws_follow_the_probabilities() -> None:

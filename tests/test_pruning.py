@@ -82,10 +82,9 @@ def test_warm_up_and_annealing_draw_everything_with_weight_one() -> None:
 def test_without_set_epoch_each_finished_pass_is_the_next_epoch() -> None:
     sampler, _ = _observed(100, prune=0.5, epochs=3, anneal=0.4, seed=1)
     assert len(sampler) == 100 and len(list(sampler)) == 100 and sampler.epoch == 0  # warm-up
-    assert len(sampler) < 100 and sampler.epoch == 1  # the coming epoch prunes
-    coming = len(sampler)
-    second = list(sampler)
-    assert len(second) == coming < 100
+    assert len(sampler) == 100 and sampler.epoch == 0  # read to its end: still the warm-up's length and epoch
+    second = list(sampler)  # the next pass is the next epoch, planned as it starts
+    assert sampler.epoch == 1 and len(second) == len(sampler) < 100  # it prunes
     third = list(sampler)
     assert sampler.epoch == 2 and len(third) == 100  # annealing
     reference, _ = _observed(100, prune=0.5, epochs=3, anneal=0.4, seed=1)
@@ -255,6 +254,32 @@ def test_loss_weights_on_the_device_follow_each_epochs_plan_and_a_loaded_state(d
     idx = reference.indices()  # the next epoch's plan, loaded into the sampler that holds epoch 3's on the device
     sampler.load_state_dict(reference.state_dict())
     assert torch.equal(sampler.loss_weights(idx.to(device)).cpu(), reference.loss_weights(idx))
+
+
+def _loop(n: int, epochs: int, *, call_len: bool) -> list[tuple[int, int, list[int], list[float]]]:
+    """Train-loop records ``(epoch, len(loader), idx, weights)`` per batch; ``call_len``: ask ``len(loader)`` each."""
+    sampler = PruningSampler(n, prune=0.5, seed=1)
+    loader = DataLoader(TensorDataset(torch.arange(n)), batch_size=10, sampler=sampler)
+    records = []
+    for _ in range(epochs):  # no set_epoch: every pass read to its end moves on by itself
+        for (idx,) in loader:
+            length = len(loader) if call_len else -1  # e.g. `epoch + i / len(loader)` for a schedule
+            weights = sampler.loss_weights(idx)
+            records.append((sampler.epoch, length, idx.tolist(), weights.tolist()))
+            sampler.observe(idx, (idx * 7919 % 101).float() / 10 + sampler.epoch)  # fixed per sample and epoch
+    return records
+
+
+def test_len_while_the_last_batches_train_changes_neither_the_epoch_nor_the_plan() -> None:
+    # 105 samples in batches of 10: the sampler is read to its end while its last batch (5) is still being trained
+    # on; len() then must not start the next epoch (its plan would miss that batch's losses and weigh it by the next
+    # epoch's plan: 0 for a sample the next epoch prunes)
+    plain, asked = _loop(105, 4, call_len=False), _loop(105, 4, call_len=True)
+    assert [r[::2] + r[3:] for r in asked] == [r[::2] + r[3:] for r in plain]
+    for epoch, length, idx, weights in asked:
+        assert min(weights) > 0, (epoch, idx)  # every drawn sample is trained on
+        assert length == sum(1 for r in asked if r[0] == epoch)  # this epoch's number of batches
+    assert len({r[0] for r in asked}) == 4 and any(r[1] < 11 for r in asked)  # the epochs after the first prune
 
 
 # --------------------------------------------------------------------------- errors

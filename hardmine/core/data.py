@@ -86,7 +86,7 @@ def rebuild_loader(
     batch_size: int | None = None,
     drop_last: bool | None = None,
     dataset: Dataset | None = None,
-    collate_fn: Callable[[list[Any]], Any] | None = None,
+    collate_fn: Callable[[Any], Any] | None = None,
 ) -> DataLoader:
     """A new DataLoader over the same data with every carried argument of ``loader`` and new sampling.
 
@@ -94,7 +94,8 @@ def rebuild_loader(
         loader: the user's loader; it is not modified.
         sampler: yields dataset indices; mutually exclusive with ``batch_sampler``.
         batch_sampler: yields lists of dataset indices.
-        batch_size: defaults to ``loader.batch_size`` (or 64 when the loader was built on a ``batch_sampler``).
+        batch_size: defaults to ``loader.batch_size`` (or 64 when the loader was built on a ``batch_sampler``); a
+            loader without batching (``batch_size=None`` and no ``batch_sampler``) stays without it.
         drop_last: defaults to ``loader.drop_last``.
         dataset: defaults to ``loader.dataset``.
         collate_fn: defaults to ``loader.collate_fn``.
@@ -110,8 +111,10 @@ def rebuild_loader(
         return DataLoader(ds, batch_sampler=batch_sampler, **kwargs)
     if batch_size is None:
         batch_size = loader.batch_size
-        if batch_size is None:
+        if batch_size is None and loader.batch_sampler is not None:
             batch_size = getattr(loader.batch_sampler, "batch_size", 64)
+    if batch_size is None:  # no batching: one sample at a time, as the user's loader does
+        return DataLoader(ds, sampler=sampler, batch_size=None, **kwargs)
     return DataLoader(
         ds,
         sampler=sampler,
@@ -163,7 +166,7 @@ def wrap(
             "Expected exactly one of `sampler` and `batch_sampler`, but got "
             f"{'both' if sampler is not None else 'neither'}."
         )
-    if sampler is not None and loader.batch_size is None:
+    if sampler is not None and loader.batch_size is None and loader.batch_sampler is not None:
         raise ValueError(
             "`loader` was built on a custom batch_sampler (its batch_size is None), so hm.wrap cannot tell which batch "
             "size to keep. Pass `batch_sampler=` to hm.wrap, or build the loader with `batch_size=`."
@@ -198,6 +201,16 @@ class _IndexedCollate:
 
     def __call__(self, pairs: list[tuple[int, Any]]) -> tuple[Tensor, Any]:
         return torch.tensor([i for i, _ in pairs], dtype=torch.int64), self.collate_fn([s for _, s in pairs])
+
+
+class _IndexedConvert:
+    """One ``(index, sample)`` pair of a loader without batching as ``(0-d int64 index, collate_fn(sample))``."""
+
+    def __init__(self, collate_fn: Callable[[Any], Any]) -> None:
+        self.collate_fn = collate_fn
+
+    def __call__(self, pair: tuple[int, Any]) -> tuple[Tensor, Any]:
+        return torch.tensor(pair[0], dtype=torch.int64), self.collate_fn(pair[1])
 
 
 class IndexedLoader:
@@ -251,7 +264,8 @@ def with_indices(loader: DataLoader) -> IndexedLoader:
         loader: a DataLoader over a map-style dataset.
 
     Returns:
-        An :class:`IndexedLoader` yielding ``(idx, *batch)``, ``idx`` an int64 tensor ``(B,)``.
+        An :class:`IndexedLoader` yielding ``(idx, *batch)``, ``idx`` an int64 tensor ``(B,)``; from a loader without
+        batching (``batch_size=None``), ``(idx, *sample)`` with ``idx`` a 0-d int64 tensor.
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -261,12 +275,15 @@ def with_indices(loader: DataLoader) -> IndexedLoader:
         ...     assert (x == 10 + idx).all()
     """
     _check_map_style(loader, "hm.with_indices")
-    collate = _IndexedCollate(loader.collate_fn)
     ds = _IndexedDataset(loader.dataset)
-    if loader.batch_size is None:
+    if loader.batch_size is None and loader.batch_sampler is None:  # no batching: one sample at a time
+        convert = _IndexedConvert(loader.collate_fn)
+        new = rebuild_loader(loader, sampler=loader.sampler, dataset=ds, collate_fn=convert)
+    elif loader.batch_size is None:
+        collate = _IndexedCollate(loader.collate_fn)
         new = rebuild_loader(loader, batch_sampler=loader.batch_sampler, dataset=ds, collate_fn=collate)
     else:
-        new = rebuild_loader(loader, sampler=loader.sampler, dataset=ds, collate_fn=collate)
+        new = rebuild_loader(loader, sampler=loader.sampler, dataset=ds, collate_fn=_IndexedCollate(loader.collate_fn))
     return IndexedLoader(new)
 
 

@@ -45,12 +45,16 @@ def _bounds(name: str, value: float, min: float | None, max: float | None, min_o
     high_ok = max is None or (value < max if max_open else value <= max)
     if low_ok and high_ok:
         return
+
+    def shown_bound(bound: float) -> str:  # an int bound in full (2**63 - 1, not 9.22337e+18)
+        return repr(bound) if isinstance(bound, int) else f"{bound:g}"
+
     if min is not None and max is not None:
-        expected = f"in {'(' if min_open else '['}{min:g}, {max:g}{')' if max_open else ']'}"
+        expected = f"in {'(' if min_open else '['}{shown_bound(min)}, {shown_bound(max)}{')' if max_open else ']'}"
     elif min is not None:
-        expected = f"{'>' if min_open else '>='} {min:g}"
-    else:
-        expected = f"{'<' if max_open else '<='} {max:g}"
+        expected = f"{'>' if min_open else '>='} {shown_bound(min)}"
+    elif max is not None:
+        expected = f"{'<' if max_open else '<='} {shown_bound(max)}"
     shown = int(value) if isinstance(value, int) else value
     raise ValueError(f"`{name}` must be {expected}, got {shown!r}")
 

@@ -46,6 +46,15 @@ def dataset_length(data_source: Sized | int) -> int:
     raise TypeError(f"`data_source` must be a dataset with a length or an int, got {type(data_source).__name__}")
 
 
+def _excluded_count(fraction: float, known: int) -> int:
+    """How many of ``known`` samples the fraction ``exclude`` leaves out: ``round(fraction * known)``, but never all.
+
+    >>> _excluded_count(0.4, 10), _excluded_count(0.99, 50), _excluded_count(0.6, 1)
+    (4, 49, 0)
+    """
+    return max(0, min(round(fraction * known), known - 1))
+
+
 class ObservingSampler(Sampler[int]):
     """A sampler that plans its draws from the training step's own losses (:meth:`observe`), without a scoring pass.
 
@@ -82,11 +91,16 @@ class ObservingSampler(Sampler[int]):
         )
         self.num_classes = optional(integer, "num_classes", num_classes, min=2)
         self.warmup_epochs = integer("warmup_epochs", warmup_epochs, min=0)
-        if dynamics is not None and getattr(dynamics, "num_samples", n) != n:
-            raise ValueError(f"`dynamics` must cover {n} samples like the sampler, got {dynamics.num_samples}")
+        if dynamics is not None:
+            from hardmine.analysis.dynamics import Dynamics
+
+            if not isinstance(dynamics, Dynamics):
+                raise TypeError(f"`dynamics` must be a hardmine.Dynamics or None, got {type(dynamics).__name__}")
+            if dynamics.num_samples != n:
+                raise ValueError(f"`dynamics` must cover {n} samples like the sampler, got {dynamics.num_samples}")
         self.dynamics = dynamics
         optional(number, "half_life", half_life, min=0.0, min_open=True)
-        self.seed = integer("seed", seed)
+        self.seed = integer("seed", seed, min=-(2**63), max=2**63 - 1)  # seed + epoch stays a torch seed
         self._num_replicas_arg = optional(integer, "num_replicas", num_replicas, min=1)
         self._rank_arg = optional(integer, "rank", rank, min=0)
         self.observed = ObservedScores(n, half_life=half_life)
@@ -146,6 +160,17 @@ class ObservingSampler(Sampler[int]):
         self.epoch = integer("epoch", epoch, min=0)
         self._advance = False
 
+    def _losses(self, now: int) -> Tensor:
+        """Every sample's observed loss decayed to epoch ``now``: float32 ``(N,)`` on the CPU, NaN if never observed.
+
+        An observed NaN (unchecked on an accelerator) counts as ``+inf``, the largest loss.
+        """
+        loss = self.observed.scores(now=now)
+        nan = torch.isnan(loss)
+        if bool(nan.any()):
+            loss = torch.where(nan & self.observed.seen().cpu(), float("inf"), loss)
+        return loss
+
     @property
     def excludes(self) -> bool:
         """Whether any sample may be excluded (``exclude`` is ``"auto"`` or above 0)."""
@@ -163,7 +188,7 @@ class ObservingSampler(Sampler[int]):
         """
         if order is not None and self.dynamics is None and self.exclude != "auto":  # the head of the ranking
             out = torch.zeros(self.num_samples, dtype=torch.bool)
-            out[order[: round(float(self.exclude) * len(order))]] = True
+            out[order[: _excluded_count(float(self.exclude), len(order))]] = True
             return out
         if self.dynamics is not None:
             badness = -self.dynamics.statistics()["aum"].detach().cpu().to(torch.float64)
@@ -171,14 +196,14 @@ class ObservingSampler(Sampler[int]):
         else:
             badness = loss
             limit = math.log(self._classes()) if self.exclude == "auto" else 0.0
-        known = torch.isfinite(badness)
+        known = ~torch.isnan(badness)  # an infinite loss is known, and the largest
         if self.exclude == "auto":
             return known & (badness > limit)
-        k = round(float(self.exclude) * int(known.sum()))
+        k = _excluded_count(float(self.exclude), int(known.sum()))
         out = torch.zeros(self.num_samples, dtype=torch.bool)
-        if k:
+        if k:  # the k largest, ties by dataset index (as the head of a ranking has them)
             ranked = torch.where(known, badness, float("-inf"))
-            out[torch.topk(ranked, k, sorted=False).indices] = True
+            out[torch.sort(ranked, descending=True, stable=True).indices[:k]] = True
         return out
 
     def _classes(self) -> int:
@@ -195,14 +220,29 @@ class ObservingSampler(Sampler[int]):
         """Record the training step's losses: per-sample losses ``(B,)``, or logits ``(B, C)`` with ``targets``.
 
         Pass the *unweighted* per-sample losses (``reduction="none"``). The losses stay on their device (one
-        ``index_copy_``, no host synchronisation).
+        ``index_copy_``, no host synchronisation). A sample drawn twice into one batch keeps one of its losses. A
+        ``+inf`` loss ranks as the largest; on the CPU a NaN or ``-inf`` loss, or a non-finite logit, is refused (on an
+        accelerator it is not checked, and a NaN loss ranks as the largest).
 
         Args:
-            indices: int tensor ``(B,)`` of the batch's dataset indices.
+            indices: int tensor ``(B,)`` of the batch's dataset indices (any integer dtype).
             losses: float tensor ``(B,)`` of per-sample losses, or the logits when ``targets`` is given.
             targets: class indices ``(B,)`` to compute the cross-entropy from logits, or ``None``.
+
+        Raises:
+            TypeError: ``indices``, ``losses`` or ``targets`` of the wrong type.
+            ValueError: mismatched shapes; logits with another number of classes than ``num_classes``; on the CPU,
+                indices outside ``[0, N)``, targets outside ``[0, C)``, NaN or ``-inf`` losses, non-finite logits. A
+                refused batch records nothing.
         """
-        self.observed.observe(indices, losses, targets, stamp=float(self.epoch))
+        if targets is not None and self.num_classes is not None and isinstance(losses, Tensor) and losses.ndim == 2:
+            c = 2 if losses.shape[1] == 1 else int(losses.shape[1])
+            if c != self.num_classes:
+                raise ValueError(
+                    f"Expected logits with num_classes={self.num_classes} classes, as the sampler was built with, but "
+                    f"got {c}: `exclude='auto'` would measure the losses against log({self.num_classes})."
+                )
+        self.observed.observe(indices, losses, targets, stamp=float(self.epoch), name="losses")
 
     # ------------------------------------------------------------------ state
 

@@ -19,7 +19,8 @@ so its easy score would otherwise stay frozen while the model changes (it may be
 
 Under ``torchrun`` each rank observes the samples it trains on; at the start of every epoch the miner merges the
 ranks' buffers (one ``all_gather`` of ``8 x N`` float64 values and two scalar reductions; the latest observation of
-each sample wins), so every rank builds the same table and draws from the same weights.
+each sample wins: the one of the latest epoch, and of the lowest rank among those of that epoch), so every rank
+builds the same table and draws from the same weights.
 
 Example:
     >>> obs = ObservedScores(4, half_life=1.0)
@@ -90,6 +91,17 @@ def _ages(stamp: Tensor, now: float) -> Tensor:
     return torch.where(stamp > _NEVER, (float(now) - 1.0 - stamp).clamp_min(0.0), float("nan"))
 
 
+def _refuse_bad_losses(name: str, losses: Tensor, indices: Tensor) -> None:
+    """A :class:`ValueError` if a CPU tensor of per-sample losses holds NaN or ``-inf`` (``+inf`` is a loss)."""
+    bad = torch.isnan(losses) | (losses == float("-inf"))
+    if bool(bad.any()):
+        where = bad.nonzero()[:, 0][:10]
+        raise ValueError(
+            f"Expected per-sample `{name}` that are numbers (or +inf), but the samples with dataset indices "
+            f"{indices[where].tolist()} have {losses[where].tolist()}: a NaN or -inf loss, from a step that diverged?"
+        )
+
+
 def _decayed(values: Tensor, seen: Tensor, age: Tensor, half_life: float | None) -> Tensor:
     """A copy of ``values`` whose observed finite entries are decayed toward their mean by :func:`decay_toward_mean`."""
     if half_life is None or values.numel() == 0:
@@ -113,6 +125,7 @@ class ObservedScores:
         self.num_samples = validate.integer("num_samples", num_samples, min=1)
         self.half_life = validate.optional(validate.number, "half_life", half_life, min=0, min_open=True)
         self.count = 0
+        self._merged_count = 0  # `count` at the last merge of the ranks (every rank's observations up to then)
         self.num_classes: int | None = None
         self._buffers: dict[str, Tensor] | None = None
 
@@ -130,58 +143,95 @@ class ObservedScores:
         """Where the buffers live (``None`` before the first observation)."""
         return None if self._buffers is None else self._buffers["stamp"].device
 
-    def observe(self, indices: Tensor, outputs: Tensor, targets: Tensor | None = None, *, stamp: float) -> None:
+    def observe(
+        self, indices: Tensor, outputs: Tensor, targets: Tensor | None = None, *, stamp: float, name: str = "outputs"
+    ) -> None:
         """Record a batch: per-sample losses ``(B,)``, or logits ``(B, C)`` (or ``(B,)`` binary) with ``targets``.
 
+        A sample repeated in the batch keeps one of its observations (on the CPU the last; on an accelerator any one).
+        On the CPU, where it is free, a NaN or ``-inf`` loss and a non-finite logit are refused (a ``ValueError``
+        naming the samples); on an accelerator nothing is checked (that would cost a host synchronisation per batch),
+        and the samplers rank a NaN loss as the largest.
+
         Args:
-            indices: int tensor ``(B,)`` of dataset indices in ``[0, N)``.
+            indices: int tensor ``(B,)`` of dataset indices in ``[0, N)``, any integer dtype.
             outputs: float tensor: losses ``(B,)`` when ``targets`` is ``None``, else the model's logits.
             targets: class indices ``(B,)``, or ``None``.
             stamp: the epoch the observation belongs to (its age is measured from it).
+            name: what the caller calls ``outputs``, for the error messages.
+
+        Raises:
+            TypeError: ``indices`` not an integer tensor, ``outputs`` not a float tensor, ``targets`` not a tensor.
+            ValueError: shapes that do not match, indices outside ``[0, N)`` or targets outside ``[0, C)`` (checked
+                on the CPU), NaN or ``-inf`` losses or non-finite logits (on the CPU), logits with another number of
+                classes than before. A refused batch changes nothing.
         """
         check_int_tensor("indices", indices, "dataset indices")
-        check_float_tensor("outputs", outputs, "losses or logits")
+        check_float_tensor(name, outputs, "losses or logits")
+        if targets is not None and not isinstance(targets, torch.Tensor):
+            raise TypeError(f"Expected argument `targets` to be a tensor of class indices, but got {type(targets)}.")
         idx = indices.reshape(-1)
         b = idx.numel()
         out = outputs.detach()
+        device = out.device if self._buffers is None else self._buffers["stamp"].device
+        idx = idx.to(device, torch.int64, non_blocking=True)
+        check_range("indices", idx, self.num_samples)
+        c: int | None = None
         if targets is None:
             if out.shape != (b,):
                 raise ValueError(
-                    f"Expected per-sample losses of shape ({b},) (one per index), but got shape {tuple(out.shape)}; "
-                    "pass `targets` to observe logits."
+                    f"Expected per-sample `{name}` of shape ({b},) (one per index), but got shape "
+                    f"{tuple(out.shape)}; pass `targets` to observe logits."
                 )
+            if out.device.type == "cpu":  # free on the CPU only
+                _refuse_bad_losses(name, out, idx)
             measures: dict[str, Tensor] = {"loss": out, "label_prob": torch.exp(-out)}
         else:
-            if out.shape[0] != b or out.ndim not in (1, 2):
+            if out.ndim not in (1, 2) or out.shape[0] != b:
                 raise ValueError(
-                    f"Expected logits of shape ({b}, C) or ({b},) (one row per index), but got shape "
+                    f"Expected `{name}` to be logits of shape ({b}, C) or ({b},) (one row per index), but got shape "
                     f"{tuple(out.shape)}."
                 )
-            c = 2 if out.ndim == 1 or out.shape[1] == 1 else int(out.shape[1])
-            measures = compute_measures(out, targets.to(out.device, non_blocking=True))
-            if out.device.type == "cpu" and not bool(measures["valid"].all()):  # free on the CPU only
-                bad = (~measures["valid"]).nonzero()[:, 0][:10]
+            if targets.numel() != b:
                 raise ValueError(
-                    f"Expected `targets` to be class indices in [0, {c}), but the samples with dataset indices "
-                    f"{idx[bad].tolist()} have targets {targets.reshape(-1)[bad].tolist()}."
+                    f"Expected `targets` to be class indices of shape ({b},) (one per index), but got shape "
+                    f"{tuple(targets.shape)}."
                 )
+            c = 2 if out.ndim == 1 or out.shape[1] == 1 else int(out.shape[1])
             if self.num_classes is not None and self.num_classes != c:
                 raise ValueError(f"Expected logits with {self.num_classes} classes as before, but got {c}.")
-            self.num_classes = c
+            measures = compute_measures(out, targets.to(out.device, non_blocking=True))
+            if out.device.type == "cpu":  # free on the CPU only
+                if not bool(measures["valid"].all()):
+                    bad = (~measures["valid"]).nonzero()[:, 0][:10]
+                    raise ValueError(
+                        f"Expected `targets` to be class indices in [0, {c}), but the samples with dataset indices "
+                        f"{idx[bad].tolist()} have targets {targets.reshape(-1)[bad].tolist()}."
+                    )
+                if not bool(measures["finite"].all()):
+                    bad = (~measures["finite"]).nonzero()[:, 0][:10]
+                    raise ValueError(
+                        f"Expected finite `{name}` (logits), but the samples with dataset indices {idx[bad].tolist()} "
+                        "have NaN or infinite logits."
+                    )
             measures["label"] = targets.reshape(-1).to(out.device, torch.int64, non_blocking=True)
+        if c is not None:
+            self.num_classes = c
         if self._buffers is None:
             self._buffers = self._allocate(out.device)
         buffers = self._buffers
-        idx = idx.to(buffers["stamp"].device, non_blocking=True)
-        check_range("indices", idx, self.num_samples)
-        for name, values in measures.items():
-            if name in buffers:
-                buffers[name].index_copy_(0, idx, values.reshape(-1).to(buffers[name].dtype))
+        for column, values in measures.items():
+            if column in buffers:
+                buffers[column].index_copy_(0, idx, values.reshape(-1).to(buffers[column].dtype))
         buffers["stamp"].index_fill_(0, idx, float(stamp))
         self.count += b
 
     def merge_ranks(self) -> None:
-        """Under torch.distributed: every rank gets, for each sample, the latest observation of any rank."""
+        """Under torch.distributed: every rank gets, for each sample, the latest observation of any rank.
+
+        The latest by epoch (``stamp``); between ranks that observed a sample in the same epoch, the lowest rank's.
+        ``count`` becomes every rank's observations together, each counted once however often the ranks merge.
+        """
         if get_world_size() <= 1 or not dist.is_initialized():
             return
         device = self.device
@@ -202,9 +252,9 @@ class ObservedScores:
         classes = torch.tensor([self.num_classes or 0], device=stacked.device)
         dist.all_reduce(classes, op=dist.ReduceOp.MAX)
         self.num_classes = int(classes.item()) or None
-        counts = torch.tensor([self.count], device=stacked.device)
+        counts = torch.tensor([self.count - self._merged_count], device=stacked.device)  # each rank's since then
         dist.all_reduce(counts)
-        self.count = int(counts.item())
+        self.count = self._merged_count = self._merged_count + int(counts.item())
 
     def seen(self) -> Tensor:
         """Bool tensor ``(N,)``: the samples observed at least once."""
@@ -278,7 +328,7 @@ class ObservedScores:
                 f"Expected observed scores for {self.num_samples} samples, but the state holds {state['num_samples']}."
             )
         device = self.device or torch.device("cpu")
-        self.count = int(state["count"])
+        self.count = self._merged_count = int(state["count"])
         self.num_classes = None if state["num_classes"] is None else int(state["num_classes"])
         buffers = state["buffers"]
         self._buffers = None if buffers is None else {k: v.to(device).clone() for k, v in buffers.items()}

@@ -9,7 +9,8 @@ buffer on the training device), and the sampler draws from them.
 drawn with a probability proportional to ``pressure ** (-r / (K - 1))``: the hardest is ``pressure`` times likelier
 than the easiest (1000 by default, chosen by ``benchmarks/bench_selection.py`` on clean labels; 10 did best there
 with ``exclude`` under label noise), and the probability falls geometrically in between, so it depends on the order
-of the losses, not on their scale. Per epoch of ``N`` draws, the hardest sample is drawn about
+of the losses, not on their scale. Samples with equal losses share the mean weight of the ranks they hold (equal
+losses have no order, so none is favoured by its index). Per epoch of ``N`` draws, the hardest sample is drawn about
 ``ln(pressure) / (1 - 1 / pressure)`` times (6.9 at 1000), the median one ``pressure ** -0.5`` times that (0.22), the
 easiest ``1 / pressure`` times that. Draws are with replacement; an epoch is ``draws`` indices (``N`` by default).
 The probabilities are recomputed from the latest losses every ``refresh`` draws (32 times an epoch by default), so a
@@ -21,10 +22,11 @@ hard sample that has been learned drops back within the epoch.
 ``log(C)``, label probability below ``1 / C`` (or, with a :class:`~hardmine.analysis.dynamics.Dynamics`, an area
 under the margin below 0), however many samples that is: on clean labels a handful, under 40 % noise about 40 %.
 ``exclude=f`` (a fraction) never draws the ``round(f * n)`` observed samples with the largest loss (or lowest AUM) of
-the ``n`` observed. The rest are ranked as above. An excluded sample is not drawn, so its loss is not observed again;
-its stale loss decays toward the mean (``half_life``, below), and it returns to the draw once it no longer counts as
-excluded: a clean sample excluded early, before the model learnt its class, comes back; a wrong label comes back
-rarely, and is excluded again as soon as its loss is observed.
+the ``n`` observed, ties by dataset index, and never all ``n`` (at most ``n - 1``). An infinite loss is the largest,
+so it is excluded first. The rest are ranked as above. An excluded sample is not drawn, so its loss is not observed
+again; its stale loss decays toward the mean (``half_life``, below), and it returns to the draw once it no longer
+counts as excluded: a clean sample excluded early, before the model learnt its class, comes back; a wrong label comes
+back rarely, and is excluded again as soon as its loss is observed.
 
 Staleness, and samples without a loss:
 
@@ -202,9 +204,10 @@ class PrioritySampler(ObservingSampler):
         """
         n = self.num_samples
         now = self.epoch if epoch is None else integer("epoch", epoch, min=0)
-        loss = self.observed.scores(now=now)  # float32
-        seen = torch.isfinite(loss)
-        order = descending_order(torch.where(seen, loss, float("-inf")))[: int(seen.sum())]
+        loss = self._losses(now)  # float32, NaN for a sample never observed
+        seen = ~torch.isnan(loss)
+        keys = torch.where(seen, loss.clamp_min(torch.finfo(torch.float32).min), float("-inf"))  # the seen first
+        order = descending_order(keys)[: int(seen.sum())]
         fresh = ~seen  # a sample never observed: the largest weight, 1
         if self.excludes:
             excluded = self._excluded(loss.double(), order)  # an excluded one: 0
@@ -215,7 +218,14 @@ class PrioritySampler(ObservingSampler):
         p = fresh.to(torch.float64)
         if k:
             step = math.log(self.pressure) / max(k - 1, 1)
-            p.index_copy_(0, order, torch.exp(torch.arange(k, dtype=torch.float64).mul_(-step)))
+            weight = torch.exp(torch.arange(k, dtype=torch.float64).mul_(-step))
+            sorted_keys = keys[order]
+            tied = sorted_keys[1:] == sorted_keys[:-1]
+            if bool(tied.any()):  # equal losses, equal probabilities: the mean of their ranks' weights
+                group = torch.cat([torch.zeros(1, dtype=torch.int64), (~tied).cumsum(0)])
+                sums = torch.zeros(int(group[-1]) + 1, dtype=torch.float64).index_add_(0, group, weight)
+                weight = (sums / torch.bincount(group).to(torch.float64))[group]
+            p.index_copy_(0, order, weight)
         total = float(p.sum())
         if total <= 0.0:
             return torch.full((n,), 1.0 / n, dtype=torch.float64)

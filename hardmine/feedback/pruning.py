@@ -10,20 +10,26 @@ kept low-loss samples get the loss weight ``m / (m - d)`` (``1 / (1 - prune)`` u
 :meth:`PruningSampler.loss_weights`, so the epoch's expected gradient equals the full data's. Every other sample is
 drawn once with weight 1. An epoch has fewer steps; a step costs the same. In the last ``anneal`` fraction of the
 ``epochs`` (12.5 % by default; ``epochs`` must be given for this) nothing is pruned, so training ends on the full,
-unweighted data.
+unweighted data. The annealing epochs are those from ``(1 - anneal) * epochs`` on, rounded up, as InfoBatch counts
+them: ``floor(anneal * epochs)`` of them (1 of 10 epochs at 12.5 %, none of 4).
 
 **Exclusion** (the small-loss trick of co-teaching, Han et al., 2018; or the area under the margin, Pleiss et al.,
 2020). With ``exclude > 0``, the ``round(exclude * n)`` observed samples with the largest observed loss (of the
 ``n`` observed ones), or the lowest AUM when a :class:`~hardmine.analysis.dynamics.Dynamics` is given, are left out
 of the epoch altogether (weight 0, also during the annealing epochs): under label noise these are mostly the wrong
-labels. Pruning then applies to the rest. An excluded sample is not trained on, so its loss is not observed again;
-with ``half_life`` its stale loss drifts back toward the mean (see :mod:`hardmine.feedback.online`), and it returns
-to the draw once its decayed loss leaves the top fraction.
+labels. Ties go by dataset index; an infinite loss counts as the largest; at least one observed sample stays.
+Pruning then applies to the rest. An excluded sample is not trained on, so its loss is not observed again; with
+``half_life`` its stale loss drifts back toward the mean (see :mod:`hardmine.feedback.online`), and it returns to the
+draw once its decayed loss leaves the top fraction.
 
 Rules for the first epochs and for samples without a loss:
 
 - the first ``warmup_epochs`` (1) epochs draw everything with weight 1 (while every sample gets its first loss);
-- a sample never observed is neither pruned nor excluded and has weight 1, and it does not count in the mean;
+- a sample never observed is never pruned and has weight 1, and it does not count in the mean; it is excluded only by
+  its area under the margin, with ``dynamics`` (which you update yourself, so it may know a sample this sampler has
+  not observed);
+- an infinite observed loss (or, unchecked on an accelerator, a NaN) is never pruned and does not count in the mean;
+  it is the first to be excluded;
 - the plan of an epoch is fixed when its pass starts (or at :meth:`set_epoch`): observations made during the epoch
   count from the next one.
 
@@ -59,7 +65,7 @@ import torch
 from torch import Tensor
 
 from hardmine.core._tensors import check_int_tensor, check_range
-from hardmine.core.validate import fraction, integer, number, optional
+from hardmine.core.validate import boolean, fraction, integer, number, optional
 from hardmine.feedback._observing import Exclude, ObservingSampler, dataset_length
 
 if TYPE_CHECKING:
@@ -112,7 +118,7 @@ class PruningSampler(ObservingSampler):
         >>> from torch.utils.data import DataLoader, TensorDataset
         >>> import hardmine as hm
         >>> data = TensorDataset(torch.randn(100, 3), torch.randint(0, 2, (100,)))
-        >>> sampler = hm.PruningSampler(data, prune=0.5, epochs=4)
+        >>> sampler = hm.PruningSampler(data, prune=0.5, epochs=4, anneal=0.25)
         >>> loader = hm.with_indices(DataLoader(data, batch_size=10, sampler=sampler))
         >>> model = torch.nn.Linear(3, 2)
         >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -123,7 +129,7 @@ class PruningSampler(ObservingSampler):
         ...         loss = (losses * sampler.loss_weights(idx)).mean()
         ...         opt.zero_grad(); loss.backward(); opt.step()
         ...         sampler.observe(idx, losses)
-        >>> len(sampler) == 100                   # the last epoch (annealing) draws everything
+        >>> len(sampler) == 100                   # the last epoch (annealing: a quarter of 4) draws everything
         True
     """
 
@@ -159,7 +165,7 @@ class PruningSampler(ObservingSampler):
         )
         self.epochs = optional(integer, "epochs", epochs, min=1)
         self.anneal = fraction("anneal", anneal)
-        self.shuffle = bool(shuffle)
+        self.shuffle = boolean("shuffle", shuffle)
         self._plan_epoch: int | None = None
         self._plan_order = torch.arange(n)
         self._plan_weights = torch.ones(n, dtype=torch.float32)
@@ -188,12 +194,13 @@ class PruningSampler(ObservingSampler):
             ``(order, weights)``: int64 ``(K,)``, the dataset indices the epoch draws in order (before the split
             between ranks), and float32 ``(N,)``, every sample's loss weight (0 for a sample not drawn).
         """
+        epoch = integer("epoch", epoch, min=0)
         n = self.num_samples
         self.observed.merge_ranks()
         weights = torch.ones(n, dtype=torch.float32)
         g = torch.Generator().manual_seed(self.seed + epoch)
         if epoch >= self.warmup_epochs:
-            loss = self.observed.scores(now=epoch).to(torch.float64)
+            loss = self._losses(epoch).to(torch.float64)
             if self.excludes:
                 weights[self._excluded(loss)] = 0.0
             if self.pruning_active(epoch):
@@ -224,8 +231,16 @@ class PruningSampler(ObservingSampler):
         self._advance = True
 
     def __len__(self) -> int:
-        """This rank's number of indices in the current epoch; after a finished pass, in the next one."""
-        self._start()  # after a finished pass: the next epoch's plan decides the length
+        """This rank's number of indices in the current epoch; changes nothing once the epoch's pass has started.
+
+        Before the epoch's pass starts (a new sampler, or after :meth:`set_epoch`), its plan is built here, as the pass
+        would build it (under torchrun a collective: call it on every rank, as ``DataLoader`` and Lightning do). Once
+        a pass has started, and after it has been read to its end (with a ``DataLoader`` that is while its last
+        batches are still being trained on, or prefetched by workers), the length is that epoch's: the next epoch's
+        plan waits for its own pass (or :meth:`set_epoch`), so that every loss observed before then counts in it.
+        """
+        if not self._advance and self._plan_epoch != self.epoch:
+            self._start()
         reps, _ = self._replicas()
         return math.ceil(self._plan_order.numel() / reps)
 
