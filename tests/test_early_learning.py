@@ -104,6 +104,33 @@ def test_half_precision_logits_give_a_float32_loss() -> None:
     torch.testing.assert_close(out, ref)
 
 
+@pytest.mark.parametrize(
+    ("module", "logits", "tol"),
+    [
+        (torch.float32, torch.float64, 1e-6),  # float64 logits, the default float32 targets
+        (torch.float64, torch.float32, 2e-5),  # a .double() module, float32 logits
+        (torch.float64, torch.float64, 1e-12),  # both float64: the reference to float64 precision
+    ],
+    ids=["f64-logits", "double-module", "both-f64"],
+)
+def test_the_loss_is_in_the_logits_dtype_and_the_targets_in_the_buffers(module, logits, tol) -> None:
+    n, c = 12, 4
+    steps = _steps(n, c, 6, seed=2)
+    elr = hm.EarlyLearningLoss(n, c, beta=0.7, lam=3.0, reduction="none")
+    if module == torch.float64:
+        elr = elr.double()
+    want, targets = _reference(steps, n, c, 0.7, 3.0)
+    for (idx, z, y), w in zip(steps, want, strict=True):
+        zz = z.to(logits).requires_grad_(True)
+        out = elr(idx, zz, y)
+        assert out.dtype == logits
+        torch.testing.assert_close(out, torch.tensor(w, dtype=logits), atol=tol, rtol=tol)
+        (g,) = torch.autograd.grad(out.sum(), zz)
+        assert g.dtype == logits and bool(torch.isfinite(g).all())
+    assert elr.targets.dtype == module
+    torch.testing.assert_close(elr.targets, torch.tensor(targets, dtype=module), atol=tol, rtol=tol)
+
+
 def test_a_repeated_index_is_updated_once() -> None:
     elr = hm.EarlyLearningLoss(4, 3, beta=0.5, reduction="none")
     z = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torchvision.ops import sigmoid_focal_loss
 
-from hardmine.feedback.losses import focal_loss, ohem_loss, per_sample_cross_entropy, weighted_loss
+from hardmine.feedback.losses import focal_loss, ohem_loss, ohem_pixel_loss, per_sample_cross_entropy, weighted_loss
 
 DTYPES = [torch.float32, torch.float64]
 REDUCTIONS = ["mean", "sum", "none"]
@@ -96,6 +97,18 @@ def test_weighted_loss_normalize_and_unit_weights():
     )
 
 
+def test_weighted_loss_normalize_must_be_a_bool():
+    logits, targets = _data("multi", torch.float64)
+    w = torch.linspace(0.5, 2.0, 12, dtype=torch.float64)
+    with pytest.raises(TypeError, match="^`normalize` must be True or False, got str 'False'$"):
+        weighted_loss(logits, targets, w, normalize="False")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^`normalize` must be True or False, got int 1$"):
+        weighted_loss(logits, targets, w, normalize=1)  # type: ignore[arg-type]
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    torch.testing.assert_close(weighted_loss(logits, targets, w, normalize=np.bool_(True)), (w * ce).sum() / w.sum())
+    torch.testing.assert_close(weighted_loss(logits, targets, w, normalize=np.bool_(False)), (w * ce).mean())
+
+
 def test_weighted_loss_does_not_differentiate_weights():
     logits, targets = _data("multi", torch.float32)
     w = torch.ones(12, requires_grad=True)
@@ -152,6 +165,38 @@ def test_ohem_matches_reference_value_and_gradient(layout, reduction, keep, min_
     assert int((ga.reshape(ga.shape[0], -1).abs().sum(1) > 0).sum()) == k
 
 
+@pytest.mark.parametrize(("keep", "n", "k"), [(0.07, 100, 7), (0.55, 100, 55), (0.28, 50, 14), (0.071, 100, 8)])
+def test_ohem_fraction_keeps_the_exact_ceiling(keep, n, k):
+    # math.ceil(keep * n) is one too many for the first three (0.07 * 100 = 7.000000000000001)
+    logits, targets = _data("multi", torch.float64, n=n)
+    out = ohem_loss(logits, targets, keep=keep, reduction="none")
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    assert int((out != 0).sum()) == k and bool((ce > 0).all())
+    torch.testing.assert_close(ohem_loss(logits, targets, keep=keep), ce.topk(k).values.mean())
+    for percent in range(1, 101):  # every two-digit fraction against integer arithmetic
+        fraction = float(f"{percent / 100:.2f}")
+        got = int((ohem_loss(logits, targets, keep=fraction, reduction="none") != 0).sum())
+        assert got == max(1, -(-percent * n // 100)), fraction
+
+
+@pytest.mark.parametrize(
+    ("keep", "k"), [(np.int64(5), 5), (np.int32(5), 5), (np.float32(0.25), 3), (np.float64(0.3), 4)]
+)
+def test_ohem_numpy_keep_is_an_int_or_a_float(keep, k):
+    logits, targets = _data("multi", torch.float64)
+    assert torch.equal(ohem_loss(logits, targets, keep=keep), ohem_loss(logits, targets, keep=k))
+
+
+def test_ohem_none_mean_is_the_sum_over_k():
+    # the documented recipe: a kept loss can be exactly 0, so divide by k, not by the count of non-zero losses
+    logits = torch.tensor([[40.0, 0.0], [0.0, 0.0], [0.0, 3.0], [1.0, 0.0]])
+    targets = torch.tensor([0, 0, 0, 0])
+    none = ohem_loss(logits, targets, keep=4, reduction="none")
+    assert float(none[0]) == 0.0
+    torch.testing.assert_close(none.sum() / 4, ohem_loss(logits, targets, keep=4))
+    torch.testing.assert_close(none.sum() / 4, F.cross_entropy(logits, targets))
+
+
 def test_ohem_keep_all_is_cross_entropy():
     logits, targets = _data("multi", torch.float32)
     torch.testing.assert_close(ohem_loss(logits, targets, keep=1.0), F.cross_entropy(logits, targets))
@@ -163,7 +208,7 @@ def test_ohem_keeps_the_hardest(n, keep, min_kept, seed):
     logits, targets = _data("multi", torch.float64, n=n, seed=seed)
     out = ohem_loss(logits, targets, keep=keep, min_kept=min_kept, reduction="none")
     ce = F.cross_entropy(logits, targets, reduction="none")
-    k = min(n, max(math.ceil(keep * n), min_kept))
+    k = min(n, max(math.ceil(keep * n - 1e-9), min_kept))  # 1e-9: 0.07 * 100 is 7.000000000000001, 7 kept
     kept = out > 0
     assert int(kept.sum()) == k or bool((ce[~kept] == 0).any())
     # every kept loss is at least every dropped loss
@@ -273,6 +318,42 @@ def test_focal_confident_samples_are_finite():
     assert torch.isfinite(out) and torch.isfinite(g).all()
 
 
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 0.9])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_focal_confident_single_logit_has_a_zero_not_nan_gradient(gamma, dtype):
+    # 1 - p_t rounds to 0 for these (sigmoid(+-40) is 1 in float32 and float64): d/dq q**gamma is infinite at 0
+    z = torch.tensor([40.0, -40.0, 0.3, -1.2, 2.0], dtype=dtype)
+    t = torch.tensor([1, 0, 0, 1, 1])
+    a = z.clone().requires_grad_(True)
+    out = focal_loss(a, t, gamma=gamma, alpha=0.25, reduction="sum")
+    (g,) = torch.autograd.grad(out, a)
+    assert bool(torch.isfinite(g).all()) and g[:2].tolist() == [0.0, 0.0]
+    # the other samples: the value and gradient of the formula, sample by sample
+    b = z[2:].clone().requires_grad_(True)
+    ref = torch.stack([_ref_focal(b[i], int(t[i + 2]), gamma, 0.25) for i in range(3)]).sum()
+    (gb,) = torch.autograd.grad(ref, b)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(g[2:], gb)
+    # values unchanged: torchvision's formula, bit for bit (including the zero losses)
+    tv = sigmoid_focal_loss(z, t.to(dtype), alpha=-1, gamma=gamma, reduction="none")
+    assert torch.equal(focal_loss(z, t, gamma=gamma, reduction="none"), tv)
+
+
+def test_focal_small_gamma_gradient_is_finite_everywhere():
+    # float64 finite differences where 1 - p_t is representable; a zero gradient where it rounds to 0
+    z = torch.linspace(-12, 12, 25, dtype=torch.float64).requires_grad_(True)
+    t = (torch.arange(25) % 2).to(torch.float64)
+    assert torch.autograd.gradcheck(lambda v: focal_loss(v, t, gamma=0.5, reduction="none"), (z,))
+    wide = torch.tensor([-800.0, -50.0, 50.0, 800.0], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(focal_loss(wide, torch.tensor([0, 0, 1, 1]), gamma=0.5), wide)
+    assert g.tolist() == [0.0, 0.0, 0.0, 0.0]
+    soft = torch.tensor([0.999999, 1.0, 0.0], dtype=torch.float32)  # soft targets near 0/1
+    w = torch.tensor([30.0, 30.0, -30.0], requires_grad=True)
+    out = focal_loss(w, soft, gamma=0.3, reduction="none")
+    (g,) = torch.autograd.grad(out.sum(), w)
+    assert bool(torch.isfinite(out).all()) and bool(torch.isfinite(g).all())
+
+
 def test_focal_errors():
     logits, targets = _data("multi", torch.float32)
     with pytest.raises(ValueError, match="`gamma` must be >= 0, got -1.0"):
@@ -323,3 +404,64 @@ def test_shape_and_target_errors(fn):
         fn(logits[:, 0], torch.full((12,), 2.0))
     with pytest.raises(ValueError, match="class indices in \\[0, 2\\)"):
         fn(logits[:, 0], torch.full((12,), 2))
+
+
+# ---------------------------------------------------------------- OHEM pixel loss (vs HRNet: test_dense.py)
+def _pixels(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    targets = torch.randint(0, 3, (2, 4, 5), generator=g)
+    targets[0, 0, :2] = 255
+    targets[1, 3, 4] = 255
+    return logits, targets
+
+
+@pytest.mark.parametrize("bad", [-math.inf, math.inf, math.nan])
+def test_ohem_pixel_ignored_pixels_never_contribute(bad):
+    logits, targets = _pixels()
+    clean = logits.clone().requires_grad_(True)
+    # thresh=1, min_kept=0: every valid pixel is kept, so the loss is F.cross_entropy(ignore_index=255)
+    ref = F.cross_entropy(clean, targets, ignore_index=255)
+    (g_ref,) = torch.autograd.grad(ref, clean)
+    dirty = logits.clone()
+    dirty[0, :, 0, 0] = bad  # an ignored pixel
+    dirty[1, 0, 3, 4] = bad  # another
+    dirty.requires_grad_(True)
+    out = ohem_pixel_loss(dirty, targets, thresh=1.0, min_kept=0)
+    (g,) = torch.autograd.grad(out, dirty)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(g, g_ref)  # finite, and zero at the ignored pixels
+    assert g[0, :, 0, :2].abs().sum() == 0 and g[1, :, 3, 4].abs().sum() == 0
+    # with a real threshold the ignored pixels still do not matter
+    torch.testing.assert_close(
+        ohem_pixel_loss(dirty, targets, min_kept=5), ohem_pixel_loss(logits, targets, min_kept=5)
+    )
+
+
+def test_ohem_pixel_nan_at_a_valid_pixel_shows():
+    logits, targets = _pixels()
+    logits[0, 1, 2, 2] = math.nan
+    assert ohem_pixel_loss(logits, targets).isnan()
+
+
+def test_ohem_pixel_argument_checks():
+    logits, targets = _pixels()
+    with pytest.raises(TypeError, match="^Expected argument `targets` to be a tensor of class indices, but got list"):
+        ohem_pixel_loss(logits, targets.tolist())  # type: ignore[arg-type]
+    soft = targets.double()
+    soft[0, 1, 1] = 0.9
+    with pytest.raises(ValueError, match="`targets` to be class indices or ignore_index, but got floats that are not"):
+        ohem_pixel_loss(logits, soft)
+    assert torch.equal(ohem_pixel_loss(logits, targets.double()), ohem_pixel_loss(logits, targets))  # whole floats
+    with pytest.raises(TypeError, match="^`ignore_index` must be an integer, got NoneType None$"):
+        ohem_pixel_loss(logits, targets, ignore_index=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^`ignore_index` must be an integer, got float 1.5$"):
+        ohem_pixel_loss(logits, targets, ignore_index=1.5)  # type: ignore[arg-type]
+    assert torch.equal(ohem_pixel_loss(logits, targets, ignore_index=np.int64(255)), ohem_pixel_loss(logits, targets))
+    # another ignore_index: class 2 ignored, 255 would be out of range
+    t2 = targets.clone()
+    t2[t2 == 255] = 2
+    valid = t2 != 2
+    ref = F.cross_entropy(logits, t2, ignore_index=2)
+    torch.testing.assert_close(ohem_pixel_loss(logits, t2, thresh=1.0, min_kept=0, ignore_index=2), ref)
+    assert bool(valid.any())

@@ -13,6 +13,10 @@ usually the true class: it cancels much of the pull of the wrong label, while a 
 label. The targets are a ``(N, C)`` float32 buffer indexed by the batch's dataset indices (``hm.with_indices`` gives
 them), so the loss is a module: it moves with ``.to(device)``, and its ``state_dict`` resumes a run.
 
+**Precision**: the loss is computed in the logits' dtype (half precision in float32); the targets are kept in the
+buffer's dtype (float32, or what ``.double()``/``.to(dtype)`` made it), each update rounded to it. So float64 logits
+with the default module, or float32 logits with a ``.double()`` module, both work.
+
 **Under torch.distributed** each rank updates the targets of the samples it trains on. :meth:`EarlyLearningLoss.sync`
 (a collective: call it on every rank, e.g. when an epoch starts) gives every rank, for each sample, the target of the
 rank that updated it last. With ``DistributedSampler`` a sample is trained on by one rank an epoch, so syncing every
@@ -143,7 +147,8 @@ class EarlyLearningLoss(nn.Module):
             targets: ``(B,)`` class indices (the given, possibly wrong, labels).
 
         Returns:
-            A float32 scalar, or ``(B,)`` for ``reduction="none"``.
+            A scalar, or ``(B,)`` for ``reduction="none"``, in the logits' dtype (float32 for half precision),
+            whatever the dtype of the targets buffer.
         """
         idx, z, y = self._check(indices, logits, targets)
         log_p = torch.log_softmax(z, dim=1)
@@ -151,11 +156,12 @@ class EarlyLearningLoss(nn.Module):
         p = log_p.exp().clamp(_CLAMP, 1.0 - _CLAMP)
         with torch.no_grad():  # the targets first, then the loss against them (as in the paper's code)
             self.step.add_(1)
-            fresh = p.detach().to(self.targets.device)
-            t = self.targets[idx].mul_(self.beta).add_(fresh / fresh.sum(dim=1, keepdim=True), alpha=1.0 - self.beta)
+            fresh = p.detach()
+            fresh = (fresh / fresh.sum(dim=1, keepdim=True)).to(self.targets.device, self.targets.dtype)
+            t = self.targets[idx].mul_(self.beta).add_(fresh, alpha=1.0 - self.beta)
             self.targets[idx] = t
             self.updated[idx] = self.step
-        t = t.to(p.device, non_blocking=True)
+        t = t.to(p.device, p.dtype, non_blocking=True)  # the loss in the logits' precision, the buffer in its own
         loss = torch.add(ce, torch.log1p(-torch.linalg.vecdot(t, p)), alpha=self.lam) if self.lam else ce
         return _reduce(loss, self.reduction)
 

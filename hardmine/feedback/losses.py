@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Literal
+from fractions import Fraction
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -146,7 +147,8 @@ def weighted_loss(
         targets: the ground-truth labels.
         weights: one weight per sample; gradients do not flow into them (they are detached).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (weighted per-sample losses ``(N,)``).
-        normalize: divide by the sum of the weights instead of ``N`` for ``reduction="mean"``.
+        normalize: divide by the sum of the weights instead of ``N`` for ``reduction="mean"`` (``True`` or
+            ``False``).
 
     Returns:
         A scalar tensor, or ``(N,)`` for ``reduction="none"``.
@@ -157,6 +159,7 @@ def weighted_loss(
         tensor([0.1269, 6.3808])
     """
     _check_reduction(reduction)
+    normalize = validate.boolean("normalize", normalize)
     if not isinstance(weights, Tensor):
         raise TypeError(f"Expected argument `weights` to be a torch.Tensor, but got {type(weights).__name__}.")
     ce = per_sample_cross_entropy(logits, targets)
@@ -175,12 +178,44 @@ def weighted_loss(
     return _reduce(loss, reduction)
 
 
+def _fraction_count(keep: Any, n: int) -> int:
+    """``ceil(keep * n)`` for a fraction ``keep`` in ``(0, 1]``, at least 1, without float rounding error.
+
+    The product is taken exactly on the decimal ``keep`` is written as (``str(keep)``: ``0.07`` is 7/100, and a
+    ``numpy.float32(0.07)`` is too, not the binary value just above it), and a product within ``1e-9`` above an
+    integer counts as that integer (``0.1 + 0.2`` of 10 is 3). So 0.07 of 100 keeps 7, not the 8 of
+    ``math.ceil(0.07 * 100)``.
+
+    Args:
+        keep: a real number (Python or numpy, never ``bool``) in ``(0, 1]``.
+        n: the number of samples.
+
+    Raises:
+        ValueError: ``keep`` outside ``(0, 1]`` or not finite.
+        TypeError: ``keep`` not a real number.
+
+    Example:
+        >>> _fraction_count(0.07, 100), _fraction_count(0.25, 10), _fraction_count(0.001, 10)
+        (7, 3, 1)
+    """
+    value = validate.fraction("keep", keep, open_low=True)
+    try:
+        exact = Fraction(str(keep))  # the decimal as written: 0.07 -> 7/100 (float(0.07) * 100 = 7.000000000000001)
+    except ValueError:  # a real number without a decimal str
+        exact = Fraction(value)
+    return max(1, math.ceil(exact * n - Fraction(1, 10**9)))
+
+
 def _num_kept(keep: float | int, min_kept: int, n: int) -> int:
-    """How many of ``n`` samples to keep: a fraction ``keep`` in (0, 1] (a float) or a count ``keep`` >= 1 (an int)."""
-    if isinstance(keep, float):
-        k = math.ceil(validate.fraction("keep", keep, open_low=True) * n)
-    elif isinstance(keep, numbers.Integral) and not isinstance(keep, bool):
+    """How many of ``n`` samples to keep: a fraction ``keep`` in (0, 1] (a float) or a count ``keep`` >= 1 (an int).
+
+    Python and numpy numbers alike: an integer (``int``, ``numpy.int64``) is a count, any other real number
+    (``float``, ``numpy.float32``) a fraction.
+    """
+    if isinstance(keep, numbers.Integral) and not isinstance(keep, bool):
         k = validate.integer("keep", keep, min=1)
+    elif isinstance(keep, numbers.Real) and not isinstance(keep, bool):
+        k = _fraction_count(keep, n)
     else:
         raise TypeError(f"`keep` must be a float in (0, 1] or an int >= 1, got {type(keep).__name__} {keep!r}")
     return min(n, max(k, min_kept))
@@ -197,7 +232,8 @@ def ohem_loss(
     """Online hard example mining: the mean cross-entropy of the hardest samples of the batch.
 
     The ``k`` samples with the largest cross-entropy are kept, where ``k = ceil(keep * N)`` for a float ``keep`` in
-    ``(0, 1]`` (a fraction of the batch) or ``k = keep`` for an int ``keep >= 1`` (a count), and never fewer than
+    ``(0, 1]`` (a fraction of the batch; computed without float rounding error, so 0.07 of 100 is 7) or ``k = keep``
+    for an int ``keep >= 1`` (a count; numpy integers and floats count as ints and floats), and never fewer than
     ``min_kept`` nor more than ``N``. Only the kept samples receive gradients (Shrivastava et al., 2016).
 
     Accepts the following input tensors:
@@ -211,7 +247,8 @@ def ohem_loss(
         keep: fraction (float) or number (int) of samples to keep.
         min_kept: the fewest samples to keep, ``>= 1``.
         reduction: ``"mean"`` (over the kept samples), ``"sum"`` (of the kept samples) or ``"none"``: per-sample
-            losses ``(N,)`` with zeros for the samples not kept, so that ``loss.sum() / (loss > 0).sum()`` is the mean.
+            losses ``(N,)`` with zeros for the samples not kept. Their mean is ``loss.sum() / k``, ``k`` the count
+            above; not ``loss.sum() / (loss > 0).sum()``, since a kept sample's loss can be exactly 0.
 
     Returns:
         A scalar tensor, or ``(N,)`` for ``reduction="none"``.
@@ -298,7 +335,7 @@ def focal_loss(
         ce = F.binary_cross_entropy_with_logits(z, t, reduction="none")
         p = torch.sigmoid(z)
         p_t = p * t + (1 - p) * (1 - t)
-        loss = ce * (1 - p_t) ** gamma if gamma != 0 else ce
+        loss = ce * _modulating_factor(1 - p_t, gamma) if gamma != 0 else ce
         if alpha_vec is not None:
             alpha_vec = alpha_vec.to(z.dtype)
             loss = loss * (alpha_vec[1] * t + alpha_vec[0] * (1 - t))
@@ -309,10 +346,23 @@ def focal_loss(
     loss = -log_p_t
     if gamma != 0:
         # 1 - p_t computed as -expm1(log p_t): exact for p_t near 1, where 1 - exp() would cancel.
-        loss = loss * (-torch.expm1(log_p_t)).clamp_min(0) ** gamma
+        loss = loss * _modulating_factor(-torch.expm1(log_p_t), gamma)
     if alpha_vec is not None:
         loss = loss * alpha_vec.to(z.dtype)[targets]
     return _reduce(loss, reduction)
+
+
+def _modulating_factor(q: Tensor, gamma: float) -> Tensor:
+    """``q ** gamma`` for ``q = 1 - p_t``, 0 where ``q <= 0``, with a zero (not NaN) gradient there.
+
+    For ``0 < gamma < 1`` the derivative of ``q ** gamma`` is infinite at ``q = 0`` (a confident sample, where
+    ``1 - p_t`` rounds to 0), and ``0 * inf`` in the backward pass is NaN. The power is taken of ``q`` where it is
+    positive and of 1 elsewhere, then masked: the values are those of ``q.clamp_min(0) ** gamma`` and the gradient
+    at ``q <= 0`` is 0, the limit of the loss's true gradient there.
+    """
+    positive = q > 0
+    safe = torch.where(positive, q, torch.ones_like(q))
+    return torch.where(positive, safe**gamma, torch.zeros_like(q))
 
 
 def _check_alpha(alpha: float | Tensor | None, num_classes: int, device: torch.device) -> Tensor | None:
@@ -359,13 +409,24 @@ def ohem_pixel_loss(
 ) -> Tensor:
     """OHEM pixel cross-entropy: the mean loss of the pixels whose true-class probability is below ``thresh``.
 
-    The semantics of the usual OHEM pixel sampler (mmsegmentation's ``OHEMPixelSampler`` with ``thresh``, the
-    ``OhemCrossEntropy`` of HRNet/PSPNet code): over the valid pixels of the whole batch (targets not equal to
-    ``ignore_index``), sort the true-class probabilities; the threshold is the larger of ``thresh`` and the
-    probability at position ``min(min_kept, n_valid - 1)``; the kept pixels are those strictly below it (so at least
-    the ``min_kept`` hardest are kept when ``thresh`` would keep fewer, ties aside), and the loss is their mean
-    cross-entropy. Selection is on detached probabilities; gradients flow through the kept pixels' losses only. No host
-    synchronisation. A batch with no kept pixel returns a zero that still carries the graph.
+    What it computes: over the valid pixels of the whole batch (targets not equal to ``ignore_index``), sort the
+    true-class probabilities; the threshold is the larger of ``thresh`` and the probability at position
+    ``min(min_kept, n_valid - 1)``; the kept pixels are those strictly below it (so at least the ``min_kept`` hardest
+    are kept when ``thresh`` would keep fewer, ties aside), and the loss is their mean cross-entropy (the sum over the
+    kept pixels divided by their number). This is the ``OhemCrossEntropy`` of HRNet-Semantic-Segmentation's code,
+    where ``min_kept`` also counts pixels over the whole batch. Selection is on detached probabilities; gradients flow
+    through the kept pixels' losses only. No host synchronisation. A batch with no kept pixel returns a zero that
+    still carries the graph.
+
+    Ignored pixels never contribute, not even through a non-finite logit (fp16 overflow in padding): their logits
+    are replaced by zeros before the cross-entropy (as ``F.cross_entropy(..., ignore_index=...)`` leaves them out), so
+    the loss and the gradient stay finite, and their gradient is 0. A NaN logit at a *valid* pixel gives a NaN loss.
+
+    It differs from mmsegmentation's ``OHEMPixelSampler`` (with ``thresh``) in two ways: mmsegmentation keeps at least
+    ``min_kept`` pixels *per image* (its position is ``min_kept * B``, ``B`` the batch size), where this function
+    counts ``min_kept`` over the whole batch (pass ``min_kept * B`` for mmsegmentation's count); and mmsegmentation
+    returns a 0/1 weight per pixel for the decode head's loss, which averages over the batch's pixels (all of them, or
+    the non-ignored ones with ``avg_non_ignore=True``), not over the kept ones as here.
 
     Accepts the following input tensors:
 
@@ -376,11 +437,17 @@ def ohem_pixel_loss(
         logits: the model's outputs.
         targets: the ground-truth masks.
         thresh: keep the pixels whose true-class probability is below this, in ``(0, 1]``.
-        min_kept: keep at least this many of the hardest valid pixels (``>= 0``).
-        ignore_index: the target value of pixels to ignore.
+        min_kept: keep at least this many of the hardest valid pixels of the batch (``>= 0``).
+        ignore_index: the target value of pixels to ignore, an integer.
 
     Returns:
         A scalar float32 (or wider) tensor.
+
+    Raises:
+        TypeError: ``logits`` not a float tensor, ``targets`` not a tensor (or complex), ``ignore_index`` not an
+            integer.
+        ValueError: shapes that do not match; ``thresh`` or ``min_kept`` out of range; on the CPU, float targets
+            that are not whole numbers, or targets that are neither a class index nor ``ignore_index``.
 
     Example:
         >>> logits = torch.tensor([[[[4.0, 0.0, 0.0]], [[0.0, 0.0, 4.0]]]])  # (1, 2, 1, 3)
@@ -393,6 +460,9 @@ def ohem_pixel_loss(
         raise TypeError(f"Expected argument `logits` to be a float tensor, but got {getattr(logits, 'dtype', logits)}.")
     if logits.ndim < 2:
         raise ValueError(f"Expected `logits` of shape (B, C, *spatial), but got shape {tuple(logits.shape)}.")
+    if not isinstance(targets, Tensor) or targets.is_complex():
+        shown = targets.dtype if isinstance(targets, Tensor) else type(targets).__name__
+        raise TypeError(f"Expected argument `targets` to be a tensor of class indices, but got {shown}.")
     if tuple(targets.shape) != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(
             f"Expected `targets` of shape {(logits.shape[0], *logits.shape[2:])} beside logits "
@@ -400,6 +470,11 @@ def ohem_pixel_loss(
         )
     thresh = validate.fraction("thresh", thresh, open_low=True)
     min_kept = validate.integer("min_kept", min_kept, min=0)
+    ignore_index = validate.integer("ignore_index", ignore_index)
+    if targets.is_floating_point() and targets.device.type == "cpu" and not bool((targets == targets.round()).all()):
+        raise ValueError(
+            "Expected `targets` to be class indices or ignore_index, but got floats that are not whole numbers."
+        )
     z = _upcast(logits)
     t = targets.long()
     valid = t != ignore_index
@@ -409,6 +484,8 @@ def ohem_pixel_loss(
             f"Expected `targets` in [0, {z.shape[1]}) or ignore_index ({ignore_index}), but got values in "
             f"[{int(t[valid].min())}, {int(t[valid].max())}]."
         )
+    # Ignored pixels get zero logits: a non-finite logit there must not reach the loss or its gradient (inf * 0).
+    z = torch.where(valid.unsqueeze(1), z, torch.zeros((), dtype=z.dtype, device=z.device))
     ce = F.cross_entropy(z, tc, reduction="none").reshape(-1)
     valid = valid.reshape(-1)
     prob = torch.exp(-ce.detach())
