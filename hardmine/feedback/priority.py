@@ -49,10 +49,11 @@ Epochs: call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``
 end moves on to the next epoch by itself.
 
 Cost: each refresh copies the ``N`` losses to the CPU (one host synchronisation per ``refresh`` draws, not per batch),
-decays them and ranks them with a radix sort, ``O(N)``: about 1.3 ms for 30,000 samples on one CPU thread
-(``benchmarks/bench_refresh.py``), 32 times an epoch, so 0.04 s an epoch against 1.6 s of training steps in
-``benchmarks/bench_selection.py``; 1.4 to 1.5 s for 10**7 samples. With ``exclude=f`` the excluded samples are the
-first ``round(f * n)`` of the same ranking, so the exclusion costs no second pass.
+decays them, ranks them with a radix sort and gives tied losses their mean weight, ``O(N)``: about 1.5 ms for 30,000
+samples on one CPU thread (``benchmarks/bench_refresh.py``, Intel Xeon), 32 times an epoch, so 0.05 s an epoch against
+1.6 s of training steps in ``benchmarks/bench_selection.py``; 86 ms for 10**6 samples, 1.7 to 1.8 s for 10**7. With
+``exclude=f`` the excluded samples are the first ``round(f * n)`` of the same ranking, so the exclusion costs no second
+pass.
 
 Distributed (``torchrun``): every rank keeps its own observations; at the start of each epoch the ranks merge them
 (one ``all_gather``, :meth:`ObservedScores.merge_ranks`), so every rank starts the epoch from the same losses. Within
@@ -76,6 +77,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sized
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -90,6 +92,33 @@ if TYPE_CHECKING:
 __all__ = ["PrioritySampler"]
 
 _REFRESHES_PER_EPOCH = 32
+
+
+def _average_ties(weight: Tensor, sorted_keys: Tensor) -> None:
+    """Give the ranks whose keys are equal the mean of their weights, in place (equal losses, equal probabilities).
+
+    ``weight`` (float64) and ``sorted_keys`` (the ranked samples' keys in rank order) are CPU tensors. Only the ranks
+    in a tie are touched, so the cost beyond one comparison of neighbours is that of the ties (a handful among 30,000
+    float32 losses); numpy keeps the per-call overhead of those small steps low.
+
+    >>> w = torch.tensor([8.0, 4.0, 2.0, 1.0], dtype=torch.float64)
+    >>> _average_ties(w, torch.tensor([3.0, 2.0, 2.0, 1.0])); w.tolist()
+    [8.0, 3.0, 3.0, 1.0]
+    """
+    keys = sorted_keys.numpy()
+    tied = keys[1:] == keys[:-1]  # rank r has rank r + 1's key
+    if not tied.any():
+        return
+    shared = np.zeros(keys.size, dtype=bool)
+    shared[:-1] |= tied
+    shared[1:] |= tied
+    members = np.flatnonzero(shared)  # the ranks that share their key with a neighbour, in order
+    starts = np.ones(members.size, dtype=bool)
+    starts[1:] = ~((members[1:] == members[:-1] + 1) & tied[members[:-1]])
+    group = np.cumsum(starts) - 1
+    w = weight.numpy()
+    sums = np.bincount(group, weights=w[members])
+    w[members] = (sums / np.bincount(group))[group]
 
 
 class PrioritySampler(ObservingSampler):
@@ -219,12 +248,7 @@ class PrioritySampler(ObservingSampler):
         if k:
             step = math.log(self.pressure) / max(k - 1, 1)
             weight = torch.exp(torch.arange(k, dtype=torch.float64).mul_(-step))
-            sorted_keys = keys[order]
-            tied = sorted_keys[1:] == sorted_keys[:-1]
-            if bool(tied.any()):  # equal losses, equal probabilities: the mean of their ranks' weights
-                group = torch.cat([torch.zeros(1, dtype=torch.int64), (~tied).cumsum(0)])
-                sums = torch.zeros(int(group[-1]) + 1, dtype=torch.float64).index_add_(0, group, weight)
-                weight = (sums / torch.bincount(group).to(torch.float64))[group]
+            _average_ties(weight, keys[order])
             p.index_copy_(0, order, weight)
         total = float(p.sum())
         if total <= 0.0:
