@@ -483,3 +483,20 @@ def test_an_old_summary_with_a_confidence_column_is_read_with_a_warning():
         regions = dynamics_regions(old)
     assert regions["region"].tolist() == dynamics_regions(new)["region"].tolist()
     assert regions["region"].tolist() == ["easy-to-learn", "ambiguous", "hard-to-learn"]
+
+
+def test_arguments_that_would_fail_later_or_silently_are_refused_up_front() -> None:
+    with pytest.raises(TypeError, match="`ids` to be a sequence of one id per sample, but got <class 'int'>"):
+        Dynamics(3, ids=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`device` to be a torch device such as 'cpu' or 'cuda', got 'nope'"):
+        Dynamics(3, device="nope")
+    dyn = Dynamics(4)
+    with pytest.raises(ValueError, match=r"`logits` of shape \(B, C\), \(B,\) or \(B, 1\), but got shape \(\)"):
+        dyn.update(torch.tensor([0]), torch.tensor(1.0), torch.tensor([0]))
+    dyn.update(torch.tensor([0, 1]), torch.zeros(2, 2), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="with 2 classes as in the earlier updates, but got 5"):
+        dyn.update(torch.tensor([2]), torch.zeros(1, 5), torch.tensor([3]))  # margins of 2 and 5 classes mixed
+    with pytest.raises(TypeError, match="`sync` must be"):
+        dyn.end_epoch(sync="x")  # type: ignore[arg-type]
+    dyn.end_epoch()
+    assert dyn.summary()["epochs"].tolist() == [1, 1, 0, 0]  # the refused update recorded nothing

@@ -125,9 +125,9 @@ LARGER: dict[str, tuple[int, str]] = {
         "sampler; splitting the class's methods across modules would scatter one state machine",
     ),
     "hardmine/analysis/dynamics.py": (
-        520,
+        530,
         "Dynamics: every method reads the same (N, epochs) buffers; its regions and joins already live in "
-        "analysis/cartography.py",
+        "analysis/cartography.py; the last lines are the checks of ids, device, logits' shape and class count",
     ),
     "hardmine/feedback/miner.py": (
         515,
@@ -141,8 +141,9 @@ LARGER: dict[str, tuple[int, str]] = {
         "apply modes, label policy, history, draws and re-weighting in their own modules",
     ),
     "hardmine/analysis/dynamics.py::Dynamics": (
-        370,
-        "one buffer layout shared by update, statistics, summary, regions and state_dict; a third is docstrings",
+        385,
+        "one buffer layout shared by update, statistics, summary, regions and state_dict; a third is docstrings, and "
+        "the checks that refuse bad ids, devices, logit shapes and class counts up front",
     ),
     "hardmine/analysis/bigtable.py::ScoreDataset": (
         340,

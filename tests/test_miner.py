@@ -481,6 +481,36 @@ def test_state_dict_round_trip():
         other.load_state_dict({"draws": miner.draws})
 
 
+def test_a_loaded_state_wins_over_a_pass_stopped_early_and_a_set_epoch():
+    model = _model()
+    saved = HardMiner(model, _loader(), rescore_every=1, warmup_epochs=1, progress=False)
+    for _ in range(3):
+        _ = list(saved)
+    state = saved.state_dict()  # after epoch 2: the next pass is epoch 3, a mining epoch with a scoring pass
+    for prepare in (lambda m: next(iter(m)), lambda m: m.set_epoch(7), lambda m: None):
+        other = HardMiner(model, _loader(), rescore_every=1, warmup_epochs=1, progress=False)
+        prepare(other)  # a peek into epoch 0 (the warm-up), a pending epoch 7, or nothing
+        other.load_state_dict(state)
+        calls = other.score_calls
+        _ = list(other)
+        assert (other.epoch, other.phase, other.score_calls - calls) == (3, "mine", 1)
+
+
+def test_a_refused_state_leaves_the_miner_as_it_was():
+    model = _model()
+    miner = HardMiner(model, _loader(), rescore_every=None, warmup_epochs=0, progress=False, indices=True)
+    for idx, x, y in miner:
+        miner.observe(idx, model(x).detach(), y)
+    before = miner.state_dict()
+    bad = {**before, "observed": {**before["observed"], "num_samples": 5}}
+    with pytest.raises(ValueError, match="its observed scores are for 5"):
+        miner.load_state_dict(bad)
+    with pytest.raises(TypeError, match="`state` to be a HardMiner.state_dict\\(\\) mapping, got <class 'list'>"):
+        miner.load_state_dict([])  # type: ignore[arg-type]
+    after = miner.state_dict()
+    assert after["next_epoch"] == before["next_epoch"] and torch.equal(after["draws"], before["draws"])
+
+
 def test_importance_weights_function():
     torch.testing.assert_close(
         importance_weights(torch.tensor([1.0, 3.0])), torch.tensor([2.0, 2.0 / 3.0], dtype=torch.float64)

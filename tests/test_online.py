@@ -404,3 +404,48 @@ def test_table_state_round_trip_keeps_dtypes() -> None:
     back = frame_from_state(_reload(frame_to_state(frame)))
     pd.testing.assert_frame_equal(back, frame)
     assert back.attrs["hardmine"] == {"num_classes": 2, "threshold": [0.5, 0.6]}
+
+
+# --------------------------------------------------------------------------- suspects and non-finite observations
+
+
+def _small_miner(**kwargs) -> tuple[_HardMiner, nn.Module]:
+    g = torch.Generator().manual_seed(0)
+    ds = torch.utils.data.TensorDataset(torch.randn(16, 3, generator=g), torch.arange(16) % 2)
+    model = nn.Linear(3, 2)
+    kwargs = {"rescore_every": None, "indices": True, "progress": False, **kwargs}
+    return _HardMiner(model, DataLoader(ds, batch_size=4), **kwargs), model
+
+
+def test_a_suspect_never_observed_weighs_no_more_than_the_lightest_observed_sample() -> None:
+    miner, model = _small_miner(warmup_epochs=1, exclude_label_issues=[0, 1])
+    for idx, x, y in miner:  # the warm-up epoch observes every sample but 0 and 1
+        keep = idx >= 2
+        miner.observe(idx[keep], model(x)[keep].detach(), y[keep])
+    next(iter(miner))  # the first mining epoch builds the table
+    table = miner.table
+    assert table["suspect"].tolist() == [True, True] + [False] * 14  # the unobserved suspects are marked too
+    observed = table.loc[table["seen"], "weight"]
+    assert (table.loc[[0, 1], "weight"] <= observed[observed > 0].min()).all()  # not the largest, as unseen samples
+    assert table.loc[[0, 1], "weight"].max() < observed.max()
+
+
+def test_an_infinite_observed_loss_counts_as_the_largest_finite_one() -> None:
+    miner, _ = _small_miner(warmup_epochs=0, balance=None, weight_kwargs={"by": "loss"})
+    losses = torch.linspace(0.1, 1.6, 16)
+    losses[3] = float("inf")
+    for _ in range(2):
+        for idx, _x, _y in miner:
+            miner.observe(idx, losses[idx])
+    table = miner.table
+    assert table.loc[3, "loss"] == pytest.approx(1.6) and table.loc[3, "weight"] == table["weight"].max()
+    assert table.loc[3, "weight"] == table.loc[15, "weight"]  # the same as the largest finite loss (1.6)
+
+
+def test_a_nan_observed_on_an_accelerator_is_named_by_its_dataset_index() -> None:
+    miner, _ = _small_miner(warmup_epochs=0, balance=None)
+    for idx, _x, _y in miner:
+        miner.observe(idx, torch.rand(len(idx)))
+    miner._observed._buffers["loss"][5] = float("nan")  # what an unchecked GPU observation can leave behind
+    with pytest.raises(ValueError, match=r"dataset indices \[5\] were observed with NaN"):
+        next(iter(miner))

@@ -117,12 +117,21 @@ class Dynamics:
     ) -> None:
         num_samples = validate.integer("num_samples", num_samples, min=1)
         keep_history = validate.boolean("keep_history", keep_history)
+        if ids is not None and (isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__")):
+            raise TypeError(f"Expected argument `ids` to be a sequence of one id per sample, but got {type(ids)}.")
         if ids is not None and len(ids) != num_samples:
             raise ValueError(f"Expected argument `ids` to have one id per sample ({num_samples}), but got {len(ids)}.")
+        try:
+            where = None if device is None else torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(
+                f"Expected argument `device` to be a torch device such as 'cpu' or 'cuda', got {device!r}."
+            ) from error
         self.num_samples = num_samples
         self.keep_history = bool(keep_history)
         self.ids = None if ids is None else [str(i) for i in ids]
-        self.device: torch.device | None = None if device is None else torch.device(device)
+        self.device: torch.device | None = where
+        self.num_classes: int | None = None  # C of the logits updated so far (this process)
         self.num_epochs = 0
         self._buffers: dict[str, Tensor] = {}
         self._history: list[dict[str, Tensor]] = []
@@ -182,6 +191,8 @@ class Dynamics:
             )
         if not isinstance(logits, Tensor):
             raise TypeError(f"Expected argument `logits` to be a torch.Tensor, but got {type(logits).__name__}.")
+        if logits.ndim not in (1, 2):
+            raise ValueError(f"Expected `logits` of shape (B, C), (B,) or (B, 1), but got shape {tuple(logits.shape)}.")
         if logits.shape[0] != indices.shape[0]:
             raise ValueError(
                 f"Expected `indices` and `logits` to have the same number of samples, but got "
@@ -209,6 +220,11 @@ class Dynamics:
             )
         y = raw.long()
         num_classes = z.shape[1]
+        if self.num_classes is not None and num_classes != self.num_classes:
+            raise ValueError(
+                f"Expected logits with {self.num_classes} classes as in the earlier updates, but got {num_classes}."
+            )
+        self.num_classes = num_classes
         valid = (y >= 0) & (y < num_classes)
         if raw.is_floating_point():
             valid &= raw == y.to(raw.dtype)
@@ -269,6 +285,7 @@ class Dynamics:
             ValueError: when some update of this epoch had an index outside ``[0, N)``, a label outside ``[0, C)``
                 or a non-finite logit; the samples are named, and the epoch is not recorded.
         """
+        sync = validate.optional(validate.boolean, "sync", sync)
         if self.device is None:
             self._allocate(torch.device("cpu"))
         if sync is None:
@@ -302,7 +319,8 @@ class Dynamics:
             float64 and NaN for samples never seen; ``forgetting`` (int64 count of correct-to-wrong transitions between
             consecutive epochs the sample was seen), ``learned`` (bool: correct in at least one epoch), ``epochs``
             (int64, epochs the sample was seen), ``label`` and ``runner_up`` (int64, the label and the class with the
-            largest other logit at the last epoch the sample was seen; -1 if never seen).
+            largest other logit at the last epoch the sample was seen; when it was updated several times in that
+            epoch, the largest of those updates' runner-up classes; -1 if never seen).
         """
         if self.device is None:
             self._allocate(torch.device("cpu"))
@@ -329,12 +347,14 @@ class Dynamics:
         """One row per sample, in index order: the training dynamics as a table.
 
         Columns: ``index`` (int64), ``id`` (str), ``label`` (int64), ``mean_label_prob`` (mean over epochs of the
-        label's probability; named ``confidence`` before 0.4.0), ``variability`` (its standard deviation over
-        epochs), ``correctness`` (fraction of epochs right), ``aum`` (area under the margin: mean over epochs of the
-        label's logit minus the largest other logit), all float32; ``forgetting`` (int64, forgetting events: right at
-        one epoch, wrong at the next one the sample was seen), ``learned`` (bool), ``epochs`` (int64, epochs the
-        sample was seen) and ``runner_up`` (int64, the most likely class other than the label, at the last epoch
-        seen). Samples never seen have NaN statistics, ``epochs == 0`` and ``label == runner_up == -1``.
+        label's probability; named ``confidence`` before 0.4.0), ``variability`` (its standard deviation over epochs),
+        ``correctness`` (the mean over epochs of the fraction of that epoch's updates that predicted the label: the
+        fraction of epochs right when a sample is updated once an epoch), ``aum`` (area under the margin: mean over
+        epochs of the label's logit minus the largest other logit), all float32; ``forgetting`` (int64, forgetting
+        events: right at one epoch, wrong at the next one the sample was seen), ``learned`` (bool), ``epochs`` (int64,
+        epochs the sample was seen) and ``runner_up`` (int64, the most likely class other than the label, at the last
+        epoch seen; with several updates in that epoch, the largest of their runner-up classes). Samples never seen have
+        NaN statistics, ``epochs == 0`` and ``label == runner_up == -1``.
 
         Lower ``mean_label_prob``, ``correctness`` and ``aum`` and higher ``variability`` and ``forgetting`` mean
         harder, so each column can be passed as ``by=`` to :func:`hardmine.split`.
@@ -426,6 +446,7 @@ class Dynamics:
             if self.device is not None:
                 self._allocate(self.device)
         self.num_epochs = int(state["num_epochs"])
+        self.num_classes = None  # learnt again from the next update
         self.keep_history = bool(state["keep_history"])
 
 

@@ -459,13 +459,20 @@ class HardMiner(SettingsView):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`: the next pass is the epoch after the saved one, with the saved weights."""
+        """Restore :meth:`state_dict` over any pass stopped early or set_epoch; a refused state changes nothing."""
         check_length(self._loader, self._n)
-        check_state(state, self._n)
+        check_state(state, self._n)  # a TypeError or ValueError before anything changes
+        backup = self.state_dict()
+        try:
+            self._restore(state)
+        except Exception:
+            self._restore(backup)
+            raise
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
         self._next_epoch = int(state["next_epoch"])
-        self.epoch = self._next_epoch - 1
-        self.draws = state["draws"].clone()
-        self.score_calls = int(state.get("score_calls", 0))
+        self.epoch, self._pass_done, self._pending_epoch = self._next_epoch - 1, True, None  # next pass: next epoch
+        self.draws, self.score_calls = state["draws"].clone(), int(state.get("score_calls", 0))
         if state.get("observed") is not None:
             self._observed.load_state_dict(state["observed"])
         self._rescorer.load_state_dict(state)

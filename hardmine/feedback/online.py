@@ -14,8 +14,11 @@ so its easy score would otherwise stay frozen while the model changes (it may be
   replaced by ``mean(x) + (x - mean(x)) * 0.5 ** (age / half_life)``, the mean over the observed samples. An old easy
   score drifts back toward the average, so the sample's weight rises and it is drawn (and re-observed) again; an old
   hard score drifts down likewise. ``half_life=None`` turns the decay off.
-- **never observed**: a sample with no score yet gets the largest weight (it is treated as the hardest sample of its
-  class), so it is drawn soon; its row in the table has ``seen`` False and no scores.
+- **never observed**: a sample with no score yet gets the largest weight of the observed samples (its label is not
+  known yet, so not per class), so it is drawn soon; its row in the table has ``seen`` False and no scores. A
+  suspected label issue not observed yet weighs no more than the lightest observed sample instead.
+- **observed with logits, then with losses only**: the loss is the latest, while ``pred``, ``confidence``,
+  ``margin`` and ``entropy`` keep the values of the last observation that had logits.
 
 Under ``torchrun`` each rank observes the samples it trains on; at the start of every epoch the miner merges the
 ranks' buffers (one ``all_gather`` of ``8 x N`` float64 values and two scalar reductions; the latest observation of
@@ -199,7 +202,7 @@ class ObservedScores:
                 )
             c = 2 if out.ndim == 1 or out.shape[1] == 1 else int(out.shape[1])
             if self.num_classes is not None and self.num_classes != c:
-                raise ValueError(f"Expected logits with {self.num_classes} classes as before, but got {c}.")
+                raise ValueError(f"Expected `{name}` (logits) with {self.num_classes} classes as before, but got {c}.")
             measures = compute_measures(out, targets.to(out.device, non_blocking=True))
             if out.device.type == "cpu":  # free on the CPU only
                 if not bool(measures["valid"].all()):

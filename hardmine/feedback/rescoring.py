@@ -112,7 +112,8 @@ class Rescorer:
     def from_observed(self, observed: ObservedScores, *, epoch: int, draws: Tensor) -> bool:
         """Online mining: split and weigh the observed samples; ``False`` (nothing changes) while none are observed.
 
-        A sample never observed gets the largest weight, so it is drawn soon.
+        A sample never observed gets the largest weight of the observed ones, so it is drawn soon, unless it is a
+        suspected label issue: that one weighs no more than the lightest observed sample.
         """
         start = time.perf_counter()
         found = _observed_rows(observed, epoch, self.settings.weights.balance)
@@ -129,8 +130,14 @@ class Rescorer:
         w_seen = self._weigh(renumbered, suspect[picked], has_labels=None, previous=previous)
         w = torch.full((self.policy.num_samples,), float(w_seen.max()), dtype=torch.float64)
         w[picked] = w_seen
+        unseen_suspect = suspect.clone()
+        unseen_suspect[picked] = False
+        if bool(unseen_suspect.any()):  # a suspect weighs no more than the lightest sample, observed or not
+            lightest = w_seen[w_seen > 0]
+            w[unseen_suspect] = float(lightest.min()) if lightest.numel() else 0.0
         self.raw_weights = w
         table = _observed_table(full, sub)
+        table["suspect"] = suspect.numpy()  # dataset-index order, the observed and the others
         row = self._install(table, w, by, epoch=epoch, draws=draws, start=start)
         seen = full["seen"].to_numpy(dtype=bool)
         known = seen & (table["pred"].to_numpy() >= 0)
@@ -231,6 +238,8 @@ class Rescorer:
 
 def check_state(state: Mapping[str, Any], num_samples: int) -> None:
     """Raise unless ``state`` is a :meth:`hardmine.HardMiner.state_dict` for ``num_samples`` samples."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"Expected argument `state` to be a HardMiner.state_dict() mapping, got {type(state)}.")
     missing = [
         k for k in ("next_epoch", "draws", "loss_weights", "sampling_weights", "table", "history") if k not in state
     ]
@@ -240,6 +249,12 @@ def check_state(state: Mapping[str, Any], num_samples: int) -> None:
         raise ValueError(
             f"Expected a state for the loader's {num_samples} samples, but it holds {state['draws'].shape[0]}; "
             "a miner resumes on the dataset it was saved with."
+        )
+    observed = state.get("observed")
+    if isinstance(observed, Mapping) and int(observed.get("num_samples", num_samples)) != num_samples:
+        raise ValueError(
+            f"Expected a state for the loader's {num_samples} samples, but its observed scores are for "
+            f"{observed['num_samples']}; a miner resumes on the dataset it was saved with."
         )
 
 
@@ -251,6 +266,17 @@ def _observed_rows(observed: ObservedScores, epoch: int, balance: str | None) ->
     if not seen.any():
         return None
     rows = np.flatnonzero(seen)
+    loss = full["loss"].to_numpy()
+    nan = rows[np.isnan(loss[rows])]
+    if nan.size:  # on an accelerator observe() does not check (it would wait for the device)
+        raise ValueError(
+            f"Expected finite observed losses, but the samples with dataset indices {nan[:10].tolist()} were observed "
+            "with NaN (a diverged training step; on the CPU observe() refuses them): look at that step's logits."
+        )
+    infinite = rows[np.isinf(loss[rows])]
+    if infinite.size:  # +inf is the largest loss: it counts as the largest finite one observed
+        finite = loss[rows][np.isfinite(loss[rows])]
+        full.loc[infinite, "loss"] = finite.max() if finite.size else np.finfo(np.float32).max
     if balance == "label" and not bool((full["label"].to_numpy()[rows] >= 0).all()):
         raise ValueError(
             "Expected the labels of the observed samples with balance='label', but observe() got losses "
