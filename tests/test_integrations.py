@@ -67,6 +67,19 @@ def test_history_metrics_are_the_numeric_columns():
     assert "hardmine/by" not in metrics and "hardmine/epoch" not in metrics
 
 
+def test_a_second_runs_scoring_passes_are_logged_though_their_epochs_repeat():
+    import pandas as pd
+
+    from hardmine.integrations import new_history_metrics
+
+    logged: list[int] = []
+    first = pd.DataFrame({"epoch": [1, 2], "hard": [3, 5]})
+    assert [m["hardmine/hard"] for m in new_history_metrics(first, logged)] == [3.0, 5.0]
+    second = pd.concat([first, pd.DataFrame({"epoch": [1, 2], "hard": [4, 6]})], ignore_index=True)
+    assert [m["hardmine/hard"] for m in new_history_metrics(second, logged)] == [4.0, 6.0]  # epochs 1 and 2 again
+    assert new_history_metrics(second, logged) == [] and logged == [1, 2, 1, 2]
+
+
 def test_log_history_to_tensorboard(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -48,6 +48,80 @@ def test_trainer_refuses_a_miner_that_shards_itself(tmp_path):
     assert trainer.miner is ok and len(trainer._get_train_sampler()) == 8
 
 
+def test_trainer_refuses_model_init_and_a_miner_over_other_samples(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+    from transformers import TrainingArguments
+
+    data = TensorDataset(torch.randn(8, 2), torch.tensor([0, 1] * 4))
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    with pytest.raises(ValueError, match="`model_init` makes a new one at train\\(\\) that the miner would never see"):
+        HardMiningTrainer(model_init=lambda: torch.nn.Linear(2, 2), args=args, train_dataset=data)
+    model = torch.nn.Linear(2, 2)
+    half = HardMiner(model, DataLoader(TensorDataset(*data[:4]), batch_size=4), num_replicas=1, progress=False)
+    with pytest.raises(ValueError, match="the miner has 4 samples and `train_dataset` 8"):
+        HardMiningTrainer(model=model, args=args, train_dataset=data, miner=half)
+
+
+class _DictModel(torch.nn.Module):
+    """Takes ``x`` and ``labels`` only: a key the dataset also carries (``idx``) would be an unexpected argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 2)
+
+    def forward(self, x, labels=None):
+        logits = self.linear(x)
+        loss = None if labels is None else torch.nn.functional.cross_entropy(logits, labels)
+        return {"loss": loss, "logits": logits}
+
+
+def test_the_miners_scoring_pass_drops_the_columns_the_trainer_drops(tmp_path):
+    from transformers import TrainingArguments
+
+    g = torch.Generator().manual_seed(0)
+    items = [{"x": torch.randn(2, generator=g), "labels": i % 2, "idx": i} for i in range(16)]
+    args = TrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, report_to="none", num_train_epochs=2, per_device_train_batch_size=4
+    )
+    trainer = HardMiningTrainer(
+        model=_DictModel(), args=args, train_dataset=items, miner_kwargs={"warmup_epochs": 1, "rescore_every": 1}
+    )
+    trainer.train()  # the scoring pass of epoch 1 passed `idx` to forward() before
+    assert trainer.miner.score_calls == 1 and trainer.miner.history["epoch"].tolist() == [1]
+
+
+def _dict_trainer(out, items, **settings):
+    from transformers import TrainingArguments
+
+    torch.manual_seed(0)
+    args = TrainingArguments(
+        output_dir=str(out), use_cpu=True, report_to="none", num_train_epochs=5, per_device_train_batch_size=4,
+        learning_rate=0.05, save_strategy="steps", save_steps=3, seed=0, data_seed=0, disable_tqdm=True, **settings
+    )  # fmt: skip
+    miner_kwargs = {"threshold": 0.7, "rescore_every": 2, "momentum": 0.5, "warmup_epochs": 1}
+    return HardMiningTrainer(model=_DictModel(), args=args, train_dataset=items, miner_kwargs=miner_kwargs)
+
+
+@pytest.mark.parametrize("step", [6, 12])  # in the middle of epoch 1 (steps 5 to 8), and at the end of epoch 2
+def test_resuming_from_a_checkpoint_restores_the_miner(tmp_path, step):
+    g = torch.Generator().manual_seed(1)
+    items = [{"x": torch.randn(2, generator=g), "labels": i % 2} for i in range(16)]
+    full = _dict_trainer(tmp_path / "full", items)
+    full.train()
+    checkpoint = tmp_path / "full" / f"checkpoint-{step}"
+    assert (checkpoint / "hardmine_miner.pt").is_file()
+    resumed = _dict_trainer(tmp_path / "resumed", items)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.miner.history["epoch"].tolist() == full.miner.history["epoch"].tolist() == [1, 3]
+    assert torch.equal(resumed.miner.sampler.weights, full.miner.sampler.weights)
+    for a, b in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    other = _dict_trainer(tmp_path / "other", items)
+    (checkpoint / "hardmine_miner.pt").unlink()
+    with pytest.warns(UserWarning, match="holds no hardmine_miner.pt: the miner starts afresh"):
+        other.train(resume_from_checkpoint=str(checkpoint))
+
+
 def _check(ranks: list[dict], world: int) -> None:
     assert [r["world"] for r in ranks] == [world] * world
     for r in ranks:

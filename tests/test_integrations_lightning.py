@@ -176,6 +176,23 @@ def test_lightning_ddp_priority_sampler_shards_itself_and_merges_the_ranks_obser
         assert merged[0][epoch] == merged[1][epoch] and min(merged[0][epoch]) >= 0.0
 
 
+def test_callback_checkpoints_the_miners_state_with_its_own():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(24, 4, generator=g)
+    data = TensorDataset(x, (x[:, 0] > 0).long())
+    model = torch.nn.Linear(4, 2)
+    miner = HardMiner(model, DataLoader(data, batch_size=6), warmup_epochs=1, rescore_every=1, progress=False)
+    for _ in range(3):
+        _ = list(miner)
+    state = HardMiningCallback(miner).state_dict()
+    fresh = HardMiner(model, DataLoader(data, batch_size=6), warmup_epochs=1, rescore_every=1, progress=False)
+    callback = HardMiningCallback(fresh)
+    callback.load_state_dict(state)
+    assert fresh.epoch == miner.epoch == 2 and torch.equal(fresh.sampler.weights, miner.sampler.weights)
+    assert [b[0].tolist() for b in fresh] == [b[0].tolist() for b in miner]  # epoch 3: the same draw
+    HardMiningCallback(fresh).load_state_dict({"logged_epochs": [1]})  # a checkpoint from before 0.5: the log only
+
+
 def test_callback_rejects_a_non_miner():
     with pytest.raises(TypeError, match="`miner`"):
         HardMiningCallback(object())  # type: ignore[arg-type]

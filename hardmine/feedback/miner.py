@@ -472,6 +472,7 @@ class HardMiner(SettingsView):
     def _restore(self, state: Mapping[str, Any]) -> None:
         self._next_epoch = int(state["next_epoch"])
         self.epoch, self._pass_done, self._pending_epoch = self._next_epoch - 1, True, None  # next pass: next epoch
+        self.phase = self.phase_of(self.epoch) if self.epoch >= 0 else None  # set_epoch(saved) repeats it, unscored
         self.draws, self.score_calls = state["draws"].clone(), int(state.get("score_calls", 0))
         if state.get("observed") is not None:
             self._observed.load_state_dict(state["observed"])

@@ -138,7 +138,8 @@ class PrioritySampler(ObservingSampler):
             an observed sample whose label the model finds less likely than chance (loss above
             ``log(num_classes)``; AUM below 0 with ``dynamics``), however many that is.
         draws: indices per epoch over all ranks, ``>= 1``; ``None`` (the default) draws ``N``. The warm-up epochs
-            draw every sample once whatever this is.
+            draw every sample once whatever this is; Lightning and the Hugging Face Trainer take every epoch's
+            length from the first, so with them use ``warmup_epochs=0`` when ``draws`` is not ``N``.
         refresh: draws (on each rank) between two recomputations of the probabilities, ``>= 1``; ``None`` (the
             default) refreshes 32 times an epoch.
         warmup_epochs: epochs at the start that draw every sample once, shuffled, ``>= 0``.

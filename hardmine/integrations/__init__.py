@@ -70,10 +70,11 @@ def history_metrics(row: pd.Series | dict[str, Any], prefix: str = "hardmine/") 
 def new_history_metrics(
     history: pd.DataFrame, logged_epochs: list[int], prefix: str = "hardmine/"
 ) -> list[dict[str, float]]:
-    """The :func:`history_metrics` of the rows of ``miner.history`` whose epoch is not in ``logged_epochs`` yet.
+    """The :func:`history_metrics` of the rows of ``miner.history`` after its first ``len(logged_epochs)`` rows.
 
     Each row's metrics also carry ``prefix + "epoch"``; the epochs returned are appended to ``logged_epochs`` (the
-    callbacks' record of what they have logged), so a second call returns only what came since.
+    callbacks' record of what they have logged, one entry per row), so a second call returns only what came since,
+    also when a second run's scoring passes repeat the first run's epoch numbers.
 
     Example:
         >>> logged = [0]
@@ -84,10 +85,8 @@ def new_history_metrics(
         ([0, 1], [])
     """
     out: list[dict[str, float]] = []
-    for _, row in history.iterrows():
+    for _, row in history.iloc[len(logged_epochs) :].iterrows():
         epoch = int(row["epoch"])
-        if epoch in logged_epochs:
-            continue
         logged_epochs.append(epoch)
         metrics = history_metrics(row, prefix)
         metrics[f"{prefix}epoch"] = float(epoch)

@@ -28,9 +28,12 @@ Trainer otherwise expects a loss already divided over all the accumulated batche
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -40,7 +43,10 @@ from hardmine.integrations import new_history_metrics, require
 _transformers = require("transformers", "hf")
 require("accelerate", "hf")
 
-__all__ = ["LABEL_KEYS", "HardMiningCallback", "HardMiningTrainer", "unpack_hf_batch"]
+__all__ = ["LABEL_KEYS", "MINER_STATE_FILE", "HardMiningCallback", "HardMiningTrainer", "unpack_hf_batch"]
+
+#: The file in each Trainer checkpoint folder that holds the miner's state (:meth:`hardmine.HardMiner.state_dict`).
+MINER_STATE_FILE = "hardmine_miner.pt"
 
 #: Keys of a Hugging Face batch that hold the labels (the collators rename ``label`` to ``labels``).
 LABEL_KEYS: tuple[str, ...] = ("labels", "label", "label_ids")
@@ -98,6 +104,15 @@ class HardMiningCallback(_transformers.TrainerCallback):  # type: ignore[name-de
         self.prefix = prefix
         self.logged_epochs: list[int] = []
 
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Save the miner's state into the checkpoint folder the Trainer has just written (main process only)."""
+        if args.should_save:
+            folder = os.path.join(
+                args.output_dir, f"{_transformers.trainer_utils.PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            )
+            if os.path.isdir(folder):
+                torch.save(self.miner.state_dict(), os.path.join(folder, MINER_STATE_FILE))
+
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Log the scoring passes not logged yet."""
         for metrics in new_history_metrics(self.miner.history, self.logged_epochs, self.prefix):
@@ -138,6 +153,11 @@ class HardMiningTrainer(_transformers.Trainer):  # type: ignore[name-defined]
         super().__init__(*args, **kwargs)
         if miner is not None and miner_kwargs is not None:
             raise ValueError("Expected one of `miner` and `miner_kwargs`, but got both.")
+        if self.model_init is not None:
+            raise ValueError(
+                "HardMiningTrainer scores the model it is given, and `model_init` makes a new one at train() that the "
+                "miner would never see: pass `model=` instead."
+            )
         if miner is None:
             if self.train_dataset is None:
                 raise ValueError("Expected a `train_dataset` for HardMiningTrainer to mine, but got None.")
@@ -149,7 +169,9 @@ class HardMiningTrainer(_transformers.Trainer):  # type: ignore[name-defined]
                 )
             options.setdefault("score_kwargs", {"unpack": unpack_hf_batch})
             options.setdefault("progress", False)
-            loader = DataLoader(self.train_dataset, batch_size=self._train_batch_size, collate_fn=self.data_collator)
+            loader = DataLoader(
+                self.train_dataset, batch_size=self._train_batch_size, collate_fn=self._training_collator()
+            )
             miner = HardMiner(self.model, loader, **options)
         elif not isinstance(miner, HardMiner):
             raise TypeError(f"Expected argument `miner` to be a hardmine HardMiner, but got {type(miner).__name__}.")
@@ -159,8 +181,41 @@ class HardMiningTrainer(_transformers.Trainer):  # type: ignore[name-defined]
                 f"ranks itself, and a miner that shards too would lose half the draws; got num_replicas="
                 f"{miner.num_replicas!r}."
             )
+        elif self.train_dataset is not None and len(miner.draws) != len(self.train_dataset):
+            raise ValueError(
+                f"Expected a `miner` over `train_dataset` (same samples, same order), but the miner has "
+                f"{len(miner.draws)} samples and `train_dataset` {len(self.train_dataset)}."
+            )
         self.miner = miner
         self.add_callback(HardMiningCallback(miner, trainer=self))
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        """``Trainer.train``; resuming from a checkpoint restores the miner too (its :data:`MINER_STATE_FILE`).
+
+        Every checkpoint the Trainer saves holds the miner's state beside the model's, so a resumed run draws what the
+        uninterrupted one would have. A checkpoint without it (saved by another Trainer) warns, and the miner starts
+        afresh.
+        """
+        folder = resume_from_checkpoint
+        if folder is True:
+            folder = _transformers.trainer_utils.get_last_checkpoint(self.args.output_dir)
+        if isinstance(folder, str) and folder:
+            path = os.path.join(folder, MINER_STATE_FILE)
+            if os.path.isfile(path):
+                self.miner.load_state_dict(torch.load(path, weights_only=True))
+            else:
+                warnings.warn(
+                    f"{folder} holds no {MINER_STATE_FILE}: the miner starts afresh (its weights, epoch and history "
+                    "are not those of the run that saved the checkpoint).",
+                    stacklevel=2,
+                )
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _training_collator(self) -> Any:
+        """The data collator with the columns the model does not take removed, as the Trainer's own loader has it."""
+        if not self.args.remove_unused_columns:
+            return self.data_collator
+        return self._get_collator_with_removed_columns(self.data_collator, description="training")
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         """The miner as a sampler: each epoch runs the miner's schedule and yields its weighted draw."""

@@ -35,7 +35,8 @@ class HardMiningCallback(_L.Callback):  # type: ignore[name-defined]
 
     At every ``on_train_epoch_start`` the miner gets ``miner.set_epoch(trainer.current_epoch)``, so its warm-up,
     re-scoring schedule and draws follow the Trainer's epochs even when an epoch stops early
-    (``limit_train_batches``) or training resumes from a checkpoint. At every ``on_train_epoch_end`` the history rows
+    (``limit_train_batches``) or training resumes from a checkpoint, whose callback state holds the miner's own
+    (:meth:`state_dict`). At every ``on_train_epoch_end`` the history rows
     of scoring passes not logged yet go to ``trainer.loggers`` as ``hardmine/<column>`` metrics (hard count and
     fraction, mean scores, accuracy, seconds, draws per hard and easy sample), at the trainer's global step.
 
@@ -78,9 +79,15 @@ class HardMiningCallback(_L.Callback):  # type: ignore[name-defined]
                 logger.log_metrics(metrics, step=trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:
-        """The epochs already logged (the miner's own state is checkpointed with ``miner.state_dict()``)."""
-        return {"logged_epochs": list(self.logged_epochs)}
+        """The epochs already logged and the miner's state (:meth:`hardmine.HardMiner.state_dict`), for checkpoints.
+
+        Lightning saves it in every checkpoint and restores it on ``fit(..., ckpt_path=...)``, so a resumed run
+        draws what the uninterrupted one would have.
+        """
+        return {"logged_epochs": list(self.logged_epochs), "miner": self.miner.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore :meth:`state_dict` (a checkpoint saved before 0.5, without the miner's state, restores the log)."""
         self.logged_epochs = [int(e) for e in state_dict.get("logged_epochs", [])]
+        if "miner" in state_dict:
+            self.miner.load_state_dict(state_dict["miner"])
