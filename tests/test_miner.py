@@ -541,6 +541,8 @@ def test_importance_weights_function():
         ({"positive_share": 0.6, "hard_share": 0.6}, "`positive_share \\+ hard_share` <= 1"),
         ({"positive_share": 0.25, "apply": "loss"}, "apply='loss'"),
         ({"apply": "sample+correct", "sampler_mode": "no_replacement"}, "'no_replacement'"),
+        ({"by": "loss"}, "Column `loss` has no default threshold: pass `threshold=` or `hard_fraction=`"),
+        ({"by": "no_such_column"}, "Column `no_such_column` has no default threshold"),  # failed an epoch in before
     ],
 )
 def test_bad_settings(kwargs, match):

@@ -69,7 +69,8 @@ class SplitRule:
             ``"per_class"``. Not together with ``hard_fraction``.
         by: the column that decides hardness (``None``: the task's own, see :func:`hardmine.split`), or a
             training-dynamics column of :data:`hardmine.analysis.dynamics.HARDNESS_COLUMNS` (needs ``dynamics``;
-            ``variability``, ``correctness`` and ``forgetting`` have no default threshold).
+            ``variability``, ``correctness`` and ``forgetting`` have no default threshold). A column without a default
+            threshold (``loss``, ``entropy``, a column of your own) needs ``threshold`` or ``hard_fraction``.
         hard_fraction: call the hardest fraction of samples hard instead, in ``[0, 1]``.
         positive: the class (or classes) of interest, as for :func:`hardmine.split`.
 
@@ -103,7 +104,8 @@ class SplitRule:
             # The check hm.split makes, now rather than at the first scoring (with `by=None` the column is the
             # task's own, known once the model has been scored).
             fixed_threshold(self.threshold, self.by, pd.DataFrame())
-        if self.dynamic and default_threshold(str(self.by)) is None and self.threshold is self.hard_fraction is None:
+        if self.by is not None and default_threshold(self.by) is None and self.threshold is self.hard_fraction is None:
+            # hm.split would refuse it at the first scoring, an epoch or more into training: refuse it now
             raise ValueError(f"Column `{self.by}` has no default threshold: pass `threshold=` or `hard_fraction=`.")
 
     @property
