@@ -465,3 +465,10 @@ def test_ohem_pixel_argument_checks():
     ref = F.cross_entropy(logits, t2, ignore_index=2)
     torch.testing.assert_close(ohem_pixel_loss(logits, t2, thresh=1.0, min_kept=0, ignore_index=2), ref)
     assert bool(valid.any())
+
+
+def test_weighted_loss_refuses_non_finite_weights_on_the_cpu() -> None:
+    logits, targets = torch.randn(3, 2), torch.tensor([0, 1, 0])
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="`weights` to be finite and non-negative"):
+            weighted_loss(logits, targets, torch.tensor([1.0, bad, 1.0]))

@@ -467,3 +467,76 @@ def test_double_sharding_warns_under_a_distributed_sampler(monkeypatch):
     wrapper = Wrapper(list(range(5)), num_replicas=2, rank=1)
     with pytest.warns(hardmine.feedback.sampling.DoubleShardingWarning, match="DistributedSampler"):
         list(wrapper)
+
+
+# --------------------------------------------------------------------------- cut-short passes and inputs
+
+
+def test_a_pass_cut_short_then_a_new_epoch_saves_no_stale_position() -> None:
+    sampler = HardSampler(torch.ones(10), seed=3)
+    it = iter(sampler)
+    _ = [next(it) for _ in range(4)]  # epoch 0 stopped after 4 (limit_train_batches, max_steps, a peek)
+    sampler.set_epoch(1)
+    state = sampler.state_dict()
+    assert state["epoch"] == 1 and state["yielded"] == 0
+    restored = HardSampler(torch.ones(10), seed=3)
+    restored.load_state_dict(state)
+    assert list(restored) == list(sampler) and len(list(HardSampler(torch.ones(10), seed=3))) == 10
+
+
+def test_weights_that_require_grad_are_taken_detached() -> None:
+    w = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for mode in ("replacement", "cover"):
+        drawn = list(HardSampler(w, num_samples=6 if mode == "cover" else 3, mode=mode, seed=0))
+        assert len(drawn) in (3, 6) and set(drawn) <= {0, 1, 2}
+    assert HardSampler(w).weights.requires_grad is False
+
+
+def test_indices_checks_its_epoch() -> None:
+    sampler = HardSampler(torch.ones(4))
+    with pytest.raises(ValueError, match="`epoch` must be >= 0, got -1"):
+        sampler.indices(-1)
+    with pytest.raises(TypeError, match="`epoch` must be an integer"):
+        sampler.indices(1.5)  # type: ignore[arg-type]
+
+
+def test_share_batches_count_the_share_exactly() -> None:
+    from hardmine.feedback.batching import ShareBatchSampler
+
+    for share, batch, want in ((0.07, 100, 7), (0.14, 50, 7), (0.55, 100, 55), (0.25, 8, 2), (0.3, 8, 3)):
+        s = ShareBatchSampler(torch.ones(200), batch_size=batch, num_batches=1, hard=torch.arange(200) < 20,
+                              hard_share=share)  # fmt: skip
+        assert [k for _part, k in s._parts()][0] == want, (share, batch)  # math.ceil(0.07 * 100) is 8
+
+
+def test_share_batches_refuse_bad_inputs_by_name() -> None:
+    from hardmine.feedback.batching import ShareBatchSampler
+
+    ok = {"batch_size": 4, "num_batches": 2}
+    with pytest.raises(ValueError, match=r"`weights` to have shape \(N,\), but got shape \(2, 3\)"):
+        ShareBatchSampler(torch.ones(2, 3), **ok)
+    with pytest.raises(TypeError, match="`hard` to be a bool tensor \\(N,\\) or None, but got list"):
+        ShareBatchSampler(torch.ones(4), hard=[True, False, True, False], hard_share=0.5, **ok)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`positive` to be a bool tensor \\(N,\\) or None, but got torch.int64"):
+        ShareBatchSampler(torch.ones(4), positive=torch.tensor([1, 0, 1, 0]), positive_share=0.5, **ok)
+    with pytest.raises(ValueError, match="`seed` must be in"):
+        ShareBatchSampler(torch.ones(4), seed=2**62, **ok)
+    s = ShareBatchSampler([1.0, 2.0, 3.0, 4.0], **ok)  # a sequence of numbers, as HardSampler takes
+    with pytest.raises(TypeError, match="`epoch` must be an integer"):
+        s.set_epoch(1.7)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`epoch` must be >= 0"):
+        s.set_epoch(-1)
+
+
+def test_importance_weights_refuse_what_they_cannot_correct() -> None:
+    from hardmine.feedback.apply_modes import importance_weights
+
+    for bad, match in (([0.0, 0.0], "at least one positive weight"), ([1.0, -1.0, 2.0], "non-negative"),
+                       ([float("nan"), 1.0], "finite")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            importance_weights(torch.tensor(bad))
+    with pytest.raises(ValueError, match=r"`expected_draws` to be finite non-negative counts of shape \(3,\)"):
+        importance_weights(torch.ones(3), expected_draws=torch.ones(5), num_draws=3)
+    with pytest.raises(TypeError, match="`num_draws` must be an integer"):
+        importance_weights(torch.ones(3), expected_draws=torch.ones(3), num_draws=2.5)  # type: ignore[arg-type]
+    torch.testing.assert_close(importance_weights([1.0, 1.0, 2.0]), torch.tensor([4, 4, 2], dtype=torch.float64) / 3)

@@ -58,8 +58,9 @@ class ResumableEpochs(ABC):
     def set_epoch(self, epoch: int) -> None:
         """Draw epoch ``epoch`` on the next pass (a fresh, reproducible draw per epoch, the same on every rank)."""
         epoch = validate.integer("epoch", epoch, min=0)
-        if epoch != self.epoch:
+        if epoch != self.epoch:  # another epoch: a pass of the old one cut short is over, nothing of the new is drawn
             self._resume = 0
+            self._pass_pos = None
         self.epoch = epoch
 
     def _yielded(self) -> int:

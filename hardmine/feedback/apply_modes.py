@@ -21,6 +21,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 import torch
 from torch import Tensor
 
+from hardmine.core import validate
+from hardmine.core._tensors import real_tensor
+from hardmine.feedback.sampling import check_sampling_weights
+
 if TYPE_CHECKING:
     from hardmine.feedback.miner_settings import MinerSettings
 
@@ -62,14 +66,20 @@ def importance_weights(
         >>> importance_weights(torch.tensor([1.0, 1.0, 2.0]))
         tensor([1.3333, 1.3333, 0.6667], dtype=torch.float64)
     """
-    w = weights.to(torch.float64)
+    w = check_sampling_weights(weights).to(torch.float64)  # 1-D, finite, non-negative, not all zero, or an error
     n = w.numel()
     if expected_draws is None:
         p = w / w.sum()
         return torch.where(p > 0, 1.0 / (n * p.clamp_min(torch.finfo(torch.float64).tiny)), 0.0)
     if num_draws is None:
         raise ValueError("Expected argument `num_draws` together with `expected_draws`, but got None.")
-    c = expected_draws.to(torch.float64)
+    num_draws = validate.integer("num_draws", num_draws, min=1)
+    c = real_tensor("expected_draws", expected_draws, "a float tensor (N,)").detach().to(torch.float64)
+    if c.shape != (n,) or not bool((torch.isfinite(c) & (c >= 0)).all()):
+        raise ValueError(
+            f"Expected argument `expected_draws` to be finite non-negative counts of shape ({n},), but got shape "
+            f"{tuple(c.shape)}."
+        )
     return torch.where(c > 0, num_draws / (n * c.clamp_min(torch.finfo(torch.float64).tiny)), 0.0)
 
 

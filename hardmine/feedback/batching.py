@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader, Sampler
 from hardmine.core.data import _check_map_style, _IndexedCollate, _IndexedDataset, dataset_ids, rebuild_loader
 from hardmine.core.distributed import get_world_size
 from hardmine.core.validate import fraction, integer
-from hardmine.feedback.sampling import HardSampler, SamplerMode
+from hardmine.feedback.losses import _fraction_count
+from hardmine.feedback.sampling import HardSampler, SamplerMode, check_sampling_weights
 
 if TYPE_CHECKING:
     from hardmine.feedback.miner import HardMiner
@@ -52,10 +53,12 @@ class ShareBatchSampler(Sampler[list[int]]):
     """Batches with a guaranteed share of positive and of hard samples, as detection pipelines keep 1:3 positives.
 
     Every batch of ``batch_size`` indices holds ``ceil(positive_share * batch_size)`` draws from the positive samples,
-    ``ceil(hard_share * batch_size)`` draws from the hard samples, and the rest from all samples; within each part
-    the draws are independent and in proportion to ``weights`` (with replacement, so a rare positive may appear twice
-    in one batch). A part whose mask is empty (no hard samples left) gives its slots to the rest. The batch is then
-    shuffled. With no masks the sampler yields plain uniform batches: a fresh permutation, every sample once.
+    ``ceil(hard_share * batch_size)`` draws from the hard samples, and the rest from all samples; within each part the
+    draws are independent and in proportion to ``weights`` (with replacement, so a rare positive may appear twice in one
+    batch). When the two rounded-up counts add up past ``batch_size`` the hard part gets the slots left (with
+    ``batch_size=3`` and both shares 0.5: 2 and 1). A part whose mask is empty (no hard samples left) gives its slots to
+    the rest. The batch is then shuffled. With no masks the sampler yields plain uniform batches: a fresh permutation,
+    every sample once.
 
     Args:
         weights: float tensor ``(N,)`` of sampling weights (non-negative, not all zero).
@@ -92,20 +95,26 @@ class ShareBatchSampler(Sampler[list[int]]):
         self.hard_share = fraction("hard_share", hard_share)
         if self.positive_share + self.hard_share > 1:
             raise ValueError(f"Expected `positive_share + hard_share` <= 1, but got {positive_share} + {hard_share}.")
-        self.seed = integer("seed", seed)
+        self.seed = integer("seed", seed, min=-(2**42), max=2**42)  # seed * 1_000_003 + epoch stays a torch seed
         self.epoch = 0
         self.update(weights, positive=positive, hard=hard)
 
     def update(self, weights: Tensor, *, positive: Tensor | None = None, hard: Tensor | None = None) -> None:
-        """New weights and masks; they apply from the next pass."""
-        w = weights.to(torch.float64).reshape(-1)
-        if w.numel() == 0 or bool((w < 0).any()) or not bool(torch.isfinite(w).all()) or not bool((w > 0).any()):
-            raise ValueError("Expected argument `weights` to be finite, non-negative and not all zero.")
+        """New weights and masks; they apply from the next pass.
+
+        Raises:
+            TypeError: ``weights`` not a real tensor or sequence, a mask not a bool tensor.
+            ValueError: ``weights`` not 1-D, empty, not finite, negative or all zero; a mask of another shape.
+        """
+        w = check_sampling_weights(weights).to(torch.float64)
         for name, mask in (("positive", positive), ("hard", hard)):
-            if mask is not None and (mask.dtype != torch.bool or mask.shape != w.shape):
+            if mask is not None and (not isinstance(mask, Tensor) or mask.dtype != torch.bool):
+                got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+                raise TypeError(f"Expected argument `{name}` to be a bool tensor (N,) or None, but got {got}.")
+            if mask is not None and mask.shape != w.shape:
                 raise ValueError(
-                    f"Expected argument `{name}` to be a bool tensor of shape {tuple(w.shape)}, but got "
-                    f"{mask.dtype} {tuple(mask.shape)}."
+                    f"Expected argument `{name}` to be a bool tensor of shape {tuple(w.shape)}, but got shape "
+                    f"{tuple(mask.shape)}."
                 )
         self.weights = w
         self.positive = positive
@@ -113,7 +122,7 @@ class ShareBatchSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Draw epoch ``epoch`` on the next pass."""
-        self.epoch = int(epoch)
+        self.epoch = integer("epoch", epoch, min=0)
 
     def __len__(self) -> int:
         return self.num_batches
@@ -142,7 +151,7 @@ class ShareBatchSampler(Sampler[list[int]]):
             part = self.weights * mask
             if not bool((part > 0).any()):
                 continue
-            k = min(b - used, math.ceil(share * b))
+            k = min(b - used, _fraction_count(share, b))  # ceil(share * b), exactly (0.07 of 100 is 7, not 8)
             if k:
                 parts.append((part, k))
                 used += k

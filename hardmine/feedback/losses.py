@@ -170,8 +170,8 @@ def weighted_loss(
             f"{tuple(weights.shape)}."
         )
     w = w.detach().to(device=ce.device, dtype=ce.dtype, non_blocking=True)
-    if w.device.type == "cpu" and bool((w < 0).any()):
-        raise ValueError("Expected argument `weights` to be non-negative, but got negative values.")
+    if w.device.type == "cpu" and (bool((w < 0).any()) or not bool(torch.isfinite(w).all())):
+        raise ValueError(f"Expected argument `weights` to be finite and non-negative, but got {w[:10].tolist()}...")
     loss = w * ce
     if reduction == "mean" and normalize:
         return loss.sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)

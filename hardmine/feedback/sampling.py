@@ -98,7 +98,7 @@ def check_sampling_weights(weights: Tensor | Sequence[float], *, name: str = "we
         >>> check_sampling_weights([1, 0, 2.5])
         tensor([1.0000, 0.0000, 2.5000], dtype=torch.float64)
     """
-    weights = real_tensor(name, weights, "a 1-D tensor or sequence of numbers")
+    weights = real_tensor(name, weights, "a 1-D tensor or sequence of numbers").detach()
     if not weights.is_floating_point():
         weights = weights.to(torch.float64)
     if weights.ndim != 1:
@@ -181,7 +181,7 @@ class HardSampler(ResumableEpochs, Sampler[int]):
 
     Args:
         weights: ``(N,)`` non-negative finite weights in dataset-index order, not all zero (for example from
-            :func:`hardmine.weights`); a tensor or a sequence of numbers. Only ratios matter.
+            :func:`hardmine.sample_weights`); a tensor or a sequence of numbers. Only ratios matter.
         num_samples: global number of draws per epoch (all ranks together). Defaults to ``N`` (one epoch of the
             dataset, as a shuffled loader has) with and without replacement (without replacement at most the
             number of positive weights); in cover mode to ``2 * N`` (every sample once plus ``N`` weighted draws: at
@@ -362,7 +362,7 @@ class HardSampler(ResumableEpochs, Sampler[int]):
         Args:
             epoch: the epoch to draw; defaults to the current one (:attr:`epoch`).
         """
-        e = self.epoch if epoch is None else epoch
+        e = self.epoch if epoch is None else validate.integer("epoch", epoch, min=0)
         out = torch.empty(len(self), dtype=torch.int64, device=self.weights.device)
         pos = 0
         reps, rank = self._replicas_now()
