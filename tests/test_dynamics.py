@@ -500,3 +500,18 @@ def test_arguments_that_would_fail_later_or_silently_are_refused_up_front() -> N
         dyn.end_epoch(sync="x")  # type: ignore[arg-type]
     dyn.end_epoch()
     assert dyn.summary()["epochs"].tolist() == [1, 1, 0, 0]  # the refused update recorded nothing
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])  # fmt: skip
+def test_a_loaded_state_moves_to_the_device_of_the_next_update(device) -> None:
+    saved = Dynamics(3)
+    saved.update(torch.tensor([0, 1]), torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
+    saved.end_epoch()
+    resumed = Dynamics(3)  # a new process, no device set
+    resumed.load_state_dict(saved.state_dict())
+    resumed.update(torch.tensor([2], device=device), torch.tensor([[1.0, 0.0]], device=device),
+                   torch.tensor([0], device=device))  # fmt: skip
+    resumed.end_epoch()
+    assert resumed.device.type == device
+    assert resumed.summary()["aum"].tolist() == pytest.approx([2.0, -1.0, 1.0])

@@ -125,9 +125,10 @@ LARGER: dict[str, tuple[int, str]] = {
         "sampler; splitting the class's methods across modules would scatter one state machine",
     ),
     "hardmine/analysis/dynamics.py": (
-        530,
+        540,
         "Dynamics: every method reads the same (N, epochs) buffers; its regions and joins already live in "
-        "analysis/cartography.py; the last lines are the checks of ids, device, logits' shape and class count",
+        "analysis/cartography.py; the last lines are the checks of ids, device, logits' shape and class count, and "
+        "the placement of a loaded state on the device of the next update",
     ),
     "hardmine/feedback/miner.py": (
         515,
@@ -141,7 +142,7 @@ LARGER: dict[str, tuple[int, str]] = {
         "apply modes, label policy, history, draws and re-weighting in their own modules",
     ),
     "hardmine/analysis/dynamics.py::Dynamics": (
-        385,
+        395,
         "one buffer layout shared by update, statistics, summary, regions and state_dict; a third is docstrings, and "
         "the checks that refuse bad ids, devices, logit shapes and class counts up front",
     ),

@@ -449,3 +449,16 @@ def test_a_nan_observed_on_an_accelerator_is_named_by_its_dataset_index() -> Non
     miner._observed._buffers["loss"][5] = float("nan")  # what an unchecked GPU observation can leave behind
     with pytest.raises(ValueError, match=r"dataset indices \[5\] were observed with NaN"):
         next(iter(miner))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])  # fmt: skip
+def test_a_loaded_state_moves_to_the_device_of_the_next_observation(device) -> None:
+    saved = ObservedScores(4, half_life=None)
+    saved.observe(torch.tensor([0, 1]), torch.tensor([1.0, 2.0]), stamp=0)
+    resumed = ObservedScores(4, half_life=None)  # a new process: no buffers yet
+    resumed.load_state_dict(saved.state_dict())
+    assert resumed.device == torch.device("cpu")  # waiting on the CPU
+    resumed.observe(torch.tensor([2], device=device), torch.tensor([3.0], device=device), stamp=1)
+    assert resumed.device.type == device and resumed.count == 3
+    assert resumed.scores(now=2)[:3].tolist() == [1.0, 2.0, 3.0]

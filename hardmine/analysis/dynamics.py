@@ -132,6 +132,7 @@ class Dynamics:
         self.ids = None if ids is None else [str(i) for i in ids]
         self.device: torch.device | None = where
         self.num_classes: int | None = None  # C of the logits updated so far (this process)
+        self._placed = True  # False after loading a state with no device set: the next update places it
         self.num_epochs = 0
         self._buffers: dict[str, Tensor] = {}
         self._history: list[dict[str, Tensor]] = []
@@ -206,6 +207,11 @@ class Dynamics:
                 raise ValueError(f"Expected `indices` in [0, {self.num_samples}) (num_samples), but got {bad}.")
         if self.device is None:
             self._allocate(logits.device)
+        elif not self._placed and logits.device != self.device:  # a loaded state: to where the updates come from
+            self._buffers = {k: v.to(logits.device) for k, v in self._buffers.items()}
+            self._history = [{k: v.to(logits.device) for k, v in h.items()} for h in self._history]
+            self.device = logits.device
+        self._placed = True
         b = self._buffers
         dev = b["epochs"].device
         z = as_class_logits(logits.detach().to(dev, non_blocking=True))
@@ -421,7 +427,10 @@ class Dynamics:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`; buffers go to ``self.device`` when it is set, else stay where they are.
+        """Restore from :meth:`state_dict`; buffers go to ``self.device`` when it is set, else to the next update's.
+
+        With no device set (a new ``Dynamics(N)``), the state waits where it was saved and the first :meth:`update`
+        moves it to its logits' device, so a run resumed on a GPU does not copy every batch's logits to the CPU.
 
         Raises:
             ValueError: when the state is for another number of samples or is not a Dynamics state.
@@ -436,6 +445,7 @@ class Dynamics:
                 f"Expected a state for num_samples={self.num_samples}, but it has num_samples={state['num_samples']}."
             )
         buffers = state["buffers"]
+        self._placed = self.device is not None
         if buffers:
             dev = self.device if self.device is not None else buffers["epochs"].device
             self._buffers = {k: v.to(dev).clone() for k, v in buffers.items()}

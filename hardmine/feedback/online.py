@@ -128,6 +128,7 @@ class ObservedScores:
         self.num_samples = validate.integer("num_samples", num_samples, min=1)
         self.half_life = validate.optional(validate.number, "half_life", half_life, min=0, min_open=True)
         self.count = 0
+        self._placed = True  # False after loading a state with no buffers in use: the first observation places them
         self._merged_count = 0  # `count` at the last merge of the ranks (every rank's observations up to then)
         self.num_classes: int | None = None
         self._buffers: dict[str, Tensor] | None = None
@@ -176,6 +177,9 @@ class ObservedScores:
         idx = indices.reshape(-1)
         b = idx.numel()
         out = outputs.detach()
+        if self._buffers is not None and not self._placed:  # loaded onto the CPU: to where the observations are
+            self._buffers = {k: v.to(out.device) for k, v in self._buffers.items()}
+            self._placed = True
         device = out.device if self._buffers is None else self._buffers["stamp"].device
         idx = idx.to(device, torch.int64, non_blocking=True)
         check_range("indices", idx, self.num_samples)
@@ -325,11 +329,16 @@ class ObservedScores:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (onto the device of the buffers in use, else the CPU)."""
+        """Restore :meth:`state_dict` onto the device of the buffers in use, else onto that of the next observation.
+
+        With no buffers in use the state waits on the CPU, and the first observation moves it to its own device: a run
+        resumed on a GPU keeps its buffers there.
+        """
         if int(state["num_samples"]) != self.num_samples:
             raise ValueError(
                 f"Expected observed scores for {self.num_samples} samples, but the state holds {state['num_samples']}."
             )
+        self._placed = self.device is not None
         device = self.device or torch.device("cpu")
         self.count = self._merged_count = int(state["count"])
         self.num_classes = None if state["num_classes"] is None else int(state["num_classes"])
