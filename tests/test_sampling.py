@@ -540,3 +540,21 @@ def test_importance_weights_refuse_what_they_cannot_correct() -> None:
     with pytest.raises(TypeError, match="`num_draws` must be an integer"):
         importance_weights(torch.ones(3), expected_draws=torch.ones(3), num_draws=2.5)  # type: ignore[arg-type]
     torch.testing.assert_close(importance_weights([1.0, 1.0, 2.0]), torch.tensor([4, 4, 2], dtype=torch.float64) / 3)
+
+
+def test_weights_at_the_ends_of_float64_keep_their_ratios() -> None:
+    for weights in ([1e308, 1e308], [1e-321, 3e-321], [5e307, 1.5e308]):
+        counts = torch.bincount(torch.tensor(list(HardSampler(weights, num_samples=20_000, seed=0))), minlength=2)
+        share = 1.0 / (1.0 + weights[0] / weights[1])  # the second one's probability, without summing the two
+        assert abs(float(counts[1]) / 20_000 - share) < 0.015, (weights, counts.tolist())  # was 1.0 or 0.0
+    scaled = check_sampling_weights([1e-321, 3e-321])
+    assert float(scaled[0] / scaled[1]) == pytest.approx(1e-321 / 3e-321, rel=1e-12) and float(scaled.max()) >= 0.5
+
+
+def test_a_floor_below_the_dtypes_range_keeps_weights_positive() -> None:
+    import hardmine as hm
+
+    w32 = hm.sample_weights(torch.tensor([0.0, 0.5, 1.0]), floor=1e-50)
+    w16 = hm.sample_weights(torch.tensor([0.0, 0.5, 1.0]), floor=0, max_ratio=1e9, dtype=torch.float16)
+    assert bool((w32 > 0).all()) and float(w32[0]) == torch.finfo(torch.float32).tiny
+    assert bool((w16 > 0).all()) and float(w16[0]) == torch.finfo(torch.float16).tiny

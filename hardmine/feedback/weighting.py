@@ -26,7 +26,8 @@ Every weight goes through the same four steps (all in float64, returned in ``dty
    normalised again; an exponential moving average across re-scorings that keeps weights from jumping.
 4. **floor**: ``w_i = max(r_i, lo)`` with ``lo = max(floor, 1 / max_ratio)``. No sample weighs less than ``lo`` times
    the heaviest one, so none starves, and ``max(w) / min(w) <= 1 / lo`` (20 with the default ``floor=0.05``). Only
-   ``floor=0`` without ``max_ratio`` lets a weight be zero.
+   ``floor=0`` without ``max_ratio`` lets a weight be zero; a floor below the smallest number of ``dtype`` gives
+   that smallest positive number, not 0.
 5. **balance** (only with ``balance=``): steps 2-4 run within each class (``"label"``) or each polarity
    (``"polarity"``) on its own, so the heaviest sample of every class weighs 1 and the floor holds within a class;
    then every class is scaled so that all classes carry the same total weight, ``sum_{i in c} w_i`` equal for every
@@ -259,7 +260,10 @@ def sample_weights(
         message = collapse_message(label_tensor, hard_mask(table, w))
         if message is not None:
             warnings.warn(message, HardSetCollapseWarning, stacklevel=2)
-    return w.to(dtype)
+    out = w.to(dtype)
+    if dtype.is_floating_point:  # a positive weight below the dtype's range stays positive, the smallest it can be
+        out = torch.where((w > 0) & (out == 0), torch.finfo(dtype).tiny, out)
+    return out
 
 
 def _check_balance(balance: Any) -> None:
