@@ -89,8 +89,9 @@ def check_sampling_weights(weights: Tensor | Sequence[float], *, name: str = "we
 
     Returns:
         Float tensor ``(N,)`` on the input's device (a tensor input keeps its floating dtype), detached. Weights
-        whose sum overflows float64, or whose largest is below ``2**-900``, come back in float64 multiplied by a
-        power of two (exactly), so that their running sum keeps their ratios, which are all that matter.
+        whose largest times ``N`` is above ``2**1000`` (their running sum could overflow float64) or below
+        ``2**-900`` come back in float64 multiplied by a power of two (exactly), so that their running sum keeps
+        their ratios, which are all that matter. Only a reduction is added for the others: no copy.
 
     Raises:
         TypeError: not a tensor or sequence of numbers, or a complex/bool tensor.
@@ -120,7 +121,7 @@ def check_sampling_weights(weights: Tensor | Sequence[float], *, name: str = "we
     if not bool((weights > 0).any()):
         raise ValueError(f"Expected argument `{name}` to have at least one positive weight, but all are zero.")
     peak = float(weights.max())
-    if not math.isfinite(float(weights.to(torch.float64).sum())) or peak < 2.0**-900:  # only ratios matter:
+    if peak * weights.numel() > 2.0**1000 or peak < 2.0**-900:  # the running sum would overflow or lose them
         shift = -math.frexp(peak)[1]  # by a power of two, in two halves (2.0**1064 is not a float): exact
         weights = weights.to(torch.float64) * 2.0 ** (shift // 2) * 2.0 ** (shift - shift // 2)
     return weights
