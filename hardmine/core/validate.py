@@ -26,9 +26,10 @@ import math
 import numbers
 import warnings
 from collections.abc import Collection
+from fractions import Fraction
 from typing import Any, TypeVar
 
-__all__ = ["boolean", "choice", "fraction", "integer", "number", "optional", "renamed_keywords"]
+__all__ = ["boolean", "choice", "fraction", "fraction_count", "integer", "number", "optional", "renamed_keywords"]
 
 T = TypeVar("T")
 
@@ -108,6 +109,30 @@ def fraction(name: str, value: Any, *, open_low: bool = False, open_high: bool =
         0.2
     """
     return number(name, value, min=0.0, max=1.0, min_open=open_low, max_open=open_high)
+
+
+def fraction_count(name: str, value: Any, n: int) -> int:
+    """``ceil(value * n)`` for a fraction ``value`` in ``(0, 1]``, at least 1, without float rounding error.
+
+    The product is taken exactly on the decimal ``value`` is written as (``str(value)``: ``0.07`` is 7/100, and a
+    ``numpy.float32(0.07)`` is too, not the binary value just above it), and a product within ``1e-9`` above an
+    integer counts as that integer (``0.1 + 0.2`` of 10 is 3). So 0.07 of 100 is 7, not the 8 of
+    ``math.ceil(0.07 * 100)``. The count of ``select_batch``'s and ``ohem_loss``'s ``keep`` and of the batch shares.
+
+    Raises:
+        ValueError: ``value`` outside ``(0, 1]`` or not finite.
+        TypeError: ``value`` not a real number.
+
+    Example:
+        >>> fraction_count("keep", 0.07, 100), fraction_count("keep", 0.25, 10), fraction_count("keep", 0.001, 10)
+        (7, 3, 1)
+    """
+    checked = fraction(name, value, open_low=True)
+    try:
+        exact = Fraction(str(value))  # the decimal as written: 0.07 -> 7/100 (float(0.07) * 100 = 7.000000000000001)
+    except ValueError:  # a real number without a decimal str
+        exact = Fraction(checked)
+    return max(1, math.ceil(exact * n - Fraction(1, 10**9)))
 
 
 def boolean(name: str, value: Any) -> bool:

@@ -27,8 +27,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from hardmine.core.data import _check_map_style, _IndexedCollate, _IndexedDataset, dataset_ids, rebuild_loader
 from hardmine.core.distributed import get_world_size
-from hardmine.core.validate import fraction, integer
-from hardmine.feedback.losses import _fraction_count
+from hardmine.core.validate import fraction, fraction_count, integer
 from hardmine.feedback.sampling import HardSampler, SamplerMode, check_sampling_weights
 
 if TYPE_CHECKING:
@@ -151,7 +150,7 @@ class ShareBatchSampler(Sampler[list[int]]):
             part = self.weights * mask
             if not bool((part > 0).any()):
                 continue
-            k = min(b - used, _fraction_count(share, b))  # ceil(share * b), exactly (0.07 of 100 is 7, not 8)
+            k = min(b - used, fraction_count("share", share, b))  # ceil(share * b), exactly (0.07 of 100 is 7, not 8)
             if k:
                 parts.append((part, k))
                 used += k

@@ -17,10 +17,8 @@ tensors (where the check is free), on an accelerator torch's own device-side ass
 
 from __future__ import annotations
 
-import math
 import numbers
-from fractions import Fraction
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -178,34 +176,6 @@ def weighted_loss(
     return _reduce(loss, reduction)
 
 
-def _fraction_count(keep: Any, n: int) -> int:
-    """``ceil(keep * n)`` for a fraction ``keep`` in ``(0, 1]``, at least 1, without float rounding error.
-
-    The product is taken exactly on the decimal ``keep`` is written as (``str(keep)``: ``0.07`` is 7/100, and a
-    ``numpy.float32(0.07)`` is too, not the binary value just above it), and a product within ``1e-9`` above an
-    integer counts as that integer (``0.1 + 0.2`` of 10 is 3). So 0.07 of 100 keeps 7, not the 8 of
-    ``math.ceil(0.07 * 100)``.
-
-    Args:
-        keep: a real number (Python or numpy, never ``bool``) in ``(0, 1]``.
-        n: the number of samples.
-
-    Raises:
-        ValueError: ``keep`` outside ``(0, 1]`` or not finite.
-        TypeError: ``keep`` not a real number.
-
-    Example:
-        >>> _fraction_count(0.07, 100), _fraction_count(0.25, 10), _fraction_count(0.001, 10)
-        (7, 3, 1)
-    """
-    value = validate.fraction("keep", keep, open_low=True)
-    try:
-        exact = Fraction(str(keep))  # the decimal as written: 0.07 -> 7/100 (float(0.07) * 100 = 7.000000000000001)
-    except ValueError:  # a real number without a decimal str
-        exact = Fraction(value)
-    return max(1, math.ceil(exact * n - Fraction(1, 10**9)))
-
-
 def _num_kept(keep: float | int, min_kept: int, n: int) -> int:
     """How many of ``n`` samples to keep: a fraction ``keep`` in (0, 1] (a float) or a count ``keep`` >= 1 (an int).
 
@@ -215,7 +185,7 @@ def _num_kept(keep: float | int, min_kept: int, n: int) -> int:
     if isinstance(keep, numbers.Integral) and not isinstance(keep, bool):
         k = validate.integer("keep", keep, min=1)
     elif isinstance(keep, numbers.Real) and not isinstance(keep, bool):
-        k = _fraction_count(keep, n)
+        k = validate.fraction_count("keep", keep, n)
     else:
         raise TypeError(f"`keep` must be a float in (0, 1] or an int >= 1, got {type(keep).__name__} {keep!r}")
     return min(n, max(k, min_kept))

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from hardmine.core import validate
-from hardmine.feedback.losses import _fraction_count, per_sample_cross_entropy
+from hardmine.feedback.losses import per_sample_cross_entropy
 
 __all__ = ["SELECT_METHODS", "LossHistory", "select_batch"]
 
@@ -184,7 +184,7 @@ def num_to_keep(keep: float | int, batch: int) -> int:
         raise TypeError(f"`keep` must be an integer count or a float fraction, got {type(keep).__name__} {keep!r}")
     if isinstance(keep, numbers.Integral):
         return validate.integer("keep", keep, min=1, max=batch)  # a count, at most the candidate batch size
-    return _fraction_count(keep, batch)  # a fraction of the candidates
+    return validate.fraction_count("keep", keep, batch)  # a fraction of the candidates
 
 
 def _forward(model: nn.Module, inputs: Any) -> Any:
