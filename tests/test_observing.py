@@ -3,8 +3,11 @@ infinite and tied losses in the ranking and the exclusion, how much a fraction e
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 import hardmine as hm
 from hardmine.feedback.priority import PrioritySampler
@@ -16,6 +19,10 @@ SAMPLERS = [PrioritySampler, PruningSampler]
 def _make(cls: type, n: int, **kwargs) -> PrioritySampler | PruningSampler:
     """A sampler past its warm-up; a PruningSampler that prunes nothing, so its weights of 0 are its exclusions."""
     return cls(n, warmup_epochs=0, **({"prune": 0.0} if cls is PruningSampler else {}), **kwargs)
+
+
+def _loader(n: int) -> DataLoader:
+    return DataLoader(TensorDataset(torch.randn(n, 2), torch.arange(n) % 2), batch_size=3)
 
 
 def _excluded(sampler: PrioritySampler | PruningSampler) -> list[int]:
@@ -35,6 +42,19 @@ def test_indices_of_any_integer_dtype_are_recorded_as_int64_ones(cls, dtype) -> 
     reference.observe(torch.tensor([4, 1, 2]), losses)
     got, want = sampler.observed.scores(now=1), reference.observed.scores(now=1)
     assert torch.equal(got.isnan(), want.isnan()) and got[[1, 2, 4]].tolist() == [2.0, 1.0, 0.5]
+
+
+@pytest.mark.parametrize("shape", [(3, 1), (1, 3), ()])
+def test_indices_that_are_not_one_dimensional_are_refused_not_flattened(shape) -> None:
+    """A (B, 1) or (B, K) index tensor was flattened silently; every observer now refuses it, as Dynamics does."""
+    idx = torch.tensor([4, 1, 2]).reshape(shape) if shape else torch.tensor(4)
+    losses = torch.ones(idx.numel())
+    miner = hm.HardMiner(torch.nn.Linear(2, 2), _loader(6), rescore_every=None, indices=True)
+    for observe in (_make(PrioritySampler, 6).observe, _make(PruningSampler, 6).observe, miner.observe):
+        with pytest.raises(ValueError, match=rf"`indices` of shape \(B,\), but got shape {re.escape(str(shape))}"):
+            observe(idx, losses)
+    with pytest.raises(ValueError, match=r"`indices` of shape \(B,\)"):
+        _make(PruningSampler, 6).loss_weights(idx)
 
 
 @pytest.mark.parametrize("cls", SAMPLERS)

@@ -166,15 +166,17 @@ class ObservedScores:
 
         Raises:
             TypeError: ``indices`` not an integer tensor, ``outputs`` not a float tensor, ``targets`` not a tensor.
-            ValueError: shapes that do not match, indices outside ``[0, N)`` or targets outside ``[0, C)`` (checked
-                on the CPU), NaN or ``-inf`` losses or non-finite logits (on the CPU), logits with another number of
-                classes than before. A refused batch changes nothing.
+            ValueError: ``indices`` not one-dimensional, shapes that do not match, indices outside ``[0, N)`` or
+                targets outside ``[0, C)`` (checked on the CPU), NaN or ``-inf`` losses or non-finite logits (on the
+                CPU), logits with another number of classes than before. A refused batch changes nothing.
         """
         check_int_tensor("indices", indices, "dataset indices")
+        if indices.ndim != 1:  # a (B, 1) or (B, K) tensor is not flattened silently: one index per sample
+            raise ValueError(f"Expected argument `indices` of shape (B,), but got shape {tuple(indices.shape)}.")
         check_float_tensor(name, outputs, "losses or logits")
         if targets is not None and not isinstance(targets, torch.Tensor):
             raise TypeError(f"Expected argument `targets` to be a tensor of class indices, but got {type(targets)}.")
-        idx = indices.reshape(-1)
+        idx = indices
         b = idx.numel()
         out = outputs.detach()
         if self._buffers is not None and not self._placed:  # loaded onto the CPU: to where the observations are

@@ -259,9 +259,12 @@ class PruningSampler(ObservingSampler):
 
         Raises:
             TypeError: ``indices`` is not an integer tensor.
-            ValueError: (on the CPU) an index outside ``[0, N)``.
+            ValueError: ``indices`` not one-dimensional; (on the CPU) an index outside ``[0, N)``.
         """
-        idx = check_int_tensor("indices", indices, "dataset indices").reshape(-1).long()
+        idx = check_int_tensor("indices", indices, "dataset indices")
+        if idx.ndim != 1:  # not flattened silently: the weights must line up with the batch's losses
+            raise ValueError(f"Expected argument `indices` of shape (B,), but got shape {tuple(idx.shape)}.")
+        idx = idx.long()
         if self._plan_epoch is None:
             self._start()
         if idx.device.type == "cpu":
