@@ -118,7 +118,7 @@ the evaluations excluded; the machine line names the GPU. ``hm-offline``, ``hm-o
 ``pruning``'s ``rho=1``), which train or score through a ``DataLoader`` of their own, are refused there. Where a
 larger batch costs about what a smaller one does, drawing 96 for steps of 64 should cost about as much time as its
 steps say. The check prepared for a GPU (not run yet: no GPU was lent to the sessions that wrote it; a few minutes
-by estimate, 30 runs of 3,752 small steps)::
+by estimate, 30 runs of 3,752 small steps), which ``.ci/gpu`` runs after the CUDA tests (CONTRIBUTING.md)::
 
     python benchmarks/bench_selection.py --device cuda --noise 0.0 --seeds 10 --eval-every 67 --test-variants 20 \
         --methods uniform priority:top=0.8 priority:top=0.667 --stem bench_selection_cuda --out $OUT

@@ -4,27 +4,41 @@ Each ``reference_<fn>`` does the obvious thing one sample (or one threshold) at 
 the way the classic tutorial does it: ``model(x.unsqueeze(0))``, a softmax, and hand-written formulas. They are slow
 on purpose and share no code with hardmine.
 
-Also the shared parametrization lists: ``DEVICES`` (CUDA skipped when absent) and ``DTYPES``.
+Also the shared parametrization lists: ``DEVICES`` (CUDA skipped when absent) and ``DTYPES``, and ``CUDA_MARKS``, the
+marks of every test that needs a CUDA device: ``pytest -m cuda`` selects them all, and with ``HARDMINE_REQUIRE_CUDA=1``
+(``.ci/gpu`` sets it) they run instead of skipping, so that a machine without a working GPU fails them.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 import torch
 
-DEVICES = [
-    pytest.param("cpu", id="cpu"),
-    pytest.param(
-        "cuda",
-        id="cuda",
-        marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")],
+#: The marks of a test that needs a CUDA device: selected by ``-m cuda``, skipped without one unless
+#: ``HARDMINE_REQUIRE_CUDA=1``. Use as ``pytest.param(..., marks=CUDA_MARKS)`` or ``@needs_cuda``.
+CUDA_MARKS = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(
+        not torch.cuda.is_available() and os.environ.get("HARDMINE_REQUIRE_CUDA") != "1",
+        reason="needs a CUDA device (HARDMINE_REQUIRE_CUDA=1 runs it anyway)",
     ),
 ]
+
+
+def needs_cuda(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a test that needs a CUDA device with :data:`CUDA_MARKS`."""
+    for mark in CUDA_MARKS:
+        test = mark(test)
+    return test
+
+
+DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=CUDA_MARKS)]
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 MEASURE_NAMES = ("confidence", "label_prob", "margin", "entropy", "loss")
 GROUP_NAMES = ("hard_positive", "easy_positive", "hard_negative", "easy_negative")

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import load_benchmark
+from reference import needs_cuda
 from torch.utils.data import DataLoader, TensorDataset
 
 from hardmine.scoring.engine import score
@@ -86,8 +87,6 @@ def test_bench_table_scores_like_score() -> None:
 
 # --------------------------------------------------------------------------- the CUDA path the benchmark measures
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
 
 def _cuda_case(n: int = 67) -> tuple[torch.nn.Module, TensorDataset]:
     g = torch.Generator().manual_seed(0)
@@ -103,8 +102,7 @@ def _cuda_case(n: int = 67) -> tuple[torch.nn.Module, TensorDataset]:
     return model, TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 5, (n,), generator=g))
 
 
-@pytest.mark.cuda
-@cuda
+@needs_cuda
 def test_score_on_cuda_with_pinned_loader_equals_cpu() -> None:
     model, ds = _cuda_case()
     expected = score(model, DataLoader(ds, batch_size=16), progress=False)
@@ -114,8 +112,7 @@ def test_score_on_cuda_with_pinned_loader_equals_cpu() -> None:
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.cuda
-@cuda
+@needs_cuda
 @pytest.mark.parametrize("amp", ["fp16", "bf16"])
 def test_score_on_cuda_with_amp_is_close_to_float32(amp: str) -> None:
     model, ds = _cuda_case()
@@ -128,8 +125,7 @@ def test_score_on_cuda_with_amp_is_close_to_float32(amp: str) -> None:
     assert (low["pred"] == full["pred"]).mean() > 0.9
 
 
-@pytest.mark.cuda
-@cuda
+@needs_cuda
 def test_bench_score_quick_on_cuda(tmp_path: Path) -> None:
     bench = load_benchmark("bench_score")
     rows = bench.main(["--quick", "--device", "cuda", "--amp", "fp16", "--channels-last", "--out", str(tmp_path)])

@@ -1,8 +1,10 @@
 import json
+import re
 
 import pytest
 import torch
 from conftest import BENCHMARKS, load_benchmark
+from reference import needs_cuda
 from torch.utils.data import DataLoader, TensorDataset
 
 
@@ -790,7 +792,22 @@ def test_methods_with_a_dataloader_of_their_own_refuse_indexed_batches():
     assert "rho-loss" not in bench.ACCELERATED and "priority" in bench.ACCELERATED
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_gpu_script_runs_the_prepared_gpu_benchmark():
+    """``.ci/gpu`` runs the command bench_selection's docstring prepares, on methods the GPU path accepts."""
+    bench = load_benchmark("bench_selection")
+    script = (BENCHMARKS.parent / ".ci" / "gpu").read_text()
+    call = re.search(r"benchmarks/bench_selection\.py (.*?) 2>&1", script, re.S)
+    assert call is not None
+    ci_args = call.group(1).replace("\\\n", " ").replace('"$out"', "$OUT").split()
+    doc = re.search(r"python benchmarks/bench_selection\.py (--device cuda .*?\$OUT)", bench.__doc__, re.S)
+    assert doc is not None
+    assert ci_args == doc.group(1).replace("\\\n", " ").split()
+    methods = ci_args[ci_args.index("--methods") + 1 : ci_args.index("--stem")]
+    assert methods == ["uniform", "priority:top=0.8", "priority:top=0.667"]
+    assert all(m.split(":")[0] in bench.ACCELERATED for m in methods)
+
+
+@needs_cuda
 def test_bench_selection_quick_on_cuda(tmp_path):
     bench = load_benchmark("bench_selection")
     bench.main(["--quick", "--device", "cuda", "--out", str(tmp_path), "--methods", "priority:top=0.8", "pruning"])

@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import DEVICES, needs_cuda
 from torch.utils.data import DataLoader, TensorDataset
 
 from hardmine.analysis.dynamics import REGIONS, SUMMARY_COLUMNS, Dynamics, dynamics_regions
@@ -364,8 +365,7 @@ def test_ids_and_device_option():
     assert t["aum"].tolist() == [-1.0, 1.0]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.cuda
+@needs_cuda
 def test_cuda_matches_cpu():
     n, c = 23, 4
     plan = _schedule(n, c, 3, seed=2)
@@ -502,8 +502,7 @@ def test_arguments_that_would_fail_later_or_silently_are_refused_up_front() -> N
     assert dyn.summary()["epochs"].tolist() == [1, 1, 0, 0]  # the refused update recorded nothing
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA device"))])  # fmt: skip
+@pytest.mark.parametrize("device", DEVICES)
 def test_a_loaded_state_moves_to_the_device_of_the_next_update(device) -> None:
     saved = Dynamics(3)
     saved.update(torch.tensor([0, 1]), torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import NUM_FEATURES, make_dataset, make_model
+from reference import DEVICES
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -451,8 +452,7 @@ def test_a_nan_observed_on_an_accelerator_is_named_by_its_dataset_index() -> Non
         next(iter(miner))
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA device"))])  # fmt: skip
+@pytest.mark.parametrize("device", DEVICES)
 def test_a_loaded_state_moves_to_the_device_of_the_next_observation(device) -> None:
     saved = ObservedScores(4, half_life=None)
     saved.observe(torch.tensor([0, 1]), torch.tensor([1.0, 2.0]), stamp=0)
