@@ -176,3 +176,12 @@ def test_no_module_or_class_past_its_size_without_a_reason():
     assert over == {}, "split these, or write down in LARGER why they are one piece"
     stale = [name for name in LARGER if sizes.get(name, 0) <= (CLASS_LINES if "::" in name else MODULE_LINES)]
     assert stale == [], "no longer over the limit: remove from LARGER"
+
+
+def test_every_cuda_test_carries_the_shared_marks():
+    """A test that needs CUDA takes ``CUDA_MARKS`` from ``tests/reference.py`` (``@needs_cuda``, ``DEVICES``), so that
+    ``pytest -m cuda`` and ``.ci/gpu`` run all of them; a test file with a CUDA skip of its own would be left out."""
+    tests = Path(__file__).resolve().parent
+    probe = "cuda" + ".is_available("  # split, so that this file does not match itself
+    own = [p.name for p in sorted(tests.glob("*.py")) if p.name != "reference.py" and probe in p.read_text()]
+    assert own == [], f"use reference.CUDA_MARKS instead of a skip of their own in {own}"
