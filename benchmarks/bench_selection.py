@@ -74,7 +74,10 @@ Methods (``--methods``):
   observed, so the ranking sees ``1 / K`` times as many losses a step. With ``top=K`` (e.g. ``priority:top=0.8``)
   the sampler draws batches of ``64 / K`` and the step trains on the 64 largest of their losses, from the training
   forward pass itself (the others get no gradient, as in OHEM): no extra pass, a step costs ``1 / K`` of a step
-  over 64; every loss of the batch is observed.
+  over 64; every loss of the batch is observed. With ``rest=A`` beside ``top=K`` (e.g. ``priority:top=0.8,rest=1``)
+  the other candidates are trained on too, each weighted ``A`` against 1 for the 64 largest (the loss is the
+  weighted mean): the backward pass runs over every candidate anyway, so the step costs the same; ``rest=1`` is a
+  plain step over the ``64 / K`` samples the sampler drew, ``rest=0`` (the default) is ``top=K`` alone.
 - ``elr=BETA`` (an option of ``uniform`` and ``priority``, e.g. ``uniform:elr=0.9`` or
   ``priority:pressure=10,exclude=0.4,elr=0.9``): train on ``hm.EarlyLearningLoss(beta=BETA, lam=3)`` (early-learning
   regularization, Liu et al. 2020) instead of the plain cross-entropy; the sampler still observes the plain
@@ -171,6 +174,7 @@ the oracle: ``bench_selection_noise40_seeds10.*``; ``warmup_epochs=0`` and ``hal
 10 at 40 %: ``bench_selection_fresh.*``; the recipe, the sampler and the 40 % noise methods evaluated every 67 steps on
 10,800 test images (``--test-variants 20``): ``bench_selection_test10800*.*``, among them drawing 96 for steps of 64
 (``priority:top=0.667``) beside 80, 40 seeds decided beforehand and 100 in all: ``..._draw96.*``, ``..._draw96_all.*``;
+the candidates the top-k leaves out trained on too (``rest=0.3`` and ``rest=1``), 10 seeds: ``..._rest.*``;
 the cooldown (``--schedule wsd``) at
 Adam 2e-3 to 6e-3, clean and at 40 % noise: ``bench_selection_wsd*.*``; among them the pruning sampler on it,
 ``bench_selection_wsd_lr*_pruning.*`` and ``bench_selection_wsd_noise40_pruning.*``, and a 40 % cooldown,
@@ -562,6 +566,26 @@ class IndexedBatches:
             yield (idx, x, y) if self.with_indices else (x, y)
 
 
+def fused_loss(
+    losses: torch.Tensor, keep: int, *, rest: float = 0.0, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The loss of a ``top=K`` step: the mean of the ``keep`` largest of the candidates' ``losses`` ``(B,)``.
+
+    Each multiplied by its sampler weight (``weights``, ``(B,)``, or ``None``). With ``rest > 0`` (``top=K,rest=A``)
+    every other candidate is trained on too, weighted ``rest`` against 1: the weighted mean
+    ``sum(w * weights * losses) / sum(w)``; ``rest=1`` is the plain mean over all ``B``.
+
+    >>> loss = fused_loss(torch.tensor([1.0, 4.0, 2.0, 3.0]), 2, rest=0.5)
+    >>> round(float(loss), 6) == round((4 + 3 + 0.5 * (1 + 2)) / 3, 6)
+    True
+    """
+    top = losses.detach().topk(min(keep, len(losses))).indices
+    if not rest:
+        return losses[top].mean() if weights is None else (losses[top] * weights[top]).mean()
+    w = torch.full_like(losses, rest).index_fill_(0, top, 1.0)
+    return (losses * (w if weights is None else w * weights)).sum() / w.sum()
+
+
 def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Bool ``(M,)``: which test images the model classifies right (eval mode, no gradients)."""
     was = model.training
@@ -744,6 +768,9 @@ def run(
     rescale = True  # pruning: weight the kept low-loss samples up (rescale=0 turns it off)
     floor: float | None = None  # pruning:rho=1,floor=0: the observed reducible losses floored
     fused = False  # priority:top=K: train on the BATCH largest losses of a batch of BATCH / K, from one forward pass
+    rest = float(options.pop("rest", 0.0))  # top=K,rest=A: the other candidates weighted A (0: left out)
+    if rest and ("top" not in options or not 0.0 <= rest <= 1.0):
+        raise ValueError(f"rest= is a weight in [0, 1] for the candidates top= leaves out, not {method!r} {options}.")
     if method == "balanced":
         counts = torch.bincount(y_train, minlength=NUM_CLASSES).double()
         sampler = WeightedRandomSampler((1.0 / counts)[y_train], num_samples=n, replacement=True, generator=g)
@@ -873,8 +900,7 @@ def run(
             if elr is not None:
                 loss = elr(idx, logits, y)
             elif fused:  # the gradient of the BATCH hardest, as if trained on them alone (this CNN has no BatchNorm)
-                top = losses.detach().topk(min(BATCH, len(losses))).indices
-                loss = losses[top].mean() if weights is None else (losses[top] * weights[top]).mean()
+                loss = fused_loss(losses, BATCH, rest=rest, weights=weights)
             else:
                 loss = losses.mean() if weights is None else (losses * weights).mean()
             observed = losses.detach() if il is None else losses.detach() - il[idx]

@@ -550,6 +550,44 @@ def test_merge_and_concat_name_the_machine_of_the_runs_not_their_own(tmp_path):
         bench.concat_seeds([tmp_path / "a.json", tmp_path / "o.json"], tmp_path, "x")
 
 
+def test_fused_loss_weights_the_candidates_it_leaves_out_by_rest():
+    bench = load_benchmark("bench_selection")
+    g = torch.Generator().manual_seed(0)
+    losses, weights = torch.rand(10, generator=g) * 3, torch.rand(10, generator=g) + 0.5
+    hardest = sorted(range(10), key=lambda i: -float(losses[i]))[:6]
+    for rest in (0.0, 0.3, 1.0):
+        for w in (None, weights):
+            x = losses.clone().requires_grad_()
+            got = bench.fused_loss(x, 6, rest=rest, weights=w)
+            lw = [1.0 if i in hardest else rest for i in range(10)]
+            sw = [1.0] * 10 if w is None else w.tolist()
+            if rest == 0.0:  # the mean of the 6 hardest alone, as before rest= existed
+                want = sum(float(losses[i]) * sw[i] for i in hardest) / 6
+            else:
+                want = sum(float(losses[i]) * lw[i] * sw[i] for i in range(10)) / sum(lw)
+            assert float(got.detach()) == pytest.approx(want, rel=1e-6), (rest, w is None)
+            got.backward()
+            assert ((x.grad != 0).nonzero()[:, 0].tolist() == sorted(hardest)) == (rest == 0.0)
+    assert float(bench.fused_loss(losses, 6, rest=1.0)) == pytest.approx(float(losses.mean()), rel=1e-6)
+
+
+def test_rest_zero_is_top_alone_and_rest_needs_top():
+    bench = load_benchmark("bench_selection")
+    data = bench.make_images(640, 20)
+    common = {"noise": 0.0, "seed": 2, "epochs": 3, "eval_every": 5, "keep": 0.25, "il_epochs": 1}
+    top = bench.run("priority", data, **common, options={"top": 0.8})["curve"]
+    zero = bench.run("priority", data, **common, options={"top": 0.8, "rest": 0.0})["curve"]
+    every = bench.run("priority", data, **common, options={"top": 0.8, "rest": 1.0})["curve"]
+    assert [p[::2] for p in zero] == [p[::2] for p in top] and [p[::2] for p in every] != [p[::2] for p in top]
+    for method, options in (
+        ("priority", {"rest": 0.5}),
+        ("uniform", {"rest": 0.5}),
+        ("priority", {"top": 0.8, "rest": 2}),
+    ):
+        with pytest.raises(ValueError, match="rest= is a weight in"):
+            bench.run(method, data, **common, options=options)
+
+
 @pytest.mark.parametrize("method", ["uniform", "priority:top=0.8"])
 def test_evaluating_more_often_observes_the_same_run(method):
     """bench_selection_fresh_grid67 re-ran seeds with --eval-every 67: an evaluation must not change the training."""
