@@ -61,6 +61,24 @@ def check_int_tensor(name: str, value: Any, what: str) -> Tensor:
     return value
 
 
+def check_index_vector(name: str, value: Any, what: str) -> Tensor:
+    """``value`` itself if it is a one-dimensional integer tensor ``(B,)``: one index per sample, never flattened.
+
+    A :class:`TypeError` as :func:`check_int_tensor` gives, or a :class:`ValueError` for another number of dimensions
+    (a ``(B, 1)`` or ``(B, K)`` tensor would line up with the wrong samples once flattened).
+
+    Example:
+        >>> check_index_vector("indices", torch.tensor([[3], [1]]), "dataset indices")
+        Traceback (most recent call last):
+            ...
+        ValueError: Expected argument `indices` of shape (B,), but got shape (2, 1).
+    """
+    check_int_tensor(name, value, what)
+    if value.ndim != 1:
+        raise ValueError(f"Expected argument `{name}` of shape (B,), but got shape {tuple(value.shape)}.")
+    return value
+
+
 def check_float_tensor(name: str, value: Any, what: str) -> Tensor:
     """``value`` itself if it is a floating point tensor, else a :class:`TypeError` naming ``name`` and ``what``.
 

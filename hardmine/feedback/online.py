@@ -46,7 +46,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from hardmine.core import validate
-from hardmine.core._tensors import check_float_tensor, check_int_tensor, check_range
+from hardmine.core._tensors import check_float_tensor, check_index_vector, check_range
 from hardmine.core.distributed import get_world_size
 from hardmine.core.validate import choice
 from hardmine.scoring.measures import compute_measures
@@ -170,20 +170,17 @@ class ObservedScores:
                 targets outside ``[0, C)`` (checked on the CPU), NaN or ``-inf`` losses or non-finite logits (on the
                 CPU), logits with another number of classes than before. A refused batch changes nothing.
         """
-        check_int_tensor("indices", indices, "dataset indices")
-        if indices.ndim != 1:  # a (B, 1) or (B, K) tensor is not flattened silently: one index per sample
-            raise ValueError(f"Expected argument `indices` of shape (B,), but got shape {tuple(indices.shape)}.")
+        check_index_vector("indices", indices, "dataset indices")
         check_float_tensor(name, outputs, "losses or logits")
         if targets is not None and not isinstance(targets, torch.Tensor):
             raise TypeError(f"Expected argument `targets` to be a tensor of class indices, but got {type(targets)}.")
-        idx = indices
-        b = idx.numel()
+        b = indices.numel()
         out = outputs.detach()
         if self._buffers is not None and not self._placed:  # loaded onto the CPU: to where the observations are
             self._buffers = {k: v.to(out.device) for k, v in self._buffers.items()}
             self._placed = True
         device = out.device if self._buffers is None else self._buffers["stamp"].device
-        idx = idx.to(device, torch.int64, non_blocking=True)
+        idx = indices.to(device, torch.int64, non_blocking=True)
         check_range("indices", idx, self.num_samples)
         c: int | None = None
         if targets is None:

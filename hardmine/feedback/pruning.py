@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from hardmine.core._tensors import check_int_tensor, check_range
+from hardmine.core._tensors import check_index_vector, check_range
 from hardmine.core.validate import boolean, fraction, integer, number, optional
 from hardmine.feedback._observing import Exclude, ObservingSampler, dataset_length
 
@@ -261,10 +261,7 @@ class PruningSampler(ObservingSampler):
             TypeError: ``indices`` is not an integer tensor.
             ValueError: ``indices`` not one-dimensional; (on the CPU) an index outside ``[0, N)``.
         """
-        idx = check_int_tensor("indices", indices, "dataset indices")
-        if idx.ndim != 1:  # not flattened silently: the weights must line up with the batch's losses
-            raise ValueError(f"Expected argument `indices` of shape (B,), but got shape {tuple(idx.shape)}.")
-        idx = idx.long()
+        idx = check_index_vector("indices", indices, "dataset indices").long()  # lined up with the batch's losses
         if self._plan_epoch is None:
             self._start()
         if idx.device.type == "cpu":
